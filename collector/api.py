@@ -1,0 +1,187 @@
+"""Ingest and query API (FastAPI routers; ``driftline.server`` mounts them).
+
+Ingest: ``POST /v1/predictions | /v1/labels | /v1/metric-windows | /v1/deploys`` with a JSON array,
+an envelope ``{"schema_version", "kind", "events"}`` or NDJSON. The answer names each rejected
+event's index, field and reason; the good events beside it are stored (or, in scale mode,
+produced to Kafka).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any, Protocol
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from collector.ingest import Decoded, decode_message, store_decoded
+from collector.store import Store
+from collector.writer import EventWriter
+from serving_shim.contract import KINDS
+
+__all__ = ["IngestSink", "StoreIngestSink", "KafkaIngestSink", "ingest_router", "query_router", "Limits"]
+
+KIND_OF_PATH = {"predictions": "prediction", "labels": "label", "metric-windows": "metric_window", "deploys": "deploy"}
+
+
+class Limits(BaseModel):
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_events: int = 10_000
+
+
+class IngestSink(Protocol):
+    def accept(self, decoded: Decoded) -> int: ...
+
+
+class StoreIngestSink:
+    """Embedded mode: write straight to the store (the server owns it)."""
+
+    def __init__(self, store: Store) -> None:
+        self.writer = EventWriter(store)
+
+    def accept(self, decoded: Decoded) -> int:
+        return store_decoded(self.writer, decoded)
+
+
+class KafkaIngestSink:
+    """Scale mode: produce the good events to Kafka; the collectors store them."""
+
+    def __init__(self, transport: Any, writer: EventWriter | None = None) -> None:
+        self.transport = transport
+        self.writer = writer
+
+    def accept(self, decoded: Decoded) -> int:
+        n = 0
+        futures = []
+        for kind, events in decoded.good.items():
+            by_model: dict[str, list[Any]] = {}
+            for e in events:
+                by_model.setdefault(e.model, []).append(e)
+            for model, evs in by_model.items():
+                futures.append(self.transport.send(kind, evs, key=model))
+                n += len(evs)
+        for f in futures:
+            f.get(timeout=10)
+        if self.writer is not None:
+            self.writer.write_dead_letters(decoded.dead)
+        return n
+
+
+class IngestResponse(BaseModel):
+    accepted: int
+    rejected: list[dict[str, Any]]
+
+
+def ingest_router(sink: IngestSink, limits: Limits | None = None) -> APIRouter:
+    limits = limits or Limits()
+    router = APIRouter(tags=["ingest"])
+
+    async def _ingest(path_kind: str, request: Request) -> Any:
+        kind = KIND_OF_PATH[path_kind]
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
+            raise HTTPException(413, f"body: {declared} bytes is over the limit of {limits.max_body_bytes}")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limits.max_body_bytes:
+                raise HTTPException(413, f"body: over the limit of {limits.max_body_bytes} bytes")
+        decoded = decode_message(body, source="http", kind=kind)
+        if decoded.errors and decoded.errors[0].index == -1:
+            e = decoded.errors[0]
+            raise HTTPException(400, f"{e.reason}")
+        total = decoded.n_good + len(decoded.errors)
+        if total > limits.max_events:
+            raise HTTPException(413, f"events: {total} events is over the limit of {limits.max_events} per batch")
+        accepted = sink.accept(decoded)
+        payload = {"accepted": accepted, "rejected": [e.as_dict() for e in decoded.errors]}
+        status = 422 if accepted == 0 and decoded.errors else 200
+        return JSONResponse(payload, status_code=status)
+
+    for path in KIND_OF_PATH:
+        async def endpoint(request: Request, _p: str = path) -> Any:
+            return await _ingest(_p, request)
+
+        router.add_api_route(
+            f"/v1/{path}",
+            endpoint,
+            methods=["POST"],
+            response_model=IngestResponse,
+            summary=f"Ingest a batch of {KIND_OF_PATH[path]} events",
+            description="Body: a JSON array of events, an envelope {schema_version, kind, events}, or NDJSON.",
+            responses={400: {"description": "unreadable body"}, 413: {"description": "too large"},
+                       422: {"description": "every event rejected"}},
+            openapi_extra={"requestBody": {"required": True, "content": {
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                "application/x-ndjson": {"schema": {"type": "string"}}}}},
+        )
+    return router
+
+
+def _since(minutes: int) -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(minutes=minutes)
+
+
+def query_router(store: Store) -> APIRouter:
+    router = APIRouter(tags=["query"])
+
+    @router.get("/v1/models", summary="Models seen, with versions, counts and last event time")
+    def models(minutes: int = Query(1440, ge=1, le=525600)) -> list[dict[str, Any]]:
+        return store.rows(
+            """
+            SELECT model, groupUniqArray(model_version) AS versions, count() AS predictions,
+                   countIf(status = 'error') AS errors, max(ts) AS last_ts
+            FROM {db}.predictions FINAL WHERE ts >= %(since)s GROUP BY model ORDER BY model
+            """,
+            {"since": _since(minutes)},
+        )
+
+    @router.get("/v1/predictions", summary="Recent sampled (redacted) predictions with their labels")
+    def predictions(model: str, limit: int = Query(100, ge=1, le=10000), minutes: int = Query(60, ge=1, le=525600)) -> list[dict[str, Any]]:
+        return store.rows(
+            """
+            SELECT p.event_id, p.ts, p.model, p.model_version, p.request_id, p.features_num, p.features_cat,
+                   p.features_null, p.pred_value, p.pred_label, p.pred_score, p.slices, p.latency_ms,
+                   p.status, p.error_type, l.label_value, l.label_class
+            FROM (SELECT * FROM {db}.predictions FINAL WHERE model = %(model)s AND ts >= %(since)s
+                  ORDER BY ts DESC LIMIT %(limit)s) AS p
+            LEFT JOIN (SELECT request_id, argMax(label_value, ts) AS label_value, argMax(label_class, ts) AS label_class
+                       FROM {db}.labels FINAL WHERE model = %(model)s GROUP BY request_id) AS l
+            ON p.request_id = l.request_id
+            ORDER BY p.ts DESC
+            """,
+            {"model": model, "limit": limit, "since": _since(minutes)},
+        )
+
+    @router.get("/v1/arrivals", summary="Events stored per minute")
+    def arrivals(model: str | None = None, minutes: int = Query(60, ge=1, le=10080)) -> list[dict[str, Any]]:
+        return store.rows(
+            """
+            SELECT toStartOfMinute(ts) AS minute, model, count() AS predictions, countIf(status='error') AS errors
+            FROM {db}.predictions FINAL
+            WHERE ts >= %(since)s AND (%(model)s = '' OR model = %(model)s)
+            GROUP BY minute, model ORDER BY minute, model
+            """,
+            {"since": _since(minutes), "model": model or ""},
+        )
+
+    @router.get("/v1/dead-letters", summary="Rejected events with the field and reason")
+    def dead_letters(limit: int = Query(100, ge=1, le=10000)) -> list[dict[str, Any]]:
+        return store.rows(
+            "SELECT received_at, source, kind, event_index, event_id, field, reason FROM {db}.dead_letters "
+            "ORDER BY received_at DESC LIMIT %(limit)s",
+            {"limit": limit},
+        )
+
+    @router.get("/v1/counts", summary="Stored events per kind (deduplicated)")
+    def counts() -> dict[str, int]:
+        out = {}
+        for kind, table in (("prediction", "predictions"), ("label", "labels"),
+                            ("metric_window", "metric_windows"), ("deploy", "deploys")):
+            out[kind] = int(store.scalar(f"SELECT count() FROM {{db}}.{table} FINAL") or 0)
+        out["dead_letter"] = int(store.scalar("SELECT count() FROM {db}.dead_letters") or 0)
+        return out
+
+    _ = KINDS
+    return router

@@ -1,0 +1,161 @@
+"""Numbered, idempotent schema migrations, applied at start.
+
+Each package that owns tables ships its own list of :class:`Migration` under its own ``component``
+name (``collector`` here; ``detectors`` and ``slo_engine`` have theirs), and the composition root
+(``driftline``) applies them all with :func:`migrate`. Applied migrations are recorded in
+``schema_migrations``; statements use ``IF NOT EXISTS`` so a half-applied migration can be re-run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from collector.store import Store
+
+__all__ = ["Migration", "migrate", "COLLECTOR_MIGRATIONS"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Migration:
+    component: str
+    number: int
+    name: str
+    statements: tuple[str, ...]
+
+
+_LEDGER = """
+CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
+    component LowCardinality(String),
+    number UInt32,
+    name String,
+    applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = ReplacingMergeTree ORDER BY (component, number)
+"""
+
+
+def migrate(store: Store, migrations: Iterable[Migration]) -> list[Migration]:
+    """Apply what is not applied yet, in (component, number) order. Returns what was applied."""
+    store.create_database()
+    store.execute(_LEDGER)
+    done = {
+        (r["component"], int(r["number"]))
+        for r in store.rows("SELECT component, number FROM {db}.schema_migrations FINAL")
+    }
+    applied = []
+    seen: set[tuple[str, int]] = set()
+    for m in sorted(migrations, key=lambda m: (m.component, m.number)):
+        key = (m.component, m.number)
+        if key in seen:
+            raise ValueError(f"migration {m.component}#{m.number} is defined twice")
+        seen.add(key)
+        if key in done:
+            continue
+        for stmt in m.statements:
+            store.execute(stmt)
+        store.insert(
+            "schema_migrations",
+            {"component": [m.component], "number": [m.number], "name": [m.name]},
+            {"component": "str", "number": "u32", "name": "str"},
+        )
+        applied.append(m)
+    return applied
+
+
+# Retention is set per table by TTL; change it with ALTER TABLE ... MODIFY TTL (see README).
+COLLECTOR_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        component="collector",
+        number=1,
+        name="event tables",
+        statements=(
+            """
+            CREATE TABLE IF NOT EXISTS {db}.predictions (
+                event_id String,
+                ts DateTime64(3, 'UTC'),
+                model LowCardinality(String),
+                model_version LowCardinality(String),
+                request_id String,
+                features_num Map(LowCardinality(String), Float64),
+                features_cat Map(LowCardinality(String), String),
+                features_null Array(LowCardinality(String)),
+                pred_value Nullable(Float64),
+                pred_label Nullable(String),
+                pred_score Nullable(Float64),
+                pred_probs Map(LowCardinality(String), Float64),
+                slices Map(LowCardinality(String), String),
+                latency_ms Nullable(Float64),
+                status LowCardinality(String),
+                error_type LowCardinality(String),
+                schema_version UInt16,
+                ingested_at DateTime64(3, 'UTC') DEFAULT now64(3)
+            ) ENGINE = ReplacingMergeTree
+            PARTITION BY toDate(ts)
+            ORDER BY (model, model_version, ts, event_id)
+            TTL toDateTime(ts) + INTERVAL 90 DAY
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.labels (
+                event_id String,
+                ts DateTime64(3, 'UTC'),
+                model LowCardinality(String),
+                request_id String,
+                label_value Nullable(Float64),
+                label_class Nullable(String),
+                schema_version UInt16,
+                ingested_at DateTime64(3, 'UTC') DEFAULT now64(3)
+            ) ENGINE = ReplacingMergeTree
+            PARTITION BY toDate(ts)
+            ORDER BY (model, request_id, event_id)
+            TTL toDateTime(ts) + INTERVAL 180 DAY
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.metric_windows (
+                event_id String,
+                window_start DateTime64(3, 'UTC'),
+                window_s UInt32,
+                model LowCardinality(String),
+                model_version LowCardinality(String),
+                source String,
+                requests UInt64,
+                errors Map(LowCardinality(String), UInt64),
+                latency_buckets Array(UInt64),
+                latency_sum_ms Float64,
+                schema_version UInt16,
+                ingested_at DateTime64(3, 'UTC') DEFAULT now64(3)
+            ) ENGINE = ReplacingMergeTree
+            PARTITION BY toDate(window_start)
+            ORDER BY (model, model_version, window_start, event_id)
+            TTL toDateTime(window_start) + INTERVAL 400 DAY
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.deploys (
+                event_id String,
+                ts DateTime64(3, 'UTC'),
+                model LowCardinality(String),
+                model_version LowCardinality(String),
+                annotations Map(LowCardinality(String), String),
+                schema_version UInt16,
+                ingested_at DateTime64(3, 'UTC') DEFAULT now64(3)
+            ) ENGINE = ReplacingMergeTree
+            PARTITION BY toYYYYMM(ts)
+            ORDER BY (model, ts, event_id)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.dead_letters (
+                received_at DateTime64(3, 'UTC') DEFAULT now64(3),
+                source String,
+                kind LowCardinality(String),
+                event_index Int32,
+                event_id String,
+                field String,
+                reason String,
+                payload String
+            ) ENGINE = MergeTree
+            PARTITION BY toDate(received_at)
+            ORDER BY (received_at)
+            TTL toDateTime(received_at) + INTERVAL 30 DAY
+            """,
+        ),
+    ),
+)

@@ -1,0 +1,311 @@
+"""The store: one interface, two engines, the same SQL.
+
+- :class:`ChdbStore` (default): the ClickHouse engine in-process (chDB) on a local path, owned by
+  one process. Several :class:`ChdbStore` objects in one process share that path's session and
+  keep apart by database.
+- :class:`ClickHouseStore`: a ClickHouse server (24.x or newer) over the native protocol with
+  clickhouse-driver. Older servers are refused with both versions named.
+
+SQL is written once (ClickHouse dialect); ``{db}`` stands for the store's database and
+``%(name)s`` for parameters rendered by :mod:`collector.sql`. Inserts are columnar: a dict of
+column name to a list of values, with the column types declared in :mod:`collector.schema`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from collector.exceptions import QueryError, StoreLockedError, StoreUnavailable, StoreVersionError
+from collector.sql import check_identifier, render
+
+__all__ = ["Store", "ChdbStore", "ClickHouseStore", "open_store", "MIN_SERVER_VERSION"]
+
+MIN_SERVER_VERSION = (24, 1)
+
+# Column kinds used by inserts; both engines map them to their own types.
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "str": pa.string(),
+    "strn": pa.string(),
+    "f64": pa.float64(),
+    "f64n": pa.float64(),
+    "u64": pa.uint64(),
+    "u32": pa.uint32(),
+    "u16": pa.uint16(),
+    "i32": pa.int32(),
+    "u8": pa.uint8(),
+    "ts": pa.timestamp("ms", tz="UTC"),
+    "map_sf": pa.map_(pa.string(), pa.float64()),
+    "map_ss": pa.map_(pa.string(), pa.string()),
+    "map_su": pa.map_(pa.string(), pa.uint64()),
+    "arr_s": pa.list_(pa.string()),
+    "arr_u64": pa.list_(pa.uint64()),
+    "arr_f64": pa.list_(pa.float64()),
+}
+
+
+class Store(ABC):
+    """What every reader and writer of Driftline data talks to."""
+
+    engine: str
+    database: str
+
+    @abstractmethod
+    def _exec(self, sql: str) -> None: ...
+
+    @abstractmethod
+    def _df(self, sql: str) -> pd.DataFrame: ...
+
+    @abstractmethod
+    def _insert(self, table: str, columns: Mapping[str, Sequence[Any]], kinds: Mapping[str, str]) -> None: ...
+
+    @abstractmethod
+    def server_version(self) -> str: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the connection (the chDB session stays for other stores in this process)."""
+
+    def sql(self, sql: str, params: Mapping[str, Any] | None = None) -> str:
+        return render(sql, params, self.database)
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._exec(self.sql(sql, params))
+
+    def df(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Run a query and return its (small) result as a DataFrame."""
+        return self._df(self.sql(sql, params))
+
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        df = self.df(sql, params)
+        out = df.to_dict(orient="records")
+        for r in out:
+            for k, v in r.items():
+                if isinstance(v, float) and v != v:  # NaN from nullable columns
+                    r[k] = None
+                elif isinstance(v, pd.Timestamp):
+                    r[k] = v.to_pydatetime()
+                elif isinstance(v, np.ndarray):
+                    r[k] = v.tolist()
+                elif isinstance(v, np.generic):
+                    r[k] = v.item()
+        return out
+
+    def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        df = self.df(sql, params)
+        if df.empty:
+            return None
+        v = df.iat[0, 0]
+        return v.item() if hasattr(v, "item") else v
+
+    def insert(self, table: str, columns: Mapping[str, Sequence[Any]], kinds: Mapping[str, str]) -> int:
+        """Columnar insert of one batch. Returns the number of rows."""
+        check_identifier(table, "table")
+        lengths = {len(v) for v in columns.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"columns of {table} have different lengths: {sorted(lengths)}")
+        n = lengths.pop() if lengths else 0
+        if n:
+            self._insert(table, columns, kinds)
+        return n
+
+    def create_database(self) -> None:
+        self._exec(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+
+    def drop_database(self) -> None:
+        self._exec(f"DROP DATABASE IF EXISTS {self.database} SYNC")
+
+
+# ---------------------------------------------------------------------------------------------
+# chDB
+
+
+_SESSIONS: dict[str, Any] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _session_for(path: str) -> Any:
+    from chdb import session as chs
+
+    path = os.path.abspath(path)
+    with _SESSIONS_LOCK:
+        s = _SESSIONS.get(path)
+        if s is not None:
+            return s
+        if _SESSIONS:
+            other = next(iter(_SESSIONS))
+            raise StoreLockedError(
+                f"this process already has the chDB store at {other}; one process can open one chDB path "
+                f"(asked for {path}). Use another database in the same path, or another process."
+            )
+        os.makedirs(path, exist_ok=True)
+        try:
+            s = chs.Session(path)
+        except Exception as exc:  # chDB raises plain exceptions
+            msg = str(exc)
+            if "lock" in msg.lower():
+                raise StoreLockedError(
+                    f"the chDB store at {path} is owned by another process ({msg.strip()[:200]}); "
+                    "read it through that process's query API"
+                ) from None
+            raise StoreUnavailable(f"cannot open the chDB store at {path}: {msg[:300]}") from None
+        _SESSIONS[path] = s
+        return s
+
+
+class ChdbStore(Store):
+    """chDB on a local path (embedded mode)."""
+
+    engine = "chdb"
+
+    def __init__(self, path: str = ".driftline", *, database: str = "driftline") -> None:
+        self.path = os.path.abspath(path)
+        self.database = check_identifier(database, "database")
+        self._session = _session_for(self.path)
+        self._lock = threading.RLock()
+        self.create_database()
+
+    def _run(self, sql: str, fmt: str) -> Any:
+        try:
+            return self._session.query(sql, fmt)
+        except Exception as exc:
+            raise QueryError(f"{str(exc).strip()[:2000]}\n-- in: {sql[:500]}") from None
+
+    def _exec(self, sql: str) -> None:
+        self._run(sql, "CSV")
+
+    def _df(self, sql: str) -> pd.DataFrame:
+        tbl = self._run(sql, "ArrowTable")
+        return tbl.to_pandas(maps_as_pydicts="strict") if isinstance(tbl, pa.Table) else pd.DataFrame()
+
+    def _insert(self, table: str, columns: Mapping[str, Sequence[Any]], kinds: Mapping[str, str]) -> None:
+        arrays = []
+        names = []
+        for name, values in columns.items():
+            kind = kinds[name]
+            typ = ARROW_TYPES[kind]
+            if kind.startswith("map_"):
+                values = [list(v.items()) if isinstance(v, Mapping) else v for v in values]
+            arrays.append(pa.array(values, type=typ))
+            names.append(name)
+        batch = pa.Table.from_arrays(arrays, names=names)  # noqa: F841 - read by chDB's Python() table function
+        cols = ", ".join(names)
+        self._exec(f"INSERT INTO {self.database}.{table} ({cols}) SELECT {cols} FROM Python(batch)")
+
+    def server_version(self) -> str:
+        return str(self.scalar("SELECT version()"))
+
+
+# ---------------------------------------------------------------------------------------------
+# ClickHouse server
+
+
+def _parse_version(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
+
+
+class ClickHouseStore(Store):
+    """A ClickHouse server over the native protocol (scale mode)."""
+
+    engine = "clickhouse"
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 9000,
+        user: str = "default",
+        password: str = "",
+        database: str = "driftline",
+        connect_timeout: float = 5.0,
+        send_receive_timeout: float = 60.0,
+    ) -> None:
+        from clickhouse_driver import Client
+
+        self.database = check_identifier(database, "database")
+        self.host, self.port = host, port
+        self._client = Client(
+            host=host,
+            port=port,
+            user=user,
+            password=password,
+            connect_timeout=connect_timeout,
+            send_receive_timeout=send_receive_timeout,
+            settings={"use_numpy": False},
+        )
+        self._lock = threading.Lock()  # one clickhouse-driver Client is not thread-safe
+        try:
+            version = self.server_version()
+        except StoreUnavailable:
+            self._client.disconnect()
+            raise
+        if _parse_version(version)[:2] < MIN_SERVER_VERSION:
+            self._client.disconnect()
+            raise StoreVersionError(
+                f"ClickHouse server {version} at {host}:{port} is too old: Driftline needs "
+                f"{MIN_SERVER_VERSION[0]}.{MIN_SERVER_VERSION[1]} or newer"
+            )
+        self.create_database()
+
+    def _call(self, sql: str, *args: Any, **kw: Any) -> Any:
+        from clickhouse_driver import errors as cherr
+
+        with self._lock:
+            try:
+                return self._client.execute(sql, *args, **kw)
+            except (cherr.NetworkError, cherr.SocketTimeoutError, EOFError, OSError) as exc:
+                raise StoreUnavailable(f"ClickHouse at {self.host}:{self.port} unavailable: {exc}") from None
+            except cherr.Error as exc:
+                raise QueryError(f"{str(exc).strip()[:2000]}\n-- in: {sql[:500]}") from None
+
+    def _exec(self, sql: str) -> None:
+        self._call(sql)
+
+    def _df(self, sql: str) -> pd.DataFrame:
+        rows, cols = self._call(sql, with_column_types=True)
+        return pd.DataFrame(rows, columns=[c[0] for c in cols])
+
+    def _insert(self, table: str, columns: Mapping[str, Sequence[Any]], kinds: Mapping[str, str]) -> None:
+        names = list(columns)
+        data = []
+        for name in names:
+            vals = list(columns[name])
+            if kinds[name] == "ts":
+                vals = [v if isinstance(v, _dt.datetime) else _dt.datetime.fromtimestamp(v / 1000, _dt.timezone.utc) for v in vals]
+            data.append(vals)
+        self._call(f"INSERT INTO {self.database}.{table} ({', '.join(names)}) VALUES", data, columnar=True)
+
+    def server_version(self) -> str:
+        rows = self._call("SELECT version()")
+        return str(rows[0][0])
+
+    def close(self) -> None:
+        self._client.disconnect()
+
+
+def open_store(url: str, *, database: str = "driftline") -> Store:
+    """Open a store from a URL: ``chdb:///path/to/dir`` (or a bare path) or ``clickhouse://user:pass@host:port``."""
+    from urllib.parse import unquote, urlparse
+
+    if "://" not in url:
+        return ChdbStore(url, database=database)
+    u = urlparse(url)
+    if u.scheme == "chdb":
+        return ChdbStore((u.netloc + u.path) or ".driftline", database=database)
+    if u.scheme in ("clickhouse", "clickhouse+native"):
+        return ClickHouseStore(
+            host=u.hostname or "127.0.0.1",
+            port=u.port or 9000,
+            user=unquote(u.username or "default"),
+            password=unquote(u.password or ""),
+            database=(u.path.strip("/") or database),
+        )
+    raise ValueError(f"store: unknown scheme {u.scheme!r} in {url!r} (use chdb:///path or clickhouse://host:9000)")

@@ -1,0 +1,5 @@
+import sys
+
+from driftline.cli import main
+
+sys.exit(main())

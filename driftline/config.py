@@ -1,0 +1,40 @@
+"""Settings, read from the environment once at start (never at import)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+__all__ = ["Settings"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything ``driftline serve`` needs. ``DRIFTLINE_*`` environment variables override defaults."""
+
+    store_url: str = ".driftline"          # chdb path, chdb:///path or clickhouse://host:9000
+    database: str = "driftline"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    kafka_bootstrap: str = ""              # set: scale mode (ingest produces to Kafka)
+    topic_prefix: str = "driftline"
+    run_collector: bool = False            # scale mode: also consume Kafka in this process
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if environ is None else environ
+        s = cls()
+        vals: dict[str, object] = {}
+        for f in ("store_url", "database", "host", "kafka_bootstrap", "topic_prefix"):
+            if f"DRIFTLINE_{f.upper()}" in env:
+                vals[f] = env[f"DRIFTLINE_{f.upper()}"]
+        if "DRIFTLINE_PORT" in env:
+            try:
+                vals["port"] = int(env["DRIFTLINE_PORT"])
+            except ValueError:
+                raise ValueError(f"DRIFTLINE_PORT: {env['DRIFTLINE_PORT']!r} is not a port number") from None
+        if "DRIFTLINE_RUN_COLLECTOR" in env:
+            vals["run_collector"] = env["DRIFTLINE_RUN_COLLECTOR"].lower() in ("1", "true", "yes")
+        vals.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(s, **vals)  # type: ignore[arg-type]

@@ -1,0 +1,187 @@
+"""``driftline demo``: a server on a fresh embedded store, and a model's traffic with a drift in it.
+
+Two processes, as in production: ``driftline serve`` owns the chDB store; this process plays a
+model server that sends predictions, delayed labels, metric windows and a deploy marker over HTTP,
+and reads back through the query API what arrived and what drifted.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from typing import Any
+
+from serving_shim.contract import LATENCY_BUCKETS_MS, SCHEMA_VERSION
+from serving_shim.transport import HttpTransport, TransportError
+
+MODEL = "credit-risk"
+VERSION = "v2"
+REGIONS = ["eu", "us", "apac"]
+PLANS = ["free", "pro", "enterprise"]
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def _get(base: str, path: str, **params: Any) -> Any:
+    q = urllib.parse.urlencode({k: (v.isoformat() if isinstance(v, _dt.datetime) else v) for k, v in params.items()})
+    with urllib.request.urlopen(f"{base}{path}?{q}", timeout=30) as r:
+        return json.loads(r.read())
+
+
+class Traffic:
+    """A credit-risk model's calls; after ``drift_at`` seconds, incomes shift and debt rises."""
+
+    def __init__(self, transport: HttpTransport, rate: float, drift_at: float, seed: int = 7) -> None:
+        self.t = transport
+        self.rate = rate
+        self.drift_at = drift_at
+        self.rng = random.Random(seed)
+        self.start = time.monotonic()
+        self.sent = 0
+        self.failed = 0
+        self.stop = threading.Event()
+
+    def _prediction(self, drifted: bool) -> dict[str, Any]:
+        rng = self.rng
+        income = rng.lognormvariate(10.8 + (0.5 if drifted else 0.0), 0.4)
+        age = max(18.0, rng.gauss(41, 12))
+        debt = min(1.0, max(0.0, rng.betavariate(2, 5) + (0.15 if drifted else 0.0)))
+        accounts = float(rng.randint(0, 12))
+        region = rng.choice(REGIONS)
+        z = -2.0 + 3.0 * debt - 0.00001 * (income - 50000) + 0.1 * accounts
+        score = 1 / (1 + math.exp(-z))
+        err = rng.random() < 0.01
+        rid = uuid.uuid4().hex
+        ev: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION, "event_id": uuid.uuid4().hex, "ts": _now(), "model": MODEL,
+            "model_version": VERSION, "request_id": rid,
+            "features": {"income": round(income, 2), "age": round(age, 1), "debt_ratio": round(debt, 4),
+                         "n_accounts": accounts, "region": region, "plan": rng.choice(PLANS)},
+            "prediction": {"label": "default" if score > 0.5 else "repay", "score": round(score, 4)},
+            "slices": {"region": region}, "latency_ms": round(rng.lognormvariate(2.5, 0.5), 2),
+            "status": "error" if err else "ok",
+        }
+        if err:
+            ev["error_type"] = "timeout"
+        return ev
+
+    def run(self) -> None:
+        batch: list[dict[str, Any]] = []
+        labels: list[dict[str, Any]] = []
+        window: list[float] = []
+        window_start = _now().replace(microsecond=0)
+        errors = 0
+        while not self.stop.is_set():
+            tick = time.monotonic()
+            drifted = tick - self.start >= self.drift_at
+            n = max(1, int(self.rate / 5))
+            for _ in range(n):
+                ev = self._prediction(drifted)
+                batch.append(ev)
+                window.append(ev["latency_ms"])
+                errors += ev["status"] == "error"
+                if self.rng.random() < 0.3:  # ground truth for 30% of requests, later
+                    truth = "default" if self.rng.random() < ev["prediction"]["score"] else "repay"
+                    labels.append({"schema_version": SCHEMA_VERSION, "event_id": uuid.uuid4().hex, "ts": _now(),
+                                   "model": MODEL, "request_id": ev["request_id"], "label": truth})
+            try:
+                self.t.send("prediction", batch)
+                self.sent += len(batch)
+                if len(labels) > 100:
+                    self.t.send("label", labels)
+                    labels = []
+                if (_now() - window_start).total_seconds() >= 10:
+                    buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+                    for lat in window:
+                        buckets[next((i for i, b in enumerate(LATENCY_BUCKETS_MS) if lat <= b), len(LATENCY_BUCKETS_MS))] += 1
+                    self.t.send("metric_window", [{
+                        "schema_version": SCHEMA_VERSION, "event_id": f"demo-{window_start.isoformat()}",
+                        "model": MODEL, "model_version": VERSION, "window_start": window_start, "window_s": 10,
+                        "source": "demo-replica-1", "requests": len(window), "errors": {"timeout": errors} if errors else {},
+                        "latency_buckets": buckets, "latency_sum_ms": sum(window)}])
+                    window, errors, window_start = [], 0, _now().replace(microsecond=0)
+            except TransportError as exc:
+                self.failed += len(batch)
+                print(f"  ! send failed: {exc}", flush=True)
+            batch = []
+            self.stop.wait(max(0.0, 0.2 - (time.monotonic() - tick)))
+
+
+def _bar(value: float, full: float = 1.0, width: int = 24) -> str:
+    k = max(0, min(width, int(round(width * value / full))))
+    return "█" * k + "·" * (width - k)
+
+
+def run_demo(*, duration_s: float = 0, port: int = 8765, store: str = ".driftline-demo", rate: float = 200,
+             drift_at: float = 20.0, reference_s: float = 15.0) -> int:
+    if os.path.exists(store):
+        shutil.rmtree(store)
+    base = f"http://127.0.0.1:{port}"
+    print(f"driftline demo: starting `driftline serve` on {base} with an embedded chDB store at {store}", flush=True)
+    server = subprocess.Popen([sys.executable, "-m", "driftline", "serve", "--store", store, "--port", str(port)],
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        t0 = time.monotonic()
+        while True:
+            try:
+                _get(base, "/healthz")
+                break
+            except OSError:
+                if server.poll() is not None:
+                    print("driftline demo: the server exited during start", file=sys.stderr)
+                    return 1
+                if time.monotonic() - t0 > 60:
+                    print("driftline demo: the server did not answer within 60 s", file=sys.stderr)
+                    return 1
+                time.sleep(0.3)
+        print(f"driftline demo: server up in {time.monotonic() - t0:.1f}s; sending {rate:.0f} predictions/s "
+              f"of model {MODEL!r}, input drift injected after {drift_at:.0f}s", flush=True)
+        transport = HttpTransport(base)
+        transport.send("deploy", [{"schema_version": SCHEMA_VERSION, "event_id": uuid.uuid4().hex, "ts": _now(),
+                                   "model": MODEL, "model_version": VERSION, "annotations": {"by": "demo"}}])
+        traffic = Traffic(transport, rate, drift_at)
+        ref_start = _now()
+        th = threading.Thread(target=traffic.run, name="demo-traffic", daemon=True)
+        th.start()
+        last_summary = 0.0
+        while duration_s <= 0 or time.monotonic() - traffic.start < duration_s:
+            time.sleep(3)
+            c = _get(base, "/v1/counts")
+            el = time.monotonic() - traffic.start
+            print(f"[{el:5.0f}s] arrived: {c['prediction']:>7} predictions  {c['label']:>6} labels  "
+                  f"{c['metric_window']:>3} metric windows  {c['deploy']} deploy  {c['dead_letter']} dead letters",
+                  flush=True)
+            if el >= drift_at + 12 and el - last_summary >= 15:
+                last_summary = el
+                now = _now()
+                rows = _get(base, "/v1/drift/psi", model=MODEL, reference_start=ref_start,
+                            reference_end=ref_start + _dt.timedelta(seconds=reference_s),
+                            current_start=now - _dt.timedelta(seconds=10), current_end=now)
+                print(f"  drift summary ({MODEL}, last 10 s against the first {reference_s:.0f} s, PSI, threshold 0.2):", flush=True)
+                for r in rows:
+                    v = r["value"]
+                    shown = "   n/a" if v is None else f"{v:6.3f}"
+                    print(f"    {r['feature']:<12} {shown} {_bar(v or 0, 1.0)} {r['status'].upper()}", flush=True)
+        traffic.stop.set()
+        th.join(timeout=5)
+        print(f"driftline demo: done, {traffic.sent} predictions sent, {traffic.failed} failed", flush=True)
+        return 0
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()

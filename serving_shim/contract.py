@@ -1,0 +1,384 @@
+"""The Driftline event contract: every event that crosses a process boundary, defined once.
+
+Schema version 1. Four kinds of event:
+
+- ``prediction``: one sampled model call (features, prediction, slices, latency, status).
+- ``label``: delayed ground truth, joined to predictions by ``request_id`` (may arrive first).
+- ``metric_window``: pre-aggregated counts for *every* request in an interval (requests, errors by
+  type, latency histogram over :data:`LATENCY_BUCKETS_MS`), so SLIs are exact while payloads are sampled.
+- ``deploy``: a model version going live, with annotations.
+
+On the wire a batch is an envelope ``{"schema_version": 1, "kind": "prediction", "events": [...]}``
+(one Kafka message, or one HTTP body). :func:`json_schema` exports the JSON Schema so servers in
+other languages can send events over HTTP.
+
+Validation never raises on bad *events*: :func:`validate_events` returns the good events and one
+:class:`EventError` per bad one, naming the field and the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SUPPORTED_SCHEMA_VERSIONS",
+    "KINDS",
+    "LATENCY_BUCKETS_MS",
+    "PredictionEvent",
+    "Prediction",
+    "LabelEvent",
+    "MetricWindowEvent",
+    "DeployEvent",
+    "Event",
+    "EventError",
+    "ContractError",
+    "MODEL_FOR_KIND",
+    "validate_events",
+    "encode_batch",
+    "decode_batch",
+    "json_schema",
+]
+
+SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSIONS = (1,)
+#: Upper bounds (ms, inclusive) of the latency histogram buckets; one overflow bucket follows.
+LATENCY_BUCKETS_MS: tuple[float, ...] = (
+    1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
+)
+KINDS = ("prediction", "label", "metric_window", "deploy")
+
+MAX_FEATURES = 1000
+MAX_NAME_LEN = 128
+MAX_STRING_LEN = 8192
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LEN, pattern=r"^[A-Za-z0-9_.:\-/]+$")]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+ShortStr = Annotated[str, StringConstraints(max_length=MAX_STRING_LEN)]
+FeatureValue = Union[float, ShortStr, None]
+
+
+class ContractError(ValueError):
+    """A whole batch could not be read (bad envelope, unknown kind, not JSON)."""
+
+
+def _utc(v: _dt.datetime) -> _dt.datetime:
+    if v.tzinfo is None:
+        return v.replace(tzinfo=_dt.timezone.utc)
+    return v.astimezone(_dt.timezone.utc)
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: int = Field(description="Contract version; this build reads version 1.")
+    event_id: Id = Field(description="Idempotency key: the same event sent twice is stored once.")
+    model: Name
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _known_version(cls, v: Any) -> Any:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"must be an integer, got {type(v).__name__}")
+        if v not in SUPPORTED_SCHEMA_VERSIONS:
+            raise ValueError(f"unsupported schema_version {v} (this collector reads {list(SUPPORTED_SCHEMA_VERSIONS)})")
+        return v
+
+    @staticmethod
+    def _finite(name: str, v: float | None) -> None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError(f"{name} must be a finite number, got {v}")
+
+
+class Prediction(BaseModel):
+    """What the model returned: a number (regression), a class label with an optional score,
+    and/or class probabilities. At least one must be present."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    value: float | None = None
+    label: ShortStr | None = None
+    score: float | None = None
+    probabilities: dict[Name, float] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Prediction:
+        if self.value is None and self.label is None and self.score is None and not self.probabilities:
+            raise ValueError("needs at least one of value, label, score, probabilities")
+        for k, x in (("value", self.value), ("score", self.score)):
+            if x is not None and not math.isfinite(x):
+                raise ValueError(f"{k} must be a finite number, got {x}")
+        return self
+
+
+class PredictionEvent(_Event):
+    """One sampled model call."""
+
+    kind: Literal["prediction"] = "prediction"
+    ts: _dt.datetime = Field(description="Time of the call (ISO 8601 or epoch seconds; naive means UTC).")
+    model_version: Name
+    request_id: Id = Field(description="Joins labels to this prediction; also the sampling key.")
+    features: dict[Name, FeatureValue] = Field(default_factory=dict, max_length=MAX_FEATURES)
+    prediction: Prediction
+    slices: dict[Name, ShortStr] = Field(default_factory=dict, max_length=64)
+    latency_ms: float | None = Field(default=None, ge=0)
+    status: Literal["ok", "error"] = "ok"
+    error_type: Name | None = None
+
+    @field_validator("ts", mode="after")
+    @classmethod
+    def _ts(cls, v: _dt.datetime) -> _dt.datetime:
+        return _utc(v)
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _features(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            out = {}
+            for k, x in v.items():
+                if isinstance(x, bool):
+                    x = float(x)
+                elif isinstance(x, float) and not math.isfinite(x):
+                    raise ValueError(f"feature {k!r} must be finite or null, got {x}")
+                elif x is not None and not isinstance(x, (int, float, str)):
+                    raise ValueError(f"feature {k!r} must be a number, a string or null, got {type(x).__name__}")
+                out[k] = x
+            return out
+        return v
+
+    @model_validator(mode="after")
+    def _status(self) -> PredictionEvent:
+        if self.status == "ok" and self.error_type is not None:
+            raise ValueError("error_type is only allowed when status is 'error'")
+        return self
+
+
+class LabelEvent(_Event):
+    """Ground truth for an earlier (or later) prediction with the same ``request_id``."""
+
+    kind: Literal["label"] = "label"
+    ts: _dt.datetime
+    request_id: Id
+    value: float | None = None
+    label: ShortStr | None = None
+
+    @field_validator("ts", mode="after")
+    @classmethod
+    def _ts(cls, v: _dt.datetime) -> _dt.datetime:
+        return _utc(v)
+
+    @model_validator(mode="after")
+    def _one(self) -> LabelEvent:
+        if self.value is None and self.label is None:
+            raise ValueError("needs value (regression) or label (classification)")
+        self._finite("value", self.value)
+        return self
+
+
+class MetricWindowEvent(_Event):
+    """Counts for every request of one model version in one interval, from one replica (``source``)."""
+
+    kind: Literal["metric_window"] = "metric_window"
+    model_version: Name
+    window_start: _dt.datetime
+    window_s: int = Field(ge=1, le=3600)
+    source: Id = Field(description="Replica that counted; windows from several replicas add up.")
+    requests: int = Field(ge=0)
+    errors: dict[Name, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    latency_buckets: list[Annotated[int, Field(ge=0)]] = Field(
+        description=f"Counts per latency bucket, upper bounds {list(LATENCY_BUCKETS_MS)} ms plus one overflow bucket."
+    )
+    latency_sum_ms: float = Field(ge=0)
+
+    @field_validator("window_start", mode="after")
+    @classmethod
+    def _ws(cls, v: _dt.datetime) -> _dt.datetime:
+        return _utc(v)
+
+    @model_validator(mode="after")
+    def _sums(self) -> MetricWindowEvent:
+        if len(self.latency_buckets) != len(LATENCY_BUCKETS_MS) + 1:
+            raise ValueError(
+                f"latency_buckets must have {len(LATENCY_BUCKETS_MS) + 1} counts, got {len(self.latency_buckets)}"
+            )
+        if sum(self.errors.values()) > self.requests:
+            raise ValueError(f"errors add up to {sum(self.errors.values())}, more than requests={self.requests}")
+        if sum(self.latency_buckets) > self.requests:
+            raise ValueError(f"latency_buckets add up to {sum(self.latency_buckets)}, more than requests={self.requests}")
+        return self
+
+
+class DeployEvent(_Event):
+    """A model version going live (a deploy marker, and the version expected to serve)."""
+
+    kind: Literal["deploy"] = "deploy"
+    ts: _dt.datetime
+    model_version: Name
+    annotations: dict[Name, ShortStr] = Field(default_factory=dict)
+
+    @field_validator("ts", mode="after")
+    @classmethod
+    def _ts(cls, v: _dt.datetime) -> _dt.datetime:
+        return _utc(v)
+
+
+Event = Union[PredictionEvent, LabelEvent, MetricWindowEvent, DeployEvent]
+MODEL_FOR_KIND: dict[str, type[_Event]] = {
+    "prediction": PredictionEvent,
+    "label": LabelEvent,
+    "metric_window": MetricWindowEvent,
+    "deploy": DeployEvent,
+}
+_LIST_ADAPTERS = {k: TypeAdapter(list[m]) for k, m in MODEL_FOR_KIND.items()}  # type: ignore[valid-type]
+
+
+@dataclass(frozen=True)
+class EventError:
+    """Why one event was rejected: its position in the batch, the field (dotted path) and the reason."""
+
+    index: int
+    field: str
+    reason: str
+    event_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "field": self.field, "reason": self.reason, "event_id": self.event_id}
+
+
+def _errors_of(index: int, raw: Any, exc: ValidationError) -> EventError:
+    first = exc.errors(include_url=False, include_input=False)
+    fields, reasons = [], []
+    for e in first[:5]:
+        loc = ".".join(str(p) for p in e["loc"]) or "(event)"
+        fields.append(loc)
+        msg = e["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        reasons.append(f"{loc}: {msg}" if len(first) > 1 else msg)
+    eid = raw.get("event_id") if isinstance(raw, dict) and isinstance(raw.get("event_id"), str) else None
+    return EventError(index=index, field=fields[0], reason="; ".join(reasons), event_id=eid)
+
+
+def validate_events(kind: str, items: list[Any]) -> tuple[list[Any], list[EventError]]:
+    """Validate a batch of raw events (dicts) of one kind.
+
+    Returns ``(good, errors)``: the good events as contract models, in order, and one
+    :class:`EventError` per rejected event. Never raises for bad events; raises
+    :class:`ContractError` only for an unknown ``kind``.
+    """
+    if kind not in MODEL_FOR_KIND:
+        raise ContractError(f"kind: unknown event kind {kind!r} (expected one of {', '.join(KINDS)})")
+    try:  # fast path: the whole batch is good
+        return _LIST_ADAPTERS[kind].validate_python(items), []
+    except ValidationError:
+        pass
+    model = MODEL_FOR_KIND[kind]
+    good: list[Any] = []
+    errors: list[EventError] = []
+    for i, raw in enumerate(items):
+        if not isinstance(raw, dict):
+            errors.append(EventError(i, "(event)", f"must be a JSON object, got {type(raw).__name__}"))
+            continue
+        if raw.get("kind", kind) != kind:
+            errors.append(EventError(i, "kind", f"event of kind {raw.get('kind')!r} in a {kind!r} batch"))
+            continue
+        if "schema_version" not in raw:
+            errors.append(EventError(i, "schema_version", "Field required", raw.get("event_id") if isinstance(raw.get("event_id"), str) else None))
+            continue
+        try:
+            good.append(model.model_validate(raw))
+        except ValidationError as exc:
+            errors.append(_errors_of(i, raw, exc))
+    return good, errors
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, _dt.datetime):
+        return _utc(o).isoformat()
+    if isinstance(o, BaseModel):
+        return o.model_dump(mode="json", exclude_none=True)
+    raise TypeError(f"cannot encode {type(o).__name__}")
+
+
+def encode_batch(kind: str, events: list[Any]) -> bytes:
+    """One wire batch (Kafka message value or HTTP body): events may be models or plain dicts."""
+    if kind not in MODEL_FOR_KIND:
+        raise ContractError(f"kind: unknown event kind {kind!r}")
+    payload = {"schema_version": SCHEMA_VERSION, "kind": kind, "events": events}
+    return json.dumps(payload, default=_default, separators=(",", ":")).encode()
+
+
+def decode_batch(data: bytes, kind: str | None = None) -> tuple[str, list[Any]]:
+    """Read a wire batch: an envelope, a bare JSON array (``kind`` required), or NDJSON lines.
+
+    Returns ``(kind, raw_events)``; events are validated separately with :func:`validate_events`.
+    """
+    text = data.decode("utf-8", errors="strict") if isinstance(data, (bytes, bytearray)) else data
+    stripped = text.lstrip()
+    if not stripped:
+        raise ContractError("body: empty batch")
+    try:
+        if stripped[0] == "{" and "\n{" in stripped.rstrip():
+            obj: Any = [json.loads(line) for line in stripped.splitlines() if line.strip()]
+        else:
+            obj = json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        raise ContractError(f"body: not valid JSON or NDJSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    if isinstance(obj, dict):
+        if "events" not in obj:
+            obj = [obj]
+        else:
+            env_kind = obj.get("kind")
+            if kind is not None and env_kind not in (None, kind):
+                raise ContractError(f"kind: envelope says {env_kind!r}, endpoint is {kind!r}")
+            kind = env_kind or kind
+            obj = obj["events"]
+            if not isinstance(obj, list):
+                raise ContractError("events: must be a JSON array")
+    if not isinstance(obj, list):
+        raise ContractError(f"body: must be a JSON array, an envelope object or NDJSON, got {type(obj).__name__}")
+    if kind is None:
+        raise ContractError("kind: missing (name it in the envelope or the endpoint)")
+    if kind not in MODEL_FOR_KIND:
+        raise ContractError(f"kind: unknown event kind {kind!r} (expected one of {', '.join(KINDS)})")
+    return kind, obj
+
+
+def json_schema(kind: str | None = None) -> dict[str, Any]:
+    """JSON Schema of one event kind, or of the batch envelope for all kinds."""
+    if kind is not None:
+        return MODEL_FOR_KIND[kind].model_json_schema()
+    defs: dict[str, Any] = {}
+    refs = []
+    for k, m in MODEL_FOR_KIND.items():
+        s = m.model_json_schema(ref_template="#/$defs/{model}")
+        defs.update(s.pop("$defs", {}))
+        defs[m.__name__] = s
+        refs.append({"$ref": f"#/$defs/{m.__name__}"})
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Driftline event batch",
+        "description": f"Driftline event contract, schema_version {SCHEMA_VERSION}.",
+        "type": "object",
+        "required": ["schema_version", "kind", "events"],
+        "properties": {
+            "schema_version": {"const": SCHEMA_VERSION},
+            "kind": {"enum": list(KINDS)},
+            "events": {"type": "array", "items": {"oneOf": refs}},
+        },
+        "$defs": defs,
+    }

@@ -1,0 +1,32 @@
+"""The README's demo command: events arrive within 60 s and the injected drift is reported."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_demo_shows_arrivals_and_drift() -> None:
+    store = os.path.join(tempfile.mkdtemp(prefix="driftline-demo-"), "store")
+    out = subprocess.run(
+        [sys.executable, "-m", "driftline", "demo", "--duration", "40", "--port", str(_free_port()), "--store", store],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    arrivals = [int(m.group(2)) for line in lines if (m := re.match(r"\[\s*(\d+)s\] arrived:\s+(\d+) predictions", line))]
+    assert arrivals and arrivals[0] > 0, out.stdout
+    assert arrivals == sorted(arrivals) and arrivals[-1] > arrivals[0]
+    drift = {m.group(1): m.group(2) for line in lines if (m := re.match(r"\s+(\w+)\s+[\d.]+ \S+ (OK|DRIFT)$", line))}
+    assert drift.get("income") == "DRIFT" and drift.get("debt_ratio") == "DRIFT", out.stdout
+    assert drift.get("age") == "OK", out.stdout

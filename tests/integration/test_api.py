@@ -1,0 +1,78 @@
+"""The ingest and query API on the real store (embedded mode)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from driftline.config import Settings
+from driftline.server import create_app
+from tests import factories as f
+
+
+@pytest.fixture
+def client(store):  # type: ignore[no-untyped-def]
+    app = create_app(Settings(), store=store)
+    with TestClient(app) as c:
+        yield c
+
+
+def test_good_and_bad_events_in_one_post(client, store) -> None:  # type: ignore[no-untyped-def]
+    batch = [f.prediction(i) for i in range(6)]
+    batch[2]["latency_ms"] = "slow"
+    batch[4].pop("model")
+    batch[5]["schema_version"] = 3
+    r = client.post("/v1/predictions", json=batch)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["accepted"] == 3
+    assert [(e["index"], e["field"]) for e in body["rejected"]] == [(2, "latency_ms"), (4, "model"), (5, "schema_version")]
+    assert "unsupported schema_version 3" in body["rejected"][2]["reason"]
+    assert client.get("/v1/counts").json()["prediction"] == 3
+    dl = client.get("/v1/dead-letters").json()
+    assert {d["field"] for d in dl} == {"latency_ms", "model", "schema_version"}
+    # dead letters keep the original bytes, but the API listing does not echo payloads
+    assert all("payload" not in d for d in dl)
+
+
+def test_ndjson_and_envelope_and_all_kinds(client) -> None:  # type: ignore[no-untyped-def]
+    preds = [f.prediction(i) for i in range(3)]
+    r = client.post("/v1/predictions", content="\n".join(json.dumps(p) for p in preds),
+                    headers={"Content-Type": "application/x-ndjson"})
+    assert r.json() == {"accepted": 3, "rejected": []}
+    r = client.post("/v1/labels", json={"schema_version": 1, "kind": "label", "events": [f.label(preds[0]["request_id"])]})
+    assert r.json()["accepted"] == 1
+    assert client.post("/v1/metric-windows", json=[f.metric_window()]).json()["accepted"] == 1
+    assert client.post("/v1/deploys", json=[f.deploy()]).json()["accepted"] == 1
+    # re-posting the same predictions is idempotent
+    client.post("/v1/predictions", json=preds)
+    assert client.get("/v1/counts").json() == {"prediction": 3, "label": 1, "metric_window": 1, "deploy": 1, "dead_letter": 0}
+    rows = client.get("/v1/predictions", params={"model": "m1"}).json()
+    joined = {r["request_id"]: r for r in rows}
+    assert joined[preds[0]["request_id"]]["label_class"] == "yes"
+    assert joined[preds[1]["request_id"]]["label_class"] is None
+    models = client.get("/v1/models").json()
+    assert models[0]["model"] == "m1" and models[0]["predictions"] == 3
+
+
+def test_unreadable_oversize_and_all_rejected(client) -> None:  # type: ignore[no-untyped-def]
+    r = client.post("/v1/predictions", content=b"{oops", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "not valid JSON" in r.json()["detail"]
+    r = client.post("/v1/predictions", json={"schema_version": 1, "kind": "label", "events": []})
+    assert r.status_code == 400 and "kind" in r.json()["detail"]
+    r = client.post("/v1/predictions", json=[{"nope": 1}])
+    assert r.status_code == 422 and r.json()["accepted"] == 0
+    big = [f.prediction(i) for i in range(10_001)]
+    r = client.post("/v1/predictions", json=big)
+    assert r.status_code == 413 and "events" in r.json()["detail"]
+    r = client.post("/v1/predictions", content=b"[" + b" " * (11 * 1024 * 1024) + b"]",
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "body" in r.json()["detail"]
+
+
+def test_openapi_lists_ingest_and_query_routes(client) -> None:  # type: ignore[no-untyped-def]
+    paths = client.get("/openapi.json").json()["paths"]
+    for p in ("/v1/predictions", "/v1/labels", "/v1/metric-windows", "/v1/deploys", "/v1/models", "/v1/counts"):
+        assert p in paths

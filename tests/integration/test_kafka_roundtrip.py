@@ -1,0 +1,88 @@
+"""N prediction events through a real Kafka broker into the chDB store, read back exactly N."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+
+import pytest
+
+from collector.consumer import KafkaCollector
+from collector.writer import EventWriter
+from serving_shim.transport import KafkaTransport
+from tests import factories as f
+
+pytestmark = pytest.mark.kafka
+
+
+def _drain(collector: KafkaCollector, store, want: int, table: str = "predictions", timeout: float = 60) -> int:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    n = 0
+    while time.monotonic() < deadline:
+        collector.poll_batch()
+        n = int(store.scalar(f"SELECT count() FROM {{db}}.{table} FINAL"))
+        if n >= want:
+            # one more poll to make sure nothing beyond `want` is pending
+            collector.poll_batch()
+            return int(store.scalar(f"SELECT count() FROM {{db}}.{table} FINAL"))
+    return n
+
+
+def test_n_events_through_kafka_read_back_exactly_n(store, kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
+    n = 1000
+    raw = [f.prediction(i) for i in range(n)]
+    producer = KafkaTransport(kafka_bootstrap, topic_prefix=topic_prefix)
+    for i in range(0, n, 100):
+        producer.send("prediction", raw[i:i + 100]).get(timeout=30)
+    collector = KafkaCollector(EventWriter(store), bootstrap_servers=kafka_bootstrap,
+                               group_id=f"{topic_prefix}-g", topic_prefix=topic_prefix, batch_max_s=0.5)
+    try:
+        assert _drain(collector, store, n) == n
+        rows = {r["event_id"]: r for r in store.rows("SELECT * FROM {db}.predictions FINAL")}
+        for ev in raw:
+            r = rows[ev["event_id"]]
+            assert r["ts"] == dt.datetime.fromisoformat(ev["ts"])
+            assert r["request_id"] == ev["request_id"]
+            assert r["features_num"] == {"x": ev["features"]["x"], "y": ev["features"]["y"]}
+            assert r["features_cat"] == {"region": ev["features"]["region"]}
+            assert r["pred_label"] == ev["prediction"]["label"] and r["pred_score"] == ev["prediction"]["score"]
+            assert r["slices"] == ev["slices"] and r["latency_ms"] == ev["latency_ms"]
+
+        # the same batch again: still n in query results
+        for i in range(0, n, 100):
+            producer.send("prediction", raw[i:i + 100]).get(timeout=30)
+        deadline = time.monotonic() + 30
+        while collector.stats.consumed_messages < 20 and time.monotonic() < deadline:
+            collector.poll_batch()
+        assert collector.stats.consumed_messages == 20
+        assert int(store.scalar("SELECT count() FROM {db}.predictions FINAL")) == n
+        assert int(store.scalar("SELECT count() FROM {db}.predictions")) == 2 * n
+    finally:
+        collector.close()
+        producer.close()
+
+
+def test_bad_events_go_to_dead_letters_good_ones_are_stored(store, kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
+    good = [f.prediction(i) for i in range(10)]
+    bad_missing = f.prediction(99)
+    bad_missing.pop("request_id")
+    bad_version = f.prediction(98, schema_version=9)
+    producer = KafkaTransport(kafka_bootstrap, topic_prefix=topic_prefix)
+    producer.send("prediction", good[:5] + [bad_missing, bad_version] + good[5:]).get(timeout=30)
+    producer.send_raw("prediction", b"\x00not json", key=b"m1").get(timeout=30)
+    collector = KafkaCollector(EventWriter(store), bootstrap_servers=kafka_bootstrap,
+                               group_id=f"{topic_prefix}-g", topic_prefix=topic_prefix, batch_max_s=0.5)
+    try:
+        assert _drain(collector, store, 10) == 10
+        dead = store.rows("SELECT field, reason, event_id, payload, source FROM {db}.dead_letters ORDER BY field")
+        assert len(dead) == 3
+        by_field = {d["field"]: d for d in dead}
+        assert "Field required" in by_field["request_id"]["reason"]
+        assert "unsupported schema_version 9" in by_field["schema_version"]["reason"]
+        assert json.loads(by_field["schema_version"]["payload"])["event_id"] == bad_version["event_id"]
+        assert "not valid JSON" in by_field["body"]["reason"]
+        assert all(d["source"].startswith(f"kafka:{topic_prefix}.prediction:") for d in dead)
+    finally:
+        collector.close()
+        producer.close()

@@ -36,6 +36,9 @@ start() {
   if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
     echo "kafka.sh: already running (pid $(cat "$PIDFILE")) on 127.0.0.1:$PORT"; return 0
   fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    die "port $PORT is taken by another process (another broker?); stop it or set KAFKA_PORT"
+  fi
   rm -rf "$DATA"; mkdir -p "$DATA"
   cat > "$KAFKA_HOME/server-$PORT.properties" <<PROPS
 process.roles=broker,controller

@@ -12,5 +12,5 @@ if ! bash scripts/kafka.sh status >/dev/null 2>&1; then
 fi
 cleanup() { [ "$started" = 1 ] && bash scripts/kafka.sh stop || true; }
 trap cleanup EXIT
-export DRIFTLINE_KAFKA="${DRIFTLINE_KAFKA:-127.0.0.1:9092}"
+export DRIFTLINE_KAFKA="${DRIFTLINE_KAFKA:-127.0.0.1:${KAFKA_PORT:-9092}}"
 .venv/bin/python -m pytest "$@"

@@ -31,15 +31,7 @@ fetch() {
   touch "$LIBS/.complete"
 }
 
-start() {
-  fetch
-  if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
-    echo "kafka.sh: already running (pid $(cat "$PIDFILE")) on 127.0.0.1:$PORT"; return 0
-  fi
-  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-    die "port $PORT is taken by another process (another broker?); stop it or set KAFKA_PORT"
-  fi
-  rm -rf "$DATA"; mkdir -p "$DATA"
+write_config() {
   cat > "$KAFKA_HOME/server-$PORT.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
@@ -79,15 +71,32 @@ Configuration:
       - name: org.apache.kafka
         level: WARN
 L4J
-  local cid
-  cid="$(java -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)"
-  [ -n "$cid" ] || die "could not create a cluster id (java -cp $LIBS/* kafka.tools.StorageTool random-uuid)"
-  java -cp "$LIBS/*" -Dlog4j2.configurationFile="$KAFKA_HOME/log4j2.yaml" kafka.tools.StorageTool format \
-       -t "$cid" -c "$KAFKA_HOME/server-$PORT.properties" >"$LOG" 2>&1 \
-    || { tail -20 "$LOG" >&2; die "KRaft storage format failed"; }
+}
+
+start() {
+  fetch
+  if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+    echo "kafka.sh: already running (pid $(cat "$PIDFILE")) on 127.0.0.1:$PORT"; return 0
+  fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    die "port $PORT is taken by another process (another broker?); stop it or set KAFKA_PORT"
+  fi
+  mkdir -p "$KAFKA_HOME"
+  write_config
+  if [ "${KAFKA_KEEP_DATA:-0}" = 1 ] && [ -f "$DATA/meta.properties" ]; then
+    echo "kafka.sh: restarting on the existing data in $DATA"
+  else
+    rm -rf "$DATA"; mkdir -p "$DATA"
+    local cid
+    cid="$(java -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)"
+    [ -n "$cid" ] || die "could not create a cluster id (java -cp $LIBS/* kafka.tools.StorageTool random-uuid)"
+    java -cp "$LIBS/*" -Dlog4j2.configurationFile="$KAFKA_HOME/log4j2.yaml" kafka.tools.StorageTool format \
+         -t "$cid" -c "$KAFKA_HOME/server-$PORT.properties" >"$KAFKA_HOME/format-$PORT.log" 2>&1 \
+      || { tail -20 "$KAFKA_HOME/format-$PORT.log" >&2; die "KRaft storage format failed"; }
+  fi
   nohup java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
        -Dlog4j2.configurationFile="$KAFKA_HOME/log4j2.yaml" \
-       -cp "$LIBS/*" kafka.Kafka "$KAFKA_HOME/server-$PORT.properties" >>"$LOG" 2>&1 &
+       -cp "$LIBS/*" kafka.Kafka "$KAFKA_HOME/server-$PORT.properties" >"$LOG" 2>&1 &
   echo $! > "$PIDFILE"
   local t=0
   until grep -q "Kafka Server started" "$LOG" 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do

@@ -1,0 +1,56 @@
+"""A dedicated real Kafka broker for tests that stop and restart it (scripts/kafka.sh on its own port).
+
+The shared broker of the suite (127.0.0.1:9092, started by scripts/test.sh) is never stopped by a
+test; fault tests take one of these instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "kafka.sh"
+
+
+def _free_port_pair() -> int:
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port < 65000:
+            with socket.socket() as s2:
+                try:
+                    s2.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port pair for a dedicated Kafka broker")
+
+
+class DedicatedBroker:
+    """``start()``, ``stop()`` (clean, SIGTERM) and ``start()`` again keeps its data (same log dirs)."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or _free_port_pair()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        home = os.environ.get("KAFKA_HOME", str(ROOT / ".cache" / "kafka"))
+        self.env = {**os.environ, "KAFKA_PORT": str(self.port), "KAFKA_HOME": home}
+        self._formatted = False
+
+    def _run(self, *args: str) -> None:
+        out = subprocess.run(["bash", str(SCRIPT), *args], env=self.env, capture_output=True, text=True, timeout=180)
+        if out.returncode != 0:
+            raise RuntimeError(f"scripts/kafka.sh {' '.join(args)} failed: {out.stderr[-2000:]}{out.stdout[-1000:]}")
+
+    def start(self) -> None:
+        """First start formats fresh storage; later starts resume the same data."""
+        if self._formatted:
+            self.env["KAFKA_KEEP_DATA"] = "1"
+        self._run("start")
+        self._formatted = True
+
+    def stop(self) -> None:
+        self._run("stop")

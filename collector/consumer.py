@@ -1,19 +1,28 @@
 """Kafka consumer group: event batches from Kafka into the store, no loss, no duplicates.
 
-Offsets are committed only after every message polled so far is stored (good events and dead
-letters). A crash between the insert and the commit redelivers the batch; the event tables dedup
-by ``event_id`` (see :mod:`collector.writer`), so query results do not change.
+- Batches by size and time (``batch_max_events``, ``batch_max_s``): one columnar insert per kind.
+- Offsets are committed, explicitly, only after the batch in hand is stored (good events and dead
+  letters). A crash between insert and commit redelivers the batch; the event tables dedup by
+  ``event_id`` and readers use ``FINAL`` (see :mod:`collector.writer`), so results do not change.
+- With the store unavailable it retries with exponential backoff and jitter, commits nothing and
+  keeps the batch in hand; it resumes without loss when the store returns.
+- On a rebalance, the batch in hand is stored and committed before the partitions are given up.
+- ``stop()`` (SIGTERM in ``driftline collect``) finishes the batch in hand, then leaves the group.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
+from collector.exceptions import DriftlineStoreError
 from collector.ingest import Decoded, decode_message, store_decoded
+from collector.metrics import CollectorMetrics
 from collector.writer import EventWriter
 from serving_shim.contract import KINDS
 from serving_shim.transport import topic_for
@@ -23,18 +32,20 @@ __all__ = ["KafkaCollector", "CollectorStats"]
 log = logging.getLogger("driftline.collector")
 
 
-@dataclass
-class CollectorStats:
-    consumed_messages: int = 0
-    stored_events: int = 0
-    dead_letters: int = 0
-    batches: int = 0
-    last_batch_s: float = 0.0
-    errors: dict[str, int] = field(default_factory=dict)
+class _InHand:
+    def __init__(self) -> None:
+        self.decoded = Decoded()
+        self.offsets: dict[Any, int] = {}
+        self.messages = 0
+        self.started = 0.0
+
+    @property
+    def empty(self) -> bool:
+        return self.messages == 0
 
 
 class KafkaCollector:
-    """One member of a consumer group reading the four event topics."""
+    """One member of a consumer group reading the event topics into the store."""
 
     def __init__(
         self,
@@ -44,66 +55,225 @@ class KafkaCollector:
         group_id: str = "driftline-collector",
         topic_prefix: str = "driftline",
         kinds: Sequence[str] = KINDS,
-        batch_max_messages: int = 500,
+        batch_max_events: int = 20_000,
         batch_max_s: float = 1.0,
+        retry_initial_s: float = 0.2,
+        retry_max_s: float = 10.0,
+        shutdown_grace_s: float = 10.0,
+        dead_letter_topic: bool = True,
+        metrics: CollectorMetrics | None = None,
         auto_offset_reset: str = "earliest",
-        **consumer_config: object,
+        **consumer_config: Any,
     ) -> None:
-        from kafka import KafkaConsumer
+        from kafka import ConsumerRebalanceListener, KafkaConsumer
 
+        if batch_max_events < 1 or batch_max_s <= 0:
+            raise ValueError("batch_max_events must be >= 1 and batch_max_s > 0")
         self.writer = writer
-        self.batch_max_messages = batch_max_messages
+        self.batch_max_events = batch_max_events
         self.batch_max_s = batch_max_s
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self.shutdown_grace_s = shutdown_grace_s
+        self._stop_at = float("inf")
         self.stats = CollectorStats()
+        self.metrics = metrics or CollectorMetrics()
         self.topics = [topic_for(k, topic_prefix) for k in kinds]
         self._kind_of_topic = {topic_for(k, topic_prefix): k for k in kinds}
+        self._dlq_topic = f"{topic_prefix}.dead_letter" if dead_letter_topic else None
+        self._stop = threading.Event()
+        self._hand = _InHand()
+        self._producer: Any = None
+        self._bootstrap = bootstrap_servers
         self._consumer = KafkaConsumer(
-            *self.topics,
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset=auto_offset_reset,
-            max_poll_records=batch_max_messages,
+            max_poll_records=2000,
             **consumer_config,
         )
-        self._stop = threading.Event()
+        collector = self
 
-    def poll_batch(self) -> int:
-        """Poll up to one batch, store it, commit its offsets. Returns the events stored."""
-        deadline = time.monotonic() + self.batch_max_s
-        decoded = Decoded()
-        n_msgs = 0
-        while n_msgs < self.batch_max_messages and not self._stop.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+        class _Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked: Any) -> None:
+                if not collector._hand.empty:
+                    log.info("rebalance: storing the batch in hand before giving up %d partitions", len(revoked))
+                    collector.flush()
+
+            def on_partitions_assigned(self, assigned: Any) -> None:
+                log.info("assigned %d partitions", len(assigned))
+
+        self._consumer.subscribe(self.topics, listener=_Listener())
+
+    # -- polling ---------------------------------------------------------------------------------
+
+    def _take(self, polled: dict[Any, list[Any]]) -> None:
+        hand = self._hand
+        for tp, msgs in polled.items():
+            kind = self._kind_of_topic.get(tp.topic)
+            for m in msgs:
+                if hand.empty:
+                    hand.started = time.monotonic()
+                hand.messages += 1
+                hand.decoded.extend(decode_message(m.value, source=f"kafka:{tp.topic}:{tp.partition}:{m.offset}", kind=kind))
+                hand.offsets[tp] = m.offset + 1
+                if hand.decoded.n_good + len(hand.decoded.dead) >= self.batch_max_events:
+                    self.flush()  # full: store and commit what is in hand, then go on with the rest
+                    hand = self._hand
+        n = sum(len(v) for v in polled.values())
+        self.metrics.consumed.inc(n)
+        self.stats.consumed_messages += n
+
+    def _due(self) -> bool:
+        h = self._hand
+        if h.empty:
+            return False
+        events = h.decoded.n_good + len(h.decoded.dead)
+        return events >= self.batch_max_events or time.monotonic() - h.started >= self.batch_max_s
+
+    def poll_once(self, timeout_s: float = 0.2) -> int:
+        """Poll once; store and commit the batch in hand when it is full or old enough. Returns events stored."""
+        polled = self._poll(int(timeout_s * 1000))
+        if polled:
+            self._take(polled)
+        self._update_lag()
+        if self._due():
+            return self.flush()
+        return 0
+
+    def poll_batch(self, max_wait_s: float | None = None) -> int:
+        """Poll until a batch is due (or ``max_wait_s``), then store and commit it."""
+        deadline = time.monotonic() + (self.batch_max_s if max_wait_s is None else max_wait_s)
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            polled = self._poll(100)
+            if polled:
+                self._take(polled)
+            if self._due():
                 break
-            polled = self._consumer.poll(timeout_ms=int(remaining * 1000) + 1, max_records=self.batch_max_messages - n_msgs)
-            for tp, msgs in polled.items():
-                kind = self._kind_of_topic.get(tp.topic)
-                for m in msgs:
-                    n_msgs += 1
-                    decoded.extend(decode_message(m.value, source=f"kafka:{tp.topic}:{tp.partition}:{m.offset}", kind=kind))
-        if n_msgs == 0:
+        self._update_lag()
+        return self.flush()
+
+    def _poll(self, timeout_ms: int) -> dict[Any, list[Any]]:
+        """One poll; a broker that is away is waited for (with backoff), never fatal."""
+        from kafka.errors import KafkaError
+
+        try:
+            polled: dict[Any, list[Any]] = self._consumer.poll(timeout_ms=timeout_ms, max_records=2000)
+            self._broker_backoff = self.retry_initial_s
+            return polled
+        except KafkaError as exc:
+            self.metrics.broker_errors.inc()
+            delay = getattr(self, "_broker_backoff", self.retry_initial_s)
+            log.warning("broker unavailable (%s); retrying in %.2fs", type(exc).__name__, delay)
+            self._stop.wait(random.uniform(delay / 2, delay))
+            self._broker_backoff = min(self.retry_max_s, delay * 2)
+            return {}
+
+    def _update_lag(self) -> None:
+        try:
+            for tp in self._consumer.assignment():
+                hw = self._consumer.highwater(tp)
+                if hw is not None:
+                    self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - self._consumer.position(tp)))
+        except Exception:  # noqa: BLE001 - lag is best effort; never stops consumption
+            pass
+
+    # -- storing ---------------------------------------------------------------------------------
+
+    def flush(self) -> int:
+        """Store the batch in hand (retrying while the store is down), then commit its offsets.
+
+        If stop is requested while the store is still down, nothing is committed: the batch is
+        redelivered to whoever consumes these partitions next.
+        """
+        from kafka.errors import CommitFailedError, KafkaError
+        from kafka.structs import OffsetAndMetadata
+
+        hand = self._hand
+        if hand.empty:
             return 0
+        delay = self.retry_initial_s
         t0 = time.monotonic()
-        stored = store_decoded(self.writer, decoded)
-        self._consumer.commit()
-        self.stats.consumed_messages += n_msgs
+        while True:
+            try:
+                stored = store_decoded(self.writer, hand.decoded)
+                self.metrics.store_up.set(1)
+                break
+            except DriftlineStoreError as exc:
+                self.metrics.store_errors.inc()
+                self.metrics.store_up.set(0)
+                if self._stop.is_set() and time.monotonic() >= self._stop_at + self.shutdown_grace_s:
+                    log.warning("store unavailable at shutdown; %d messages left uncommitted for redelivery", hand.messages)
+                    self._hand = _InHand()
+                    return 0
+                sleep = random.uniform(delay / 2, delay)
+                log.warning("store unavailable (%s); retrying in %.2fs, nothing committed", type(exc).__name__, sleep)
+                time.sleep(sleep)
+                delay = min(self.retry_max_s, delay * 2)
+        self.metrics.batch_seconds.observe(time.monotonic() - t0)
+        self.metrics.batch_events.observe(stored)
+        for kind, evs in hand.decoded.good.items():
+            self.metrics.stored.labels(kind).inc(len(evs))
         self.stats.stored_events += stored
-        self.stats.dead_letters += len(decoded.dead)
         self.stats.batches += 1
-        self.stats.last_batch_s = time.monotonic() - t0
-        if decoded.dead:
-            log.warning("batch of %d messages: %d events stored, %d dead letters", n_msgs, stored, len(decoded.dead))
+        if hand.decoded.dead:
+            self.metrics.dead.inc(len(hand.decoded.dead))
+            self.stats.dead_letters += len(hand.decoded.dead)
+            self._publish_dead_letters(hand.decoded)
+        try:
+            self._consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in hand.offsets.items()})
+            self.metrics.commits.inc()
+        except (CommitFailedError, KafkaError) as exc:
+            self.metrics.commit_failures.inc()
+            log.warning("commit refused (%s): the batch will be redelivered and deduplicated", type(exc).__name__)
+        self._hand = _InHand()
         return stored
 
+    def _publish_dead_letters(self, decoded: Decoded) -> None:
+        if not self._dlq_topic:
+            return
+        try:
+            if self._producer is None:
+                from kafka import KafkaProducer
+
+                self._producer = KafkaProducer(bootstrap_servers=self._bootstrap, compression_type="lz4",
+                                               max_block_ms=2000)
+            for d in decoded.dead:
+                self._producer.send(self._dlq_topic, value=d.payload.encode(), headers=[
+                    ("source", d.source.encode()), ("kind", d.kind.encode()), ("field", d.field.encode()),
+                    ("reason", d.reason.encode()[:1000])])
+        except Exception as exc:  # noqa: BLE001 - the table has them; the topic is a copy
+            log.warning("dead-letter topic unavailable (%s); dead letters are in the table", type(exc).__name__)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def assignment(self) -> set[Any]:
+        return set(self._consumer.assignment())
+
     def run(self) -> None:
+        """Consume until :meth:`stop`; then store the batch in hand and leave the group."""
         while not self._stop.is_set():
-            self.poll_batch()
+            self.poll_once()
+        self.flush()
 
     def stop(self) -> None:
+        """Ask :meth:`run` to finish the batch in hand (retrying the store for ``shutdown_grace_s``) and return."""
+        self._stop_at = time.monotonic()
         self._stop.set()
 
     def close(self) -> None:
         self._stop.set()
-        self._consumer.close(autocommit=False)
+        try:
+            self._consumer.close(autocommit=False)
+        finally:
+            if self._producer is not None:
+                self._producer.close(timeout=2)
+
+
+@dataclass
+class CollectorStats:
+    consumed_messages: int = 0
+    stored_events: int = 0
+    dead_letters: int = 0
+    batches: int = 0

@@ -47,6 +47,18 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _collect(args: argparse.Namespace) -> int:
+    import logging
+
+    from driftline.collect import run_collector
+    from driftline.config import Settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env(store_url=args.store, kafka_bootstrap=args.kafka, topic_prefix=args.topic_prefix)
+    return run_collector(settings, group_id=args.group, metrics_port=args.metrics_port,
+                         batch_max_events=args.batch_events, batch_max_s=args.batch_seconds)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from driftline.demo import run_demo
 
@@ -72,6 +84,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     s = sub.add_parser("migrate", help="apply schema migrations to the store")
     s.add_argument("--store", default=None)
     s.set_defaults(fn=_migrate)
+
+    s = sub.add_parser("collect", help="consume the Kafka event topics into the store (a consumer-group worker)")
+    s.add_argument("--store", default=None, help="chDB path or clickhouse://host:9000")
+    s.add_argument("--kafka", default=None, help="bootstrap servers (default $DRIFTLINE_KAFKA_BOOTSTRAP)")
+    s.add_argument("--topic-prefix", default=None)
+    s.add_argument("--group", default="driftline-collector")
+    s.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics on 127.0.0.1:PORT")
+    s.add_argument("--batch-events", type=int, default=20_000)
+    s.add_argument("--batch-seconds", type=float, default=1.0)
+    s.set_defaults(fn=_collect)
 
     s = sub.add_parser("demo", help="serve on a fresh embedded store and send it model traffic with a drift")
     s.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: until Ctrl-C)")

@@ -1,0 +1,53 @@
+"""``driftline collect``: one Kafka consumer-group worker writing to the store (scale mode)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+from collector.consumer import KafkaCollector
+from collector.metrics import CollectorMetrics
+from collector.writer import EventWriter
+from driftline.config import Settings
+from driftline.server import open_and_migrate
+
+__all__ = ["run_collector"]
+
+log = logging.getLogger("driftline.collect")
+
+
+def run_collector(settings: Settings, *, group_id: str = "driftline-collector", metrics_port: int = 0,
+                  batch_max_events: int = 20_000, batch_max_s: float = 1.0,
+                  stop: threading.Event | None = None) -> int:
+    if not settings.kafka_bootstrap:
+        raise ValueError("kafka: set --kafka (or DRIFTLINE_KAFKA_BOOTSTRAP) to the brokers to consume from")
+    store = open_and_migrate(settings)
+    metrics = CollectorMetrics()
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
+    collector = KafkaCollector(EventWriter(store), bootstrap_servers=settings.kafka_bootstrap, group_id=group_id,
+                               topic_prefix=settings.topic_prefix, batch_max_events=batch_max_events,
+                               batch_max_s=batch_max_s, metrics=metrics)
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        log.warning("signal %d: finishing the batch in hand, then leaving the group", signum)
+        collector.stop()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+    if stop is not None:
+        threading.Thread(target=lambda: (stop.wait(), collector.stop()), daemon=True).start()
+    print(f"driftline collect: group {group_id!r} consuming {', '.join(collector.topics)} into "
+          f"{store.engine} ({settings.store_url})", flush=True)
+    try:
+        collector.run()
+    finally:
+        collector.close()
+        print(f"driftline collect: stopped after {collector.stats.stored_events} events stored, "
+              f"{collector.stats.dead_letters} dead letters", flush=True)
+    return 0

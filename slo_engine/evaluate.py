@@ -1,6 +1,7 @@
 """Evaluation in ClickHouse: good and total events of every SLO over every window, in few queries.
 
-All windows end at ``now``; they are nested, so each row falls in one *age band* (between two
+All windows end at ``now`` and hold the metric windows that *ended* in them (``window_start +
+window_s``), so a window still being counted never dilutes an outage; they are nested, so each row falls in one *age band* (between two
 consecutive window lengths). One ``GROUP BY model, model_version, band`` per data source gives a few
 rows; cumulative sums over bands give every window. Metric-window SLIs (availability, latency) of all
 SLOs share one scan of ``metric_windows FINAL``; freshness, drift and accuracy SLIs add one query per
@@ -76,9 +77,9 @@ def _utc(t: _dt.datetime) -> _dt.datetime:
 
 
 def _band_expr(col: str, windows: Sequence[int]) -> str:
-    """0-based band of a row by its age in seconds: band i holds ages in (w[i-1], w[i]]."""
+    """0-based band of a row by its age in seconds: band i holds ages in [w[i-1], w[i]), so window w is (now - w, now]."""
     age = f"dateDiff('millisecond', {col}, %(now)s) / 1000.0"
-    parts = ", ".join(f"age <= {w}, {i}" for i, w in enumerate(windows))
+    parts = ", ".join(f"age < {w}, {i}" for i, w in enumerate(windows))
     return f"multiIf({parts}, {len(windows)})".replace("age", f"({age})")
 
 
@@ -124,15 +125,17 @@ def _metric_window_bands(store: Store, slos: Sequence[Slo], windows: Sequence[in
                          ) -> dict[_Key, list[dict[str, Any] | None]]:
     typed = any(s.sli.error_types for s in slos)
     sql = f"""
-        SELECT model, model_version, {_band_expr('window_start', windows)} AS band,
+        SELECT model, model_version, {_band_expr('addSeconds(window_start, window_s)', windows)} AS band,
                sum(requests) AS requests, sum(arraySum(mapValues(errors))) AS errors,
                {'sumMap(errors) AS errors_by_type,' if typed else ''} sumForEach(latency_buckets) AS buckets
         FROM {{db}}.metric_windows FINAL
-        WHERE model IN %(models)s AND window_start > %(start)s AND window_start <= %(now)s
+        WHERE model IN %(models)s AND window_start > %(start_data)s AND window_start < %(now)s
+          AND addSeconds(window_start, window_s) > %(start)s AND addSeconds(window_start, window_s) <= %(now)s
         GROUP BY model, model_version, band {_FINAL}
     """
-    rows = store.rows(sql, {"models": sorted({s.model for s in slos}), "now": now,
-                            "start": now - _dt.timedelta(seconds=windows[-1])})
+    start = now - _dt.timedelta(seconds=windows[-1])
+    rows = store.rows(sql, {"models": sorted({s.model for s in slos}), "now": now, "start": start,
+                            "start_data": start - _dt.timedelta(seconds=3600)})
     out: dict[_Key, list[dict[str, Any] | None]] = defaultdict(lambda: [None] * len(windows))
     for r in rows:
         if r["band"] < len(windows):
@@ -172,11 +175,12 @@ def _other_bands(store: Store, s: Slo, group: Sequence[Slo], windows: Sequence[i
         k = max(1, -(-int(sli.max_age_s or 60) // 60))
         params["start_data"] = now - _dt.timedelta(seconds=windows[-1] + k * 60)
         sql = f"""
-            SELECT model, '' AS model_version, {_band_expr('m', windows)} AS band, count() AS good, 0 AS total
+            SELECT model, '' AS model_version, {_band_expr('addSeconds(m, 60)', windows)} AS band, count() AS good,
+                   0 AS total
             FROM (SELECT DISTINCT model, toStartOfMinute(window_start) + toIntervalMinute(k) AS m
                   FROM {{db}}.metric_windows FINAL ARRAY JOIN range({k}) AS k
                   WHERE model IN %(models)s AND window_start > %(start_data)s AND window_start <= %(now)s {_FINAL})
-            WHERE m > %(start)s AND m <= %(now)s
+            WHERE addSeconds(m, 60) > %(start)s AND addSeconds(m, 60) <= %(now)s
             GROUP BY model, band
         """
     elif sli.kind == "drift":

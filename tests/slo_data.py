@@ -55,3 +55,48 @@ def detector_windows(store: Store, start: _dt.datetime, n: int, alert: Callable[
         "run_id": "str", "run_at": "ts", "model": "str", "model_version": "str", "window_start": "ts",
         "window_end": "ts", "detector": "str", "subject": "str", "test": "str", "value": "f64n",
         "threshold": "f64n", "status": "str", "sample_size": "u64", "detail": "str"})
+
+
+class Receiver:
+    """A real HTTP receiver on 127.0.0.1 in a thread. ``script[path]`` lists (status, headers) replies to
+    use in order before answering 200; every request is recorded as (path, headers, body)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.script: dict[str, list[tuple[int, dict[str, str]]]] = {}
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with outer.lock:
+                    outer.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                    replies = outer.script.get(self.path) or []
+                    status, headers = replies.pop(0) if replies else (200, {})
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def bodies(self, path: str) -> list[dict[str, object]]:
+        import json
+
+        return [json.loads(b) for p, _, b in self.requests if p == path]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -88,10 +88,14 @@ def evaluate_and_notify(store: Store, specs: Sequence[Slo], now: _dt.datetime, n
     for n in notes:
         groups[(n.severity, n.model, n.model_version, n.action)].append(n)
     delivered: set[str] = set()
+    unrouted: set[str] = set()   # no notifier for the severity: the state moves on, nothing is sent
     failed: list[tuple[Notification, str]] = []
     for (severity, *_), group in sorted(groups.items()):
         targets = _targets(notifiers, severity)
-        ok = {n.dedup_key: not targets for n in group}   # nowhere to send: count as handled
+        if not targets:
+            unrouted.update(n.dedup_key for n in group)
+            continue
+        ok = {n.dedup_key: False for n in group}
         for t in targets:
             try:
                 t.send(group)
@@ -104,7 +108,7 @@ def evaluate_and_notify(store: Store, specs: Sequence[Slo], now: _dt.datetime, n
     final: list[AlertState] = []
     for st in changed:
         n = by_key.get(st.alert_key)
-        if n is not None and st.alert_key not in delivered:
+        if n is not None and st.alert_key not in delivered and st.alert_key not in unrouted:
             p = prior.get(st.alert_key)
             if n.action == "trigger":   # not delivered anywhere: retry on the next tick
                 st = replace(st, notified=p.notified if p and st.since == p.since else False,

@@ -10,11 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["SliKind", "Severity", "BurnTier", "DEFAULT_TIERS", "Sli", "Alerting", "Slo", "SLI_KINDS"]
+__all__ = ["SliKind", "Severity", "BurnTier", "DEFAULT_TIERS", "Sli", "Alerting", "Slo", "SLI_KINDS", "SLI_FIELDS"]
 
 SliKind = Literal["availability", "latency", "freshness", "drift", "accuracy"]
 Severity = Literal["page", "ticket"]
 SLI_KINDS: tuple[str, ...] = ("availability", "latency", "freshness", "drift", "accuracy")
+#: The :class:`Sli` fields each kind reads.
+SLI_FIELDS: dict[str, tuple[str, ...]] = {
+    "availability": ("error_types",),
+    "latency": ("threshold_ms", "interpolate"),
+    "freshness": ("max_age_s",),
+    "drift": ("detector", "subject"),
+    "accuracy": ("slice", "tolerance"),
+}
 
 
 @dataclass(frozen=True, kw_only=True)

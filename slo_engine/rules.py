@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from slo_engine.model import Severity, Slo
+from slo_engine.model import SLI_FIELDS, Severity, Slo
 
 __all__ = ["AlertRule", "alert_rules", "rules_document", "windows_needed"]
 
@@ -70,7 +70,8 @@ def rules_document(slos: Iterable[Slo]) -> dict[str, Any]:
     docs = []
     for s in slos:
         d = asdict(s)
-        d["sli"] = {k: v for k, v in d["sli"].items() if v not in (None, (), False) or k == "kind"}
+        d["sli"] = {k: v for k, v in d["sli"].items() if k == "kind" or k in SLI_FIELDS[s.sli.kind]}
+        d["labels"] = dict(s.labels)
         d.pop("alerting")
         d["alerting"] = {k: v for k, v in asdict(s.alerting).items() if k != "tiers"}
         d["rules"] = [asdict(r) for r in alert_rules(s)]

@@ -107,10 +107,10 @@ def evaluate_and_notify(store: Store, specs: Sequence[Slo], now: _dt.datetime, n
     by_key = {n.dedup_key: n for n in notes}
     final: list[AlertState] = []
     for st in changed:
-        n = by_key.get(st.alert_key)
-        if n is not None and st.alert_key not in delivered and st.alert_key not in unrouted:
+        note = by_key.get(st.alert_key)
+        if note is not None and st.alert_key not in delivered and st.alert_key not in unrouted:
             p = prior.get(st.alert_key)
-            if n.action == "trigger":   # not delivered anywhere: retry on the next tick
+            if note.action == "trigger":   # not delivered anywhere: retry on the next tick
                 st = replace(st, notified=p.notified if p and st.since == p.since else False,
                              last_notified=p.last_notified if p else st.last_notified)
             elif p is not None:         # resolve not delivered: stay firing, retry the resolve next tick

@@ -179,7 +179,9 @@ def _slo(r: _Reader, n: _Node, path: str, defaults: dict[str, tuple[_Node, int]]
     window = r.get(m, "window", path, n.line, "duration", required=True)
     if window is not None and window not in tuple(d * 86400 for d in _WINDOWS_DAYS):
         r.err(m["window"][0].line, f"{path}.window", f"must be {' or '.join(f'{d}d' for d in _WINDOWS_DAYS)}")
-    sli = _sli(r, m["sli"][0], f"{path}.sli") if "sli" in m else r.err(n.line, f"{path}.sli", "is required")
+    sli = _sli(r, m["sli"][0], f"{path}.sli") if "sli" in m else None
+    if "sli" not in m:
+        r.err(n.line, f"{path}.sli", "is required")
     merged = dict(defaults)
     if "alerting" in m:
         merged.update(r.mapping(m["alerting"][0], f"{path}.alerting", _ALERTING_FIELDS) or {})

@@ -93,3 +93,12 @@ def test_cli_silences_on_the_store(store, capsys, monkeypatch) -> None:  # type:
     assert capsys.readouterr().out == ""
     assert main(["silence", "add", "--duration", "30m", "--store", store.path]) == 1
     assert "at least one matcher" in capsys.readouterr().err
+
+
+def test_cli_status(store, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DRIFTLINE_DATABASE", store.database)
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SPEC)
+    assert main(["slo", "status", str(spec), "--store", store.path]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["slo"], r["sli"], r["total"]) for r in rows] == [("avail", None, 0.0), ("acc", None, 0.0)]

@@ -5,6 +5,10 @@ multicast, reserved and unspecified addresses unless their network or host name 
 explicitly; redirects are never followed (a public URL cannot bounce to an internal one).
 :class:`HttpSender` posts with retries on connection errors, 5xx and 429 (full jitter, honouring
 ``Retry-After`` in seconds or as an HTTP date), and writes every attempt to a delivery log.
+
+Known limit: the host is resolved for the check and again by the HTTP client, so a DNS answer that
+changes in between (rebinding) is not caught; pin webhook hosts by name in the allow-list, or put an
+egress proxy in front, where that matters.
 """
 
 from __future__ import annotations
@@ -197,6 +201,9 @@ class HttpSender:
             if not final:
                 self.sleep(wait if wait is not None else self.retry.backoff(attempt, self.rng))
         raise DeliveryFailed(f"{notifier} → {target}: {self.retry.max_attempts} attempts failed, last: {last}")
+
+    def close(self) -> None:
+        self.client.close()
 
     def _log(self, notifier: str, target: str, dedup_key: str, action: str, attempt: int, status: int,
              outcome: Literal["delivered", "retry", "failed"], error: str = "") -> None:

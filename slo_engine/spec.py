@@ -187,6 +187,8 @@ def _slo(r: _Reader, n: _Node, path: str, defaults: dict[str, tuple[_Node, int]]
         merged.update(r.mapping(m["alerting"][0], f"{path}.alerting", _ALERTING_FIELDS) or {})
     alerting = _alerting(r, merged, f"{path}.alerting", n.line, window)
     labels = r.get(m, "labels", path, n.line, dict, default={})
+    if sli is not None and sli.kind == "freshness" and "per_version" in m and m["per_version"][0].value is True:
+        r.err(m["per_version"][0].line, f"{path}.per_version", "freshness is measured per model, not per version")
     if len(r.problems) > before or sli is None or alerting is None:
         return None
     return Slo(

@@ -102,6 +102,8 @@ def test_every_problem_with_its_line() -> None:
      "  alerting:\n    tiers:\n    - {name: t, severity: page, burn_rate: 2, long: 40d, short: 1h}\n", 10, "longer than the SLO window"),
     ("version: driftline/v1\nslos:\n- name: a\n  model: m\n  objective: 99\n  window: 30d\n  sli: {freshness: {max_age: soon}}\n",
      7, "'soon' is not a duration"),
+    ("version: driftline/v1\nslos:\n- name: a\n  model: m\n  objective: 99\n  window: 30d\n  per_version: true\n"
+     "  sli: {freshness: {max_age: 5m}}\n", 7, "freshness is measured per model"),
 ])
 def test_single_problems(text: str, line: int, fragment: str) -> None:
     with pytest.raises(SpecError) as ei:

@@ -120,7 +120,7 @@ def ingest_router(sink: IngestSink, limits: Limits | None = None) -> APIRouter:
 
 
 def _since(minutes: int) -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(minutes=minutes)
+    return _dt.datetime.now(_dt.UTC) - _dt.timedelta(minutes=minutes)
 
 
 def query_router(store: Store) -> APIRouter:

@@ -44,7 +44,7 @@ def literal(v: Any) -> str:
         return quote_string(v)
     if isinstance(v, _dt.datetime):
         if v.tzinfo is not None:
-            v = v.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+            v = v.astimezone(_dt.UTC).replace(tzinfo=None)
         return f"toDateTime64('{v.isoformat(sep=' ', timespec='milliseconds')}', 3, 'UTC')"
     if isinstance(v, _dt.date):
         return f"toDate('{v.isoformat()}')"

@@ -279,7 +279,7 @@ class ClickHouseStore(Store):
         for name in names:
             vals = list(columns[name])
             if kinds[name] == "ts":
-                vals = [v if isinstance(v, _dt.datetime) else _dt.datetime.fromtimestamp(v / 1000, _dt.timezone.utc) for v in vals]
+                vals = [v if isinstance(v, _dt.datetime) else _dt.datetime.fromtimestamp(v / 1000, _dt.UTC) for v in vals]
             data.append(vals)
         self._call(f"INSERT INTO {self.database}.{table} ({', '.join(names)}) VALUES", data, columnar=True)
 

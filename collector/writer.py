@@ -169,7 +169,7 @@ class EventWriter:
 
 
 def utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
+    return _dt.datetime.now(_dt.UTC)
 
 
 _ = SCHEMA_VERSION

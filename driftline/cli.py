@@ -6,6 +6,10 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collector.store import Store
 
 __all__ = ["main"]
 
@@ -33,10 +37,10 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from driftline.config import Settings
-    from driftline.server import all_migrations
     from collector.migrations import migrate
     from collector.store import open_store
+    from driftline.config import Settings
+    from driftline.server import all_migrations
 
     settings = Settings.from_env(store_url=args.store)
     store = open_store(settings.store_url, database=settings.database)
@@ -57,6 +61,18 @@ def _collect(args: argparse.Namespace) -> int:
     settings = Settings.from_env(store_url=args.store, kafka_bootstrap=args.kafka, topic_prefix=args.topic_prefix)
     return run_collector(settings, group_id=args.group, metrics_port=args.metrics_port,
                          batch_max_events=args.batch_events, batch_max_s=args.batch_seconds)
+
+
+def _open_migrated(store_url: str | None) -> Store:
+    from collector.migrations import migrate
+    from collector.store import open_store
+    from driftline.config import Settings
+    from driftline.server import all_migrations
+
+    settings = Settings.from_env(store_url=store_url)
+    store = open_store(settings.store_url, database=settings.database)
+    migrate(store, all_migrations())
+    return store
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -101,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--store", default=".driftline-demo")
     s.add_argument("--rate", type=float, default=200, help="predictions per second")
     s.set_defaults(fn=_demo)
+
+    from slo_engine.cli import register as register_slo
+
+    register_slo(sub, open_store=_open_migrated)
 
     args = p.parse_args(argv)
     try:

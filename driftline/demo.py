@@ -32,7 +32,7 @@ PLANS = ["free", "pro", "enterprise"]
 
 
 def _now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
+    return _dt.datetime.now(_dt.UTC)
 
 
 def _get(base: str, path: str, **params: Any) -> Any:

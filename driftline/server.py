@@ -27,7 +27,7 @@ def all_migrations() -> list[Migration]:
             if exc.name != mod:
                 raise
             continue
-        out.extend(getattr(m, "MIGRATIONS"))
+        out.extend(m.MIGRATIONS)
     return out
 
 
@@ -73,4 +73,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     from detectors.api import drift_router
 
     app.include_router(drift_router(store))
+    from slo_engine.api import slo_router
+
+    app.state.slo_specs = []  # list[slo_engine.model.Slo]: the scheduler sets it from the spec files
+    app.include_router(slo_router(store, specs=lambda: app.state.slo_specs))
     return app

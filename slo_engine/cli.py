@@ -1,0 +1,156 @@
+"""``driftline slo ...`` and ``driftline silence ...``: registered into the ``driftline`` command by
+``driftline.cli`` with :func:`register`, which hands in how to open the store (the composition root
+knows the settings). With ``--api URL`` silences go through a running server's API instead, since a
+chDB path is owned by one process."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+from collector.store import Store
+from slo_engine.exceptions import SloEngineError, SpecError
+from slo_engine.rules import alert_rules, rules_document
+from slo_engine.spec import load_specs, parse_duration
+
+__all__ = ["register"]
+
+OpenStore = Callable[[str | None], Store]
+
+
+def register(sub: Any, *, open_store: OpenStore) -> None:
+    """Add the ``slo`` and ``silence`` subcommands to an argparse subparsers object."""
+    slo = sub.add_parser("slo", help="SLO specs: validate, show the generated rules, evaluate").add_subparsers(
+        dest="slo_command", required=True)
+    p = slo.add_parser("validate", help="validate SLO spec files; problems are listed with their lines")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--rules", action="store_true", help="print the normalised specs and generated rules (YAML)")
+    p.set_defaults(fn=_safe(_validate))
+    p = slo.add_parser("status", help="evaluate spec files against the store now")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--store", default=None)
+    p.set_defaults(fn=_safe(lambda a: _status(a, open_store)))
+
+    sil = sub.add_parser("silence", help="silence SLO alerts (maintenance, retraining)").add_subparsers(
+        dest="silence_command", required=True)
+    p = sil.add_parser("add", help="create a silence; at least one matcher")
+    for m in ("slo", "model", "model-version", "severity"):
+        p.add_argument(f"--{m}", default=None)
+    p.add_argument("--duration", required=True, help="like 2h or 30m")
+    p.add_argument("--by", default="", help="who")
+    p.add_argument("--comment", default="")
+    _where(p)
+    p.set_defaults(fn=_safe(lambda a: _silence_add(a, open_store)))
+    p = sil.add_parser("list", help="list active silences")
+    p.add_argument("--all", action="store_true", help="include expired ones")
+    _where(p)
+    p.set_defaults(fn=_safe(lambda a: _silence_list(a, open_store)))
+    p = sil.add_parser("expire", help="expire a silence now")
+    p.add_argument("id")
+    _where(p)
+    p.set_defaults(fn=_safe(lambda a: _silence_expire(a, open_store)))
+
+
+def _safe(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(a: argparse.Namespace) -> int:
+        try:
+            return fn(a)
+        except (SloEngineError, ValueError) as exc:
+            print(f"driftline: {exc}", file=sys.stderr)
+            return 1
+    return run
+
+
+def _where(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--store", default=None, help="open the store directly (no server running on it)")
+    g.add_argument("--api", default=None, help="a running server, like http://127.0.0.1:8000")
+
+
+def _validate(a: argparse.Namespace) -> int:
+    bad = 0
+    for f in a.files:
+        try:
+            specs = load_specs(f)
+        except SpecError as exc:
+            print(exc, file=sys.stderr)
+            bad += 1
+            continue
+        except OSError as exc:
+            print(f"{f}: {exc.strerror}", file=sys.stderr)
+            bad += 1
+            continue
+        for s in specs:
+            notes = [r.note for r in alert_rules(s) if r.note]
+            print(f"{f}: {s.name}: {s.sli.kind} of {s.model} {s.objective * 100:g}% over {s.window_s // 86400}d ok"
+                  + "".join(f"\n  note: {n}" for n in notes))
+        if a.rules:
+            print(yaml.safe_dump(rules_document(specs), sort_keys=False), end="")
+    return 1 if bad else 0
+
+
+def _status(a: argparse.Namespace, open_store: OpenStore) -> int:
+    from slo_engine.evaluate import evaluate
+
+    specs = [s for f in a.files for s in load_specs(f)]
+    for st in evaluate(open_store(a.store), specs, _dt.datetime.now(_dt.UTC)):
+        print(json.dumps(st.as_dict()))
+    return 0
+
+
+def _api(a: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+    import httpx
+
+    r = httpx.request(method, a.api.rstrip("/") + path, json=body, timeout=10)
+    if r.status_code >= 400:
+        raise SloEngineError(f"{method} {path}: HTTP {r.status_code}: {r.text[:500]}")
+    return r.json()
+
+
+def _silence_add(a: argparse.Namespace, open_store: OpenStore) -> int:
+    from slo_engine.silences import create_silence
+
+    matchers = {k: v for k, v in (("slo", a.slo), ("model", a.model), ("model_version", a.model_version),
+                                  ("severity", a.severity)) if v is not None}
+    if a.api:
+        out = _api(a, "POST", "/v1/slo/silences", {"matchers": matchers, "duration": a.duration,
+                                                   "created_by": a.by, "comment": a.comment})
+    else:
+        s = create_silence(open_store(a.store), matchers, now=_dt.datetime.now(_dt.UTC),
+                           duration_s=parse_duration(a.duration), created_by=a.by, comment=a.comment)
+        out = {"id": s.id, "matchers": dict(s.matchers), "starts_at": s.starts_at.isoformat(),
+               "ends_at": s.ends_at.isoformat()}
+    print(json.dumps(out))
+    return 0
+
+
+def _silence_list(a: argparse.Namespace, open_store: OpenStore) -> int:
+    from slo_engine.silences import list_silences
+
+    if a.api:
+        rows = _api(a, "GET", f"/v1/slo/silences?include_expired={str(a.all).lower()}")
+    else:
+        rows = [{"id": s.id, "matchers": dict(s.matchers), "starts_at": s.starts_at.isoformat(),
+                 "ends_at": s.ends_at.isoformat(), "created_by": s.created_by, "comment": s.comment}
+                for s in list_silences(open_store(a.store), now=_dt.datetime.now(_dt.UTC), include_expired=a.all)]
+    for r in rows:
+        print(json.dumps(r))
+    return 0
+
+
+def _silence_expire(a: argparse.Namespace, open_store: OpenStore) -> int:
+    from slo_engine.silences import expire_silence
+
+    if a.api:
+        out = _api(a, "DELETE", f"/v1/slo/silences/{a.id}")
+    else:
+        s = expire_silence(open_store(a.store), a.id, now=_dt.datetime.now(_dt.UTC))
+        out = {"id": s.id, "ends_at": s.ends_at.isoformat()}
+    print(json.dumps(out))
+    return 0

@@ -1,0 +1,215 @@
+"""HTTP delivery for notifiers: a URL allow-list, retries with backoff and jitter, ``Retry-After``, a log.
+
+:class:`UrlPolicy` resolves the host of every target and refuses private, loopback, link-local,
+multicast, reserved and unspecified addresses unless their network or host name is allow-listed
+explicitly; redirects are never followed (a public URL cannot bounce to an internal one).
+:class:`HttpSender` posts with retries on connection errors, 5xx and 429 (full jitter, honouring
+``Retry-After`` in seconds or as an HTTP date), and writes every attempt to a delivery log.
+
+Known limit: the host is resolved for the check and again by the HTTP client, so a DNS answer that
+changes in between (rebinding) is not caught; pin webhook hosts by name in the allow-list, or put an
+egress proxy in front, where that matters.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import email.utils
+import ipaddress
+import logging
+import random
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+import httpx
+
+from collector.store import Store
+from slo_engine.exceptions import DeliveryFailed, UrlNotAllowed
+
+__all__ = ["UrlPolicy", "RetryPolicy", "DeliveryRecord", "StoreDeliveryLog", "MemoryDeliveryLog", "HttpSender"]
+
+_log = logging.getLogger(__name__)
+_Net = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, kw_only=True)
+class UrlPolicy:
+    """Which webhook targets are allowed. Public addresses are; internal ones only when listed here."""
+
+    allow_networks: tuple[_Net, ...] = ()
+    allow_hosts: frozenset[str] = frozenset()
+    schemes: frozenset[str] = frozenset({"https", "http"})
+
+    @classmethod
+    def allowing(cls, *entries: str, schemes: Iterable[str] = ("https", "http")) -> UrlPolicy:
+        """``UrlPolicy.allowing("127.0.0.1", "10.0.0.0/8", "hooks.internal")``: networks or host names."""
+        nets: list[_Net] = []
+        hosts: set[str] = set()
+        for e in entries:
+            try:
+                nets.append(ipaddress.ip_network(e, strict=False))
+            except ValueError:
+                hosts.add(e.lower().rstrip("."))
+        return cls(allow_networks=tuple(nets), allow_hosts=frozenset(hosts), schemes=frozenset(schemes))
+
+    def check(self, url: str) -> None:
+        """Raise :class:`UrlNotAllowed` unless every address the host resolves to is allowed."""
+        u = urlsplit(url)
+        if u.scheme not in self.schemes:
+            raise UrlNotAllowed(f"{_redact(url)}: scheme {u.scheme!r} not allowed (use {', '.join(sorted(self.schemes))})")
+        host = (u.hostname or "").lower().rstrip(".")
+        if not host:
+            raise UrlNotAllowed(f"{_redact(url)}: no host")
+        if u.username or u.password:
+            raise UrlNotAllowed(f"{_redact(url)}: credentials in the URL are not allowed")
+        if host in self.allow_hosts:
+            return
+        try:
+            infos = socket.getaddrinfo(host, u.port or (443 if u.scheme == "https" else 80), type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise UrlNotAllowed(f"{_redact(url)}: cannot resolve {host}: {exc}") from None
+        for info in infos:
+            ip = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+                ip = ip.ipv4_mapped
+            if any(ip in n for n in self.allow_networks):
+                continue
+            if not ip.is_global or ip.is_multicast:
+                raise UrlNotAllowed(f"{_redact(url)}: {host} resolves to {ip}, an internal address; "
+                                    "allow-list it explicitly to send there")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """Attempts, and full-jitter exponential backoff between them: ``uniform(0, min(cap, base·2^n))``."""
+
+    max_attempts: int = 5
+    base_s: float = 0.5
+    cap_s: float = 30.0
+    max_retry_after_s: float = 120.0   # a longer Retry-After gives up rather than block the scheduler
+    timeout_s: float = 10.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        return rng.uniform(0, min(self.cap_s, self.base_s * 2 ** (attempt - 1)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliveryRecord:
+    ts: _dt.datetime
+    notifier: str
+    target: str
+    dedup_key: str
+    action: str
+    attempt: int
+    status_code: int
+    outcome: Literal["delivered", "retry", "failed"]
+    error: str = ""
+
+
+class StoreDeliveryLog:
+    """The delivery log in the store (``slo_deliveries``)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __call__(self, r: DeliveryRecord) -> None:
+        self.store.insert("slo_deliveries", {
+            "ts": [r.ts], "notifier": [r.notifier], "target": [r.target], "dedup_key": [r.dedup_key],
+            "action": [r.action], "attempt": [r.attempt], "status_code": [r.status_code], "outcome": [r.outcome],
+            "error": [r.error[:1000]],
+        }, {"ts": "ts", "notifier": "str", "target": "str", "dedup_key": "str", "action": "str", "attempt": "u16",
+            "status_code": "u16", "outcome": "str", "error": "str"})
+
+
+@dataclass
+class MemoryDeliveryLog:
+    """An in-memory delivery log, for users' own tests."""
+
+    records: list[DeliveryRecord] = field(default_factory=list)
+
+    def __call__(self, r: DeliveryRecord) -> None:
+        self.records.append(r)
+
+
+def _redact(url: str) -> str:
+    u = urlsplit(url)
+    return f"{u.scheme}://{u.hostname or ''}{':' + str(u.port) if u.port else ''}"
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
+
+
+class HttpSender:
+    """POSTs JSON bodies with the URL policy, retries and the delivery log. ``sleep`` and ``rng`` are injectable."""
+
+    def __init__(self, *, policy: UrlPolicy | None = None, retry: RetryPolicy | None = None,
+                 log: Callable[[DeliveryRecord], None] | None = None, sleep: Callable[[float], None] = time.sleep,
+                 rng: random.Random | None = None, client: httpx.Client | None = None) -> None:
+        self.policy = policy or UrlPolicy()
+        self.retry = retry or RetryPolicy()
+        self.log = log or MemoryDeliveryLog()
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+        self.client = client or httpx.Client(timeout=self.retry.timeout_s, follow_redirects=False)
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], *, notifier: str, dedup_key: str,
+             action: str, sign: Callable[[bytes], Mapping[str, str]] | None = None) -> httpx.Response:
+        """Deliver or raise :class:`DeliveryFailed`. ``sign`` adds per-attempt headers (fresh timestamps)."""
+        self.policy.check(url)
+        target = _redact(url)
+        last = ""
+        for attempt in range(1, self.retry.max_attempts + 1):
+            h = {"Content-Type": "application/json", "User-Agent": "driftline-slo/1", **headers}
+            if sign is not None:
+                h.update(sign(body))
+            wait: float | None = None
+            status = 0
+            try:
+                resp = self.client.post(url, content=body, headers=h)
+                status = resp.status_code
+                if 200 <= status < 300:
+                    self._log(notifier, target, dedup_key, action, attempt, status, "delivered")
+                    return resp
+                last = f"HTTP {status}: {resp.text[:200]}"
+                if status == 429:
+                    wait = _retry_after(resp.headers.get("Retry-After"), time.time())
+                    if wait is not None and wait > self.retry.max_retry_after_s:
+                        self._log(notifier, target, dedup_key, action, attempt, status, "failed",
+                                  f"Retry-After {wait:.0f}s exceeds {self.retry.max_retry_after_s:.0f}s")
+                        raise DeliveryFailed(f"{notifier} → {target}: rate limited for {wait:.0f}s")
+                elif status < 500:
+                    self._log(notifier, target, dedup_key, action, attempt, status, "failed", last)
+                    raise DeliveryFailed(f"{notifier} → {target}: {last}")
+            except httpx.HTTPError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            final = attempt == self.retry.max_attempts
+            self._log(notifier, target, dedup_key, action, attempt, status, "failed" if final else "retry", last)
+            if not final:
+                self.sleep(wait if wait is not None else self.retry.backoff(attempt, self.rng))
+        raise DeliveryFailed(f"{notifier} → {target}: {self.retry.max_attempts} attempts failed, last: {last}")
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _log(self, notifier: str, target: str, dedup_key: str, action: str, attempt: int, status: int,
+             outcome: Literal["delivered", "retry", "failed"], error: str = "") -> None:
+        try:
+            self.log(DeliveryRecord(ts=_dt.datetime.now(_dt.UTC), notifier=notifier, target=target,
+                                    dedup_key=dedup_key, action=action, attempt=attempt, status_code=status,
+                                    outcome=outcome, error=error))
+        except Exception:  # a broken log must not lose the page
+            _log.exception("delivery log failed for %s %s", notifier, dedup_key)

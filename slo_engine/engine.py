@@ -1,0 +1,121 @@
+"""The scheduler-facing entry point: evaluate, route, notify, persist.
+
+``evaluate_and_notify(store, specs, now, notifiers)`` is what ``driftline``'s scheduler calls every
+minute. Notifications are grouped by model and version (one Slack or webhook message per group;
+PagerDuty sends one event per alert) and sent to the notifiers routed for their severity.
+A trigger that no notifier delivered is not marked notified, so the next evaluation tries again.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from collector.store import Store
+from slo_engine.evaluate import SloStatus, evaluate
+from slo_engine.exceptions import DeliveryFailed, NotifierError
+from slo_engine.model import Slo
+from slo_engine.notifiers import Notification, Notifier
+from slo_engine.router import AlertState, route
+from slo_engine.silences import list_silences
+
+__all__ = ["EvaluationResult", "evaluate_and_notify", "load_alert_states", "Routes"]
+
+_log = logging.getLogger(__name__)
+
+#: severity → notifiers; a plain sequence sends every severity to the same notifiers.
+Routes = Mapping[str, Sequence[Notifier]] | Sequence[Notifier]
+
+_STATE_KINDS = {"alert_key": "str", "slo": "str", "model": "str", "model_version": "str", "tier": "str",
+                "severity": "str", "state": "str", "since": "ts", "last_true": "ts", "last_notified": "ts",
+                "notified": "u8", "long_burn_rate": "f64n", "short_burn_rate": "f64n", "updated_at": "ts"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationResult:
+    statuses: list[SloStatus]
+    changed: list[AlertState]
+    sent: list[Notification] = field(default_factory=list)
+    failed: list[tuple[Notification, str]] = field(default_factory=list)
+
+
+def _utc(t: _dt.datetime) -> _dt.datetime:
+    t = t.replace(tzinfo=_dt.UTC) if t.tzinfo is None else t.astimezone(_dt.UTC)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+def load_alert_states(store: Store, *, active_only: bool = False) -> dict[str, AlertState]:
+    where = "WHERE state != 'resolved'" if active_only else ""
+    rows = store.rows(f"SELECT * EXCEPT updated_at FROM {{db}}.slo_alert_state FINAL {where} ORDER BY alert_key")
+    out = {}
+    for r in rows:
+        for k in ("since", "last_true", "last_notified"):
+            r[k] = _utc(r[k])
+        r["notified"] = bool(r["notified"])
+        out[r["alert_key"]] = AlertState(**r)
+    return out
+
+
+def _save(store: Store, states: Sequence[AlertState], now: _dt.datetime) -> None:
+    if not states:
+        return
+    cols: dict[str, list[object]] = {k: [] for k in _STATE_KINDS}
+    for s in states:
+        for k in _STATE_KINDS:
+            cols[k].append(now if k == "updated_at" else (int(s.notified) if k == "notified" else getattr(s, k)))
+    store.insert("slo_alert_state", cols, _STATE_KINDS)
+
+
+def _targets(routes: Routes, severity: str) -> Sequence[Notifier]:
+    if isinstance(routes, Mapping):
+        return routes.get(severity, ())
+    return routes
+
+
+def evaluate_and_notify(store: Store, specs: Sequence[Slo], now: _dt.datetime, notifiers: Routes) -> EvaluationResult:
+    """One scheduler tick: evaluate ``specs`` at ``now``, route against stored state and silences, send, persist.
+
+    ``specs`` should be the whole set: alerts of SLOs missing from it are left as they are.
+    """
+    now = _utc(now)
+    statuses = evaluate(store, specs, now)
+    prior = load_alert_states(store)
+    changed, notes = route(statuses, prior, list_silences(store, now=now), now)
+    groups: dict[tuple[str, str, str, str], list[Notification]] = defaultdict(list)
+    for n in notes:
+        groups[(n.severity, n.model, n.model_version, n.action)].append(n)
+    delivered: set[str] = set()
+    unrouted: set[str] = set()   # no notifier for the severity: the state moves on, nothing is sent
+    failed: list[tuple[Notification, str]] = []
+    for (severity, *_), group in sorted(groups.items()):
+        targets = _targets(notifiers, severity)
+        if not targets:
+            unrouted.update(n.dedup_key for n in group)
+            continue
+        ok = {n.dedup_key: False for n in group}
+        for t in targets:
+            try:
+                t.send(group)
+                ok.update(dict.fromkeys(ok, True))
+            except (DeliveryFailed, NotifierError) as exc:
+                _log.warning("SLO notification via %s failed: %s", getattr(t, "name", t), exc)
+                failed.extend((n, f"{getattr(t, 'name', t)}: {exc}") for n in group)
+        delivered.update(k for k, v in ok.items() if v)
+    by_key = {n.dedup_key: n for n in notes}
+    final: list[AlertState] = []
+    for st in changed:
+        note = by_key.get(st.alert_key)
+        if note is not None and st.alert_key not in delivered and st.alert_key not in unrouted:
+            p = prior.get(st.alert_key)
+            if note.action == "trigger":   # not delivered anywhere: retry on the next tick
+                st = replace(st, notified=p.notified if p and st.since == p.since else False,
+                             last_notified=p.last_notified if p else st.last_notified)
+            elif p is not None:         # resolve not delivered: stay firing, retry the resolve next tick
+                st = p
+        final.append(st)
+    _save(store, final, now)
+    return EvaluationResult(statuses=statuses, changed=final, sent=[n for n in notes if n.dedup_key in delivered],
+                            failed=failed)

@@ -1,0 +1,111 @@
+"""The normalised SLO model: what every spec becomes after validation, and what the generator reads.
+
+Everything is frozen and keyword-only. Objectives are fractions (``0.999``); durations are seconds.
+Alert windows are data (:class:`BurnTier`), defaulting to the SRE workbook's table
+(:data:`DEFAULT_TIERS`); a spec may replace them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["SliKind", "Severity", "BurnTier", "DEFAULT_TIERS", "Sli", "Alerting", "Slo", "SLI_KINDS", "SLI_FIELDS"]
+
+SliKind = Literal["availability", "latency", "freshness", "drift", "accuracy"]
+Severity = Literal["page", "ticket"]
+SLI_KINDS: tuple[str, ...] = ("availability", "latency", "freshness", "drift", "accuracy")
+#: The :class:`Sli` fields each kind reads.
+SLI_FIELDS: dict[str, tuple[str, ...]] = {
+    "availability": ("error_types",),
+    "latency": ("threshold_ms", "interpolate"),
+    "freshness": ("max_age_s",),
+    "drift": ("detector", "subject"),
+    "accuracy": ("slice", "tolerance"),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class BurnTier:
+    """Alert when the burn rate is at least ``burn_rate`` over both the long and the short window."""
+
+    name: str
+    severity: Severity
+    burn_rate: float
+    long_window_s: int
+    short_window_s: int
+
+
+#: The SRE workbook's multiwindow, multi-burn-rate table (chapter 5, "Alerting on SLOs").
+DEFAULT_TIERS: tuple[BurnTier, ...] = (
+    BurnTier(name="page-fast", severity="page", burn_rate=14.4, long_window_s=3600, short_window_s=300),
+    BurnTier(name="page-slow", severity="page", burn_rate=6.0, long_window_s=6 * 3600, short_window_s=1800),
+    BurnTier(name="ticket", severity="ticket", burn_rate=1.0, long_window_s=3 * 86400, short_window_s=6 * 3600),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sli:
+    """What counts as good, by kind.
+
+    - ``availability``: requests without error (``error_types`` restricts which error types count; empty: all).
+    - ``latency``: requests at or under ``threshold_ms``, from the histogram; a threshold between bucket
+      bounds needs ``interpolate`` (linear within the bucket, the ``histogram_quantile`` assumption).
+    - ``freshness``: minutes in which a metric window started no more than ``max_age_s`` earlier.
+    - ``drift``: detector windows without an ``alert`` (``detector``, optionally one ``subject``).
+    - ``accuracy``: labelled predictions whose label matches (``tolerance`` for numeric predictions),
+      optionally in one ``slice``.
+    """
+
+    kind: SliKind
+    error_types: tuple[str, ...] = ()
+    threshold_ms: float | None = None
+    interpolate: bool = False
+    max_age_s: int | None = None
+    detector: str = "drift"
+    subject: str | None = None
+    slice: tuple[tuple[str, str], ...] = ()
+    tolerance: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Alerting:
+    """Burn-rate tiers and the router's timing for one SLO.
+
+    ``low_objective``: what to do with a tier whose burn rate exceeds the highest burn rate the objective
+    allows (``1 / (1 - objective)``): ``scale`` it down to ``max_burn_fraction`` of that maximum, or
+    ``keep`` it (it can never fire; the generator says so). ``pending_for_s``: the condition must hold
+    this long before the alert fires. ``resolve_after_s``: it must be clear this long before the alert
+    resolves (flap suppression). ``repeat_interval_s``: a firing alert is notified again after this long.
+    """
+
+    tiers: tuple[BurnTier, ...] = DEFAULT_TIERS
+    low_objective: Literal["scale", "keep"] = "scale"
+    max_burn_fraction: float = 0.9
+    pending_for_s: int = 0
+    resolve_after_s: int = 300
+    repeat_interval_s: int = 4 * 3600
+
+
+@dataclass(frozen=True, kw_only=True)
+class Slo:
+    name: str
+    model: str
+    objective: float
+    window_s: int
+    sli: Sli
+    model_version: str | None = None
+    per_version: bool = False
+    description: str = ""
+    alerting: Alerting = field(default_factory=Alerting)
+    labels: tuple[tuple[str, str], ...] = ()
+    dashboard_url: str = ""
+    source: str = ""  # file:line of the spec, for messages
+
+    @property
+    def error_budget(self) -> float:
+        return 1.0 - self.objective
+
+    @property
+    def max_burn_rate(self) -> float:
+        return 1.0 / (1.0 - self.objective)

@@ -1,0 +1,102 @@
+"""Recorded metric windows and detector results for the SLO engine's tests."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable
+
+from collector.store import Store
+from serving_shim.contract import LATENCY_BUCKETS_MS
+
+T0 = _dt.datetime(2026, 3, 10, 12, 0, tzinfo=_dt.UTC)
+MW_KINDS = {"event_id": "str", "window_start": "ts", "window_s": "u32", "model": "str", "model_version": "str",
+            "source": "str", "requests": "u64", "errors": "map_su", "latency_buckets": "arr_u64",
+            "latency_sum_ms": "f64", "schema_version": "u16"}
+
+
+def minutes(store: Store, start: _dt.datetime, n: int, error_rate: Callable[[int], float], *, model: str = "m1",
+            version: str = "v1", replicas: int = 2, requests: int = 1000,
+            slow_share: Callable[[int], float] = lambda i: 0.0) -> None:
+    """``n`` one-minute windows from ``start`` per replica; ``error_rate(i)`` and ``slow_share(i)`` of minute i
+    (slow requests land in the 500 ms bucket, the rest in the 50 ms one). Replicas split the requests."""
+    nb = len(LATENCY_BUCKETS_MS) + 1
+    fast, slow = LATENCY_BUCKETS_MS.index(50), LATENCY_BUCKETS_MS.index(500)
+    cols: dict[str, list[object]] = {k: [] for k in MW_KINDS}
+    per = requests // replicas
+    for i in range(n):
+        ws = start + _dt.timedelta(minutes=i)
+        for r in range(replicas):
+            errs = round(per * error_rate(i))
+            b = [0] * nb
+            b[slow] = round(per * slow_share(i))
+            b[fast] = per - b[slow]
+            for k, v in (("event_id", f"{model}-{version}-{ws.isoformat()}-{r}"), ("window_start", ws),
+                         ("window_s", 60), ("model", model), ("model_version", version), ("source", f"replica-{r}"),
+                         ("requests", per), ("errors", {"timeout": errs} if errs else {}), ("latency_buckets", b),
+                         ("latency_sum_ms", 50.0 * per), ("schema_version", 1)):
+                cols[k].append(v)
+    store.insert("metric_windows", cols, MW_KINDS)
+
+
+def detector_windows(store: Store, start: _dt.datetime, n: int, alert: Callable[[int], bool], *, model: str = "m1",
+                     version: str = "v1", step_s: int = 3600, subject: str = "x") -> None:
+    cols: dict[str, list[object]] = {k: [] for k in ("run_id", "run_at", "model", "model_version", "window_start",
+                                                     "window_end", "detector", "subject", "test", "value",
+                                                     "threshold", "status", "sample_size", "detail")}
+    for i in range(n):
+        ws = start + _dt.timedelta(seconds=i * step_s)
+        we = ws + _dt.timedelta(seconds=step_s)
+        for k, v in (("run_id", f"r{i}"), ("run_at", we), ("model", model), ("model_version", version),
+                     ("window_start", ws), ("window_end", we), ("detector", "drift"), ("subject", subject),
+                     ("test", "psi"), ("value", 0.3 if alert(i) else 0.05), ("threshold", 0.2),
+                     ("status", "alert" if alert(i) else "ok"), ("sample_size", 500), ("detail", "{}")):
+            cols[k].append(v)
+    store.insert("detector_results", cols, {
+        "run_id": "str", "run_at": "ts", "model": "str", "model_version": "str", "window_start": "ts",
+        "window_end": "ts", "detector": "str", "subject": "str", "test": "str", "value": "f64n",
+        "threshold": "f64n", "status": "str", "sample_size": "u64", "detail": "str"})
+
+
+class Receiver:
+    """A real HTTP receiver on 127.0.0.1 in a thread. ``script[path]`` lists (status, headers) replies to
+    use in order before answering 200; every request is recorded as (path, headers, body)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.script: dict[str, list[tuple[int, dict[str, str]]]] = {}
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with outer.lock:
+                    outer.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                    replies = outer.script.get(self.path) or []
+                    status, headers = replies.pop(0) if replies else (200, {})
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def bodies(self, path: str) -> list[dict[str, object]]:
+        import json
+
+        return [json.loads(b) for p, _, b in self.requests if p == path]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

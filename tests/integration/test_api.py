@@ -76,3 +76,20 @@ def test_openapi_lists_ingest_and_query_routes(client) -> None:  # type: ignore[
     paths = client.get("/openapi.json").json()["paths"]
     for p in ("/v1/predictions", "/v1/labels", "/v1/metric-windows", "/v1/deploys", "/v1/models", "/v1/counts"):
         assert p in paths
+
+
+def test_detector_results_route_reads_the_table(client, store) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC)
+    cols = {"run_id": ["r1", "r1"], "run_at": [now, now], "model": ["m1", "m1"], "model_version": ["v1", "v1"],
+            "window_start": [now - dt.timedelta(hours=1)] * 2, "window_end": [now, now],
+            "detector": ["drift", "drift"], "subject": ["x", "y"], "test": ["psi", "psi"], "value": [0.31, 0.01],
+            "threshold": [0.2, 0.2], "status": ["alert", "ok"], "sample_size": [500, 500], "detail": ["{}", "{}"]}
+    kinds = {"run_id": "str", "run_at": "ts", "model": "str", "model_version": "str", "window_start": "ts",
+             "window_end": "ts", "detector": "str", "subject": "str", "test": "str", "value": "f64n",
+             "threshold": "f64n", "status": "str", "sample_size": "u64", "detail": "str"}
+    store.insert("detector_results", cols, kinds)
+    rows = client.get("/v1/detectors/results", params={"model": "m1", "status": "alert"}).json()
+    assert [(r["subject"], r["value"]) for r in rows] == [("x", 0.31)]
+    assert len(client.get("/v1/detectors/results", params={"model": "m1"}).json()) == 2

@@ -53,6 +53,22 @@ ARROW_TYPES: dict[str, pa.DataType] = {
 }
 
 
+def _map_array(values: Any, typ: pa.MapType) -> pa.Array:
+    """A Map column from a MapColumn (flat offsets/keys/values) or from a list of dicts."""
+    if not hasattr(values, "offsets"):
+        from collector.writer import MapColumn
+
+        mc = MapColumn()
+        for v in values:
+            mc.append(v)
+        values = mc
+    return pa.MapArray.from_arrays(
+        pa.array(values.offsets, type=pa.int32()),
+        pa.array(values.keys, type=typ.key_type),
+        pa.array(values.values, type=typ.item_type),
+    )
+
+
 class Store(ABC):
     """What every reader and writer of Driftline data talks to."""
 
@@ -193,8 +209,9 @@ class ChdbStore(Store):
             kind = kinds[name]
             typ = ARROW_TYPES[kind]
             if kind.startswith("map_"):
-                values = [list(v.items()) if isinstance(v, Mapping) else v for v in values]
-            arrays.append(pa.array(values, type=typ))
+                arrays.append(_map_array(values, typ))
+            else:
+                arrays.append(pa.array(values, type=typ))
             names.append(name)
         batch = pa.Table.from_arrays(arrays, names=names)  # noqa: F841 - read by chDB's Python() table function
         cols = ", ".join(names)
@@ -277,7 +294,8 @@ class ClickHouseStore(Store):
         names = list(columns)
         data = []
         for name in names:
-            vals = list(columns[name])
+            col = columns[name]
+            vals = col.to_dicts() if hasattr(col, "to_dicts") else list(col)
             if kinds[name] == "ts":
                 vals = [v if isinstance(v, _dt.datetime) else _dt.datetime.fromtimestamp(v / 1000, _dt.UTC) for v in vals]
             data.append(vals)

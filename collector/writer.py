@@ -23,7 +23,7 @@ from serving_shim.contract import (
     PredictionEvent,
 )
 
-__all__ = ["TABLE_FOR_KIND", "KINDS_OF_COLUMNS", "to_columns", "EventWriter", "DeadLetter"]
+__all__ = ["TABLE_FOR_KIND", "KINDS_OF_COLUMNS", "MapColumn", "to_columns", "EventWriter", "DeadLetter"]
 
 TABLE_FOR_KIND = {
     "prediction": "predictions",
@@ -60,42 +60,81 @@ KINDS_OF_COLUMNS: dict[str, dict[str, str]] = {
 }
 
 
-def _split_features(f: dict[str, Any]) -> tuple[dict[str, float], dict[str, str], list[str]]:
-    num: dict[str, float] = {}
-    cat: dict[str, str] = {}
-    null: list[str] = []
-    for k, v in f.items():
-        if v is None:
-            null.append(k)
-        elif isinstance(v, str):
-            cat[k] = v
-        else:
-            num[k] = float(v)
-    return num, cat, null
+class MapColumn:
+    """A Map column kept flat (offsets, keys, values): cheap to turn into Arrow, or into dicts."""
+
+    __slots__ = ("offsets", "keys", "values")
+
+    def __init__(self) -> None:
+        self.offsets: list[int] = [0]
+        self.keys: list[str] = []
+        self.values: list[Any] = []
+
+    def append(self, d: dict[str, Any]) -> None:
+        if d:
+            self.keys.extend(d.keys())
+            self.values.extend(d.values())
+        self.offsets.append(len(self.keys))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        o, k, v = self.offsets, self.keys, self.values
+        return [dict(zip(k[o[i]:o[i + 1]], v[o[i]:o[i + 1]], strict=True)) for i in range(len(self))]
 
 
-def to_columns(kind: str, events: Sequence[Any]) -> tuple[str, dict[str, list[Any]]]:
-    """Columns for the table of ``kind`` from validated events."""
+_UTC = _dt.UTC
+
+
+def _utc(ts: _dt.datetime) -> _dt.datetime:
+    return ts.replace(tzinfo=_UTC) if ts.tzinfo is None else ts
+
+
+def to_columns(kind: str, events: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+    """Columns for the table of ``kind`` from validated events (Map columns as :class:`MapColumn`)."""
     table = TABLE_FOR_KIND[kind]
-    cols: dict[str, list[Any]] = {name: [] for name in KINDS_OF_COLUMNS[table]}
+    kinds = KINDS_OF_COLUMNS[table]
+    cols: dict[str, Any] = {name: (MapColumn() if k.startswith("map_") else []) for name, k in kinds.items()}
     if kind == "prediction":
+        c_id, c_ts, c_model, c_ver, c_req = cols["event_id"], cols["ts"], cols["model"], cols["model_version"], cols["request_id"]
+        c_num, c_cat, c_null = cols["features_num"], cols["features_cat"], cols["features_null"]
+        c_pv, c_pl, c_ps, c_pp = cols["pred_value"], cols["pred_label"], cols["pred_score"], cols["pred_probs"]
+        c_sl, c_lat, c_st, c_et, c_sv = cols["slices"], cols["latency_ms"], cols["status"], cols["error_type"], cols["schema_version"]
         for e in events:
-            assert isinstance(e, PredictionEvent)
-            num, cat, null = _split_features(e.features)
+            c_id.append(e.event_id)
+            c_ts.append(_utc(e.ts))
+            c_model.append(e.model)
+            c_ver.append(e.model_version)
+            c_req.append(e.request_id)
+            num: dict[str, float] = {}
+            cat: dict[str, str] = {}
+            null: list[str] = []
+            for k, v in e.features.items():
+                if v is None:
+                    null.append(k)
+                elif v.__class__ is str:
+                    cat[k] = v
+                else:
+                    num[k] = v
+            c_num.append(num)
+            c_cat.append(cat)
+            c_null.append(null)
             p = e.prediction
-            for name, v in (
-                ("event_id", e.event_id), ("ts", e.ts), ("model", e.model), ("model_version", e.model_version),
-                ("request_id", e.request_id), ("features_num", num), ("features_cat", cat), ("features_null", null),
-                ("pred_value", p.value), ("pred_label", p.label), ("pred_score", p.score),
-                ("pred_probs", p.probabilities or {}), ("slices", e.slices), ("latency_ms", e.latency_ms),
-                ("status", e.status), ("error_type", e.error_type or ""), ("schema_version", e.schema_version),
-            ):
-                cols[name].append(v)
+            c_pv.append(p.value)
+            c_pl.append(p.label)
+            c_ps.append(p.score)
+            c_pp.append(p.probabilities or {})
+            c_sl.append(e.slices)
+            c_lat.append(e.latency_ms)
+            c_st.append(e.status)
+            c_et.append(e.error_type or "")
+            c_sv.append(e.schema_version)
     elif kind == "label":
         for e in events:
             assert isinstance(e, LabelEvent)
             for name, v in (
-                ("event_id", e.event_id), ("ts", e.ts), ("model", e.model), ("request_id", e.request_id),
+                ("event_id", e.event_id), ("ts", _utc(e.ts)), ("model", e.model), ("request_id", e.request_id),
                 ("label_value", e.value), ("label_class", e.label), ("schema_version", e.schema_version),
             ):
                 cols[name].append(v)
@@ -103,7 +142,7 @@ def to_columns(kind: str, events: Sequence[Any]) -> tuple[str, dict[str, list[An
         for e in events:
             assert isinstance(e, MetricWindowEvent)
             for name, v in (
-                ("event_id", e.event_id), ("window_start", e.window_start), ("window_s", e.window_s),
+                ("event_id", e.event_id), ("window_start", _utc(e.window_start)), ("window_s", e.window_s),
                 ("model", e.model), ("model_version", e.model_version), ("source", e.source),
                 ("requests", e.requests), ("errors", dict(e.errors)), ("latency_buckets", list(e.latency_buckets)),
                 ("latency_sum_ms", e.latency_sum_ms), ("schema_version", e.schema_version),
@@ -113,7 +152,7 @@ def to_columns(kind: str, events: Sequence[Any]) -> tuple[str, dict[str, list[An
         for e in events:
             assert isinstance(e, DeployEvent)
             for name, v in (
-                ("event_id", e.event_id), ("ts", e.ts), ("model", e.model), ("model_version", e.model_version),
+                ("event_id", e.event_id), ("ts", _utc(e.ts)), ("model", e.model), ("model_version", e.model_version),
                 ("annotations", dict(e.annotations)), ("schema_version", e.schema_version),
             ):
                 cols[name].append(v)

@@ -32,7 +32,7 @@ def test_good_batch_validates_to_models() -> None:
         (lambda e: e.update(latency_ms="fast"), "latency_ms", "valid number"),
         (lambda e: e.update(schema_version=7), "schema_version", "unsupported schema_version 7"),
         (lambda e: e.update(schema_version="1"), "schema_version", "must be an integer"),
-        (lambda e: e.update(features={"x": [1, 2]}), "features", "must be a number, a string or null"),
+        (lambda e: e.update(features={"x": [1, 2]}), "features", "must be a finite number, a string or null"),
         (lambda e: e.update(features={"x": float("nan")}), "features", "finite"),
         (lambda e: e.update(status="meh"), "status", "'ok' or 'error'"),
         (lambda e: e.update(prediction={}), "prediction", "at least one of"),

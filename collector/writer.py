@@ -20,7 +20,6 @@ from serving_shim.contract import (
     EventError,
     LabelEvent,
     MetricWindowEvent,
-    PredictionEvent,
 )
 
 __all__ = ["TABLE_FOR_KIND", "KINDS_OF_COLUMNS", "MapColumn", "to_columns", "EventWriter", "DeadLetter"]

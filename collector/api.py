@@ -15,12 +15,13 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from collector.auth import SCOPES, KeyStore, Principal
 from collector.ingest import Decoded, decode_message, store_decoded
 from collector.store import Store
 from collector.writer import EventWriter
-from serving_shim.contract import KINDS
+from serving_shim.contract import KINDS, EventError
 
-__all__ = ["IngestSink", "StoreIngestSink", "KafkaIngestSink", "ingest_router", "query_router", "Limits"]
+__all__ = ["IngestSink", "StoreIngestSink", "KafkaIngestSink", "ingest_router", "query_router", "keys_router", "Limits"]
 
 KIND_OF_PATH = {"predictions": "prediction", "labels": "label", "metric-windows": "metric_window", "deploys": "deploy"}
 
@@ -68,6 +69,19 @@ class KafkaIngestSink:
         return n
 
 
+def _refuse_other_models(decoded: Decoded, principal: Principal, kind: str) -> None:
+    """Events for models the key may not write become rejections (field ``model``); the rest go on."""
+    kept, kept_idx = [], []
+    for ev, i in zip(decoded.good[kind], decoded.indices[kind], strict=True):
+        if principal.allows_model(ev.model):
+            kept.append(ev)
+            kept_idx.append(i)
+        else:
+            decoded.errors.append(EventError(i, "model", f"this API key may not write model {ev.model!r}", ev.event_id))
+    decoded.good[kind], decoded.indices[kind] = kept, kept_idx
+    decoded.errors.sort(key=lambda e: e.index)
+
+
 class IngestResponse(BaseModel):
     accepted: int
     rejected: list[dict[str, Any]]
@@ -91,6 +105,9 @@ def ingest_router(sink: IngestSink, limits: Limits | None = None) -> APIRouter:
         if decoded.errors and decoded.errors[0].index == -1:
             e = decoded.errors[0]
             raise HTTPException(400, f"{e.reason}")
+        principal = getattr(request.state, "principal", None)
+        if principal is not None and principal.models:
+            _refuse_other_models(decoded, principal, kind)
         total = decoded.n_good + len(decoded.errors)
         if total > limits.max_events:
             raise HTTPException(413, f"events: {total} events is over the limit of {limits.max_events} per batch")
@@ -166,6 +183,36 @@ def query_router(store: Store) -> APIRouter:
             {"since": _since(minutes), "model": model or ""},
         )
 
+    @router.get("/v1/labels/coverage", summary="Share of predictions with a label, and how late labels arrive")
+    def label_coverage(model: str, minutes: int = Query(1440, ge=1, le=525600)) -> dict[str, Any]:
+        rows = store.rows(
+            """
+            WITH l AS (SELECT request_id, argMax(ts, ingested_at) AS label_ts FROM {db}.labels FINAL
+                       WHERE model = %(model)s GROUP BY request_id)
+            SELECT count() AS predictions, countIf(l.request_id != '') AS labeled,
+                   quantileIf(0.5)(dateDiff('millisecond', p.ts, l.label_ts) / 1000.0, l.request_id != '') AS delay_p50_s,
+                   quantileIf(0.9)(dateDiff('millisecond', p.ts, l.label_ts) / 1000.0, l.request_id != '') AS delay_p90_s
+            FROM (SELECT request_id, ts FROM {db}.predictions FINAL WHERE model = %(model)s AND ts >= %(since)s) AS p
+            LEFT JOIN l ON p.request_id = l.request_id
+            SETTINGS join_use_nulls = 0
+            """,
+            {"model": model, "since": _since(minutes)},
+        )
+        r = rows[0] if rows else {"predictions": 0, "labeled": 0, "delay_p50_s": None, "delay_p90_s": None}
+        orphans = store.scalar(
+            """
+            SELECT count() FROM (SELECT DISTINCT request_id FROM {db}.labels FINAL WHERE model = %(model)s
+                                 AND ts >= %(since)s) AS l
+            LEFT ANTI JOIN (SELECT request_id FROM {db}.predictions FINAL WHERE model = %(model)s) AS p
+            ON l.request_id = p.request_id
+            """,
+            {"model": model, "since": _since(minutes)},
+        )
+        n, k = int(r["predictions"]), int(r["labeled"])
+        nan_free = {key: (None if v is None or v != v else float(v)) for key, v in r.items() if key.startswith("delay")}
+        return {"model": model, "predictions": n, "labeled": k, "coverage": (k / n) if n else None,
+                "labels_waiting_for_prediction": int(orphans or 0), **nan_free}
+
     @router.get("/v1/dead-letters", summary="Rejected events with the field and reason")
     def dead_letters(limit: int = Query(100, ge=1, le=10000)) -> list[dict[str, Any]]:
         return store.rows(
@@ -184,4 +231,34 @@ def query_router(store: Store) -> APIRouter:
         return out
 
     _ = KINDS
+    return router
+
+
+class KeyRequest(BaseModel):
+    scope: str
+    name: str = ""
+    models: list[str] = []
+
+
+def keys_router(keys: KeyStore) -> APIRouter:
+    """Key management (admin scope)."""
+    router = APIRouter(tags=["keys"])
+
+    @router.get("/v1/keys", summary="API keys (never their secrets)")
+    def list_keys() -> list[dict[str, Any]]:
+        return keys.list()
+
+    @router.post("/v1/keys", summary="Create an API key; the answer is the only time it is shown")
+    def create_key(req: KeyRequest) -> dict[str, Any]:
+        if req.scope not in SCOPES:
+            raise HTTPException(422, f"scope: must be one of {', '.join(SCOPES)}, got {req.scope!r}")
+        return {"key": keys.create(scope=req.scope, name=req.name, models=tuple(req.models)),
+                "scope": req.scope, "models": req.models}
+
+    @router.delete("/v1/keys/{key_id}", summary="Revoke an API key")
+    def revoke_key(key_id: str) -> dict[str, Any]:
+        if not keys.revoke(key_id):
+            raise HTTPException(404, f"key_id: no key {key_id!r}")
+        return {"revoked": key_id}
+
     return router

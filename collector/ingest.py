@@ -27,6 +27,8 @@ class Decoded:
     good: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
     dead: list[DeadLetter] = field(default_factory=list)
     errors: list[EventError] = field(default_factory=list)
+    #: for each kind, the batch index of each good event (parallel to ``good[kind]``)
+    indices: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
 
     @property
     def n_good(self) -> int:
@@ -35,6 +37,7 @@ class Decoded:
     def extend(self, other: Decoded) -> None:
         for k, v in other.good.items():
             self.good[k].extend(v)
+            self.indices[k].extend(other.indices[k])
         self.dead.extend(other.dead)
         self.errors.extend(other.errors)
 
@@ -58,6 +61,8 @@ def decode_message(data: bytes, *, source: str, kind: str | None = None) -> Deco
         return out
     good, errors = validate_events(kind, items)
     out.good[kind].extend(good)
+    bad = {e.index for e in errors}
+    out.indices[kind].extend(i for i in range(len(items)) if i not in bad)
     out.errors.extend(errors)
     for e in errors:
         out.dead.append(DeadLetter.from_error(source, kind, e, _payload(items[e.index])))

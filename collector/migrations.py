@@ -158,4 +158,23 @@ COLLECTOR_MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        component="collector",
+        number=2,
+        name="api keys",
+        statements=(
+            """
+            CREATE TABLE IF NOT EXISTS {db}.api_keys (
+                key_id String,
+                key_hash String,
+                name String,
+                scope LowCardinality(String),
+                models Array(String),
+                created_at DateTime64(3, 'UTC'),
+                revoked UInt8,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version) ORDER BY key_id
+            """,
+        ),
+    ),
 )

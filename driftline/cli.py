@@ -21,9 +21,16 @@ def _serve(args: argparse.Namespace) -> int:
     from driftline.server import create_app
 
     settings = Settings.from_env(store_url=args.store, host=args.host, port=args.port,
-                                 kafka_bootstrap=args.kafka)
+                                 kafka_bootstrap=args.kafka, open_localhost=args.open_localhost or None)
     print(f"driftline: opening store {settings.store_url} and applying migrations ...", flush=True)
     app = create_app(settings)
+    keys = app.state.keys
+    if not keys.has_admin():
+        key = keys.create(scope="admin", name="bootstrap")
+        print("driftline: no admin API key existed, so one was created. It is shown this once; keep it:\n"
+              f"    {key}\n  create scoped keys with POST /v1/keys (X-API-Key: <admin key>)", flush=True)
+    if settings.open_localhost:
+        print("driftline: requests from 127.0.0.1 need no API key (--open-localhost)", flush=True)
     print(f"driftline: serving on http://{settings.host}:{settings.port} (API docs at /docs)", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
     return 0
@@ -91,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--port", type=int, default=None)
     s.add_argument("--kafka", default=None, help="bootstrap servers: ingest produces to Kafka (scale mode)")
     s.add_argument("--log-level", default="warning")
+    s.add_argument("--open-localhost", action="store_true",
+                   help="let requests from 127.0.0.1 in without an API key (embedded mode, one machine)")
     s.set_defaults(fn=_serve)
 
     s = sub.add_parser("schema", help="print the event contract as JSON Schema")

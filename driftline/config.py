@@ -20,6 +20,7 @@ class Settings:
     kafka_bootstrap: str = ""              # set: scale mode (ingest produces to Kafka)
     topic_prefix: str = "driftline"
     run_collector: bool = False            # scale mode: also consume Kafka in this process
+    open_localhost: bool = False           # embedded mode: requests from 127.0.0.1/::1 need no API key
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -34,6 +35,8 @@ class Settings:
                 vals["port"] = int(env["DRIFTLINE_PORT"])
             except ValueError:
                 raise ValueError(f"DRIFTLINE_PORT: {env['DRIFTLINE_PORT']!r} is not a port number") from None
+        if "DRIFTLINE_OPEN_LOCALHOST" in env:
+            vals["open_localhost"] = env["DRIFTLINE_OPEN_LOCALHOST"].lower() in ("1", "true", "yes")
         if "DRIFTLINE_RUN_COLLECTOR" in env:
             vals["run_collector"] = env["DRIFTLINE_RUN_COLLECTOR"].lower() in ("1", "true", "yes")
         vals.update({k: v for k, v in overrides.items() if v is not None})

@@ -131,7 +131,8 @@ def run_demo(*, duration_s: float = 0, port: int = 8765, store: str = ".driftlin
         shutil.rmtree(store)
     base = f"http://127.0.0.1:{port}"
     print(f"driftline demo: starting `driftline serve` on {base} with an embedded chDB store at {store}", flush=True)
-    server = subprocess.Popen([sys.executable, "-m", "driftline", "serve", "--store", store, "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "driftline", "serve", "--store", store, "--port", str(port),
+                               "--open-localhost"],
                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         t0 = time.monotonic()

@@ -6,9 +6,10 @@ from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from collector.api import KafkaIngestSink, StoreIngestSink, ingest_router, query_router
+from collector.api import KafkaIngestSink, StoreIngestSink, ingest_router, keys_router, query_router
+from collector.auth import AuthPolicy, KeyStore
 from collector.migrations import COLLECTOR_MIGRATIONS, Migration, migrate
 from collector.store import Store, open_store
 from collector.writer import EventWriter
@@ -68,16 +69,18 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "engine": store.engine, "database": store.database}
 
-    app.include_router(ingest_router(sink))
-    app.include_router(query_router(store))
+    keys = KeyStore(store)
+    app.state.keys = keys
+    guard = [Depends(AuthPolicy(keys, open_localhost=settings.open_localhost))]
+    app.include_router(ingest_router(sink), dependencies=guard)
+    app.include_router(query_router(store), dependencies=guard)
+    app.include_router(keys_router(keys), dependencies=guard)
     from detectors.api import drift_router
-
-    app.include_router(drift_router(store))
     from detectors.results_api import results_router
-
-    app.include_router(results_router(store))
     from slo_engine.api import slo_router
 
+    app.include_router(drift_router(store), dependencies=guard)
+    app.include_router(results_router(store), dependencies=guard)
     app.state.slo_specs = []  # list[slo_engine.model.Slo]: the scheduler sets it from the spec files
-    app.include_router(slo_router(store, specs=lambda: app.state.slo_specs))
+    app.include_router(slo_router(store, specs=lambda: app.state.slo_specs), dependencies=guard)
     return app

@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
-from fastapi.testclient import TestClient
 
 from driftline.config import Settings
 from driftline.server import create_app
 from tests import factories as f
+from tests.apiclient import local_client
 
 
 @pytest.fixture
 def client(store):  # type: ignore[no-untyped-def]
-    app = create_app(Settings(), store=store)
-    with TestClient(app) as c:
+    app = create_app(Settings(open_localhost=True), store=store)
+    with local_client(app) as c:
         yield c
 
 

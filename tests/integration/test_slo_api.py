@@ -6,12 +6,12 @@ import datetime as _dt
 import json
 
 import pytest
-from fastapi.testclient import TestClient
 
 from driftline.cli import main
 from driftline.config import Settings
 from driftline.server import create_app
 from slo_engine.spec import parse_specs
+from tests.apiclient import local_client
 from tests.slo_data import T0, minutes
 
 SPEC = """version: driftline/v1
@@ -23,9 +23,9 @@ slos:
 
 @pytest.fixture
 def client(store):  # type: ignore[no-untyped-def]
-    app = create_app(Settings(), store=store)
+    app = create_app(Settings(open_localhost=True), store=store)
     app.state.slo_specs = parse_specs(SPEC)
-    with TestClient(app) as c:
+    with local_client(app) as c:
         yield c
 
 

@@ -116,9 +116,14 @@ def ingest_router(sink: IngestSink, limits: Limits | None = None) -> APIRouter:
         status = 422 if accepted == 0 and decoded.errors else 200
         return JSONResponse(payload, status_code=status)
 
+    def _endpoint_for(path: str) -> Any:
+        async def endpoint(request: Request) -> Any:
+            return await _ingest(path, request)
+
+        return endpoint
+
     for path in KIND_OF_PATH:
-        async def endpoint(request: Request, _p: str = path) -> Any:
-            return await _ingest(_p, request)
+        endpoint = _endpoint_for(path)
 
         router.add_api_route(
             f"/v1/{path}",

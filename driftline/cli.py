@@ -21,7 +21,8 @@ def _serve(args: argparse.Namespace) -> int:
     from driftline.server import create_app
 
     settings = Settings.from_env(store_url=args.store, host=args.host, port=args.port,
-                                 kafka_bootstrap=args.kafka, open_localhost=args.open_localhost or None)
+                                 kafka_bootstrap=args.kafka, open_localhost=args.open_localhost or None,
+                                 slo_files=",".join(args.slo) if args.slo else None)
     print(f"driftline: opening store {settings.store_url} and applying migrations ...", flush=True)
     app = create_app(settings)
     keys = app.state.keys
@@ -100,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--log-level", default="warning")
     s.add_argument("--open-localhost", action="store_true",
                    help="let requests from 127.0.0.1 in without an API key (embedded mode, one machine)")
+    s.add_argument("--slo", action="append", default=[], metavar="FILE",
+                   help="SLO spec file (version: driftline/v1); repeat for more")
     s.set_defaults(fn=_serve)
 
     s = sub.add_parser("schema", help="print the event contract as JSON Schema")

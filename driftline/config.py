@@ -21,13 +21,22 @@ class Settings:
     topic_prefix: str = "driftline"
     run_collector: bool = False            # scale mode: also consume Kafka in this process
     open_localhost: bool = False           # embedded mode: requests from 127.0.0.1/::1 need no API key
+    scheduler: bool = True                 # run detectors and SLO alerting inside this process
+    scheduler_interval_s: float = 60.0
+    slo_files: str = ""                    # comma-separated SLO spec files (version: driftline/v1)
+    pagerduty_routing_key: str = ""
+    slack_webhook_url: str = ""
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    notify_allow: str = ""                 # comma-separated internal hosts/networks notifiers may reach
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         env = os.environ if environ is None else environ
         s = cls()
         vals: dict[str, object] = {}
-        for f in ("store_url", "database", "host", "kafka_bootstrap", "topic_prefix"):
+        for f in ("store_url", "database", "host", "kafka_bootstrap", "topic_prefix", "slo_files",
+                  "pagerduty_routing_key", "slack_webhook_url", "webhook_url", "webhook_secret", "notify_allow"):
             if f"DRIFTLINE_{f.upper()}" in env:
                 vals[f] = env[f"DRIFTLINE_{f.upper()}"]
         if "DRIFTLINE_PORT" in env:
@@ -35,6 +44,13 @@ class Settings:
                 vals["port"] = int(env["DRIFTLINE_PORT"])
             except ValueError:
                 raise ValueError(f"DRIFTLINE_PORT: {env['DRIFTLINE_PORT']!r} is not a port number") from None
+        if "DRIFTLINE_SCHEDULER_INTERVAL_S" in env:
+            try:
+                vals["scheduler_interval_s"] = float(env["DRIFTLINE_SCHEDULER_INTERVAL_S"])
+            except ValueError:
+                raise ValueError("DRIFTLINE_SCHEDULER_INTERVAL_S: not a number of seconds") from None
+        if "DRIFTLINE_SCHEDULER" in env:
+            vals["scheduler"] = env["DRIFTLINE_SCHEDULER"].lower() in ("1", "true", "yes")
         if "DRIFTLINE_OPEN_LOCALHOST" in env:
             vals["open_localhost"] = env["DRIFTLINE_OPEN_LOCALHOST"].lower() in ("1", "true", "yes")
         if "DRIFTLINE_RUN_COLLECTOR" in env:

@@ -14,6 +14,7 @@ from collector.migrations import COLLECTOR_MIGRATIONS, Migration, migrate
 from collector.store import Store, open_store
 from collector.writer import EventWriter
 from driftline.config import Settings
+from driftline.scheduler import Scheduler, notifier_routes, slo_job
 
 __all__ = ["all_migrations", "create_app", "open_and_migrate"]
 
@@ -38,6 +39,17 @@ def open_and_migrate(settings: Settings, extra: Iterable[Migration] = ()) -> Sto
     return store
 
 
+def build_scheduler(store: Store, settings: Settings, specs: Any) -> Scheduler:
+    """The jobs every tick runs: SLO evaluation and alerting (and the detectors, where configured)."""
+    routes = notifier_routes(
+        store=store, pagerduty_routing_key=settings.pagerduty_routing_key,
+        slack_webhook_url=settings.slack_webhook_url, webhook_url=settings.webhook_url,
+        webhook_secret=settings.webhook_secret,
+        allow=[a.strip() for a in settings.notify_allow.split(",") if a.strip()],
+    )
+    return Scheduler(store, {"slo": slo_job(specs, routes)}, interval_s=settings.scheduler_interval_s)
+
+
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     store = store or open_and_migrate(settings)
@@ -50,9 +62,20 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     else:
         sink = StoreIngestSink(store)
 
+    specs: list[Any] = []
+    for path in filter(None, (p.strip() for p in settings.slo_files.split(","))):
+        from slo_engine import load_specs
+
+        specs.extend(load_specs(path))
+    scheduler = build_scheduler(store, settings, lambda: app.state.slo_specs) if settings.scheduler else None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
+        if scheduler is not None:
+            scheduler.start()
         yield
+        if scheduler is not None:
+            scheduler.stop()
         if producer is not None:
             producer.close()
 
@@ -81,6 +104,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
 
     app.include_router(drift_router(store), dependencies=guard)
     app.include_router(results_router(store), dependencies=guard)
-    app.state.slo_specs = []  # list[slo_engine.model.Slo]: the scheduler sets it from the spec files
+    app.state.slo_specs = specs  # list[slo_engine.Slo], from settings.slo_files
+    app.state.scheduler = scheduler
     app.include_router(slo_router(store, specs=lambda: app.state.slo_specs), dependencies=guard)
     return app

@@ -1,0 +1,128 @@
+"""The scheduler: every tick, run the jobs (SLO evaluation and alerting, detectors) against the store.
+
+In embedded mode it runs inside ``driftline serve``; in scale mode the same scheduler runs as its own
+service. Jobs are plain callables ``job(store, now) -> summary``; a failing job is logged and counted,
+never fatal to the others or to the server.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from collector.store import Store
+
+__all__ = ["Scheduler", "Job", "slo_job", "notifier_routes"]
+
+log = logging.getLogger("driftline.scheduler")
+
+Job = Callable[[Store, _dt.datetime], Any]
+
+
+@dataclass
+class JobStats:
+    runs: int = 0
+    failures: int = 0
+    last_error: str = ""
+    last_summary: Any = None
+    last_seconds: float = 0.0
+
+
+@dataclass
+class Scheduler:
+    store: Store
+    jobs: dict[str, Job]
+    interval_s: float = 60.0
+    stats: dict[str, JobStats] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.interval_s <= 0:
+            raise ValueError("interval_s: must be positive")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def tick(self, now: _dt.datetime | None = None) -> dict[str, Any]:
+        """Run every job once at ``now`` (default: the current time). Returns their summaries."""
+        now = now or _dt.datetime.now(_dt.UTC)
+        out: dict[str, Any] = {}
+        with self._lock:
+            for name, job in self.jobs.items():
+                st = self.stats.setdefault(name, JobStats())
+                t0 = time.monotonic()
+                try:
+                    out[name] = st.last_summary = job(self.store, now)
+                    st.runs += 1
+                except Exception as exc:  # noqa: BLE001 - one job's failure never stops the others
+                    st.failures += 1
+                    st.last_error = f"{type(exc).__name__}: {str(exc)[:500]}"
+                    log.exception("scheduler job %s failed", name)
+                    out[name] = {"error": st.last_error}
+                st.last_seconds = time.monotonic() - t0
+        return out
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            self.tick()
+            self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="driftline-scheduler", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+
+def notifier_routes(*, store: Store, pagerduty_routing_key: str = "", slack_webhook_url: str = "",
+                    webhook_url: str = "", webhook_secret: str = "", allow: Sequence[str] = (),
+                    pagerduty_url: str | None = None) -> dict[str, list[Any]]:
+    """Notifiers from settings: PagerDuty gets pages, Slack and the webhook get pages and tickets."""
+    from slo_engine import HttpSender, PagerDutyNotifier, SlackNotifier, StoreDeliveryLog, UrlPolicy, WebhookNotifier
+
+    sender = HttpSender(policy=UrlPolicy.allowing(*allow), log=StoreDeliveryLog(store))
+    page: list[Any] = []
+    ticket: list[Any] = []
+    if pagerduty_routing_key:
+        kw = {"url": pagerduty_url} if pagerduty_url else {}
+        page.append(PagerDutyNotifier(routing_key=pagerduty_routing_key, sender=sender, **kw))
+    if slack_webhook_url:
+        n = SlackNotifier(webhook_url=slack_webhook_url, sender=sender)
+        page.append(n)
+        ticket.append(n)
+    if webhook_url:
+        if not webhook_secret:
+            raise ValueError("webhook_secret: a generic webhook needs a signing secret (DRIFTLINE_WEBHOOK_SECRET)")
+        w = WebhookNotifier(url=webhook_url, secret=webhook_secret, sender=sender)
+        page.append(w)
+        ticket.append(w)
+    return {"page": page, "ticket": ticket}
+
+
+def slo_job(specs: Callable[[], Sequence[Any]], routes: dict[str, list[Any]]) -> Job:
+    """Evaluate the SLOs returned by ``specs()`` and notify; a summary of budgets and alerts."""
+    from slo_engine import evaluate_and_notify
+
+    def job(store: Store, now: _dt.datetime) -> dict[str, Any]:
+        current = list(specs())
+        if not current:
+            return {"slos": 0}
+        res = evaluate_and_notify(store, current, now, routes)
+        return {
+            "slos": len(current),
+            "changed": [(a.alert_key, a.state) for a in res.changed],
+            "sent": len(res.sent),
+            "failed": len(res.failed),
+        }
+
+    return job

@@ -1,0 +1,73 @@
+"""The scheduler assembled from settings: SLO files, notifiers, and jobs that fail alone."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterator
+
+import pytest
+
+from driftline.config import Settings
+from driftline.scheduler import Scheduler
+from driftline.server import create_app
+from slo_engine import verify_signature
+from tests.slo_data import T0, Receiver, minutes
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def test_serve_settings_load_slos_and_a_tick_pages_through_the_signed_webhook(store, receiver, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    spec = tmp_path / "slos.yaml"
+    spec.write_text("version: driftline/v1\nslos:\n"
+                    "  - {name: avail, model: m1, objective: 99.9, window: 30d, sli: {availability: {}}}\n")
+    settings = Settings(slo_files=str(spec), webhook_url=receiver.url + "/hook", webhook_secret="s3cret",
+                        notify_allow="127.0.0.1", scheduler_interval_s=3600)
+    app = create_app(settings, store=store)
+    assert [s.name for s in app.state.slo_specs] == ["avail"]
+    minutes(store, T0 - _dt.timedelta(minutes=90), 90, lambda i: 0.5 if i >= 80 else 0.0, requests=4000)
+    out = app.state.scheduler.tick(T0)
+    assert out["slo"]["slos"] == 1 and out["slo"]["sent"] >= 1, out
+    path, headers, body = receiver.requests[-1]
+    assert path == "/hook"
+    assert verify_signature(b"s3cret", body, headers["x-driftline-timestamp"], headers["x-driftline-signature"],
+                            now=int(headers["x-driftline-timestamp"]))
+    assert b"avail" in body
+    # the same minute again: no second trigger (dedup)
+    n = len(receiver.requests)
+    app.state.scheduler.tick(T0)
+    assert len(receiver.requests) == n
+
+
+def test_a_failing_job_does_not_stop_the_others(store) -> None:  # type: ignore[no-untyped-def]
+    ran: list[str] = []
+
+    def broken(_store, _now):  # type: ignore[no-untyped-def]
+        raise RuntimeError("boom")
+
+    def fine(_store, now):  # type: ignore[no-untyped-def]
+        ran.append(now.isoformat())
+        return {"ok": True}
+
+    sch = Scheduler(store, {"broken": broken, "fine": fine}, interval_s=0.05)
+    out = sch.tick(T0)
+    assert out["broken"] == {"error": "RuntimeError: boom"} and out["fine"] == {"ok": True}
+    sch.start()
+    import time
+
+    deadline = time.monotonic() + 10
+    while len(ran) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sch.stop()
+    assert len(ran) >= 3 and sch.stats["broken"].failures >= 3 and sch.stats["fine"].runs >= 3
+    with pytest.raises(ValueError, match="interval_s"):
+        Scheduler(store, {}, interval_s=0)
+
+
+def test_webhook_without_secret_is_refused(store) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="webhook_secret"):
+        create_app(Settings(webhook_url="https://hooks.example/x"), store=store)

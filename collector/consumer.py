@@ -6,7 +6,8 @@
   ``event_id`` and readers use ``FINAL`` (see :mod:`collector.writer`), so results do not change.
 - With the store unavailable it retries with exponential backoff and jitter, commits nothing and
   keeps the batch in hand; it resumes without loss when the store returns.
-- On a rebalance, the batch in hand is stored and committed before the partitions are given up.
+- On a rebalance, the batch in hand is released uncommitted; the next owner re-reads it from the
+  committed offsets.
 - ``stop()`` (SIGTERM in ``driftline collect``) finishes the batch in hand, then leaves the group.
 """
 
@@ -36,6 +37,7 @@ class _InHand:
     def __init__(self) -> None:
         self.decoded = Decoded()
         self.offsets: dict[Any, int] = {}
+        self.first_offsets: dict[Any, int] = {}
         self.messages = 0
         self.started = 0.0
 
@@ -83,6 +85,7 @@ class KafkaCollector:
         self._dlq_topic = f"{topic_prefix}.dead_letter" if dead_letter_topic else None
         self._stop = threading.Event()
         self._hand = _InHand()
+        self._released: dict[Any, int] = {}
         self._producer: Any = None
         self._bootstrap = bootstrap_servers
         self._consumer = KafkaConsumer(
@@ -97,11 +100,21 @@ class KafkaCollector:
 
         class _Listener(ConsumerRebalanceListener):
             def on_partitions_revoked(self, revoked: Any) -> None:
+                # Runs inside kafka-python's IO loop, where a synchronous commit is impossible. The batch in
+                # hand is released uncommitted: whoever owns these partitions next (this member included)
+                # starts again from the committed offsets, so nothing is lost and nothing is stored twice.
                 if not collector._hand.empty:
-                    log.info("rebalance: storing the batch in hand before giving up %d partitions", len(revoked))
-                    collector.flush()
+                    log.info("rebalance: releasing %d uncommitted messages for redelivery", collector._hand.messages)
+                    collector._released.update(collector._hand.first_offsets)
+                    collector._hand = _InHand()
 
             def on_partitions_assigned(self, assigned: Any) -> None:
+                # A partition we keep may keep its fetch position past the released messages: go back.
+                for tp in assigned:
+                    off = collector._released.pop(tp, None)
+                    if off is not None:
+                        collector._consumer.seek(tp, off)
+                collector._released.clear()
                 log.info("assigned %d partitions", len(assigned))
 
         self._consumer.subscribe(self.topics, listener=_Listener())
@@ -118,6 +131,7 @@ class KafkaCollector:
                 hand.messages += 1
                 hand.decoded.extend(decode_message(m.value, source=f"kafka:{tp.topic}:{tp.partition}:{m.offset}", kind=kind))
                 hand.offsets[tp] = m.offset + 1
+                hand.first_offsets.setdefault(tp, m.offset)
                 if hand.decoded.n_good + len(hand.decoded.dead) >= self.batch_max_events:
                     self.flush()  # full: store and commit what is in hand, then go on with the rest
                     hand = self._hand
@@ -224,7 +238,7 @@ class KafkaCollector:
         try:
             self._consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in hand.offsets.items()})
             self.metrics.commits.inc()
-        except (CommitFailedError, KafkaError) as exc:
+        except (CommitFailedError, KafkaError, RuntimeError) as exc:
             self.metrics.commit_failures.inc()
             log.warning("commit refused (%s): the batch will be redelivered and deduplicated", type(exc).__name__)
         self._hand = _InHand()

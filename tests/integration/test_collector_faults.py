@@ -220,3 +220,21 @@ def test_two_collectors_split_partitions_and_store_every_event_once(store, kafka
             t.join(timeout=30)
         a.close()
         b.close()
+
+
+def test_sigterm_finishes_the_batch_in_hand(kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
+    events = [f.prediction(i) for i in range(3000)]
+    _produce(kafka_bootstrap, topic_prefix, events)
+    path = tempfile.mkdtemp(prefix="driftline-sigterm-")
+    # a long batch window: when SIGTERM arrives the events are in hand, not yet stored
+    p = subprocess.Popen([sys.executable, "-m", "driftline", "collect", "--store", path, "--kafka", kafka_bootstrap,
+                          "--topic-prefix", topic_prefix, "--group", f"{topic_prefix}-g", "--batch-seconds", "60",
+                          "--batch-events", "1000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)
+    p.terminate()
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err[-2000:]
+    assert "stopped after 3000 events stored" in out, out + err[-2000:]
+    d = _proc("dump", "--path", path)
+    dout, derr = d.communicate(timeout=60)
+    assert set(json.loads(dout.strip().splitlines()[-1])["ids"]) == {e["event_id"] for e in events}, derr[-1000:]

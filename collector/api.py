@@ -87,8 +87,15 @@ class IngestResponse(BaseModel):
     rejected: list[dict[str, Any]]
 
 
-def ingest_router(sink: IngestSink, limits: Limits | None = None) -> APIRouter:
+def ingest_router(sink: IngestSink, limits: Limits | None = None, registry: Any = None) -> APIRouter:
+    from prometheus_client import CollectorRegistry, Counter
+
     limits = limits or Limits()
+    registry = registry if registry is not None else CollectorRegistry()
+    m_accepted = Counter("driftline_ingest_accepted_events", "Events accepted by the ingest API", ["kind"],
+                         registry=registry)
+    m_rejected = Counter("driftline_ingest_rejected_events", "Events rejected by the ingest API", ["kind"],
+                         registry=registry)
     router = APIRouter(tags=["ingest"])
 
     async def _ingest(path_kind: str, request: Request) -> Any:
@@ -112,6 +119,8 @@ def ingest_router(sink: IngestSink, limits: Limits | None = None) -> APIRouter:
         if total > limits.max_events:
             raise HTTPException(413, f"events: {total} events is over the limit of {limits.max_events} per batch")
         accepted = sink.accept(decoded)
+        m_accepted.labels(kind).inc(accepted)
+        m_rejected.labels(kind).inc(len(decoded.errors))
         payload = {"accepted": accepted, "rejected": [e.as_dict() for e in decoded.errors]}
         status = 422 if accepted == 0 and decoded.errors else 200
         return JSONResponse(payload, status_code=status)

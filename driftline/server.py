@@ -95,7 +95,24 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     keys = KeyStore(store)
     app.state.keys = keys
     guard = [Depends(AuthPolicy(keys, open_localhost=settings.open_localhost))]
-    app.include_router(ingest_router(sink), dependencies=guard)
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+    registry = CollectorRegistry()
+    app.state.registry = registry
+    app.include_router(ingest_router(sink, registry=registry), dependencies=guard)
+    if scheduler is not None:
+        runs = Gauge("driftline_scheduler_job_runs", "Scheduler job runs", ["job"], registry=registry)
+        fails = Gauge("driftline_scheduler_job_failures", "Scheduler job failures", ["job"], registry=registry)
+        for name in scheduler.jobs:
+            runs.labels(name).set_function(lambda n=name: scheduler.stats[n].runs if n in scheduler.stats else 0)
+            fails.labels(name).set_function(lambda n=name: scheduler.stats[n].failures if n in scheduler.stats else 0)
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    def metrics() -> Any:
+        from fastapi.responses import PlainTextResponse
+
+        return PlainTextResponse(generate_latest(registry).decode(), media_type="text/plain; version=0.0.4")
+
     app.include_router(query_router(store), dependencies=guard)
     app.include_router(keys_router(keys), dependencies=guard)
     from detectors.api import drift_router

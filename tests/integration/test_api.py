@@ -93,3 +93,13 @@ def test_detector_results_route_reads_the_table(client, store) -> None:  # type:
     rows = client.get("/v1/detectors/results", params={"model": "m1", "status": "alert"}).json()
     assert [(r["subject"], r["value"]) for r in rows] == [("x", 0.31)]
     assert len(client.get("/v1/detectors/results", params={"model": "m1"}).json()) == 2
+
+
+def test_prometheus_metrics_count_ingest(client) -> None:  # type: ignore[no-untyped-def]
+    bad = f.prediction(2)
+    bad.pop("model")
+    client.post("/v1/predictions", json=[f.prediction(1), bad])
+    text = client.get("/metrics").text
+    assert 'driftline_ingest_accepted_events_total{kind="prediction"} 1.0' in text
+    assert 'driftline_ingest_rejected_events_total{kind="prediction"} 1.0' in text
+    assert 'driftline_scheduler_job_runs{job="slo"}' in text

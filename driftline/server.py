@@ -76,6 +76,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     from detectors.results_api import results_router
 
     app.include_router(results_router(store))
+    from collector.ops_api import ops_router
+
+    app.include_router(ops_router(store))
     from slo_engine.api import slo_router
 
     app.state.slo_specs = []  # list[slo_engine.model.Slo]: the scheduler sets it from the spec files

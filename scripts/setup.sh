@@ -10,6 +10,9 @@ PY="${PYTHON:-python3}"
 need_apt=()
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
+# Headless Chromium and its driver for the dashboard's browser test (tests/e2e/test_dashboard_browser.py).
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 # Debian's ClickHouse server (18.16) proves the clickhouse engine's version refusal and plumbing in tests.
 [ "${DRIFTLINE_SETUP_CLICKHOUSE:-1}" = 1 ] && ! command -v clickhouse-server >/dev/null && need_apt+=(clickhouse-server)
 if [ "${DRIFTLINE_SETUP_SYSTEM:-1}" = 1 ] && [ ${#need_apt[@]} -gt 0 ]; then

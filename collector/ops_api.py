@@ -101,7 +101,7 @@ def ops_router(store: Store) -> APIRouter:
         step = _step(minutes, step_s)
         rows = store.rows(
             f"""
-            SELECT toStartOfInterval(window_start, toIntervalSecond(%(step)s)) AS t, sum(requests) AS requests,
+            SELECT toDateTime64(toStartOfInterval(window_start, toIntervalSecond(%(step)s)), 3, 'UTC') AS t, sum(requests) AS requests,
                    sum(arraySum(mapValues(errors))) AS n_errors, sumMap(errors) AS errors_by_type,
                    sumForEach(latency_buckets) AS buckets, sum(latency_sum_ms) AS latency_sum_ms
             FROM {{db}}.metric_windows FINAL

@@ -16,12 +16,12 @@ import streamlit as st  # noqa: E402
 
 from dashboard import shell  # noqa: E402
 
-st.set_page_config(page_title="Driftline", page_icon="📈", layout="wide")
+st.set_page_config(page_title="Driftline", page_icon=":material/monitoring:", layout="wide")
 PAGES = [
-    st.Page("pages/executive.py", title="Executive", icon="📊", url_path="executive", default=True),
-    st.Page("pages/oncall.py", title="On-call", icon="🚨", url_path="oncall"),
-    st.Page("pages/debug.py", title="Debug", icon="🔬", url_path="debug"),
-    st.Page("pages/slos.py", title="SLOs and alerts", icon="🎯", url_path="slos"),
+    st.Page("views/executive.py", title="Executive", icon=":material/dashboard:", default=True),
+    st.Page("views/oncall.py", title="On-call", icon=":material/notifications_active:", url_path="oncall"),
+    st.Page("views/debug.py", title="Debug", icon=":material/troubleshoot:", url_path="debug"),
+    st.Page("views/slos.py", title="SLOs and alerts", icon=":material/target:", url_path="slos"),
 ]
 page = st.navigation(PAGES)
 with shell.entry_context() as ctx:

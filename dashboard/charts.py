@@ -122,8 +122,8 @@ def distributions(labels: Sequence[str], reference: Sequence[float], current: Se
     return fig
 
 
-def slice_intervals(rows: Sequence[Mapping[str, Any]], metric: str) -> go.Figure:
-    """One point per slice with its interval (``value``, ``low``, ``high``)."""
+def slice_intervals(rows: Sequence[Mapping[str, Any]], metric: str, threshold: float | None = None) -> go.Figure:
+    """One point per slice with its interval (``value``, ``low``, ``high``), and the alert threshold if any."""
     rows = sorted(rows, key=lambda r: str(r["slice"]))
     v = [r["value"] for r in rows]
     fig = go.Figure(go.Scatter(
@@ -132,6 +132,8 @@ def slice_intervals(rows: Sequence[Mapping[str, Any]], metric: str) -> go.Figure
                  "array": [(r["high"] - r["value"]) if r.get("high") is not None else 0 for r in rows],
                  "arrayminus": [(r["value"] - r["low"]) if r.get("low") is not None else 0 for r in rows]},
         text=[f"n={r.get('n', '')}" for r in rows], hovertemplate="%{y}: %{x:.3f} (%{text})<extra></extra>"))
+    if threshold is not None:
+        fig.add_vline(x=threshold, line={"color": RED, "dash": "dash"}, annotation_text=f"threshold {threshold:g}")
     fig.update_layout(title=f"{metric} per slice (95% interval)", xaxis_title=metric,
                       **{**_LAYOUT, "height": 140 + 36 * len(rows)})
     return fig

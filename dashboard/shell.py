@@ -2,7 +2,7 @@
 the empty states and the message shown when the API cannot be reached.
 
 ``app.py`` renders the filters once per run and hands them to the page through :func:`page_context`;
-a page run on its own (Streamlit's AppTest, or ``streamlit run dashboard/pages/x.py``) renders them itself.
+a page run on its own (Streamlit's AppTest, or ``streamlit run dashboard/views/x.py``) renders them itself.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def empty_api(store, monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-d
 def _run(page: str | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     if page:
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"views/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -75,7 +75,7 @@ def test_executive(api) -> None:  # type: ignore[no-untyped-def]
     assert at.sidebar.selectbox[0].value == dd.MODEL and at.sidebar.selectbox[2].value == "Last 6 hours"
     # the version filter narrows every number: v2 sent nothing (the page run on its own owns the filters;
     # AppTest does not carry the entrypoint's widget values across runs of st.navigation)
-    at.switch_page("pages/executive.py").run()
+    at.switch_page("views/executive.py").run()
     assert _metrics(at)["Availability"] == dd.AVAILABILITY
     at.sidebar.selectbox(key="dl_version_churn").select("v2").run()
     assert not at.exception and "Nothing from churn in the last 6 hours" in _texts(at)

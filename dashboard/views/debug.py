@@ -94,11 +94,13 @@ def slices(ctx: Ctx, perf: list[dict[str, Any]]) -> None:
         metrics = sorted({r["test"] for r in rows})
         metric = str(st.selectbox("Metric", metrics, index=metrics.index("accuracy") if "accuracy" in metrics else 0,
                                   key="dbg_metric"))
+        chosen = [r for r in rows if r["test"] == metric]
         pts = [{"slice": r["subject"], "value": r["value"], "low": charts.detail_of(r).get("low"),
-                "high": charts.detail_of(r).get("high"), "n": r["sample_size"]} for r in rows if r["test"] == metric]
+                "high": charts.detail_of(r).get("high"), "n": r["sample_size"]} for r in chosen]
+        threshold = next((r["threshold"] for r in chosen if r.get("threshold") is not None), None)
         st.caption("From the performance detector's latest window.")
     else:
-        metric = "accuracy"
+        metric, threshold = "accuracy", None
         pts = [{"slice": f"{r['key']}={r['value']}", "value": r["accuracy"], "low": r["low"], "high": r["high"],
                 "n": r["labelled"]} for r in ctx.get("/v1/ops/slices", model=ctx.model, version=ctx.version,
                                                       minutes=ctx.minutes) if r["accuracy"] is not None]
@@ -108,7 +110,7 @@ def slices(ctx: Ctx, perf: list[dict[str, Any]]) -> None:
         st.info("No labelled predictions with slices in range: send `slices` (segment tags) with predictions and "
                 "labels to `/v1/labels` (joined by `request_id`).")
         return
-    st.plotly_chart(charts.slice_intervals(pts, metric), key="dbg_slices")
+    st.plotly_chart(charts.slice_intervals(pts, metric, threshold), key="dbg_slices")
 
 
 def _flat(p: dict[str, Any]) -> dict[str, Any]:

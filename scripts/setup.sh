@@ -20,7 +20,7 @@ if [ "${DRIFTLINE_SETUP_SYSTEM:-1}" = 1 ] && [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]} with apt-get"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
   else
-    echo "setup: please install ${need_apt[*]} (needed to fetch and run the Kafka broker)" >&2
+    echo "setup: please install ${need_apt[*]} (the Kafka broker, ClickHouse and browser tests need them)" >&2
   fi
 fi
 

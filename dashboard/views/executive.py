@@ -3,13 +3,15 @@ frequency and open alerts, for the chosen model, version and time range."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from dashboard import charts
 from dashboard.shell import Ctx, fmt_pct, fmt_usd, onboarding, replica_hour_usd, run_page
 
 
-def slo_statuses(ctx: Ctx) -> list[dict]:
+def slo_statuses(ctx: Ctx) -> list[dict[str, Any]]:
     rows = ctx.get("/v1/slo/status")
     return [s for s in rows if s["model"] == ctx.model and (not ctx.version or s["model_version"] in ("", ctx.version))]
 

@@ -78,23 +78,23 @@ def silences(ctx: Ctx, names: list[str]) -> None:
         st.caption("No silence is active.")
     for s in rows:
         active = _dt.datetime.fromisoformat(s["ends_at"]) > now
-        c = st.columns([5, 1])
-        matchers = ", ".join(f"{k}={v}" for k, v in sorted(s["matchers"].items()))
-        c[0].markdown(f"**{matchers}** until {s['ends_at'][:16].replace('T', ' ')} UTC"
+        row = st.columns([5, 1])
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(s["matchers"].items()))
+        row[0].markdown(f"**{shown}** until {s['ends_at'][:16].replace('T', ' ')} UTC"
                       f"{' (expired)' if not active else ''} · by {s['created_by'] or '?'} · {s['comment']}")
-        if active and c[1].button("Expire", key=f"expire_{s['id']}"):
+        if active and row[1].button("Expire", key=f"expire_{s['id']}"):
             _write(ctx, "DELETE", f"/v1/slo/silences/{s['id']}", None, "Silence expired.")
     with st.form("new_silence", clear_on_submit=False):
         st.markdown("**New silence** (maintenance, retraining): alerts matching every field given stay quiet.")
-        c = st.columns(4)
-        slo = c[0].selectbox("SLO", ["(any)", *names], key="sil_slo")
-        model = c[1].text_input("Model", value=ctx.model or "", key="sil_model")
-        version = c[2].text_input("Version", value=ctx.version, key="sil_version")
-        severity = c[3].selectbox("Severity", ["(any)", "page", "ticket"], key="sil_severity")
-        c = st.columns(3)
-        duration = c[0].text_input("Duration", value="2h", key="sil_duration")
-        by = c[1].text_input("Created by", key="sil_by")
-        comment = c[2].text_input("Comment", key="sil_comment")
+        top = st.columns(4)
+        slo = top[0].selectbox("SLO", ["(any)", *names], key="sil_slo")
+        model = top[1].text_input("Model", value=ctx.model or "", key="sil_model")
+        version = top[2].text_input("Version", value=ctx.version, key="sil_version")
+        severity = top[3].selectbox("Severity", ["(any)", "page", "ticket"], key="sil_severity")
+        bottom = st.columns(3)
+        duration = bottom[0].text_input("Duration", value="2h", key="sil_duration")
+        by = bottom[1].text_input("Created by", key="sil_by")
+        comment = bottom[2].text_input("Comment", key="sil_comment")
         if st.form_submit_button("Create silence", key="sil_submit"):
             matchers = {k: v for k, v in (("slo", slo), ("model", model), ("model_version", version),
                                           ("severity", severity)) if v and v != "(any)"}

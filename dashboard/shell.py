@@ -94,6 +94,9 @@ def entry_context() -> Iterator[Ctx | None]:
     except ApiUnreachable as exc:
         unreachable(ApiConfig.from_env(), exc)
         ctx = None
+    except ApiError as exc:
+        st.error(f"The Driftline API refused a request: {exc}")
+        ctx = None
     _local.ctx = ctx
     try:
         yield ctx

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -35,40 +36,47 @@ def _need(binary: str, package: str) -> str:
     return path
 
 
+@contextmanager
+def _streamlit(api: str) -> Iterator[str]:
+    """``streamlit run dashboard/app.py`` headless on a free port, reading ``api``."""
+    port = dd.free_port()
+    env = {**os.environ, "DRIFTLINE_API": api}
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/_stcore/health", timeout=2).text == "ok":
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                pytest.fail(f"streamlit did not start: {log.read().decode()[-3000:]}", pytrace=False)
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
 @pytest.fixture
 def dashboard(store) -> Iterator[str]:  # type: ignore[no-untyped-def]
     with dd.serve(store) as (api, app):
         dd.fill(lambda path, body: httpx.post(api + path, json=body, timeout=30).json(), store)
         dd.evaluate_alerts(store, app)
-        port = dd.free_port()
-        env = {**os.environ, "DRIFTLINE_API": api}
-        log = tempfile.TemporaryFile()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/_stcore/health", timeout=2).text == "ok":
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    pytest.fail(f"streamlit did not start: {log.read().decode()[-3000:]}", pytrace=False)
-                time.sleep(0.3)
+        with _streamlit(api) as base:
             yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
 
 
 @pytest.fixture
@@ -123,3 +131,27 @@ def test_every_page_renders_without_error(dashboard, browser) -> None:  # type: 
         if path == "oncall":
             assert "Version mismatch: serving v1, expected v2" in body
     print("first render (s):", {k: round(v, 2) for k, v in timings.items()})
+
+
+@pytest.mark.slow
+def test_empty_store_and_unreachable_api(store, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    SHOTS.mkdir(exist_ok=True)
+
+    def body_has(text: str):  # type: ignore[no-untyped-def]
+        return lambda d: text in d.find_element(By.TAG_NAME, "body").text
+
+    with dd.serve(store) as (api, _), _streamlit(api) as base:
+        browser.get(f"{base}/oncall")
+        WebDriverWait(browser, 60, poll_frequency=0.2).until(body_has("No model has sent anything yet"))
+        body = browser.find_element(By.TAG_NAME, "body").text
+        assert f"curl -X POST {api}/v1/predictions" in body and "Upload a reference" in body
+        assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+        browser.save_screenshot(str(SHOTS / "dashboard-empty.png"))
+    with _streamlit(f"http://127.0.0.1:{dd.free_port()}") as base:
+        browser.get(base)
+        WebDriverWait(browser, 60, poll_frequency=0.2).until(body_has("Cannot reach the Driftline API"))
+        assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+        browser.save_screenshot(str(SHOTS / "dashboard-unreachable.png"))

@@ -27,6 +27,9 @@ from serving_shim.contract import LATENCY_BUCKETS_MS
 __all__ = ["ops_router", "histogram_quantile", "wilson_interval", "DEFAULT_REPLICA_HOUR_USD"]
 
 DEFAULT_REPLICA_HOUR_USD = 0.50
+#: Labels are read from this long before the range starts (a label may arrive before its prediction), so the
+#: join scans the labels of the range, not all of them.
+LABEL_LEAD_MIN = 1440
 _MINUTES = Query(60, ge=1, le=525600, description="look back this many minutes")
 
 
@@ -155,7 +158,7 @@ def ops_router(store: Store) -> APIRouter:
     @router.get("/summary", summary="Availability, accuracy proxy, label coverage, deploy frequency, cost per 1,000")
     def summary(model: str, version: str = "", minutes: int = _MINUTES,
                 replica_hour_usd: float = Query(DEFAULT_REPLICA_HOUR_USD, ge=0)) -> dict[str, Any]:
-        p = {"model": model, "version": version, "since": _since(minutes)}
+        p = {"model": model, "version": version, "since": _since(minutes), "label_since": _since(minutes + LABEL_LEAD_MIN)}
         (mw,) = store.rows(
             f"""
             SELECT sum(requests) AS requests, sum(arraySum(mapValues(errors))) AS errors,
@@ -172,7 +175,8 @@ def ops_router(store: Store) -> APIRouter:
             FROM (SELECT request_id, pred_label, pred_value FROM {{db}}.predictions FINAL
                   WHERE model = %(model)s AND {_version_where()} AND ts >= %(since)s) AS p
             LEFT JOIN (SELECT request_id, argMax(label_class, ts) AS lc, argMax(label_value, ts) AS lv
-                       FROM {{db}}.labels FINAL WHERE model = %(model)s GROUP BY request_id) AS l
+                       FROM {{db}}.labels FINAL WHERE model = %(model)s AND ts >= %(label_since)s
+                       GROUP BY request_id) AS l
             ON p.request_id = l.request_id
             SETTINGS join_use_nulls = 0
             """, p)
@@ -205,11 +209,13 @@ def ops_router(store: Store) -> APIRouter:
                   WHERE model = %(model)s AND {_version_where()} AND ts >= %(since)s
                     AND (%(key)s = '' OR k = %(key)s) AND pred_label IS NOT NULL) AS p
             INNER JOIN (SELECT request_id, argMax(label_class, ts) AS lc FROM {{db}}.labels FINAL
-                        WHERE model = %(model)s AND label_class IS NOT NULL GROUP BY request_id) AS l
+                        WHERE model = %(model)s AND ts >= %(label_since)s AND label_class IS NOT NULL
+                        GROUP BY request_id) AS l
             ON p.request_id = l.request_id
             GROUP BY key, value ORDER BY key, value
             """,
-            {"model": model, "version": version, "since": _since(minutes), "key": key},
+            {"model": model, "version": version, "since": _since(minutes), "key": key,
+             "label_since": _since(minutes + LABEL_LEAD_MIN)},
         )
         for r in rows:
             n, k = int(r["labelled"]), int(r["correct"])

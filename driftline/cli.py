@@ -89,6 +89,24 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(duration_s=args.duration, port=args.port, store=args.store, rate=args.rate)
 
 
+def _dashboard(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+    from pathlib import Path
+
+    import dashboard
+
+    app = Path(dashboard.__file__).resolve().parent / "app.py"
+    env = {**os.environ, "DRIFTLINE_API": args.api or os.environ.get("DRIFTLINE_API", "http://127.0.0.1:8000")}
+    if args.api_key:
+        env["DRIFTLINE_API_KEY"] = args.api_key
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+           "--server.address", args.host, "--server.headless", "true" if args.headless else "false",
+           "--browser.gatherUsageStats", "false"]
+    print(f"driftline: dashboard on http://{args.host}:{args.port} reading {env['DRIFTLINE_API']}", flush=True)
+    return subprocess.call(cmd, env=env)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="driftline", description="ML observability and drift monitoring.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -129,6 +147,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--store", default=".driftline-demo")
     s.add_argument("--rate", type=float, default=200, help="predictions per second")
     s.set_defaults(fn=_demo)
+
+    s = sub.add_parser("dashboard", help="run the Streamlit dashboard against a running query API")
+    s.add_argument("--api", default=None, help="query API base URL (default $DRIFTLINE_API or http://127.0.0.1:8000)")
+    s.add_argument("--api-key", default=None, help="sent as X-API-Key (default $DRIFTLINE_API_KEY)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8501)
+    s.add_argument("--headless", action="store_true", help="do not open a browser")
+    s.set_defaults(fn=_dashboard)
 
     from slo_engine.cli import register as register_slo
 

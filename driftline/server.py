@@ -121,6 +121,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
 
     app.include_router(drift_router(store), dependencies=guard)
     app.include_router(results_router(store), dependencies=guard)
+    from collector.ops_api import ops_router
+
+    app.include_router(ops_router(store), dependencies=guard)
     app.state.slo_specs = specs  # list[slo_engine.Slo], from settings.slo_files
     app.state.scheduler = scheduler
     app.include_router(slo_router(store, specs=lambda: app.state.slo_specs), dependencies=guard)

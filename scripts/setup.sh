@@ -10,6 +10,9 @@ PY="${PYTHON:-python3}"
 need_apt=()
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
+# Headless Chromium and its driver for the dashboard's browser test (tests/e2e/test_dashboard_browser.py).
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 # Debian's ClickHouse server (18.16) proves the clickhouse engine's version refusal and plumbing in tests.
 [ "${DRIFTLINE_SETUP_CLICKHOUSE:-1}" = 1 ] && ! command -v clickhouse-server >/dev/null && need_apt+=(clickhouse-server)
 if [ "${DRIFTLINE_SETUP_SYSTEM:-1}" = 1 ] && [ ${#need_apt[@]} -gt 0 ]; then
@@ -17,7 +20,7 @@ if [ "${DRIFTLINE_SETUP_SYSTEM:-1}" = 1 ] && [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]} with apt-get"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
   else
-    echo "setup: please install ${need_apt[*]} (needed to fetch and run the Kafka broker)" >&2
+    echo "setup: please install ${need_apt[*]} (the Kafka broker, ClickHouse and browser tests need them)" >&2
   fi
 fi
 

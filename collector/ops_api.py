@@ -1,0 +1,288 @@
+"""Operational query routes (``/v1/ops/...``) for the dashboard: latency quantiles and error rates over time
+from the metric-window histograms, deploy markers, serving against expected version, a summary (availability,
+accuracy proxy, label coverage, deploy frequency, cost per 1,000 inferences), per-slice accuracy with Wilson
+intervals, feature lists and reference/current distributions.
+
+Every scan stays in ClickHouse and returns a few rows; quantiles are read from the summed histogram buckets
+(:data:`serving_shim.contract.LATENCY_BUCKETS_MS` plus one overflow bucket; replicas add up).
+
+Cost model (documented, deliberately simple): serving cost is replica time. Every metric window is one
+replica (``source``) serving for ``window_s`` seconds, so ``replica_hours = sum(window_s) / 3600`` and
+``cost_per_1k = replica_hours * replica_hour_usd / requests * 1000``. ``replica_hour_usd`` is a query
+parameter (default 0.50).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query
+
+from collector.store import Store
+from serving_shim.contract import LATENCY_BUCKETS_MS
+
+__all__ = ["ops_router", "histogram_quantile", "wilson_interval", "DEFAULT_REPLICA_HOUR_USD"]
+
+DEFAULT_REPLICA_HOUR_USD = 0.50
+#: Labels are read from this long before the range starts (a label may arrive before its prediction), so the
+#: join scans the labels of the range, not all of them.
+LABEL_LEAD_MIN = 1440
+_MINUTES = Query(60, ge=1, le=525600, description="look back this many minutes")
+
+
+def histogram_quantile(q: float, buckets: Sequence[float], bounds: Sequence[float] = LATENCY_BUCKETS_MS) -> float | None:
+    """The ``q`` quantile of a latency histogram, linear within its bucket (Prometheus' assumption).
+
+    ``buckets`` has one count per bound plus the overflow bucket; a quantile in the overflow bucket is
+    reported as the last bound (a lower bound). ``None`` for an empty histogram.
+    """
+    total = float(sum(buckets))
+    if total <= 0:
+        return None
+    rank = q * total
+    cum = 0.0
+    lo = 0.0
+    for i, hi in enumerate(bounds):
+        c = float(buckets[i])
+        if c > 0 and cum + c >= rank:
+            return lo + (hi - lo) * (rank - cum) / c
+        cum += c
+        lo = hi
+    return float(bounds[-1])
+
+
+def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float | None, float | None]:
+    """Wilson score interval of a proportion ``k/n`` (95% by default)."""
+    if n <= 0:
+        return None, None
+    p = k / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _since(minutes: int) -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC) - _dt.timedelta(minutes=minutes)
+
+
+def _step(minutes: int, step_s: int | None) -> int:
+    if step_s:
+        return step_s
+    return max(60, math.ceil(minutes * 60 / 120 / 60) * 60)  # about 120 points, whole minutes
+
+
+def _version_where(col: str = "model_version") -> str:
+    return f"(%(version)s = '' OR {col} = %(version)s)"
+
+
+def ops_router(store: Store) -> APIRouter:
+    router = APIRouter(prefix="/v1/ops", tags=["ops"])
+
+    @router.get("/models", summary="Models and versions seen in predictions, metric windows or deploys")
+    def models(minutes: int = Query(525600, ge=1, le=525600)) -> list[dict[str, Any]]:
+        return store.rows(
+            """
+            SELECT model, arraySort(groupUniqArray(model_version)) AS versions, max(last) AS last_ts FROM (
+                SELECT model, model_version, max(ts) AS last FROM {db}.predictions
+                WHERE ts >= %(since)s GROUP BY model, model_version
+                UNION ALL SELECT model, model_version, max(window_start) AS last FROM {db}.metric_windows
+                WHERE window_start >= %(since)s GROUP BY model, model_version
+                UNION ALL SELECT model, model_version, max(ts) AS last FROM {db}.deploys
+                WHERE ts >= %(since)s GROUP BY model, model_version)
+            GROUP BY model ORDER BY model
+            """,
+            {"since": _since(minutes)},
+        )
+
+    @router.get("/latency", summary="Requests, error rate and latency p50/p95/p99 per time step (all replicas)")
+    def latency(model: str, version: str = "", minutes: int = _MINUTES,
+                step_s: int | None = Query(None, ge=10, le=86400)) -> list[dict[str, Any]]:
+        step = _step(minutes, step_s)
+        rows = store.rows(
+            f"""
+            SELECT toDateTime64(toStartOfInterval(window_start, toIntervalSecond(%(step)s)), 3, 'UTC') AS t, sum(requests) AS requests,
+                   sum(arraySum(mapValues(errors))) AS n_errors, sumMap(errors) AS errors_by_type,
+                   sumForEach(latency_buckets) AS buckets, sum(latency_sum_ms) AS latency_sum_ms
+            FROM {{db}}.metric_windows FINAL
+            WHERE model = %(model)s AND {_version_where()} AND window_start >= %(since)s
+            GROUP BY t ORDER BY t
+            """,
+            {"model": model, "version": version, "since": _since(minutes), "step": step},
+        )
+        out = []
+        for r in rows:
+            b = [float(x) for x in r.pop("buckets")]
+            r["errors"] = int(r.pop("n_errors"))
+            n = int(r["requests"])
+            out.append({
+                **r, "step_s": step, "errors_by_type": {k: int(v) for k, v in dict(r["errors_by_type"]).items()},
+                "error_rate": (int(r["errors"]) / n) if n else None,
+                "mean_ms": (float(r["latency_sum_ms"]) / sum(b)) if sum(b) else None,
+                "p50_ms": histogram_quantile(0.50, b), "p95_ms": histogram_quantile(0.95, b),
+                "p99_ms": histogram_quantile(0.99, b),
+            })
+        return out
+
+    @router.get("/deploys", summary="Deploy markers, newest last")
+    def deploys(model: str, minutes: int = _MINUTES) -> list[dict[str, Any]]:
+        return store.rows(
+            "SELECT ts, model, model_version, annotations FROM {db}.deploys FINAL "
+            "WHERE model = %(model)s AND ts >= %(since)s ORDER BY ts",
+            {"model": model, "since": _since(minutes)},
+        )
+
+    @router.get("/versions", summary="The version expected (last deploy) against the versions serving now")
+    def versions(model: str, minutes: int = Query(15, ge=1, le=10080,
+                                                  description="serving: metric windows of the last N minutes")
+                 ) -> dict[str, Any]:
+        last = store.rows("SELECT model_version, ts FROM {db}.deploys FINAL WHERE model = %(model)s "
+                          "ORDER BY ts DESC LIMIT 1", {"model": model})
+        serving = store.rows(
+            """
+            SELECT model_version, sum(requests) AS requests, max(window_start) AS last_seen
+            FROM {db}.metric_windows FINAL WHERE model = %(model)s AND window_start >= %(since)s
+            GROUP BY model_version ORDER BY requests DESC, model_version
+            """,
+            {"model": model, "since": _since(minutes)},
+        )
+        expected = last[0]["model_version"] if last else None
+        current = serving[0]["model_version"] if serving else None
+        return {"model": model, "expected": expected, "expected_since": last[0]["ts"] if last else None,
+                "current": current, "serving": serving,
+                "matches": None if expected is None or current is None else expected == current}
+
+    @router.get("/summary", summary="Availability, accuracy proxy, label coverage, deploy frequency, cost per 1,000")
+    def summary(model: str, version: str = "", minutes: int = _MINUTES,
+                replica_hour_usd: float = Query(DEFAULT_REPLICA_HOUR_USD, ge=0)) -> dict[str, Any]:
+        p = {"model": model, "version": version, "since": _since(minutes), "label_since": _since(minutes + LABEL_LEAD_MIN)}
+        (mw,) = store.rows(
+            f"""
+            SELECT sum(requests) AS requests, sum(arraySum(mapValues(errors))) AS errors,
+                   sum(window_s) AS replica_seconds, uniqExact(source) AS replicas
+            FROM {{db}}.metric_windows FINAL
+            WHERE model = %(model)s AND {_version_where()} AND window_start >= %(since)s
+            """, p)
+        (lab,) = store.rows(
+            f"""
+            SELECT count() AS predictions, countIf(l.request_id != '') AS labelled,
+                   countIf(l.request_id != '' AND p.pred_label IS NOT NULL AND l.lc IS NOT NULL) AS classified,
+                   countIf(ifNull(p.pred_label = l.lc, false)) AS correct,
+                   avgIf(abs(p.pred_value - l.lv), l.lv IS NOT NULL AND p.pred_value IS NOT NULL) AS mae
+            FROM (SELECT request_id, pred_label, pred_value FROM {{db}}.predictions FINAL
+                  WHERE model = %(model)s AND {_version_where()} AND ts >= %(since)s) AS p
+            LEFT JOIN (SELECT request_id, argMax(label_class, ts) AS lc, argMax(label_value, ts) AS lv
+                       FROM {{db}}.labels FINAL WHERE model = %(model)s AND ts >= %(label_since)s
+                       GROUP BY request_id) AS l
+            ON p.request_id = l.request_id
+            SETTINGS join_use_nulls = 0
+            """, p)
+        n_deploys = int(store.scalar("SELECT count() FROM {db}.deploys FINAL WHERE model = %(model)s "
+                                     "AND ts >= %(since)s", p) or 0)
+        requests, errors = int(mw["requests"] or 0), int(mw["errors"] or 0)
+        replica_hours = float(mw["replica_seconds"] or 0) / 3600
+        preds, labelled, classified = int(lab["predictions"]), int(lab["labelled"]), int(lab["classified"])
+        mae = lab["mae"]
+        return {
+            "model": model, "model_version": version, "minutes": minutes,
+            "requests": requests, "errors": errors, "availability": (1 - errors / requests) if requests else None,
+            "sampled_predictions": preds, "labelled": labelled,
+            "label_coverage": (labelled / preds) if preds else None,
+            "accuracy": (int(lab["correct"]) / classified) if classified else None,
+            "mae": None if mae is None or mae != mae else float(mae),
+            "deploys": n_deploys, "deploys_per_day": n_deploys / (minutes / 1440),
+            "replicas": int(mw["replicas"] or 0), "replica_hours": replica_hours,
+            "replica_hour_usd": replica_hour_usd,
+            "cost_per_1k": (replica_hours * replica_hour_usd / requests * 1000) if requests else None,
+        }
+
+    @router.get("/slices", summary="Accuracy per slice (key=value) with a 95% Wilson interval")
+    def slices(model: str, version: str = "", minutes: int = _MINUTES, key: str = "") -> list[dict[str, Any]]:
+        rows = store.rows(
+            f"""
+            SELECT p.k AS key, p.v AS value, count() AS labelled, countIf(ifNull(p.pred_label = l.lc, false)) AS correct
+            FROM (SELECT request_id, pred_label, k, v FROM {{db}}.predictions FINAL
+                  ARRAY JOIN mapKeys(slices) AS k, mapValues(slices) AS v
+                  WHERE model = %(model)s AND {_version_where()} AND ts >= %(since)s
+                    AND (%(key)s = '' OR k = %(key)s) AND pred_label IS NOT NULL) AS p
+            INNER JOIN (SELECT request_id, argMax(label_class, ts) AS lc FROM {{db}}.labels FINAL
+                        WHERE model = %(model)s AND ts >= %(label_since)s AND label_class IS NOT NULL
+                        GROUP BY request_id) AS l
+            ON p.request_id = l.request_id
+            GROUP BY key, value ORDER BY key, value
+            """,
+            {"model": model, "version": version, "since": _since(minutes), "key": key,
+             "label_since": _since(minutes + LABEL_LEAD_MIN)},
+        )
+        for r in rows:
+            n, k = int(r["labelled"]), int(r["correct"])
+            r["accuracy"] = k / n if n else None
+            r["low"], r["high"] = wilson_interval(k, n)
+        return rows
+
+    @router.get("/features", summary="Feature names and kinds in the latest sampled predictions")
+    def features(model: str, minutes: int = Query(1440, ge=1, le=525600),
+                 sample: int = Query(10000, ge=100, le=1_000_000)) -> list[dict[str, Any]]:
+        return store.rows(
+            """
+            SELECT feature, kind, count() AS n FROM (
+                SELECT arrayJoin(arrayConcat(arrayMap(k -> (k, 'numeric'), mapKeys(features_num)),
+                                             arrayMap(k -> (k, 'categorical'), mapKeys(features_cat)))) AS fk,
+                       fk.1 AS feature, fk.2 AS kind
+                FROM (SELECT features_num, features_cat FROM {db}.predictions
+                      WHERE model = %(model)s AND ts >= %(since)s ORDER BY ts DESC LIMIT %(sample)s))
+            GROUP BY feature, kind ORDER BY feature, kind
+            """,
+            {"model": model, "since": _since(minutes), "sample": sample},
+        )
+
+    @router.get("/distribution", summary="One feature's histogram in a reference and a current window")
+    def distribution(model: str, feature: str, reference_start: _dt.datetime, reference_end: _dt.datetime,
+                     current_start: _dt.datetime, current_end: _dt.datetime, version: str = "",
+                     bins: int = Query(20, ge=2, le=200)) -> dict[str, Any]:
+        for name, a, b in (("reference_end", reference_start, reference_end),
+                           ("current_end", current_start, current_end)):
+            if b <= a:
+                raise HTTPException(422, f"{name}: must be after its start")
+        p = {"model": model, "version": version, "f": feature, "r0": reference_start, "r1": reference_end,
+             "c0": current_start, "c1": current_end, "bins": bins}
+        where = (f"model = %(model)s AND {_version_where()} AND ((ts >= %(r0)s AND ts < %(r1)s) "
+                 "OR (ts >= %(c0)s AND ts < %(c1)s))")
+        is_cur = "(ts >= %(c0)s AND ts < %(c1)s)"
+        (rng,) = store.rows(f"SELECT min(features_num[%(f)s]) AS lo, max(features_num[%(f)s]) AS hi, count() AS n "
+                            f"FROM {{db}}.predictions FINAL WHERE {where} AND mapContains(features_num, %(f)s)", p)
+        out: dict[str, Any] = {"model": model, "feature": feature, "kind": "none", "edges": [], "categories": [],
+                               "reference": [], "current": []}
+        if int(rng["n"]):
+            lo, hi = float(rng["lo"]), float(rng["hi"])
+            width = (hi - lo) / bins if hi > lo else 1.0
+            rows = store.rows(
+                f"""
+                SELECT {is_cur} AS cur, least(toUInt32(floor((features_num[%(f)s] - %(lo)s) / %(w)s)), %(bins)s - 1) AS b,
+                       count() AS n
+                FROM {{db}}.predictions FINAL WHERE {where} AND mapContains(features_num, %(f)s)
+                GROUP BY cur, b
+                """, {**p, "lo": lo, "w": width})
+            ref, cur = [0] * bins, [0] * bins
+            for r in rows:
+                (cur if r["cur"] else ref)[int(r["b"])] += int(r["n"])
+            out.update(kind="numeric", edges=[lo + i * width for i in range(bins + 1)], reference=ref, current=cur)
+            return out
+        rows = store.rows(
+            f"""
+            SELECT {is_cur} AS cur, features_cat[%(f)s] AS c, count() AS n
+            FROM {{db}}.predictions FINAL WHERE {where} AND mapContains(features_cat, %(f)s)
+            GROUP BY cur, c ORDER BY n DESC LIMIT 100
+            """, p)
+        if rows:
+            cats = sorted({r["c"] for r in rows})
+            ref, cur = [0] * len(cats), [0] * len(cats)
+            for r in rows:
+                (cur if r["cur"] else ref)[cats.index(r["c"])] += int(r["n"])
+            out.update(kind="categorical", categories=cats, reference=ref, current=cur)
+        return out
+
+    return router

@@ -1,0 +1,147 @@
+"""Plotly figures of the dashboard: pure functions of API rows (no Streamlit, no HTTP), so they are testable."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+
+__all__ = ["timeseries", "budget_bars", "burn_rates", "drift_heatmap", "distributions", "slice_intervals",
+           "burn_down", "errors_by_type", "detail_of"]
+
+_LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "height": 320, "legend": {"orientation": "h", "y": -0.2}}
+RED, GREEN, GREY = "#d62728", "#2ca02c", "#7f7f7f"
+
+
+def _ts(v: Any) -> _dt.datetime:
+    return v if isinstance(v, _dt.datetime) else _dt.datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+
+
+def detail_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    d = row.get("detail")
+    if isinstance(d, dict):
+        return d
+    try:
+        out = json.loads(d or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return out if isinstance(out, dict) else {}
+
+
+def _deploy_markers(fig: go.Figure, deploys: Sequence[Mapping[str, Any]]) -> None:
+    for d in deploys:
+        t = _ts(d["ts"])
+        fig.add_shape(type="line", x0=t, x1=t, y0=0, y1=1, yref="paper", line={"dash": "dot", "color": GREY})
+        fig.add_annotation(x=t, y=1, yref="paper", text=f"deploy {d['model_version']}", showarrow=False,
+                           yanchor="bottom", font={"size": 10})
+
+
+def timeseries(rows: Sequence[Mapping[str, Any]], series: Mapping[str, str], *, title: str, y_title: str,
+               deploys: Sequence[Mapping[str, Any]] = (), percent: bool = False) -> go.Figure:
+    """Lines of ``series`` (column → legend name) over ``t``, with deploy markers."""
+    fig = go.Figure()
+    x = [_ts(r["t"]) for r in rows]
+    for col, name in series.items():
+        fig.add_trace(go.Scatter(x=x, y=[r.get(col) for r in rows], mode="lines+markers", name=name,
+                                 marker={"size": 4}))
+    _deploy_markers(fig, deploys)
+    fig.update_layout(title=title, yaxis_title=y_title, **_LAYOUT)
+    if percent:
+        fig.update_yaxes(tickformat=".1%")
+    return fig
+
+
+def errors_by_type(rows: Sequence[Mapping[str, Any]], deploys: Sequence[Mapping[str, Any]] = ()) -> go.Figure:
+    types = sorted({k for r in rows for k in (r.get("errors_by_type") or {})})
+    x = [_ts(r["t"]) for r in rows]
+    fig = go.Figure([go.Bar(x=x, y=[(r.get("errors_by_type") or {}).get(t, 0) for r in rows], name=t) for t in types])
+    _deploy_markers(fig, deploys)
+    fig.update_layout(barmode="stack", title="Errors by type", yaxis_title="errors", **_LAYOUT)
+    return fig
+
+
+def budget_bars(statuses: Sequence[Mapping[str, Any]]) -> go.Figure:
+    names = [f"{s['slo']}{' ' + s['model_version'] if s.get('model_version') else ''}" for s in statuses]
+    vals = [s.get("budget_remaining") for s in statuses]
+    fig = go.Figure(go.Bar(x=vals, y=names, orientation="h",
+                           marker_color=[RED if (v is not None and v < 0.25) else GREEN for v in vals],
+                           text=[("–" if v is None else f"{v:.1%}") for v in vals], textposition="auto"))
+    fig.add_vline(x=0, line={"color": GREY})
+    fig.update_layout(title="Error budget remaining", xaxis_tickformat=".0%", **{**_LAYOUT, "height": 120 + 40 * len(names)})
+    return fig
+
+
+def burn_rates(status: Mapping[str, Any]) -> go.Figure:
+    """Long- and short-window burn rates of each alert tier, with the tier's threshold drawn across its bars."""
+    rules = status.get("rules") or []
+    tiers = [f"{r['tier']} ({r['long_window_s'] // 60}m/{r['short_window_s'] // 60}m)" for r in rules]
+    fig = go.Figure([
+        go.Bar(x=tiers, y=[r.get("long_burn_rate") for r in rules], name="long window"),
+        go.Bar(x=tiers, y=[r.get("short_burn_rate") for r in rules], name="short window"),
+        go.Scatter(x=tiers, y=[r["burn_rate"] for r in rules], name="alert threshold", mode="markers",
+                   marker={"symbol": "line-ew", "size": 60, "line": {"width": 3, "color": RED}}),
+    ])
+    firing = [r["tier"] for r in rules if r.get("firing")]
+    title = f"{status['slo']}: burn rate by tier" + (f" — FIRING: {', '.join(firing)}" if firing else "")
+    fig.update_layout(barmode="group", title=title, yaxis_title="× budget rate", **_LAYOUT)
+    return fig
+
+
+def drift_heatmap(results: Sequence[Mapping[str, Any]], test: str) -> go.Figure:
+    """Features × windows; the colour is the test's value, the text marks alerts."""
+    rows = [r for r in results if r["test"] == test]
+    subjects = sorted({r["subject"] for r in rows})
+    windows = sorted({_ts(r["window_end"]) for r in rows})
+    z: list[list[float | None]] = [[None] * len(windows) for _ in subjects]
+    text = [[""] * len(windows) for _ in subjects]
+    for r in rows:
+        i, j = subjects.index(r["subject"]), windows.index(_ts(r["window_end"]))
+        z[i][j] = r.get("value")
+        text[i][j] = "ALERT" if r["status"] == "alert" else ("n/a" if r["status"] != "ok" else "")
+    fig = go.Figure(go.Heatmap(z=z, x=windows, y=subjects, text=text, texttemplate="%{text}", colorscale="YlOrRd",
+                               colorbar={"title": test}, hovertemplate="%{y} @ %{x}<br>" + test + "=%{z:.3f}<extra></extra>"))
+    fig.update_layout(title=f"Drift ({test}) per feature and window", **{**_LAYOUT, "height": 160 + 32 * len(subjects)})
+    return fig
+
+
+def distributions(labels: Sequence[str], reference: Sequence[float], current: Sequence[float], *, feature: str,
+                  normalise: bool = True) -> go.Figure:
+    """Reference and current distributions of one feature, side by side on the same bins."""
+    def share(xs: Sequence[float]) -> list[float]:
+        tot = float(sum(xs))
+        return [float(x) / tot if tot else 0.0 for x in xs] if normalise else [float(x) for x in xs]
+
+    fig = go.Figure([go.Bar(x=list(labels), y=share(reference), name="reference", marker_color=GREY),
+                     go.Bar(x=list(labels), y=share(current), name="current", marker_color="#1f77b4")])
+    fig.update_layout(barmode="group", title=f"{feature}: reference and current", yaxis_title="share", **_LAYOUT)
+    if normalise:
+        fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
+def slice_intervals(rows: Sequence[Mapping[str, Any]], metric: str, threshold: float | None = None) -> go.Figure:
+    """One point per slice with its interval (``value``, ``low``, ``high``), and the alert threshold if any."""
+    rows = sorted(rows, key=lambda r: str(r["slice"]))
+    v = [r["value"] for r in rows]
+    fig = go.Figure(go.Scatter(
+        x=v, y=[r["slice"] for r in rows], mode="markers", marker={"size": 10},
+        error_x={"type": "data", "symmetric": False,
+                 "array": [(r["high"] - r["value"]) if r.get("high") is not None else 0 for r in rows],
+                 "arrayminus": [(r["value"] - r["low"]) if r.get("low") is not None else 0 for r in rows]},
+        text=[f"n={r.get('n', '')}" for r in rows], hovertemplate="%{y}: %{x:.3f} (%{text})<extra></extra>"))
+    if threshold is not None:
+        fig.add_vline(x=threshold, line={"color": RED, "dash": "dash"}, annotation_text=f"threshold {threshold:g}")
+    fig.update_layout(title=f"{metric} per slice (95% interval)", xaxis_title=metric,
+                      **{**_LAYOUT, "height": 140 + 36 * len(rows)})
+    return fig
+
+
+def burn_down(points: Sequence[Mapping[str, Any]], slo: str) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=[_ts(p["at"]) for p in points], y=[p.get("budget_remaining") for p in points],
+                               mode="lines+markers", name="budget remaining", fill="tozeroy"))
+    fig.add_hline(y=0, line={"color": RED, "dash": "dash"}, annotation_text="budget exhausted")
+    fig.update_layout(title=f"{slo}: error budget remaining", yaxis_tickformat=".0%", **_LAYOUT)
+    return fig

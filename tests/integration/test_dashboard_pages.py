@@ -1,0 +1,165 @@
+"""Every dashboard page in Streamlit's AppTest against a real server (uvicorn in a thread) over a chDB store
+filled through the real ingest API: no exception, and the numbers fed in are on the page."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests import dashboard_data as dd
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+TIMEOUT = 60
+
+
+@pytest.fixture
+def api(store, monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    with dd.serve(store) as (base, app):
+        dd.fill(lambda path, body: httpx.post(base + path, json=body, timeout=30).json(), store)
+        dd.evaluate_alerts(store, app)
+        monkeypatch.setenv("DRIFTLINE_API", base)
+        yield base
+
+
+@pytest.fixture
+def empty_api(store, monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    with dd.serve(store) as (base, _):
+        monkeypatch.setenv("DRIFTLINE_API", base)
+        yield base
+
+
+def _run(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    if page:
+        at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _charts(at: AppTest) -> dict[str, dict[str, Any]]:
+    out = {}
+    for c in at.get("plotly_chart"):
+        spec = json.loads(c.proto.spec)
+        out[spec["layout"].get("title", {}).get("text", "")] = spec
+    return out
+
+
+def _texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "info", "success", "warning", "error", "code")
+             for e in at.get(kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_executive(api) -> None:  # type: ignore[no-untyped-def]
+    at = _run()
+    m = _metrics(at)
+    assert m["Availability"] == dd.AVAILABILITY
+    assert m["Accuracy proxy"] == dd.ACCURACY and m["Label coverage"] == dd.LABEL_COVERAGE
+    assert m["Cost per 1,000 inferences"] == dd.COST_PER_1K
+    assert m["Deployment frequency"] == "8.0/day"          # 2 deploys in the last 6 hours
+    assert m["Budget left · availability"] == dd.BUDGET_REMAINING
+    open_alerts = [a for a in httpx.get(api + "/v1/slo/alerts", params={"active": True}).json() if a["state"] == "firing"]
+    assert open_alerts and m["Open alerts"] == str(len(open_alerts))
+    charts = _charts(at)
+    assert charts["Error budget remaining"]["data"][0]["x"] == [pytest.approx(-9.0)]
+    assert at.sidebar.selectbox[0].value == dd.MODEL and at.sidebar.selectbox[2].value == "Last 6 hours"
+    # the version filter narrows every number: v2 sent nothing (the page run on its own owns the filters;
+    # AppTest does not carry the entrypoint's widget values across runs of st.navigation)
+    at.switch_page("views/executive.py").run()
+    assert _metrics(at)["Availability"] == dd.AVAILABILITY
+    at.sidebar.selectbox(key="dl_version_churn").select("v2").run()
+    assert not at.exception and "Nothing from churn in the last 6 hours" in _texts(at)
+    at.sidebar.selectbox(key="dl_version_churn").select("v1").run()
+    assert _metrics(at)["Availability"] == dd.AVAILABILITY
+
+
+def test_oncall(api) -> None:  # type: ignore[no-untyped-def]
+    at = _run("oncall")
+    m = _metrics(at)
+    assert (m["Serving version"], m["Expected version"]) == ("v1", "v2")
+    assert any("Version mismatch: serving v1, expected v2" in e.value for e in at.error)
+    assert (m["Requests"], m["Error rate"], m["Worst p99"]) == ("60,000", "10.00%", "498 ms")
+    charts = _charts(at)
+    lat = charts["Latency"]
+    assert [t["name"] for t in lat["data"]] == ["p50", "p95", "p99"]
+    assert sorted(a["text"] for a in lat["layout"]["annotations"]) == ["deploy v1", "deploy v2"]
+    err = charts["Error rate"]["data"][0]["y"]
+    assert err[-1] == 1.0 and err[0] == 0.0
+    burn = next(v for k, v in charts.items() if k.startswith("availability: burn rate by tier"))
+    assert "FIRING" in burn["layout"]["title"]["text"]
+    assert burn["data"][2]["name"] == "alert threshold" and burn["data"][2]["y"] == [14.4, 6.0, 1.0]
+    assert len(at.dataframe) == 1 and "firing" in set(at.dataframe[0].value["state"])
+
+
+def test_debug(api) -> None:  # type: ignore[no-untyped-def]
+    at = _run("debug")
+    charts = _charts(at)
+    heat = charts["Drift (psi) per feature and window"]["data"][0]
+    assert heat["y"] == ["region", "x", "y"] and len(heat["x"]) == 6
+    assert heat["text"][2][-2:] == ["ALERT", "ALERT"] and "ALERT" not in heat["text"][1]
+    assert any("Drift alerts (psi) on: y" in w.value for w in at.warning)
+    dist = charts["region: reference and current"]["data"]       # from the detector's shares
+    assert dist[0]["y"] == [0.5, 0.5] and dist[1]["y"] == [0.6, 0.4]
+    sl = charts["accuracy per slice (95% interval)"]["data"][0]
+    assert sl["y"] == ["region=eu", "region=us"] and sl["x"] == [0.82, 0.61]
+    samples, dead = at.dataframe[0].value, at.dataframe[-1].value
+    assert len(samples) == 200 and set(samples["label"].dropna()) == {"yes", "no"}
+    assert samples["f.region"].notna().all()
+    assert list(dead["field"]) == ["latency_ms"]
+    assert "Errors by type" in charts
+    # a feature without detector bins: reference and current from the sampled predictions
+    at.selectbox(key="dbg_feature").select("x").run()
+    assert not at.exception
+    at.selectbox(key="dbg_feature").select("y").run()
+    assert not at.exception
+    assert "No reference data for y in that window" in _texts(at)   # the first 3 of 6 hours are empty
+    at.sidebar.selectbox(key="dl_range").select("Last hour").run()
+    assert not at.exception
+    d = _charts(at)["y: reference and current"]["data"]
+    assert len(d[0]["y"]) == 20 and sum(d[0]["y"]) == pytest.approx(1.0) and sum(d[1]["y"]) == pytest.approx(1.0)
+
+
+def test_slos_and_silences(api) -> None:  # type: ignore[no-untyped-def]
+    at = _run("slos")
+    m = _metrics(at)
+    assert m["Budget remaining"] == dd.BUDGET_REMAINING and m["SLI · availability"] == "90.000%"
+    burn = _charts(at)["availability: error budget remaining"]["data"][0]
+    assert len(burn["x"]) >= 10 and burn["y"][-1] == pytest.approx(-9.0)
+    assert "firing" in set(at.dataframe[0].value["state"])
+    at.text_input(key="sil_by").input("ana")
+    at.text_input(key="sil_comment").input("retraining")
+    at.button(key="sil_submit").click().run()
+    assert not at.exception
+    assert any(s.value == "Silence created." for s in at.success)
+    (sil,) = httpx.get(api + "/v1/slo/silences").json()
+    assert sil["matchers"] == {"model": dd.MODEL} and sil["created_by"] == "ana"
+    assert "model=churn" in _texts(at)
+    at.button(key=f"expire_{sil['id']}").click().run()
+    assert not at.exception and any(s.value == "Silence expired." for s in at.success)
+    assert httpx.get(api + "/v1/slo/silences").json() == []
+
+
+@pytest.mark.parametrize("page", [None, "oncall", "debug", "slos"])
+def test_empty_store_tells_what_to_do(empty_api, page) -> None:  # type: ignore[no-untyped-def]
+    at = _run(page)
+    text = _texts(at)
+    assert "No model has sent anything yet" in text
+    assert f"curl -X POST {empty_api}/v1/predictions" in text and "Upload a reference" in text
+    assert not at.get("plotly_chart")
+
+
+@pytest.mark.parametrize("page", [None, "debug"])
+def test_unreachable_api_is_a_clear_message(monkeypatch, page) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DRIFTLINE_API", f"http://127.0.0.1:{dd.free_port()}")
+    at = _run(page)
+    assert any("Cannot reach the Driftline API" in e.value for e in at.error)

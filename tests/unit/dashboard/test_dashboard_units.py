@@ -1,0 +1,69 @@
+"""The dashboard's pure parts: API configuration, figures from API rows, and the ``driftline dashboard`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import httpx
+import pytest
+
+from dashboard import charts
+from dashboard.client import ApiConfig, ApiError, ApiUnreachable, request
+
+
+def test_api_config_from_env() -> None:
+    assert ApiConfig.from_env({}) == ApiConfig(base_url="http://127.0.0.1:8000")
+    cfg = ApiConfig.from_env({"DRIFTLINE_API": "http://h:9/", "DRIFTLINE_API_KEY": "s3cret"})
+    assert cfg.base_url == "http://h:9" and cfg.headers() == {"X-API-Key": "s3cret"}
+    cfg = ApiConfig.from_env({"DRIFTLINE_API_KEY": "t", "DRIFTLINE_API_KEY_HEADER": "Authorization"})
+    assert cfg.headers() == {"Authorization": "t"}
+    assert ApiConfig().headers() == {}
+
+
+def test_request_errors(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def fake(method, url, **kw):  # type: ignore[no-untyped-def]
+        if "down" in url:
+            raise httpx.ConnectError("refused")
+        assert kw["headers"] == {"X-API-Key": "k"}
+        return httpx.Response(404, json={"detail": "no SLO named 'x'"}, request=httpx.Request(method, url))
+
+    monkeypatch.setattr(httpx, "request", fake)
+    with pytest.raises(ApiUnreachable, match="refused"):
+        request(ApiConfig(base_url="http://down"), "GET", "/v1/models")
+    with pytest.raises(ApiError, match="HTTP 404: no SLO named 'x'") as ei:
+        request(ApiConfig(base_url="http://up", api_key="k"), "GET", "/v1/slo/status")
+    assert ei.value.status == 404 and not isinstance(ei.value, ApiUnreachable)
+
+
+def test_heatmap_and_burn_rates() -> None:
+    rows = [{"subject": s, "test": "psi", "window_end": f"2026-01-01T0{w}:00:00Z", "value": v, "status": st}
+            for s, w, v, st in (("a", 1, 0.1, "ok"), ("b", 1, 0.3, "alert"), ("a", 2, None, "not enough data"))]
+    fig = json.loads(charts.drift_heatmap(rows, "psi").to_json())
+    h = fig["data"][0]
+    assert h["y"] == ["a", "b"] and h["z"] == [[0.1, None], [0.3, None]] and h["text"] == [["", "n/a"], ["ALERT", ""]]
+    status = {"slo": "s", "rules": [{"tier": "page-fast", "long_window_s": 3600, "short_window_s": 300, "burn_rate": 14.4,
+                                     "long_burn_rate": 20.0, "short_burn_rate": 30.0, "firing": True}]}
+    b = json.loads(charts.burn_rates(status).to_json())
+    assert b["layout"]["title"]["text"] == "s: burn rate by tier — FIRING: page-fast"
+    assert b["data"][2]["y"] == [14.4] and b["data"][0]["x"] == ["page-fast (60m/5m)"]
+    assert charts.detail_of({"detail": "not json"}) == {} and charts.detail_of({"detail": '{"low": 1}'}) == {"low": 1}
+
+
+def test_cli_runs_streamlit_with_the_api_url(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+
+    from driftline.cli import main
+
+    seen = {}
+
+    def fake_call(cmd, env):  # type: ignore[no-untyped-def]
+        seen.update(cmd=cmd, env=env)
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", fake_call)
+    assert main(["dashboard", "--api", "http://api:8000", "--port", "8600", "--api-key", "k", "--headless"]) == 0
+    cmd = seen["cmd"]
+    assert cmd[:4] == [sys.executable, "-m", "streamlit", "run"] and cmd[4].endswith("dashboard/app.py")
+    assert cmd[cmd.index("--server.port") + 1] == "8600" and cmd[cmd.index("--server.headless") + 1] == "true"
+    assert seen["env"]["DRIFTLINE_API"] == "http://api:8000" and seen["env"]["DRIFTLINE_API_KEY"] == "k"

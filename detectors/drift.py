@@ -28,10 +28,10 @@ from detectors.reference import FeatureProfile, Profile, coarse_bins, regroup
 from detectors.results import ALERT, ERROR, OK, Result
 from detectors.stattests import DEFAULT_REGISTRY, OTHER, Binned, NotApplicable, Registry, StatTest, ks_pvalue
 
-__all__ = ["TestConfig", "DriftConfig", "WindowSummary", "summarize_window", "drift_results", "binned_numeric",
+__all__ = ["FINE_TESTS", "TestConfig", "DriftConfig", "WindowSummary", "summarize_window", "drift_results", "binned_numeric",
            "binned_categorical"]
 
-_FINE_TESTS = frozenset({"ks", "wasserstein"})
+FINE_TESTS = frozenset({"ks", "wasserstein"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +51,10 @@ class DriftConfig:
     bins: int = 10
     min_count: int = 50
 
+    @property
+    def needs_full_grid(self) -> bool:
+        return any(name in FINE_TESTS for name in self.tests)
+
     @classmethod
     def parse(cls, tests: Mapping[str, Any] | None = None, **kw: Any) -> DriftConfig:
         if tests is None:
@@ -69,32 +73,43 @@ class DriftConfig:
 class WindowSummary:
     rows: int
     numeric: dict[str, NumStats]
-    fine: dict[str, np.ndarray]            # counts on the reference's fine edges
+    edges: dict[str, np.ndarray]           # per numeric feature: the reference edges counted on
+    fine: dict[str, np.ndarray]            # counts on those edges (len + 1 bins)
     categorical: dict[str, tuple[int, int, dict[str, int]]]
     nulls: dict[str, int]
     facts: dict[str, Any]
 
 
-def summarize_window(store: Store, src: Source, profile: Profile) -> WindowSummary:
+def summarize_window(store: Store, src: Source, profile: Profile, *, bins: int | None = None) -> WindowSummary:
+    """Summarise a window on the reference's bins: the full quantile grid (``bins=None``, needed by
+    KS and Wasserstein) or only ``bins`` quantile bins plus the reference min and max (cheaper)."""
     facts = window_facts(store, src)
     rows = int(facts["rows"])
     if rows == 0:
-        return WindowSummary(rows=0, numeric={}, fine={}, categorical={}, nulls={}, facts=facts)
+        return WindowSummary(rows=0, numeric={}, edges={}, fine={}, categorical={}, nulls={}, facts=facts)
     num = numeric_stats(store, src)
-    edges = {f: fp.edges for f, fp in profile.features.items()
-             if fp.kind == "numeric" and fp.edges.size and f in num and (src.maps or f in src.pseudo_num)}
+    edges = {}
+    for f, fp in profile.features.items():
+        if fp.kind == "numeric" and fp.edges.size and f in num and (src.maps or f in src.pseudo_num):
+            edges[f] = fp.edges if bins is None else np.unique(np.concatenate(
+                [fp.edges[:1], coarse_bins(fp, bins), fp.edges[-1:]]))
     fine = bin_counts(store, src, edges, {f: s.n for f, s in num.items()}, rows)
-    return WindowSummary(rows=rows, numeric=num, fine=fine, categorical=category_counts(store, src),
+    return WindowSummary(rows=rows, numeric=num, edges=edges, fine=fine, categorical=category_counts(store, src),
                          nulls=null_counts(store, src), facts=facts)
 
 
-def binned_numeric(fp: FeatureProfile, fine: np.ndarray, cur: NumStats, *, bins: int | None) -> Binned:
-    """Reference and current counts on ``bins`` quantile bins, or on the full grid (``bins=None``)."""
+def binned_numeric(fp: FeatureProfile, cur_edges: np.ndarray, cur_counts: np.ndarray, cur: NumStats, *,
+                   bins: int | None) -> Binned:
+    """Reference and current counts on ``bins`` quantile bins, or on the full grid (``bins=None``).
+
+    ``cur_counts`` are the window's counts on ``cur_edges`` (a subset of the reference edges)."""
     lo, hi = min(fp.lo, cur.lo), max(fp.hi, cur.hi)
     if bins is None:
-        return Binned(reference=fp.counts, current=fine, edges=fp.edges, lo=lo, hi=hi, scale=fp.std)
+        if not np.array_equal(cur_edges, fp.edges):
+            raise ValueError("the full-grid tests need the window summarised on the full grid (bins=None)")
+        return Binned(reference=fp.counts, current=cur_counts, edges=fp.edges, lo=lo, hi=hi, scale=fp.std)
     e = coarse_bins(fp, bins)
-    return Binned(reference=regroup(fp.edges, fp.counts, e), current=regroup(fp.edges, fine, e), edges=e,
+    return Binned(reference=regroup(fp.edges, fp.counts, e), current=regroup(cur_edges, cur_counts, e), edges=e,
                   lo=lo, hi=hi, scale=fp.std)
 
 
@@ -125,7 +140,7 @@ def _run(test: StatTest, cfg: TestConfig, b: Binned, subject: str) -> Result:
         return Result(detector="drift", subject=subject, test=test.name, value=None, threshold=thr, status=ERROR,
                       sample_size=n, detail={"reason": f"{type(exc).__name__}: {exc}"})
     detail: dict[str, Any] = {"reference_n": b.n_reference, "current_n": n, "params": dict(cfg.params)}
-    if b.kind == "numeric" and test.name not in _FINE_TESTS:
+    if b.kind == "numeric" and test.name not in FINE_TESTS:
         detail["edges"] = b.edges
     if b.kind == "categorical":
         detail["categories"] = [("(other)" if c == OTHER else c) for c in b.labels][:50]
@@ -174,7 +189,8 @@ def drift_results(profile: Profile, cur: WindowSummary, config: DriftConfig | No
             continue
         for t, tc in applicable:
             if kind == "numeric":
-                b = binned_numeric(fp, cur.fine[f], cur.numeric[f], bins=None if t.name in _FINE_TESTS else cfg.bins)
+                b = binned_numeric(fp, cur.edges[f], cur.fine[f], cur.numeric[f],
+                                   bins=None if t.name in FINE_TESTS else cfg.bins)
             else:
                 n, _, top = cur.categorical[f]
                 b = binned_categorical(fp, n, top)

@@ -101,8 +101,9 @@ def run_detectors(store: Store, model: str, window_end: _dt.datetime, window: _d
             results.append(Result.no_data("drift", "", "reference", f"reference {ref_name!r} has no rows"))
         src = window_source(model, start, window_end, model_version)
         try:
-            cur = summarize_window(store, src, profile)
-            lab = summarize_window(store, labels_source(model, start, window_end, model_version), profile) \
+            grid = None if cfg.drift.needs_full_grid else cfg.drift.bins
+            cur = summarize_window(store, src, profile, bins=grid)
+            lab = summarize_window(store, labels_source(model, start, window_end, model_version), profile, bins=grid) \
                 if any(f.startswith("@label.") for f in profile.features) else None
         except Exception as exc:  # noqa: BLE001 - reported as a result, the scheduler keeps going
             results.append(Result(detector="drift", subject="", test="summary", value=None, threshold=None,

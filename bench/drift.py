@@ -148,7 +148,7 @@ def main() -> int:
         return 0
 
     work = tempfile.mkdtemp(prefix="driftline-bench-")
-    t0 = (_dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(hours=6)).replace(minute=0, second=0, microsecond=0)
+    t0 = (_dt.datetime.now(_dt.UTC) - _dt.timedelta(hours=6)).replace(minute=0, second=0, microsecond=0)
     t = time.perf_counter()
     generate(os.path.join(work, "ref.parquet"), a.rows, a.features, 0, 0.0, a.seed)
     generate(os.path.join(work, "cur.parquet"), a.rows, a.features, a.shifted, a.shift, a.seed + 1)

@@ -87,7 +87,7 @@ def summarize_window(store: Store, src: Source, profile: Profile, *, bins: int |
     rows = int(facts["rows"])
     if rows == 0:
         return WindowSummary(rows=0, numeric={}, edges={}, fine={}, categorical={}, nulls={}, facts=facts)
-    num = numeric_stats(store, src)
+    num = numeric_stats(store, src, counts_only=bins is not None)
     edges = {}
     for f, fp in profile.features.items():
         if fp.kind == "numeric" and fp.edges.size and f in num and (src.maps or f in src.pseudo_num):

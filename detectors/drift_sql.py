@@ -86,12 +86,21 @@ def _q(levels: Sequence[float]) -> str:
     return ", ".join(repr(float(x)) for x in levels)
 
 
-def numeric_stats(store: Store, src: Source, *, quantiles: bool = False) -> dict[str, NumStats]:
-    """Count, min, max, mean, std (and the reference quantile grid) per numeric feature."""
+def numeric_stats(store: Store, src: Source, *, quantiles: bool = False, counts_only: bool = False
+                  ) -> dict[str, NumStats]:
+    """Count, min, max, mean, std (and the reference quantile grid) per numeric feature.
+
+    ``counts_only``: only the counts of the Map features are exact (a scan of the keys alone,
+    several times cheaper); their min, max, mean and std are NaN.
+    """
     qa = f", quantilesTDigest({_q(QUANTILE_LEVELS)})(v) AS q" if quantiles else ""
     out: dict[str, NumStats] = {}
     rows: list[dict[str, Any]] = []
-    if src.maps:
+    if src.maps and counts_only:
+        rows = store.rows(
+            f"""SELECT k, count() AS n, nan AS lo, nan AS hi, nan AS mean, nan AS std
+                FROM {src.table} ARRAY JOIN features_num.keys AS k WHERE {src.where} GROUP BY k""", src.params)
+    elif src.maps:
         rows = store.rows(
             f"""SELECT k, count() AS n, min(v) AS lo, max(v) AS hi, avg(v) AS mean, stddevPop(v) AS std{qa}
                 FROM {src.table} ARRAY JOIN mapKeys(features_num) AS k, mapValues(features_num) AS v
@@ -110,9 +119,13 @@ def numeric_stats(store: Store, src: Source, *, quantiles: bool = False) -> dict
     for r in rows:
         if not r["n"]:
             continue
-        out[r["k"]] = NumStats(int(r["n"]), float(r["lo"]), float(r["hi"]), float(r["mean"]),
-                               float(r["std"] or 0.0), tuple(float(x) for x in r.get("q") or ()))
+        out[r["k"]] = NumStats(int(r["n"]), _f(r["lo"]), _f(r["hi"]), _f(r["mean"]),
+                               _f(r["std"]), tuple(float(x) for x in r.get("q") or ()))
     return out
+
+
+def _f(x: Any) -> float:
+    return float("nan") if x is None else float(x)
 
 
 def _value_expr(src: Source, feature: str) -> str:

@@ -79,7 +79,7 @@ def quality_results(profile: Profile, cur: WindowSummary, *, window_end: _dt.dat
     out.append(_res("", "schema_violations", violations, 0, rows))
     newest = cur.facts.get("newest")
     if newest is not None:
-        newest = newest if newest.tzinfo else newest.replace(tzinfo=_dt.timezone.utc)
+        newest = newest if newest.tzinfo else newest.replace(tzinfo=_dt.UTC)
         age = (window_end - newest).total_seconds()
         if cfg.freshness_s is not None:
             out.append(_res("", "freshness_s", age, cfg.freshness_s, rows, newest=newest.isoformat()))

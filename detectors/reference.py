@@ -33,7 +33,7 @@ from detectors.drift_sql import (
 __all__ = ["FeatureProfile", "Profile", "build_profile", "save_profile", "load_profile",
            "reference_from_window", "previous_window_reference", "coarse_bins", "list_references"]
 
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,7 +115,7 @@ def build_profile(store: Store, src: Source, *, model: str, name: str, source: s
 
 
 def save_profile(store: Store, p: Profile) -> Profile:
-    built = _dt.datetime.now(_dt.timezone.utc)
+    built = _dt.datetime.now(_dt.UTC)
     fs = list(p.features.values())
     cols: dict[str, list] = {
         "model": [p.model] * len(fs), "name": [p.name] * len(fs), "built_at": [built] * len(fs),
@@ -169,7 +169,7 @@ def load_profile(store: Store, model: str, name: str) -> Profile | None:
 
 
 def _utc(t: _dt.datetime) -> _dt.datetime:
-    return t if t.tzinfo else t.replace(tzinfo=_dt.timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=_dt.UTC)
 
 
 def list_references(store: Store, model: str | None = None) -> list[dict]:
@@ -195,7 +195,7 @@ def reference_from_window(store: Store, model: str, start: _dt.datetime, end: _d
 def previous_window_reference(store: Store, model: str, start: _dt.datetime, end: _dt.datetime, *,
                               version: str | None = None) -> Profile:
     """The profile of the window ``[start, end)``: loaded if stored, else built once and stored."""
-    name = f"previous:{start.astimezone(_dt.timezone.utc).isoformat()}:{(end - start).total_seconds():g}"
+    name = f"previous:{start.astimezone(_dt.UTC).isoformat()}:{(end - start).total_seconds():g}"
     if version is not None:
         name += f":{version}"
     p = load_profile(store, model, name)

@@ -73,7 +73,7 @@ class Result:
 def write_results(store: Store, results: Iterable[Result], *, run_id: str, model: str, model_version: str,
                   window_start: _dt.datetime, window_end: _dt.datetime, run_at: _dt.datetime | None = None) -> int:
     rs = list(results)
-    run_at = run_at or _dt.datetime.now(_dt.timezone.utc)
+    run_at = run_at or _dt.datetime.now(_dt.UTC)
     n = len(rs)
     cols = {
         "run_id": [run_id] * n, "run_at": [run_at] * n, "model": [model] * n, "model_version": [model_version] * n,

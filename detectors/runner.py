@@ -79,7 +79,7 @@ def run_detectors(store: Store, model: str, window_end: _dt.datetime, window: _d
         raise ValueError("window must be positive")
     cfg = config if isinstance(config, DetectorConfig) else DetectorConfig.from_dict(config)
     if window_end.tzinfo is None:
-        window_end = window_end.replace(tzinfo=_dt.timezone.utc)
+        window_end = window_end.replace(tzinfo=_dt.UTC)
     start = window_end - window
     run_id = run_id or uuid.uuid4().hex
     version_label = model_version if model_version is not None else "*"

@@ -53,6 +53,18 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(duration_s=args.duration, port=args.port, store=args.store, rate=args.rate)
 
 
+def _reference_upload(args: argparse.Namespace) -> int:
+    from detectors.cli import reference_upload
+
+    return reference_upload(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from detectors.cli import report
+
+    return report(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="driftline", description="ML observability and drift monitoring.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -79,6 +91,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--store", default=".driftline-demo")
     s.add_argument("--rate", type=float, default=200, help="predictions per second")
     s.set_defaults(fn=_demo)
+
+    from detectors.cli import add_report_args, add_upload_args
+
+    s = sub.add_parser("reference", help="upload a training baseline (CSV or Parquet) as a reference profile")
+    add_upload_args(s)
+    s.set_defaults(fn=_reference_upload)
+
+    s = sub.add_parser("report", help="write an Evidently HTML drift report for a model and window")
+    add_report_args(s)
+    s.set_defaults(fn=_report)
 
     args = p.parse_args(argv)
     try:

@@ -11,7 +11,7 @@ from collector.store import Store
 from collector.writer import KINDS_OF_COLUMNS
 
 # Recent: event tables drop rows older than their TTL (90 days) on insert/merge.
-T0 = (_dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+T0 = (_dt.datetime.now(_dt.UTC) - _dt.timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
 
 
 def insert_predictions(store: Store, *, start: _dt.datetime, seconds: float, features: Sequence[Mapping[str, Any]],

@@ -174,10 +174,10 @@ def _utc(t: _dt.datetime) -> _dt.datetime:
 
 def list_references(store: Store, model: str | None = None) -> list[dict]:
     return store.rows(
-        """SELECT model, name, max(built_at) AS built_at, argMax(source, built_at) AS source,
-                  argMax(rows, built_at) AS rows, argMax(window_start, built_at) AS window_start,
-                  argMax(window_end, built_at) AS window_end
-           FROM {db}.detector_references WHERE %(model)s = '' OR model = %(model)s
+        """SELECT model, name, max(r.built_at) AS last_built, argMax(r.source, r.built_at) AS source,
+                  argMax(r.rows, r.built_at) AS rows, argMax(r.window_start, r.built_at) AS window_start,
+                  argMax(r.window_end, r.built_at) AS window_end, uniqExact(r.feature) AS features
+           FROM {db}.detector_references AS r WHERE %(model)s = '' OR model = %(model)s
            GROUP BY model, name ORDER BY model, name""", {"model": model or ""})
 
 

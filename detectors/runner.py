@@ -78,6 +78,8 @@ def run_detectors(store: Store, model: str, window_end: _dt.datetime, window: _d
     if window.total_seconds() <= 0:
         raise ValueError("window must be positive")
     cfg = config if isinstance(config, DetectorConfig) else DetectorConfig.from_dict(config)
+    for name in cfg.drift.tests:
+        registry.get(name)  # an unknown test is a configuration error: raise before any work
     if window_end.tzinfo is None:
         window_end = window_end.replace(tzinfo=_dt.UTC)
     start = window_end - window

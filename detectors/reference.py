@@ -116,7 +116,8 @@ def build_profile(store: Store, src: Source, *, model: str, name: str, source: s
 
 def save_profile(store: Store, p: Profile) -> Profile:
     built = _dt.datetime.now(_dt.UTC)
-    fs = list(p.features.values())
+    # an empty reference is still recorded (one "none" row), so "no data" differs from "not built"
+    fs = list(p.features.values()) or [FeatureProfile(feature="", kind="none", n=0)]
     cols: dict[str, list] = {
         "model": [p.model] * len(fs), "name": [p.name] * len(fs), "built_at": [built] * len(fs),
         "source": [p.source] * len(fs), "window_start": [p.window_start] * len(fs),
@@ -132,13 +133,6 @@ def save_profile(store: Store, p: Profile) -> Profile:
              "window_end": "ts", "rows": "u64", "feature": "str", "kind": "str", "n": "u64", "quantiles": "arr_f64",
              "edges": "arr_f64", "counts": "arr_u64", "lo": "f64", "hi": "f64", "mean": "f64", "std": "f64",
              "categories": "arr_s", "category_counts": "arr_u64", "other_count": "u64", "distinct": "u64"}
-    if not fs:  # an empty reference is still recorded, so "no data" is distinguishable from "not built"
-        cols = {k: v or [None] for k, v in cols.items()}
-        cols.update({"feature": [""], "kind": ["none"], "n": [0], "quantiles": [[]], "edges": [[]], "counts": [[]],
-                     "lo": [0.0], "hi": [0.0], "mean": [0.0], "std": [0.0], "categories": [[]],
-                     "category_counts": [[]], "other_count": [0], "distinct": [0],
-                     "model": [p.model], "name": [p.name], "built_at": [built], "source": [p.source],
-                     "window_start": [p.window_start], "window_end": [p.window_end], "rows": [p.rows]})
     store.insert("detector_references", cols, kinds)
     return Profile(model=p.model, name=p.name, source=p.source, rows=p.rows, features=p.features,
                    window_start=p.window_start, window_end=p.window_end, built_at=built)

@@ -64,6 +64,10 @@ def test_sql_bin_counts_equal_numpy_on_the_raw_values(store, two_windows) -> Non
     assert summary.fine["x"].tolist() == np.histogram(_raw(cur, "x"), full)[0].tolist()
     assert summary.numeric["x"].n == len(_raw(cur, "x"))
     assert summary.nulls["x"] == sum(1 for r in cur if "x" in r and r["x"] is None)
+    coarse = summarize_window(store, window_source("m1", T0 + H, T0 + 2 * H), prof, bins=10)   # comparison path
+    e = coarse.edges["x"]
+    assert len(e) <= 16 and coarse.fine["x"].tolist() == np.histogram(
+        _raw(cur, "x"), np.concatenate([[-np.inf], e, [np.inf]]))[0].tolist()
     again = load_profile(store, "m1", "w0")
     assert again is not None and again.features["x"].counts.tolist() == fp.counts.tolist()
 

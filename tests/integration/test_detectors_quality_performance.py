@@ -125,3 +125,17 @@ def test_no_labels_is_not_enough_data(store) -> None:  # noqa: ANN001
 def test_wilson_matches_statsmodels() -> None:
     for k, n in ((0, 10), (7, 10), (10, 10), (480, 1000)):
         assert wilson(k, n) == pytest.approx(proportion_confint(k, n, method="wilson"), abs=1e-12)
+
+
+def test_feature_age_from_timestamp_features(store) -> None:  # noqa: ANN001
+    n = 100
+    start = T0 + H
+    feats = [{"x": 1.0, "computed_at": (start + _dt.timedelta(seconds=i * 30)).timestamp() - 120 - (i % 2) * 600}
+             for i in range(n)]
+    insert_predictions(store, start=start, seconds=n * 30, features=feats)
+    rep = run_detectors(store, "m1", T0 + 2 * H, H, reference="previous",
+                        config={"quality": {"timestamp_features": ["computed_at"], "feature_age_s": 300},
+                                "detectors": ["quality"]})
+    age = [r for r in rep.results if r.test == "feature_age_p95_s"][0]
+    assert age.subject == "computed_at" and age.value == pytest.approx(720, abs=1) and age.status == "alert"
+    assert age.sample_size == n

@@ -7,9 +7,10 @@ columns; the prediction and the label are read as pseudo-features whose names st
 (``@pred.value``, ``@pred.score``, ``@pred.label``, ``@label.value``, ``@label.class``), which the
 event contract does not allow as feature names, so they never collide.
 
-Bin counts use one wide pass: per feature ``roundDown(x, [-inf, edges...])`` in a single scan and a
-``GROUP BY`` over the (feature, bin) pairs. A feature absent from a row reads as 0 there, so the
-absent rows (known exactly from the stats pass) are taken out of the bin holding 0.
+Bin counts use one wide pass: per feature a bin index (a sum of comparisons with the edges, or
+``roundDown(x, [-inf, edges...])`` for long edge lists) in a single scan and a ``GROUP BY`` over the
+(feature, bin) pairs. A feature absent from a row reads as 0 there, so the absent rows (known
+exactly from the stats pass) are taken out of the bin holding 0.
 """
 
 from __future__ import annotations

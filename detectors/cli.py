@@ -58,7 +58,7 @@ def reference_upload(args: argparse.Namespace) -> int:
     store = _open(args.store)
     p = upload_reference(store, args.model, args.name, args.path, prediction=args.prediction, score=args.score,
                          label=args.label, exclude=args.exclude, progress=not args.no_progress)
-    kinds = {}
+    kinds: dict[str, int] = {}
     for f in p.features.values():
         kinds[f.kind] = kinds.get(f.kind, 0) + 1
     print(f"reference {p.name!r} of model {p.model!r}: {p.rows} rows, "

@@ -75,7 +75,7 @@ def write_results(store: Store, results: Iterable[Result], *, run_id: str, model
     rs = list(results)
     run_at = run_at or _dt.datetime.now(_dt.UTC)
     n = len(rs)
-    cols = {
+    cols: dict[str, list[Any]] = {
         "run_id": [run_id] * n, "run_at": [run_at] * n, "model": [model] * n, "model_version": [model_version] * n,
         "window_start": [window_start] * n, "window_end": [window_end] * n,
         "detector": [r.detector for r in rs], "subject": [r.subject for r in rs], "test": [r.test for r in rs],
@@ -93,7 +93,8 @@ def query_results(store: Store, *, model: str | None = None, detector: str | Non
                   subject: str | None = None, status: str | None = None, start: _dt.datetime | None = None,
                   end: _dt.datetime | None = None, run_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
     """Latest result per (model, version, detector, subject, test, window), newest windows first."""
-    conds, params = [], {}
+    conds: list[str] = []
+    params: dict[str, Any] = {}
     for col, v in (("model", model), ("detector", detector), ("test", test), ("subject", subject),
                    ("status", status), ("run_id", run_id)):
         if v is not None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.store import Store
-from detectors.drift import DriftConfig, drift_results, summarize_window
+from detectors.drift import DriftConfig, WindowSummary, drift_results, summarize_window
 from detectors.drift_sql import labels_source, window_source
 from detectors.performance import PerformanceConfig, performance_results
 from detectors.quality import QualityConfig, feature_freshness, quality_results
@@ -102,6 +102,8 @@ def run_detectors(store: Store, model: str, window_end: _dt.datetime, window: _d
         if profile.rows == 0:
             results.append(Result.no_data("drift", "", "reference", f"reference {ref_name!r} has no rows"))
         src = window_source(model, start, window_end, model_version)
+        cur: WindowSummary | None
+        lab: WindowSummary | None
         try:
             grid = None if cfg.drift.needs_full_grid else cfg.drift.bins
             cur = summarize_window(store, src, profile, bins=grid)

@@ -141,7 +141,7 @@ class AuthPolicy:
         elif self.open_localhost and _is_loopback(request.client.host if request.client else None):
             principal = LOCAL_PRINCIPAL
         else:
-            raise HTTPException(401, "api key: missing (send X-API-Key; create one with `driftline keys create`)",
+            raise HTTPException(401, "api key: missing (send X-API-Key; an admin creates keys with POST /v1/keys or `driftline keys create`)",
                                 headers={"WWW-Authenticate": "Bearer"})
         need = "read" if request.method in ("GET", "HEAD", "OPTIONS") else "write"
         if request.url.path.startswith("/v1/keys"):

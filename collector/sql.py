@@ -12,6 +12,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+#: The range of ClickHouse's DateTime64.
+MIN_TIME = _dt.datetime(1900, 1, 1)
+MAX_TIME = _dt.datetime(2299, 12, 31)
+
+
+class ParameterError(ValueError):
+    """A query parameter that cannot be a ClickHouse value (the API answers 422)."""
+
+
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -44,7 +53,12 @@ def literal(v: Any) -> str:
         return quote_string(v)
     if isinstance(v, _dt.datetime):
         if v.tzinfo is not None:
-            v = v.astimezone(_dt.UTC).replace(tzinfo=None)
+            try:
+                v = v.astimezone(_dt.UTC).replace(tzinfo=None)
+            except OverflowError:
+                raise ParameterError(f"time {v.isoformat()} is out of range ({MIN_TIME.year}-{MAX_TIME.year})") from None
+        if not MIN_TIME <= v <= MAX_TIME:
+            raise ParameterError(f"time {v.isoformat()} is out of range ({MIN_TIME.year}-{MAX_TIME.year})")
         return f"toDateTime64('{v.isoformat(sep=' ', timespec='milliseconds')}', 3, 'UTC')"
     if isinstance(v, _dt.date):
         return f"toDate('{v.isoformat()}')"

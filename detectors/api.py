@@ -1,20 +1,61 @@
-"""Query routes of the detectors (mounted by ``driftline.server``)."""
+"""Query routes of the detectors (mounted by ``driftline.server``).
+
+- ``GET  /v1/drift/psi``              PSI per numeric feature, current window against a reference window
+- ``GET  /v1/detectors/tests``        the stat-test registry (name, kinds, default threshold, direction)
+- ``POST /v1/detectors/run``          run the detectors for one model and window (writes results)
+- ``GET  /v1/detectors/results``      stored results, filtered
+- ``GET  /v1/references``             stored references
+- ``POST /v1/references/window``      store the profile of a fixed time window
+- ``POST /v1/references/upload``      store the profile of an uploaded CSV/Parquet baseline
+- ``GET  /v1/reports/evidently``      Evidently HTML report, reference window against a sample of current
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import asdict
-from typing import Any
+import os
+import shutil
+import tempfile
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
 
 from collector.store import Store
-from detectors.drift_sql import numeric_psi
+from detectors.drift import DriftConfig, drift_results, summarize_window
+from detectors.drift_sql import window_source
+from detectors.reference import build_profile, list_references, reference_from_window
+from detectors.results import query_results
+from detectors.runner import PREVIOUS, run_detectors
+from detectors.stattests import DEFAULT_REGISTRY, Registry
 
 __all__ = ["drift_router"]
 
 
-def drift_router(store: Store) -> APIRouter:
+class RunRequest(BaseModel):
+    model: str
+    window_s: float = Field(3600, gt=0, le=400 * 86400)   # at most the metric-window retention
+    window_end: _dt.datetime | None = None          # default: now
+    reference: str = PREVIOUS
+    model_version: str | None = None
+    config: dict[str, Any] | None = None
+    write: bool = True
+
+
+class WindowReference(BaseModel):
+    model: str
+    name: str = Field(min_length=1, max_length=200)
+    start: _dt.datetime
+    end: _dt.datetime
+    model_version: str | None = None
+
+
+def _utc(t: _dt.datetime) -> _dt.datetime:
+    return t if t.tzinfo else t.replace(tzinfo=_dt.UTC)
+
+
+def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY) -> APIRouter:
     router = APIRouter(tags=["drift"])
 
     @router.get("/v1/drift/psi", summary="PSI per numeric feature, current window against a reference window")
@@ -30,8 +71,90 @@ def drift_router(store: Store) -> APIRouter:
         for name, a, b in (("reference_end", reference_start, reference_end), ("current_end", current_start, current_end)):
             if b <= a:
                 raise HTTPException(422, f"{name}: must be after its start")
-        res = numeric_psi(store, model, (reference_start, reference_end), (current_start, current_end),
-                          bins=bins, threshold=threshold)
-        return [asdict(r) for r in res]
+        prof = build_profile(store, window_source(model, reference_start, reference_end), model=model, name="adhoc",
+                             source="window")
+        cur = summarize_window(store, window_source(model, current_start, current_end), prof, bins=bins)
+        feats = {f for f, fp in prof.features.items() if fp.kind == "numeric" and not f.startswith("@")}
+        res = drift_results(prof, cur, DriftConfig.parse({"psi": threshold}, bins=bins), registry=registry,
+                            features=feats)
+        return [{"feature": r.subject, "value": r.value,
+                 "status": "drift" if r.status == "alert" else r.status, "reason": r.detail.get("reason"),
+                 "reference_n": prof.features[r.subject].n, "current_n": r.sample_size} for r in res]
+
+    @router.get("/v1/detectors/tests", summary="The registry of drift tests")
+    def tests() -> list[dict[str, Any]]:
+        out = []
+        for name in registry.names():
+            t = registry.get(name)
+            out.append({"name": t.name, "kinds": sorted(t.kinds), "default_threshold": t.default_threshold,
+                        "alert_when": t.alert_when, "description": t.description})
+        return out
+
+    @router.post("/v1/detectors/run", summary="Run drift, quality and performance detectors for one window")
+    def run(req: RunRequest) -> dict[str, Any]:
+        end = _utc(req.window_end) if req.window_end else _dt.datetime.now(_dt.UTC)
+        try:
+            rep = run_detectors(store, req.model, end, _dt.timedelta(seconds=req.window_s), reference=req.reference,
+                                model_version=req.model_version, config=req.config, registry=registry,
+                                write=req.write)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {"run_id": rep.run_id, "model": rep.model, "model_version": rep.model_version,
+                "window_start": rep.window_start, "window_end": rep.window_end, "reference": rep.reference,
+                "alerts": len(rep.alerts), "results": [r.as_dict() for r in rep.results]}
+
+    @router.get("/v1/detectors/results", summary="Stored detector results (latest per window and test)")
+    def results(model: str | None = None, detector: str | None = None, test: str | None = None,
+                subject: str | None = None, status: str | None = None, start: _dt.datetime | None = None,
+                end: _dt.datetime | None = None, run_id: str | None = None,
+                minutes: int | None = Query(None, ge=1, le=525600, description="windows of the last N minutes"),
+                limit: int = Query(1000, ge=1, le=100_000)) -> list[dict[str, Any]]:
+        if minutes is not None and start is None:
+            start = _dt.datetime.now(_dt.UTC) - _dt.timedelta(minutes=minutes)
+        return query_results(store, model=model, detector=detector, test=test, subject=subject, status=status,
+                             start=start, end=end, run_id=run_id, limit=limit)
+
+    @router.get("/v1/references", summary="Stored reference profiles")
+    def references(model: str | None = None) -> list[dict[str, Any]]:
+        return list_references(store, model)
+
+    @router.post("/v1/references/window", summary="Store the profile of a fixed time window as a reference")
+    def reference_window(req: WindowReference) -> dict[str, Any]:
+        if req.end <= req.start:
+            raise HTTPException(422, "end: must be after start")
+        p = reference_from_window(store, req.model, _utc(req.start), _utc(req.end), name=req.name,
+                                  version=req.model_version)
+        return {"model": p.model, "name": p.name, "rows": p.rows, "features": sorted(p.features)}
+
+    @router.post("/v1/references/upload", summary="Store the profile of an uploaded CSV or Parquet baseline")
+    def reference_upload(model: str, name: str, file: Annotated[UploadFile, File()], prediction: str | None = None,
+                         score: str | None = None, label: str | None = None) -> dict[str, Any]:
+        from detectors.upload import upload_reference
+
+        suffix = os.path.splitext(file.filename or "")[1] or ".csv"
+        with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as tmp:
+            shutil.copyfileobj(file.file, tmp)
+        try:
+            p = upload_reference(store, model, name, tmp.name, prediction=prediction, score=score, label=label,
+                                 progress=False)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        finally:
+            os.unlink(tmp.name)
+        return {"model": p.model, "name": p.name, "rows": p.rows, "features": sorted(p.features)}
+
+    @router.get("/v1/reports/evidently", response_class=HTMLResponse,
+                summary="Evidently data drift report: reference window against a sample of the current window")
+    def evidently(model: str, start: _dt.datetime, end: _dt.datetime, reference_start: _dt.datetime,
+                  reference_end: _dt.datetime, sample: int = Query(10_000, ge=10, le=200_000),
+                  model_version: str | None = None) -> HTMLResponse:
+        from detectors.report import evidently_html, window_sample
+
+        ref = window_sample(store, model, reference_start, reference_end, sample=sample, version=model_version)
+        cur = window_sample(store, model, start, end, sample=sample, version=model_version)
+        try:
+            return HTMLResponse(evidently_html(ref, cur))
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
 
     return router

@@ -39,4 +39,54 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        component="detectors",
+        number=2,
+        name="reference profiles and upload staging",
+        statements=(
+            # One row per (model, reference name, build, feature): compact statistics, not rows.
+            """
+            CREATE TABLE IF NOT EXISTS {db}.detector_references (
+                model LowCardinality(String),
+                name String,
+                built_at DateTime64(3, 'UTC'),
+                source LowCardinality(String),        -- upload | window | previous
+                window_start DateTime64(3, 'UTC'),
+                window_end DateTime64(3, 'UTC'),
+                rows UInt64,                          -- rows in the reference
+                feature String,
+                kind LowCardinality(String),          -- numeric | categorical
+                n UInt64,                             -- non-null values of the feature
+                quantiles Array(Float64),             -- levels 0.01 .. 0.99
+                edges Array(Float64),                 -- min, the quantiles (unique), next float after max
+                counts Array(UInt64),                 -- len(edges) + 1 bins
+                lo Float64,
+                hi Float64,
+                mean Float64,
+                std Float64,
+                categories Array(String),             -- most frequent first
+                category_counts Array(UInt64),
+                other_count UInt64,                   -- rows in categories not stored
+                distinct UInt64
+            ) ENGINE = ReplacingMergeTree(built_at)
+            ORDER BY (model, name, built_at, feature)
+            """,
+            # Rows of an uploaded training baseline while its profile is built (then deleted).
+            """
+            CREATE TABLE IF NOT EXISTS {db}.reference_rows (
+                upload_id String,
+                features_num Map(LowCardinality(String), Float64),
+                features_cat Map(LowCardinality(String), String),
+                features_null Array(LowCardinality(String)),
+                pred_value Nullable(Float64),
+                pred_score Nullable(Float64),
+                pred_label Nullable(String),
+                label_value Nullable(Float64),
+                label_class Nullable(String),
+                loaded_at DateTime DEFAULT now()
+            ) ENGINE = MergeTree ORDER BY upload_id
+            TTL loaded_at + INTERVAL 1 DAY
+            """,
+        ),
+    ),
 )

@@ -83,6 +83,24 @@ def _open_migrated(store_url: str | None) -> Store:
     return store
 
 
+def _keys(args: argparse.Namespace) -> int:
+    from collector.auth import KeyStore
+
+    keys = KeyStore(_open_migrated(args.store))
+    if args.action == "create":
+        models = tuple(m for m in (args.models or "").split(",") if m)
+        print(keys.create(scope=args.scope, name=args.name, models=models))
+    elif args.action == "list":
+        for k in keys.list():
+            print(f"{k['key_id']}  {k['scope']:<5}  {'revoked' if k['revoked'] else 'active ':<7}  "
+                  f"models={','.join(k['models']) or '*'}  {k['name']}")
+    else:
+        if not args.key_id:
+            raise SystemExit("key_id: name the key to revoke")
+        print("revoked" if keys.revoke(args.key_id) else f"no key {args.key_id!r}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from driftline.demo import run_demo
 
@@ -105,6 +123,18 @@ def _dashboard(args: argparse.Namespace) -> int:
            "--browser.gatherUsageStats", "false"]
     print(f"driftline: dashboard on http://{args.host}:{args.port} reading {env['DRIFTLINE_API']}", flush=True)
     return subprocess.call(cmd, env=env)
+
+
+def _reference_upload(args: argparse.Namespace) -> int:
+    from detectors.cli import reference_upload
+
+    return reference_upload(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from detectors.cli import report
+
+    return report(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -141,6 +171,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--batch-seconds", type=float, default=1.0)
     s.set_defaults(fn=_collect)
 
+    s = sub.add_parser("keys", help="API keys on a store the server is not holding (else use POST /v1/keys)")
+    s.add_argument("action", choices=["create", "list", "revoke"])
+    s.add_argument("key_id", nargs="?")
+    s.add_argument("--store", default=None)
+    s.add_argument("--scope", choices=["read", "write", "admin"], default="read")
+    s.add_argument("--models", default="", help="comma-separated models the key is limited to (default: all)")
+    s.add_argument("--name", default="")
+    s.set_defaults(fn=_keys)
+
     s = sub.add_parser("demo", help="serve on a fresh embedded store and send it model traffic with a drift")
     s.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: until Ctrl-C)")
     s.add_argument("--port", type=int, default=8765)
@@ -159,6 +198,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from slo_engine.cli import register as register_slo
 
     register_slo(sub, open_store=_open_migrated)
+
+    from detectors.cli import add_report_args, add_upload_args
+
+    s = sub.add_parser("reference", help="upload a training baseline (CSV or Parquet) as a reference profile")
+    add_upload_args(s)
+    s.set_defaults(fn=_reference_upload)
+
+    s = sub.add_parser("report", help="write an Evidently HTML drift report for a model and window")
+    add_report_args(s)
+    s.set_defaults(fn=_report)
 
     args = p.parse_args(argv)
     try:

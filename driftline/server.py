@@ -85,6 +85,14 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         description="Ingest and query API of Driftline: predictions, delayed labels, metric windows, deploys.",
         lifespan=lifespan,
     )
+    from collector.sql import ParameterError
+
+    @app.exception_handler(ParameterError)
+    async def _bad_parameter(_request: Any, exc: ParameterError) -> Any:
+        from fastapi.responses import JSONResponse
+
+        return JSONResponse({"detail": f"parameter: {exc}"}, status_code=422)
+
     app.state.store = store
     app.state.settings = settings
 
@@ -116,11 +124,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(query_router(store), dependencies=guard)
     app.include_router(keys_router(keys), dependencies=guard)
     from detectors.api import drift_router
-    from detectors.results_api import results_router
     from slo_engine.api import slo_router
 
     app.include_router(drift_router(store), dependencies=guard)
-    app.include_router(results_router(store), dependencies=guard)
     from collector.ops_api import ops_router
 
     app.include_router(ops_router(store), dependencies=guard)

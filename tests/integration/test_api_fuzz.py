@@ -26,7 +26,7 @@ def _ndjson(ctx, value):  # type: ignore[no-untyped-def]
 
 _store = ChdbStore(_CHDB_PATH, database=f"fuzz_{uuid.uuid4().hex[:10]}")
 migrate(_store, all_migrations())
-app = create_app(Settings(), store=_store)
+app = create_app(Settings(scheduler=False), store=_store)
 ADMIN = app.state.keys.create(scope="admin", name="fuzz")
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 

@@ -1,0 +1,202 @@
+"""Reference profiles: compact statistics of a reference, built once in SQL and stored.
+
+A profile holds, per numeric feature, the reference quantile grid (levels 0.01 .. 0.99, ClickHouse
+``quantilesTDigest``: the edges are approximate quantiles, the counts on them are exact), the bin
+edges ``[min, quantiles..., next float after max]`` with the exact reference count in every bin,
+and min, max, mean and standard deviation; per categorical feature, the most frequent categories
+with their counts and the count of the rest ("other"). The outer bins (below the minimum, above
+the maximum) are empty in the reference and count out-of-range values in a current window.
+
+Kinds of reference: an uploaded training baseline (:mod:`detectors.upload`), a fixed time window,
+or the previous window (rolling; built on first use and stored under ``previous:<start>``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from collector.store import Store
+from detectors.drift_sql import (
+    Source,
+    bin_counts,
+    category_counts,
+    null_counts,
+    numeric_stats,
+    window_facts,
+    window_source,
+)
+
+__all__ = ["FeatureProfile", "Profile", "build_profile", "save_profile", "load_profile",
+           "reference_from_window", "previous_window_reference", "coarse_bins", "list_references"]
+
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeatureProfile:
+    feature: str
+    kind: str                                   # numeric | categorical | null (only nulls seen)
+    n: int
+    quantiles: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    edges: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    lo: float = 0.0
+    hi: float = 0.0
+    mean: float = 0.0
+    std: float = 0.0
+    categories: tuple[str, ...] = ()
+    category_counts: tuple[int, ...] = ()
+    other_count: int = 0
+    distinct: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Profile:
+    model: str
+    name: str
+    source: str
+    rows: int
+    features: dict[str, FeatureProfile]
+    window_start: _dt.datetime = _EPOCH
+    window_end: _dt.datetime = _EPOCH
+    built_at: _dt.datetime | None = None
+
+
+def _edges(lo: float, hi: float, quantiles: Sequence[float]) -> np.ndarray:
+    inner = [q for q in quantiles if lo <= q <= hi]
+    return np.unique(np.asarray([lo, *inner, np.nextafter(hi, np.inf)], dtype=float))
+
+
+def coarse_bins(fp: FeatureProfile, bins: int) -> np.ndarray:
+    """Inner edges of ``bins`` reference-quantile bins (a subset of ``fp.edges``; duplicates merge)."""
+    if not 2 <= bins <= 100:
+        raise ValueError(f"bins: {bins} is not within 2..100")
+    q = fp.quantiles
+    picks = [q[min(len(q) - 1, max(0, round(100 * j / bins) - 1))] for j in range(1, bins)] if q.size else []
+    e = np.unique(np.asarray([x for x in picks if x in set(fp.edges.tolist())], dtype=float))
+    return e if e.size else fp.edges[:1]
+
+
+def regroup(fine_edges: np.ndarray, fine_counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts over ``edges`` (a subset of ``fine_edges``) from counts over ``fine_edges``."""
+    pos = np.searchsorted(fine_edges, edges)
+    if not np.array_equal(fine_edges[np.minimum(pos, fine_edges.size - 1)], edges):
+        raise ValueError("edges must be a subset of the fine edges")
+    return np.add.reduceat(np.asarray(fine_counts), np.concatenate([[0], pos + 1]))
+
+
+def build_profile(store: Store, src: Source, *, model: str, name: str, source: str,
+                  window: tuple[_dt.datetime, _dt.datetime] | None = None,
+                  labels: Source | None = None, max_categories: int = 100) -> Profile:
+    """Summarise ``src`` (and optionally a labels source) into a profile: three or four scans in SQL."""
+    feats: dict[str, FeatureProfile] = {}
+    rows = int(window_facts(store, src)["rows"])
+    for s in [src] + ([labels] if labels is not None else []):
+        srows = rows if s is src else int(window_facts(store, s)["rows"])
+        stats = numeric_stats(store, s, quantiles=True)
+        edges = {f: _edges(st.lo, st.hi, st.quantiles) for f, st in stats.items()}
+        counts = bin_counts(store, s, edges, {f: st.n for f, st in stats.items()}, srows)
+        for f, st in stats.items():
+            feats[f] = FeatureProfile(feature=f, kind="numeric", n=st.n, quantiles=np.asarray(st.quantiles),
+                                      edges=edges[f], counts=counts[f], lo=st.lo, hi=st.hi, mean=st.mean, std=st.std)
+        for f, (n, distinct, top) in category_counts(store, s).items():
+            kept = list(top.items())[:max_categories]
+            feats.setdefault(f, FeatureProfile(
+                feature=f, kind="categorical", n=n, categories=tuple(k for k, _ in kept),
+                category_counts=tuple(c for _, c in kept), other_count=n - sum(c for _, c in kept), distinct=distinct))
+        for f in null_counts(store, s):
+            feats.setdefault(f, FeatureProfile(feature=f, kind="null", n=0))
+    w0, w1 = window or (_EPOCH, _EPOCH)
+    return Profile(model=model, name=name, source=source, rows=rows, features=feats, window_start=w0, window_end=w1)
+
+
+def save_profile(store: Store, p: Profile) -> Profile:
+    built = _dt.datetime.now(_dt.UTC)
+    # an empty reference is still recorded (one "none" row), so "no data" differs from "not built"
+    fs = list(p.features.values()) or [FeatureProfile(feature="", kind="none", n=0)]
+    cols: dict[str, list] = {
+        "model": [p.model] * len(fs), "name": [p.name] * len(fs), "built_at": [built] * len(fs),
+        "source": [p.source] * len(fs), "window_start": [p.window_start] * len(fs),
+        "window_end": [p.window_end] * len(fs), "rows": [p.rows] * len(fs),
+        "feature": [f.feature for f in fs], "kind": [f.kind for f in fs], "n": [f.n for f in fs],
+        "quantiles": [f.quantiles.tolist() for f in fs], "edges": [f.edges.tolist() for f in fs],
+        "counts": [[int(x) for x in f.counts] for f in fs], "lo": [f.lo for f in fs], "hi": [f.hi for f in fs],
+        "mean": [f.mean for f in fs], "std": [f.std for f in fs], "categories": [list(f.categories) for f in fs],
+        "category_counts": [list(f.category_counts) for f in fs], "other_count": [f.other_count for f in fs],
+        "distinct": [f.distinct for f in fs],
+    }
+    kinds = {"model": "str", "name": "str", "built_at": "ts", "source": "str", "window_start": "ts",
+             "window_end": "ts", "rows": "u64", "feature": "str", "kind": "str", "n": "u64", "quantiles": "arr_f64",
+             "edges": "arr_f64", "counts": "arr_u64", "lo": "f64", "hi": "f64", "mean": "f64", "std": "f64",
+             "categories": "arr_s", "category_counts": "arr_u64", "other_count": "u64", "distinct": "u64"}
+    store.insert("detector_references", cols, kinds)
+    return Profile(model=p.model, name=p.name, source=p.source, rows=p.rows, features=p.features,
+                   window_start=p.window_start, window_end=p.window_end, built_at=built)
+
+
+def load_profile(store: Store, model: str, name: str) -> Profile | None:
+    """The latest build of a stored reference, or None."""
+    rows = store.rows(
+        """SELECT * FROM {db}.detector_references
+           WHERE model = %(model)s AND name = %(name)s
+             AND built_at = (SELECT max(built_at) FROM {db}.detector_references WHERE model = %(model)s AND name = %(name)s)
+           ORDER BY feature""", {"model": model, "name": name})
+    if not rows:
+        return None
+    feats = {}
+    for r in rows:
+        if r["kind"] == "none":
+            continue
+        feats[r["feature"]] = FeatureProfile(
+            feature=r["feature"], kind=r["kind"], n=int(r["n"]), quantiles=np.asarray(r["quantiles"], dtype=float),
+            edges=np.asarray(r["edges"], dtype=float), counts=np.asarray(r["counts"], dtype=np.int64),
+            lo=float(r["lo"]), hi=float(r["hi"]), mean=float(r["mean"]), std=float(r["std"]),
+            categories=tuple(r["categories"]), category_counts=tuple(int(x) for x in r["category_counts"]),
+            other_count=int(r["other_count"]), distinct=int(r["distinct"]))
+    r0 = rows[0]
+    return Profile(model=model, name=name, source=r0["source"], rows=int(r0["rows"]), features=feats,
+                   window_start=_utc(r0["window_start"]), window_end=_utc(r0["window_end"]), built_at=_utc(r0["built_at"]))
+
+
+def _utc(t: _dt.datetime) -> _dt.datetime:
+    return t if t.tzinfo else t.replace(tzinfo=_dt.UTC)
+
+
+def list_references(store: Store, model: str | None = None) -> list[dict]:
+    return store.rows(
+        """SELECT model, name, max(r.built_at) AS last_built, argMax(r.source, r.built_at) AS source,
+                  argMax(r.rows, r.built_at) AS rows, argMax(r.window_start, r.built_at) AS window_start,
+                  argMax(r.window_end, r.built_at) AS window_end, uniqExact(r.feature) AS features
+           FROM {db}.detector_references AS r WHERE %(model)s = '' OR model = %(model)s
+           GROUP BY model, name ORDER BY model, name""", {"model": model or ""})
+
+
+def reference_from_window(store: Store, model: str, start: _dt.datetime, end: _dt.datetime, *, name: str,
+                          version: str | None = None, labels: bool = True) -> Profile:
+    """Build and store the profile of a fixed time window of ``model``."""
+    from detectors.drift_sql import labels_source
+
+    src = window_source(model, start, end, version)
+    lab = labels_source(model, start, end, version) if labels else None
+    p = build_profile(store, src, model=model, name=name, source="window", window=(start, end), labels=lab)
+    return save_profile(store, p)
+
+
+def previous_window_reference(store: Store, model: str, start: _dt.datetime, end: _dt.datetime, *,
+                              version: str | None = None) -> Profile:
+    """The profile of the window ``[start, end)``: loaded if stored, else built once and stored."""
+    name = f"previous:{start.astimezone(_dt.UTC).isoformat()}:{(end - start).total_seconds():g}"
+    if version is not None:
+        name += f":{version}"
+    p = load_profile(store, model, name)
+    if p is not None:
+        return p
+    from detectors.drift_sql import labels_source
+
+    prof = build_profile(store, window_source(model, start, end, version), model=model, name=name, source="previous",
+                         window=(start, end), labels=labels_source(model, start, end, version))
+    return save_profile(store, prof)

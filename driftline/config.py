@@ -23,6 +23,9 @@ class Settings:
     open_localhost: bool = False           # embedded mode: requests from 127.0.0.1/::1 need no API key
     scheduler: bool = True                 # run detectors and SLO alerting inside this process
     scheduler_interval_s: float = 60.0
+    detector_window_s: float = 3600.0      # each detector run looks at this much time
+    detector_every_s: float = 300.0        # and runs this often (windows end on multiples of it)
+    detector_reference: str = ""           # '' = the model's 'baseline' upload if any, else the previous window
     slo_files: str = ""                    # comma-separated SLO spec files (version: driftline/v1)
     pagerduty_routing_key: str = ""
     slack_webhook_url: str = ""
@@ -36,7 +39,7 @@ class Settings:
         s = cls()
         vals: dict[str, object] = {}
         for f in ("store_url", "database", "host", "kafka_bootstrap", "topic_prefix", "slo_files",
-                  "pagerduty_routing_key", "slack_webhook_url", "webhook_url", "webhook_secret", "notify_allow"):
+                  "detector_reference", "pagerduty_routing_key", "slack_webhook_url", "webhook_url", "webhook_secret", "notify_allow"):
             if f"DRIFTLINE_{f.upper()}" in env:
                 vals[f] = env[f"DRIFTLINE_{f.upper()}"]
         if "DRIFTLINE_PORT" in env:
@@ -44,6 +47,12 @@ class Settings:
                 vals["port"] = int(env["DRIFTLINE_PORT"])
             except ValueError:
                 raise ValueError(f"DRIFTLINE_PORT: {env['DRIFTLINE_PORT']!r} is not a port number") from None
+        for f in ("detector_window_s", "detector_every_s"):
+            if f"DRIFTLINE_{f.upper()}" in env:
+                try:
+                    vals[f] = float(env[f"DRIFTLINE_{f.upper()}"])
+                except ValueError:
+                    raise ValueError(f"DRIFTLINE_{f.upper()}: not a number of seconds") from None
         if "DRIFTLINE_SCHEDULER_INTERVAL_S" in env:
             try:
                 vals["scheduler_interval_s"] = float(env["DRIFTLINE_SCHEDULER_INTERVAL_S"])

@@ -17,7 +17,7 @@ from typing import Any
 
 from collector.store import Store
 
-__all__ = ["Scheduler", "Job", "slo_job", "notifier_routes"]
+__all__ = ["Scheduler", "Job", "slo_job", "detectors_job", "notifier_routes"]
 
 log = logging.getLogger("driftline.scheduler")
 
@@ -124,5 +124,42 @@ def slo_job(specs: Callable[[], Sequence[Any]], routes: dict[str, list[Any]]) ->
             "sent": len(res.sent),
             "failed": len(res.failed),
         }
+
+    return job
+
+
+def detectors_job(*, window_s: float = 3600.0, every_s: float = 300.0, reference: str = "",
+                  config: dict[str, Any] | None = None) -> Job:
+    """Run the detectors for every model that had predictions in the last window.
+
+    Windows end on multiples of ``every_s`` (so reruns of one tick write the same rows), and a run
+    happens at most once per ``every_s``. The reference is ``reference`` when set, else the model's
+    uploaded ``baseline`` when there is one, else the previous window.
+    """
+    if window_s <= 0 or every_s <= 0:
+        raise ValueError("window_s and every_s must be positive")
+    last: dict[str, _dt.datetime] = {}
+
+    def job(store: Store, now: _dt.datetime) -> dict[str, Any]:
+        from detectors.reference import list_references
+        from detectors.runner import PREVIOUS, run_detectors
+
+        epoch = now.timestamp()
+        end = _dt.datetime.fromtimestamp(epoch - epoch % every_s, _dt.UTC)
+        window = _dt.timedelta(seconds=window_s)
+        models = [r["model"] for r in store.rows(
+            "SELECT DISTINCT model FROM {db}.predictions WHERE ts >= %(s)s AND ts < %(e)s ORDER BY model",
+            {"s": end - window, "e": end})]
+        out: dict[str, Any] = {}
+        for model in models:
+            if last.get(model) == end:
+                continue
+            ref = reference or ("baseline" if any(r["name"] == "baseline" for r in list_references(store, model))
+                                else PREVIOUS)
+            rep = run_detectors(store, model, end, window, reference=ref, config=config)
+            last[model] = end
+            out[model] = {"window_end": end.isoformat(), "reference": rep.reference, "results": len(rep.results),
+                          "alerts": sorted({f"{a.detector}:{a.subject}:{a.test}" for a in rep.alerts})}
+        return out
 
     return job

@@ -14,7 +14,7 @@ from collector.migrations import COLLECTOR_MIGRATIONS, Migration, migrate
 from collector.store import Store, open_store
 from collector.writer import EventWriter
 from driftline.config import Settings
-from driftline.scheduler import Scheduler, notifier_routes, slo_job
+from driftline.scheduler import Scheduler, detectors_job, notifier_routes, slo_job
 
 __all__ = ["all_migrations", "create_app", "open_and_migrate"]
 
@@ -47,7 +47,12 @@ def build_scheduler(store: Store, settings: Settings, specs: Any) -> Scheduler:
         webhook_secret=settings.webhook_secret,
         allow=[a.strip() for a in settings.notify_allow.split(",") if a.strip()],
     )
-    return Scheduler(store, {"slo": slo_job(specs, routes)}, interval_s=settings.scheduler_interval_s)
+    jobs = {
+        "detectors": detectors_job(window_s=settings.detector_window_s, every_s=settings.detector_every_s,
+                                   reference=settings.detector_reference),
+        "slo": slo_job(specs, routes),   # after the detectors: drift SLIs read this tick's results
+    }
+    return Scheduler(store, jobs, interval_s=settings.scheduler_interval_s)
 
 
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:

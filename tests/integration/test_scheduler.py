@@ -71,3 +71,33 @@ def test_a_failing_job_does_not_stop_the_others(store) -> None:  # type: ignore[
 def test_webhook_without_secret_is_refused(store) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match="webhook_secret"):
         create_app(Settings(webhook_url="https://hooks.example/x"), store=store)
+
+
+def test_detectors_job_runs_each_model_once_per_window_and_finds_the_drift(store) -> None:  # type: ignore[no-untyped-def]
+    import random
+
+    from collector.writer import EventWriter
+    from driftline.scheduler import detectors_job
+    from serving_shim.contract import validate_events
+    from tests import factories as f
+
+    now = _dt.datetime.now(_dt.UTC)
+    end = _dt.datetime.fromtimestamp(now.timestamp() - now.timestamp() % 60, _dt.UTC)
+    rng = random.Random(3)
+    raw = []
+    for i in range(800):  # previous window: x ~ N(0, 1); current window: x ~ N(3, 1)
+        current = i % 2 == 0
+        ts = end - _dt.timedelta(seconds=rng.uniform(1, 59) + (0 if current else 60))
+        ev = f.prediction(i, ts=ts)
+        ev["features"] = {"x": rng.gauss(3 if current else 0, 1), "y": rng.gauss(0, 1)}
+        raw.append(ev)
+    good, errors = validate_events("prediction", raw)
+    assert not errors
+    EventWriter(store).write("prediction", good)
+    job = detectors_job(window_s=60, every_s=60, config={"drift": {"tests": {"psi": 0.2}}})
+    out = job(store, now)
+    assert list(out) == ["m1"] and out["m1"]["reference"].startswith("previous:")
+    assert "drift:x:psi" in out["m1"]["alerts"] and "drift:y:psi" not in out["m1"]["alerts"]
+    assert job(store, now) == {}  # the same window again: nothing to do
+    rows = store.rows("SELECT subject, status FROM {db}.detector_results FINAL WHERE detector = 'drift' AND test = 'psi'")
+    assert {r["subject"]: r["status"] for r in rows}.get("x") == "alert"

@@ -22,7 +22,7 @@ import datetime as _dt
 import json
 import math
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -70,7 +70,7 @@ MAX_STRING_LEN = 8192
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LEN, pattern=r"^[A-Za-z0-9_.:\-/]+$")]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 ShortStr = Annotated[str, StringConstraints(max_length=MAX_STRING_LEN)]
-FeatureValue = Union[float, ShortStr, None]
+FeatureValue = float | ShortStr | None
 
 
 class ContractError(ValueError):
@@ -79,8 +79,8 @@ class ContractError(ValueError):
 
 def _utc(v: _dt.datetime) -> _dt.datetime:
     if v.tzinfo is None:
-        return v.replace(tzinfo=_dt.timezone.utc)
-    return v.astimezone(_dt.timezone.utc)
+        return v.replace(tzinfo=_dt.UTC)
+    return v.astimezone(_dt.UTC)
 
 
 class _Event(BaseModel):
@@ -236,7 +236,7 @@ class DeployEvent(_Event):
         return _utc(v)
 
 
-Event = Union[PredictionEvent, LabelEvent, MetricWindowEvent, DeployEvent]
+Event = PredictionEvent | LabelEvent | MetricWindowEvent | DeployEvent
 MODEL_FOR_KIND: dict[str, type[_Event]] = {
     "prediction": PredictionEvent,
     "label": LabelEvent,
@@ -364,7 +364,7 @@ def json_schema(kind: str | None = None) -> dict[str, Any]:
         return MODEL_FOR_KIND[kind].model_json_schema()
     defs: dict[str, Any] = {}
     refs = []
-    for k, m in MODEL_FOR_KIND.items():
+    for _k, m in MODEL_FOR_KIND.items():
         s = m.model_json_schema(ref_template="#/$defs/{model}")
         defs.update(s.pop("$defs", {}))
         defs[m.__name__] = s

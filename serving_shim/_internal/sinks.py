@@ -1,0 +1,172 @@
+"""Where exported batches go, behind one small protocol (``export``, ``flush``, ``shutdown``).
+
+- :class:`KafkaSink` (scale mode): one compressed Kafka message per batch, keyed by model.
+- :class:`HttpSink` (embedded mode): one POST per batch to the ingest API.
+- :class:`InMemorySink`: keeps the batches, for users' own tests.
+
+Sinks are called from the background worker only. ``export`` never raises: it answers
+:attr:`ExportResult.SUCCESS` or :attr:`ExportResult.FAILURE`, and the worker counts the outcome.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["Batch", "ExportResult", "Sink", "KafkaSink", "HttpSink", "InMemorySink"]
+
+log = logging.getLogger("driftline.shim")
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Events of one kind and one model, already redacted and validated (contract models)."""
+
+    kind: str
+    model: str
+    events: tuple[Any, ...]
+
+
+class ExportResult(enum.Enum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+@runtime_checkable
+class Sink(Protocol):
+    def export(self, batch: Batch, *, timeout: float) -> ExportResult: ...
+
+    def flush(self, timeout: float) -> bool: ...
+
+    def shutdown(self, timeout: float = 5.0) -> None: ...
+
+
+class InMemorySink:
+    """Keeps every exported batch in memory (thread-safe): assert on :meth:`events` in tests."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._batches: list[Batch] = []
+        self.is_shutdown = False
+
+    def export(self, batch: Batch, *, timeout: float = 0.0) -> ExportResult:
+        if self.is_shutdown:
+            return ExportResult.FAILURE
+        with self._lock:
+            self._batches.append(batch)
+        return ExportResult.SUCCESS
+
+    def batches(self) -> list[Batch]:
+        with self._lock:
+            return list(self._batches)
+
+    def events(self, kind: str | None = None) -> list[Any]:
+        return [e for b in self.batches() if kind is None or b.kind == kind for e in b.events]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._batches.clear()
+
+    def flush(self, timeout: float = 0.0) -> bool:
+        return True
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        self.is_shutdown = True
+
+
+class KafkaSink:
+    """Produces each batch as one lz4-compressed message keyed by model and waits for the ack.
+
+    The producer is created lazily on the worker (its constructor talks to the broker), recreated
+    in a forked child, and tuned so a dead broker costs bounded time and memory: ``max_block_ms``
+    and ``delivery_timeout_ms`` follow the export timeout, ``buffer_memory`` is capped, and
+    reconnection backs off at most ``reconnect_backoff_max_ms`` so export resumes soon after the
+    broker returns.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | Sequence[str],
+        *,
+        topic_prefix: str = "driftline",
+        buffer_memory: int = 8 * 1024 * 1024,
+        reconnect_backoff_max_ms: int = 1000,
+        **producer_config: Any,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topic_prefix = topic_prefix
+        self._config = {"buffer_memory": buffer_memory, "reconnect_backoff_max_ms": reconnect_backoff_max_ms,
+                        **producer_config}
+        self._transport: Any = None
+        self._pid = os.getpid()
+
+    def _ensure(self, timeout: float) -> Any:
+        if self._transport is not None and self._pid == os.getpid():
+            return self._transport
+        from serving_shim.transport import KafkaTransport
+
+        self._pid = os.getpid()  # in a forked child the parent's producer is not ours to close
+        ms = max(1, int(timeout * 1000))
+        cfg = {"max_block_ms": ms, "request_timeout_ms": ms, "delivery_timeout_ms": ms + 1000, "linger_ms": 0,
+               **self._config}
+        self._transport = KafkaTransport(self.bootstrap_servers, topic_prefix=self.topic_prefix, **cfg)
+        return self._transport
+
+    def export(self, batch: Batch, *, timeout: float = 5.0) -> ExportResult:
+        try:
+            fut = self._ensure(timeout).send(batch.kind, list(batch.events), key=batch.model)
+            fut.get(timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - any failure is a failed export, counted by the worker
+            log.warning("kafka export of %d %s events failed: %s", len(batch.events), batch.kind, type(exc).__name__)
+            return ExportResult.FAILURE
+        return ExportResult.SUCCESS
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        if self._transport is None or self._pid != os.getpid():
+            return True
+        try:
+            self._transport.flush(timeout=timeout)
+        except Exception:  # noqa: BLE001
+            return False
+        return True
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        if self._transport is not None and self._pid == os.getpid():
+            try:
+                self._transport.close(timeout=timeout)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("kafka producer close failed: %s", type(exc).__name__)
+        self._transport = None
+
+
+class HttpSink:
+    """Posts each batch to a Driftline ingest API (``driftline serve``); 422s count as failures."""
+
+    def __init__(self, base_url: str, *, api_key: str | None = None) -> None:
+        self.base_url = base_url
+        self.api_key = api_key
+
+    def export(self, batch: Batch, *, timeout: float = 5.0) -> ExportResult:
+        from serving_shim.transport import HttpTransport, TransportError
+
+        try:
+            res = HttpTransport(self.base_url, api_key=self.api_key, timeout=timeout).send(batch.kind, list(batch.events))
+        except TransportError as exc:
+            log.warning("http export of %d %s events failed: %s", len(batch.events), batch.kind,
+                        str(exc).split(":", 1)[0])
+            return ExportResult.FAILURE
+        if res.rejected:
+            log.warning("ingest API rejected %d of %d %s events (fields: %s)", len(res.rejected), len(batch.events),
+                        batch.kind, sorted({str(r.get("field")) for r in res.rejected}))
+        return ExportResult.SUCCESS if res.accepted or not res.rejected else ExportResult.FAILURE
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        return True
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        return None

@@ -68,7 +68,8 @@ def _recognizers(cfg: Redaction) -> list[tuple[str, Any]]:
 
     factories: dict[str, Any] = {
         "EMAIL_ADDRESS": _offline_email_recognizer,
-        "PHONE_NUMBER": lambda: PhoneRecognizer(supported_regions=cfg.phone_regions),
+        # leniency 0 (POSSIBLE): a phone-shaped number with an unassigned area code is still redacted
+        "PHONE_NUMBER": lambda: PhoneRecognizer(supported_regions=cfg.phone_regions, leniency=0),
         "CREDIT_CARD": CreditCardRecognizer,
         "IP_ADDRESS": IpRecognizer,
         "IBAN_CODE": IbanRecognizer,

@@ -71,6 +71,7 @@ class BatchProcessor:
         self._flush_waiters: list[threading.Event] = []
         self._waiters_lock = threading.Lock()
         self._stopping = False
+        self._last_ok = True
         self.is_shutdown = False
         self._worker = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._worker.start()
@@ -106,7 +107,7 @@ class BatchProcessor:
 
     # -- control -----------------------------------------------------------------------------
     def force_flush(self, timeout: float | None = None) -> bool:
-        """Export everything queued now; True when done within ``timeout``."""
+        """Export everything queued now; True when all of it was exported within ``timeout``."""
         timeout = self.cfg.export_timeout_s if timeout is None else timeout
         if self.is_shutdown or not self._worker.is_alive():
             return False
@@ -114,7 +115,7 @@ class BatchProcessor:
         with self._waiters_lock:
             self._flush_waiters.append(done)
         self._wake.set()
-        return done.wait(timeout) and self.sink.flush(timeout)
+        return done.wait(timeout) and self._last_ok and self.sink.flush(timeout)
 
     def shutdown(self, timeout: float | None = None) -> None:
         if self.is_shutdown:
@@ -139,8 +140,9 @@ class BatchProcessor:
             stopping = self._stopping
             try:
                 self._tick(stopping)  # at shutdown this also closes the open metric window
-                self._export_round()
+                self._last_ok = self._export_round()
             except Exception as exc:  # noqa: BLE001 - the worker must survive anything
+                self._last_ok = False
                 log.error("driftline shim worker error: %s", type(exc).__name__)
             with self._waiters_lock:
                 waiters, self._flush_waiters = self._flush_waiters, []

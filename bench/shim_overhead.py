@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from serving_shim import BatchConfig, Batch, ExportResult, Monitor, Redaction
+from serving_shim import Batch, BatchConfig, ExportResult, Monitor, Redaction
 from serving_shim._internal.sampling import is_sampled
 
 TARGETS = {"unsampled_p50_us": 3, "unsampled_p99_us": 10, "sampled_p50_us": 15, "sampled_p99_us": 50}

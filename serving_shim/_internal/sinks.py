@@ -83,10 +83,11 @@ class KafkaSink:
     """Produces each batch as one lz4-compressed message keyed by model and waits for the ack.
 
     The producer is created lazily on the worker (its constructor talks to the broker), recreated
-    in a forked child, and tuned so a dead broker costs bounded time and memory: ``max_block_ms``
-    and ``delivery_timeout_ms`` follow the export timeout, ``buffer_memory`` is capped, and
-    reconnection backs off at most ``reconnect_backoff_max_ms`` so export resumes soon after the
-    broker returns.
+    in a forked child, and tuned so a dead broker costs bounded time and memory: ``max_block_ms``,
+    ``bootstrap_timeout_ms`` and ``delivery_timeout_ms`` follow the export timeout (kafka-python 3
+    has no ``buffer_memory``: as each export waits for its ack and a failed one ends the worker's
+    round, the producer holds at most a batch or two until they expire), and reconnection backs
+    off at most ``reconnect_backoff_max_ms`` so export resumes soon after the broker returns.
     """
 
     def __init__(
@@ -94,14 +95,12 @@ class KafkaSink:
         bootstrap_servers: str | Sequence[str],
         *,
         topic_prefix: str = "driftline",
-        buffer_memory: int = 8 * 1024 * 1024,
         reconnect_backoff_max_ms: int = 1000,
         **producer_config: Any,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic_prefix = topic_prefix
-        self._config = {"buffer_memory": buffer_memory, "reconnect_backoff_max_ms": reconnect_backoff_max_ms,
-                        **producer_config}
+        self._config = {"reconnect_backoff_max_ms": reconnect_backoff_max_ms, **producer_config}
         self._transport: Any = None
         self._pid = os.getpid()
 
@@ -113,6 +112,7 @@ class KafkaSink:
         self._pid = os.getpid()  # in a forked child the parent's producer is not ours to close
         ms = max(1, int(timeout * 1000))
         cfg = {"max_block_ms": ms, "request_timeout_ms": ms, "delivery_timeout_ms": ms + 1000, "linger_ms": 0,
+               "bootstrap_timeout_ms": ms,
                **self._config}
         self._transport = KafkaTransport(self.bootstrap_servers, topic_prefix=self.topic_prefix, **cfg)
         return self._transport

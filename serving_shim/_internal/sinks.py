@@ -87,7 +87,11 @@ class KafkaSink:
     ``bootstrap_timeout_ms`` and ``delivery_timeout_ms`` follow the export timeout (kafka-python 3
     has no ``buffer_memory``: as each export waits for its ack and a failed one ends the worker's
     round, the producer holds at most a batch or two until they expire), and reconnection backs
-    off at most ``reconnect_backoff_max_ms`` so export resumes soon after the broker returns.
+    off at most ``reconnect_backoff_max_ms``. After ``recreate_after_failures`` failed exports in a row
+    the producer is closed (its pending records aborted) and a fresh one bootstraps on the next
+    export: kafka-python 3.0 was seen to keep failing on stale metadata after a broker restart, and
+    its network thread to spin (holding the GIL, so slowing the model server's threads) on
+    leaderless partitions while the broker is away; a new producer does neither.
     """
 
     def __init__(
@@ -96,11 +100,14 @@ class KafkaSink:
         *,
         topic_prefix: str = "driftline",
         reconnect_backoff_max_ms: int = 1000,
+        recreate_after_failures: int = 1,
         **producer_config: Any,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic_prefix = topic_prefix
         self._config = {"reconnect_backoff_max_ms": reconnect_backoff_max_ms, **producer_config}
+        self.recreate_after_failures = recreate_after_failures
+        self._failures = 0
         self._transport: Any = None
         self._pid = os.getpid()
 
@@ -123,8 +130,36 @@ class KafkaSink:
             fut.get(timeout=timeout)
         except Exception as exc:  # noqa: BLE001 - any failure is a failed export, counted by the worker
             log.warning("kafka export of %d %s events failed: %s", len(batch.events), batch.kind, type(exc).__name__)
+            self._failures += 1
+            if self._failures >= self.recreate_after_failures:
+                self._discard()  # a fresh producer re-bootstraps once the broker is back
             return ExportResult.FAILURE
+        self._failures = 0
         return ExportResult.SUCCESS
+
+    def _discard(self) -> None:
+        t, self._transport, self._failures = self._transport, None, 0
+        if t is not None and self._pid == os.getpid():
+            self._close(t, 0.0)
+
+    def _close(self, t: Any, timeout: float) -> None:
+        # kafka-python 3.0's close() first flushes, and raises (leaving its sender thread, which may
+        # spin on leaderless partitions, and its sockets) while records are pending: then force the
+        # sender to abort them and close again. Pending records were already counted as failed.
+        producer = t._producer
+        try:
+            producer.close(timeout=timeout)
+            return
+        except Exception as exc:  # noqa: BLE001
+            log.info("kafka producer close with pending records (%s): forcing", type(exc).__name__)
+        sender = getattr(producer, "_sender", None)
+        if sender is not None:
+            sender.force_close()
+            sender.join(max(1.0, timeout))
+        try:
+            producer.close(timeout=0)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("kafka producer close failed: %s", type(exc).__name__)
 
     def flush(self, timeout: float = 5.0) -> bool:
         if self._transport is None or self._pid != os.getpid():
@@ -137,10 +172,7 @@ class KafkaSink:
 
     def shutdown(self, timeout: float = 5.0) -> None:
         if self._transport is not None and self._pid == os.getpid():
-            try:
-                self._transport.close(timeout=timeout)
-            except Exception as exc:  # noqa: BLE001
-                log.warning("kafka producer close failed: %s", type(exc).__name__)
+            self._close(self._transport, timeout)
         self._transport = None
 
 

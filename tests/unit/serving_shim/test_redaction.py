@@ -95,3 +95,30 @@ def test_non_string_values_are_stringified_and_redacted() -> None:
             return "owner bob@example.com"
 
     assert Redactor(Redaction()).apply({"o": Obj()})["o"] == "owner <EMAIL_ADDRESS>"
+
+
+def test_an_installed_ner_model_adds_names_offline(tmp_path, no_network) -> None:  # type: ignore[no-untyped-def]
+    # a user-installed spaCy pipeline (here a tiny rule-based one saved to disk, no download)
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler").add_patterns([
+        {"label": "PERSON", "pattern": [{"TEXT": "Maria"}, {"TEXT": "Garcia"}]},
+        {"label": "PERSON", "pattern": "Lars"},
+    ])
+    nlp.to_disk(tmp_path / "tiny_ner")
+    pattern_only = Redactor(Redaction())
+    with_ner = Redactor(Redaction(ner_model=str(tmp_path / "tiny_ner")))
+    text = "Maria Garcia called; Lars wrote from lars@example.com"
+    assert pattern_only.redact_text(text) == "Maria Garcia called; Lars wrote from <EMAIL_ADDRESS>"
+    assert with_ner.redact_text(text) == "<PERSON> called; <PERSON> wrote from <EMAIL_ADDRESS>"
+    assert no_network == []
+
+
+def test_the_network_guard_sees_what_presidio_would_do_by_default(no_network) -> None:  # type: ignore[no-untyped-def]
+    # tldextract's default (what Presidio's stock EmailRecognizer uses) tries to download the
+    # public suffix list: the guard above records that, so the offline tests can fail.
+    import tldextract
+
+    tldextract.TLDExtract(cache_dir=None)("mail.example.co.uk")
+    assert no_network

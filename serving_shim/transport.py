@@ -55,7 +55,7 @@ class KafkaTransport:
         request_timeout_ms: int = 10000,
         **producer_config: Any,
     ) -> None:
-        from kafka import KafkaProducer
+        from kafka import KafkaProducer  # type: ignore[import-untyped]
 
         self.topic_prefix = topic_prefix
         self._producer = KafkaProducer(

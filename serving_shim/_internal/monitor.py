@@ -180,14 +180,18 @@ class Monitor:
     # -- metric windows ----------------------------------------------------------------------
     def _open_window(self, now: float) -> None:
         start = now - now % self.window_s
+        # a window closed early (flush) and reopened for the same interval is a new part: its own id
+        self._part = self._part + 1 if start == getattr(self, "_win_start", None) else 0
         self._win_start, self._win_end = start, start + self.window_s
-        self._n, self._errors, self._lat_sum = 0, {}, 0.0
+        self._n, self._lat_sum = 0, 0.0
+        self._errors: dict[str, int] = {}
         self._buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)
 
     def _rotate(self, now: float) -> None:
         """Close the current window (under the lock) and hand it to the processor."""
         if self._n:
-            self._processor.submit_window((self._win_start, self._n, self._errors, self._buckets, self._lat_sum))
+            self._processor.submit_window((self._win_start, self._part, self._n, self._errors, self._buckets,
+                                           self._lat_sum))
         self._open_window(now)
 
     def _tick(self, force: bool = False) -> None:
@@ -198,11 +202,12 @@ class Monitor:
 
     def _prepare_windows(self, windows: list[Any]) -> list[Batch]:
         out = []
-        for start, n, errors, buckets, lat_sum in windows:
+        for start, part, n, errors, buckets, lat_sum in windows:
             ws = ev.utc(start)
+            key = (self.source, self.model, self.version, ws.isoformat()) + ((part,) if part else ())
             out.append({
                 "schema_version": SCHEMA_VERSION, "model": self.model, "model_version": self.version,
-                "event_id": ev.event_id("w", self.source, self.model, self.version, ws.isoformat()),
+                "event_id": ev.event_id("w", *key),
                 "window_start": ws, "window_s": self.window_s, "source": self.source, "requests": n,
                 "errors": {ev.safe_name(k): c for k, c in errors.items()}, "latency_buckets": buckets,
                 "latency_sum_ms": lat_sum,

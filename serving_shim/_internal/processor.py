@@ -157,7 +157,10 @@ class BatchProcessor:
             pending = [self._windows.popleft() for _ in range(len(self._windows))]
             for batch in self._prepare_windows(pending):
                 if not self._export(batch):
-                    self._windows.extendleft(reversed(pending[-self.cfg.max_pending_windows:]))
+                    self._windows.extendleft(reversed(pending))
+                    while len(self._windows) > self.cfg.max_pending_windows:  # oldest go first
+                        self._windows.popleft()
+                        self.metrics.drop("window_overflow")
                     return False
         while self._queue:
             items = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]

@@ -75,3 +75,37 @@ def test_windows_roll_over_with_time_and_idle_windows_close_by_themselves() -> N
     ws = sink.events("metric_window")
     assert len(ws) == 1 and ws[0].requests == 1
     m.shutdown()
+
+
+def test_a_window_flushed_early_and_reopened_keeps_every_count_under_its_own_id() -> None:
+    sink = InMemorySink()
+    m = Monitor(model="m", version="v1", sink=sink, source="r1", window_s=3600, registry=registry())
+    for part in range(3):
+        for i in range(10):
+            m.log(f"p{part}-{i}", {}, 1.0, latency_ms=1.0)
+        assert m.flush(5)  # closes the open window early, three times in one interval
+    m.shutdown()
+    ws = sink.events("metric_window")
+    assert len(ws) == 3 and len({w.window_start for w in ws}) == 1
+    assert len({w.event_id for w in ws}) == 3  # the store would otherwise deduplicate two of them away
+    assert sum(w.requests for w in ws) == 30
+
+
+def test_pending_windows_are_bounded_while_the_sink_is_down() -> None:
+    from serving_shim import BatchConfig
+
+    from .helpers import FlakySink
+
+    sink = FlakySink()
+    sink.down.set()
+    m = Monitor(model="m", version="v1", sink=sink, window_s=3600, registry=registry(),
+                batch=BatchConfig(max_pending_windows=2, export_timeout_s=0.1))
+    for part in range(5):
+        m.log(f"p{part}", {}, 1.0, latency_ms=1.0)
+        assert not m.flush(1)
+    snap = m.metrics()
+    assert snap.pending_windows == 2 and snap.dropped["window_overflow"] == 3
+    sink.down.clear()
+    assert m.flush(5)
+    assert sum(w.requests for w in sink.events("metric_window")) == 2  # the two newest windows
+    m.shutdown()

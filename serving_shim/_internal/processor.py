@@ -154,7 +154,12 @@ class BatchProcessor:
     def _export_round(self) -> bool:
         """Export the pending windows, then everything queued; False when an export failed."""
         if self._windows:
-            pending = [self._windows.popleft() for _ in range(len(self._windows))]
+            pending = []
+            while self._windows:  # the caller's thread may pop the oldest concurrently (overflow)
+                try:
+                    pending.append(self._windows.popleft())
+                except IndexError:
+                    break
             for batch in self._prepare_windows(pending):
                 if not self._export(batch):
                     self._windows.extendleft(reversed(pending))

@@ -98,33 +98,33 @@ class Monitor:
 
         Returns True when the payload was queued for export.
         """
-        now = time.time()
-        ok = status == "ok"
-        rid = request_id if type(request_id) is str else str(request_id)
-        keep = (not ok or self._all
-                or int.from_bytes(blake2b(rid.encode(), digest_size=8).digest(), "big") < self._threshold)
-        counted = COUNTED_BY.get() is not self
-        with self._lock:
-            if now >= self._win_end:
-                self._rotate(now)
-            m = self._metrics
-            if counted:
-                m.requests += 1
-                self._n += 1
-                if latency_ms is not None:
-                    self._buckets[bisect_left(LATENCY_BUCKETS_MS, latency_ms)] += 1
-                    self._lat_sum += latency_ms
-                if not ok:
-                    et = error_type or "error"
-                    self._errors[et] = self._errors.get(et, 0) + 1
-            if keep:
-                m.sampled += 1
-        if not keep:
-            return False
         try:
-            item = ("prediction", now, rid, dict(features) if features else {}, prediction,
-                    latency_ms, status, error_type, dict(slices) if slices else None)
-        except Exception:  # noqa: BLE001 - not a mapping: dropped and counted, never raised
+            now = time.time()
+            ok = status == "ok"
+            rid = request_id if type(request_id) is str else str(request_id)
+            keep = (not ok or self._all
+                    or int.from_bytes(blake2b(rid.encode(), digest_size=8).digest(), "big") < self._threshold)
+            counted = COUNTED_BY.get() is not self
+            with self._lock:
+                if now >= self._win_end:
+                    self._rotate(now)
+                m = self._metrics
+                if counted:
+                    m.requests += 1
+                    self._n += 1
+                    if latency_ms is not None and latency_ms >= 0:  # NaN and negatives are not latencies
+                        self._buckets[bisect_left(LATENCY_BUCKETS_MS, latency_ms)] += 1
+                        self._lat_sum += latency_ms
+                    if not ok:
+                        et = error_type or "error"
+                        self._errors[et] = self._errors.get(et, 0) + 1
+                if keep:
+                    m.sampled += 1
+            if not keep:
+                return False
+            item = ("prediction", now, rid, dict(features) if features is not None else {}, prediction,
+                    latency_ms, status, error_type, dict(slices) if slices is not None else None)
+        except Exception:  # noqa: BLE001 - bad arguments are dropped and counted, never raised to the caller
             self._metrics.drop("invalid")
             return False
         return self._processor.submit(item)
@@ -137,7 +137,7 @@ class Monitor:
                 self._rotate(now)
             self._metrics.requests += 1
             self._n += 1
-            if latency_ms is not None:
+            if latency_ms is not None and latency_ms >= 0:
                 self._buckets[bisect_left(LATENCY_BUCKETS_MS, latency_ms)] += 1
                 self._lat_sum += latency_ms
             if error_type is not None:
@@ -237,8 +237,9 @@ class Monitor:
                    "prediction": ev.normalize_prediction(prediction),
                    "slices": {k: str(v) for k, v in self._redactor.apply(slices).items()} if slices else {},
                    "status": "ok" if ok else "error"}
-            if latency_ms is not None:
-                out["latency_ms"] = float(latency_ms)
+            lat = ev.number(latency_ms)
+            if isinstance(lat, float) and lat >= 0:
+                out["latency_ms"] = lat
             if not ok:
                 out["error_type"] = ev.safe_name(error_type or "error")
             return out

@@ -109,3 +109,19 @@ def test_pending_windows_are_bounded_while_the_sink_is_down() -> None:
     assert m.flush(5)
     assert sum(w.requests for w in sink.events("metric_window")) == 2  # the two newest windows
     m.shutdown()
+
+
+def test_bad_arguments_never_raise_and_never_poison_a_window() -> None:
+    sink = InMemorySink()
+    m = Monitor(model="m", version="v1", sink=sink, window_s=3600, registry=registry())
+    assert m.log("a", {"x": 1.0}, 1.0, latency_ms=float("nan")) is True
+    assert m.log("b", {"x": 1.0}, 1.0, latency_ms=-3.0) is True
+    assert m.log("c", 42, 1.0, latency_ms=1.0) is False  # features not a mapping: dropped, counted
+    assert m.log("d", {"x": 1.0}, 1.0, latency_ms="slow") is False  # type: ignore[arg-type]
+    assert m.log(12345, {"x": 1.0}, 1.0, latency_ms=2.0) is True  # type: ignore[arg-type]
+    m.shutdown()
+    assert m.metrics().dropped["invalid"] == 2
+    (w,) = sink.events("metric_window")
+    assert w.requests == 5 and sum(w.latency_buckets) == 2 and w.latency_sum_ms == 3.0
+    preds = {e.request_id: e for e in sink.events("prediction")}
+    assert set(preds) == {"a", "b", "12345"} and preds["a"].latency_ms is None and preds["12345"].latency_ms == 2.0

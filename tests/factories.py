@@ -10,7 +10,7 @@ from serving_shim.contract import LATENCY_BUCKETS_MS, SCHEMA_VERSION
 
 
 def now() -> _dt.datetime:
-    t = _dt.datetime.now(_dt.timezone.utc)
+    t = _dt.datetime.now(_dt.UTC)
     return t.replace(microsecond=t.microsecond // 1000 * 1000)  # the store keeps milliseconds
 
 

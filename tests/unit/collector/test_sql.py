@@ -14,7 +14,7 @@ def test_literals_escape_quotes_and_backslashes() -> None:
     assert literal(float("inf")) == "inf"
     assert literal([1, "a"]) == "[1, 'a']"
     assert literal({"k": [1.5]}) == "map('k', [1.5])"
-    assert literal(dt.datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=dt.timezone.utc)) == \
+    assert literal(dt.datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=dt.UTC)) == \
         "toDateTime64('2026-01-02 03:04:05.006', 3, 'UTC')"
 
 

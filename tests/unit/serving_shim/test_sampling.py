@@ -63,3 +63,17 @@ def test_monitor_samples_the_same_ids_and_keeps_every_error() -> None:
     assert 100 < len(expected_ok) < 260
     assert m.metrics().sampled == len(got)
     assert all(e.status == "error" and e.error_type == "Boom" for e in sink.events("prediction") if e.request_id in errors)
+
+
+def test_labels_follow_the_sampling_of_their_request_and_deploys_go_out() -> None:
+    sink = InMemorySink()
+    m = Monitor(model="m", version="v9", sink=sink, sample_rate=0.2, registry=registry())
+    ids = _ids(2000, seed=5)
+    sent = [rid for rid in ids if m.log_label(rid, label="yes")]
+    assert m.log_deploy({"commit": "abc123"})
+    assert m.flush(10)
+    m.shutdown()
+    assert sent == [rid for rid in ids if is_sampled(rid, 0.2)]
+    assert sorted(e.request_id for e in sink.events("label")) == sorted(sent)
+    (d,) = sink.events("deploy")
+    assert d.model_version == "v9" and d.annotations == {"commit": "abc123"}

@@ -72,7 +72,13 @@ class ShimMetrics:
         self.latency_count += 1
 
     def reset_after_fork(self) -> None:
+        """A forked child is a new replica: its counters start from zero."""
         self._lock = threading.Lock()
+        self.requests = self.sampled = self.export_failures = self.latency_count = 0
+        self.latency_sum_s = 0.0
+        self.dropped = dict.fromkeys(DROP_REASONS, 0)
+        self.exported = {}
+        self.latency_buckets = [0] * (len(EXPORT_LATENCY_BUCKETS_S) + 1)
 
     def snapshot(self) -> MetricsSnapshot:
         with self._lock:

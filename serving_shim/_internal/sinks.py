@@ -109,6 +109,7 @@ class KafkaSink:
         self.recreate_after_failures = recreate_after_failures
         self._failures = 0
         self._transport: Any = None
+        self._orphans: list[Any] = []
         self._pid = os.getpid()
 
     def _ensure(self, timeout: float) -> Any:
@@ -116,13 +117,24 @@ class KafkaSink:
             return self._transport
         from serving_shim.transport import KafkaTransport
 
-        self._pid = os.getpid()  # in a forked child the parent's producer is not ours to close
+        if self._transport is not None:  # a forked child: the parent's producer is not ours to close
+            self._orphan(self._transport)
+        self._pid = os.getpid()
         ms = max(1, int(timeout * 1000))
         cfg = {"max_block_ms": ms, "request_timeout_ms": ms, "delivery_timeout_ms": ms + 1000, "linger_ms": 0,
                "bootstrap_timeout_ms": ms,
                **self._config}
         self._transport = KafkaTransport(self.bootstrap_servers, topic_prefix=self.topic_prefix, **cfg)
         return self._transport
+
+    def _orphan(self, t: Any) -> None:
+        # Its sender thread was not copied by fork: closing it here (atexit, or __del__) could wait
+        # on records that will never complete. Keep it referenced and drop its atexit hook.
+        self._orphans.append(t)
+        try:
+            t._producer._unregister_cleanup()
+        except Exception:  # noqa: BLE001 - best effort on a private hook of kafka-python
+            pass
 
     def export(self, batch: Batch, *, timeout: float = 5.0) -> ExportResult:
         try:
@@ -171,8 +183,11 @@ class KafkaSink:
         return True
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        if self._transport is not None and self._pid == os.getpid():
-            self._close(self._transport, timeout)
+        if self._transport is not None:
+            if self._pid == os.getpid():
+                self._close(self._transport, timeout)
+            else:
+                self._orphan(self._transport)
         self._transport = None
 
 

@@ -10,15 +10,17 @@ Every request is counted into per-interval metric windows (exact SLIs); payloads
 hash of ``request_id`` (errors always kept), redacted (:class:`Redaction`, Presidio) and exported
 by a background worker to a :class:`Sink` (Kafka, HTTP, in memory). The caller never blocks.
 The event contract lives in :mod:`serving_shim.contract`, the raw transports in
-:mod:`serving_shim.transport`; everything under ``serving_shim._internal`` is private.
+:mod:`serving_shim.transport`, the exceptions in :mod:`serving_shim.exceptions`; everything under
+``serving_shim._internal`` is private.
 """
 
-from serving_shim._internal.config import DEFAULT_ENTITIES, BatchConfig, Policy, Redaction, ShimConfigError
+from serving_shim._internal.config import DEFAULT_ENTITIES, BatchConfig, Policy, Redaction
 from serving_shim._internal.integrations import DriftlineMiddleware, MonitoredModel
 from serving_shim._internal.metrics import MetricsSnapshot
 from serving_shim._internal.monitor import Monitor
 from serving_shim._internal.sampling import is_sampled
 from serving_shim._internal.sinks import Batch, ExportResult, HttpSink, InMemorySink, KafkaSink, Sink
+from serving_shim.exceptions import ShimConfigError, ShimError
 
 __all__ = [
     "Monitor",
@@ -36,5 +38,6 @@ __all__ = [
     "MonitoredModel",
     "MetricsSnapshot",
     "is_sampled",
+    "ShimError",
     "ShimConfigError",
 ]

@@ -35,6 +35,8 @@ from pydantic import (
     model_validator,
 )
 
+from serving_shim.exceptions import ContractError
+
 __all__ = [
     "SCHEMA_VERSION",
     "SUPPORTED_SCHEMA_VERSIONS",
@@ -71,10 +73,6 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LEN, p
 Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 ShortStr = Annotated[str, StringConstraints(max_length=MAX_STRING_LEN)]
 FeatureValue = float | ShortStr | None
-
-
-class ContractError(ValueError):
-    """A whole batch could not be read (bad envelope, unknown kind, not JSON)."""
 
 
 def _utc(v: _dt.datetime) -> _dt.datetime:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from serving_shim.exceptions import ShimConfigError
+
 __all__ = ["Policy", "BatchConfig", "Redaction", "DEFAULT_ENTITIES", "ShimConfigError"]
 
 #: What happens to one field: ``keep`` as is, ``drop`` it, ``hash`` it (HMAC-SHA256 with a secret
@@ -22,10 +24,6 @@ _POLICIES = ("keep", "drop", "hash", "redact")
 DEFAULT_ENTITIES: tuple[str, ...] = (
     "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IP_ADDRESS", "IBAN_CODE", "US_SSN",
 )
-
-
-class ShimConfigError(ValueError):
-    """A setting of the shim is invalid (raised at construction, never on the hot path)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -16,12 +16,12 @@ def test_public_names_are_exactly_these() -> None:
     assert sorted(serving_shim.__all__) == sorted([
         "Monitor", "Redaction", "Policy", "DEFAULT_ENTITIES", "BatchConfig", "Sink", "Batch", "ExportResult",
         "KafkaSink", "HttpSink", "InMemorySink", "DriftlineMiddleware", "MonitoredModel", "MetricsSnapshot",
-        "is_sampled", "ShimConfigError",
+        "is_sampled", "ShimError", "ShimConfigError",
     ])
     for name in serving_shim.__all__:
         assert getattr(serving_shim, name) is not None
     public_modules = {n for n in dir(serving_shim) if not n.startswith("_") and n not in serving_shim.__all__}
-    assert public_modules <= {"contract", "transport", "annotations"}
+    assert public_modules <= {"contract", "transport", "exceptions", "annotations"}
 
 
 def test_settings_are_keyword_only_and_immutable() -> None:
@@ -63,4 +63,4 @@ def test_bad_settings_fail_at_construction(make) -> None:  # type: ignore[no-unt
 def test_salt_never_in_repr() -> None:
     r = Redaction(fields={"user": "hash"}, salt=b"super-secret-salt-123")
     assert "super-secret" not in repr(r) and "<set>" in repr(r)
-    assert issubclass(ShimConfigError, ValueError)
+    assert issubclass(ShimConfigError, ValueError) and issubclass(ShimConfigError, serving_shim.ShimError)

@@ -181,7 +181,7 @@ class Monitor:
     def _open_window(self, now: float) -> None:
         start = now - now % self.window_s
         # a window closed early (flush) and reopened for the same interval is a new part: its own id
-        self._part = self._part + 1 if start == getattr(self, "_win_start", None) else 0
+        self._part: int = self._part + 1 if start == getattr(self, "_win_start", None) else 0
         self._win_start, self._win_end = start, start + self.window_s
         self._n, self._lat_sum = 0, 0.0
         self._errors: dict[str, int] = {}

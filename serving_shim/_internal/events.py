@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from hashlib import blake2b
 from typing import Any
 
-__all__ = ["event_id", "normalize_prediction", "safe_name", "utc", "number"]
+from serving_shim.contract import MAX_STRING_LEN
+
+__all__ = ["event_id", "normalize_prediction", "safe_name", "utc", "number", "clip"]
 
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_.:\-/]")
 
@@ -27,6 +29,11 @@ def utc(epoch_s: float) -> _dt.datetime:
 def safe_name(s: object, default: str = "error") -> str:
     out = _NAME_BAD.sub("_", str(s))[:128]
     return out or default
+
+
+def clip(x: Any) -> Any:
+    """Strings longer than the contract allows are cut (after redaction), not rejected."""
+    return x[:MAX_STRING_LEN] if isinstance(x, str) and len(x) > MAX_STRING_LEN else x
 
 
 def number(x: Any) -> Any:

@@ -233,9 +233,11 @@ class Monitor:
             ok = status == "ok"
             out = {**base, "event_id": ev.event_id("p", self.model, self.version, rid, repr(now)),
                    "model_version": self.version, "request_id": rid,
-                   "features": {k: ev.number(v) for k, v in self._redactor.apply(features).items()},
+                   "features": {ev.safe_name(k, "feature"): ev.clip(ev.number(v))
+                                for k, v in self._redactor.apply(features).items()},
                    "prediction": ev.normalize_prediction(prediction),
-                   "slices": {k: str(v) for k, v in self._redactor.apply(slices).items()} if slices else {},
+                   "slices": {ev.safe_name(k, "slice"): ev.clip(str(v)) for k, v in self._redactor.apply(slices).items()}
+                   if slices else {},
                    "status": "ok" if ok else "error"}
             lat = ev.number(latency_ms)
             if isinstance(lat, float) and lat >= 0:

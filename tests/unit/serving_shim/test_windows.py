@@ -125,3 +125,13 @@ def test_bad_arguments_never_raise_and_never_poison_a_window() -> None:
     assert w.requests == 5 and sum(w.latency_buckets) == 2 and w.latency_sum_ms == 3.0
     preds = {e.request_id: e for e in sink.events("prediction")}
     assert set(preds) == {"a", "b", "12345"} and preds["a"].latency_ms is None and preds["12345"].latency_ms == 2.0
+
+
+def test_awkward_feature_names_and_long_texts_are_normalised_not_dropped() -> None:
+    sink = InMemorySink()
+    m = Monitor(model="m", version="v1", sink=sink, registry=registry())
+    m.log("a", {"Annual Income": 5.0, "notes": "x" * 10_000}, 1.0, slices={"home region": "eu"})
+    m.shutdown()
+    (e,) = sink.events("prediction")
+    assert e.features["Annual_Income"] == 5.0 and len(e.features["notes"]) == 8192
+    assert e.slices == {"home_region": "eu"} and m.metrics().dropped["invalid"] == 0

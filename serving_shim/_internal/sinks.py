@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -117,6 +118,8 @@ class KafkaSink:
             return self._transport
         from serving_shim.transport import KafkaTransport
 
+        if not self._reachable(timeout):
+            raise ConnectionError("no bootstrap server answers")
         if self._transport is not None:  # a forked child: the parent's producer is not ours to close
             self._orphan(self._transport)
         self._pid = os.getpid()
@@ -126,6 +129,19 @@ class KafkaSink:
                **self._config}
         self._transport = KafkaTransport(self.bootstrap_servers, topic_prefix=self.topic_prefix, **cfg)
         return self._transport
+
+    def _reachable(self, timeout: float) -> bool:
+        """A plain TCP probe before building a producer: kafka-python's constructor, failing
+        against a dead broker, leaves sockets behind; the probe closes its own."""
+        servers = self.bootstrap_servers
+        for server in servers.split(",") if isinstance(servers, str) else servers:
+            host, _, port = server.strip().rpartition(":")
+            try:
+                with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=min(timeout, 1.0)):
+                    return True
+            except (OSError, ValueError):
+                continue
+        return False
 
     def _orphan(self, t: Any) -> None:
         # Its sender thread was not copied by fork: closing it here (atexit, or __del__) could wait

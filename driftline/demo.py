@@ -1,8 +1,9 @@
 """``driftline demo``: a server on a fresh embedded store, and a model's traffic with a drift in it.
 
 Two processes, as in production: ``driftline serve`` owns the chDB store; this process plays a
-model server that sends predictions, delayed labels, metric windows and a deploy marker over HTTP,
-and reads back through the query API what arrived and what drifted.
+model server that logs its calls through the serving shim (``serving_shim.Monitor`` with the HTTP
+sink: metric windows, predictions, labels and a deploy marker), and reads back through the query
+API what arrived and what drifted.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ import urllib.request
 import uuid
 from typing import Any
 
-from serving_shim.contract import LATENCY_BUCKETS_MS, SCHEMA_VERSION
-from serving_shim.transport import HttpTransport, TransportError
+from serving_shim import BatchConfig, HttpSink, Monitor, Redaction
 
 MODEL = "credit-risk"
 VERSION = "v2"
@@ -42,19 +42,23 @@ def _get(base: str, path: str, **params: Any) -> Any:
 
 
 class Traffic:
-    """A credit-risk model's calls; after ``drift_at`` seconds, incomes shift and debt rises."""
+    """A credit-risk model's calls, logged through the serving shim; after ``drift_at`` seconds,
+    incomes shift and debt rises. Metric windows and redaction are the shim's; labels follow."""
 
-    def __init__(self, transport: HttpTransport, rate: float, drift_at: float, seed: int = 7) -> None:
-        self.t = transport
+    def __init__(self, monitor: Monitor, rate: float, drift_at: float, seed: int = 7) -> None:
+        self.monitor = monitor
         self.rate = rate
         self.drift_at = drift_at
         self.rng = random.Random(seed)
         self.start = time.monotonic()
         self.sent = 0
-        self.failed = 0
         self.stop = threading.Event()
 
-    def _prediction(self, drifted: bool) -> dict[str, Any]:
+    @property
+    def failed(self) -> int:
+        return sum(self.monitor.metrics().dropped.values())
+
+    def _call(self, drifted: bool) -> None:
         rng = self.rng
         income = rng.lognormvariate(10.8 + (0.5 if drifted else 0.0), 0.4)
         age = max(18.0, rng.gauss(41, 12))
@@ -65,58 +69,25 @@ class Traffic:
         score = 1 / (1 + math.exp(-z))
         err = rng.random() < 0.01
         rid = uuid.uuid4().hex
-        ev: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION, "event_id": uuid.uuid4().hex, "ts": _now(), "model": MODEL,
-            "model_version": VERSION, "request_id": rid,
-            "features": {"income": round(income, 2), "age": round(age, 1), "debt_ratio": round(debt, 4),
-                         "n_accounts": accounts, "region": region, "plan": rng.choice(PLANS)},
-            "prediction": {"label": "default" if score > 0.5 else "repay", "score": round(score, 4)},
-            "slices": {"region": region}, "latency_ms": round(rng.lognormvariate(2.5, 0.5), 2),
-            "status": "error" if err else "ok",
-        }
-        if err:
-            ev["error_type"] = "timeout"
-        return ev
+        features = {"income": round(income, 2), "age": round(age, 1), "debt_ratio": round(debt, 4),
+                    "n_accounts": accounts, "region": region, "plan": rng.choice(PLANS)}
+        self.monitor.log(rid, features, {"label": "default" if score > 0.5 else "repay", "score": round(score, 4)},
+                         latency_ms=round(rng.lognormvariate(2.5, 0.5), 2), status="error" if err else "ok",
+                         error_type="timeout" if err else None, slices={"region": region})
+        self.sent += 1
+        if rng.random() < 0.3:  # ground truth for 30% of requests
+            self.monitor.log_label(rid, label="default" if rng.random() < score else "repay")
 
     def run(self) -> None:
-        batch: list[dict[str, Any]] = []
-        labels: list[dict[str, Any]] = []
-        window: list[float] = []
-        window_start = _now().replace(microsecond=0)
-        errors = 0
+        reported = 0
         while not self.stop.is_set():
             tick = time.monotonic()
             drifted = tick - self.start >= self.drift_at
-            n = max(1, int(self.rate / 5))
-            for _ in range(n):
-                ev = self._prediction(drifted)
-                batch.append(ev)
-                window.append(ev["latency_ms"])
-                errors += ev["status"] == "error"
-                if self.rng.random() < 0.3:  # ground truth for 30% of requests, later
-                    truth = "default" if self.rng.random() < ev["prediction"]["score"] else "repay"
-                    labels.append({"schema_version": SCHEMA_VERSION, "event_id": uuid.uuid4().hex, "ts": _now(),
-                                   "model": MODEL, "request_id": ev["request_id"], "label": truth})
-            try:
-                self.t.send("prediction", batch)
-                self.sent += len(batch)
-                if len(labels) > 100:
-                    self.t.send("label", labels)
-                    labels = []
-                if (_now() - window_start).total_seconds() >= 10:
-                    buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)
-                    for lat in window:
-                        buckets[next((i for i, b in enumerate(LATENCY_BUCKETS_MS) if lat <= b), len(LATENCY_BUCKETS_MS))] += 1
-                    self.t.send("metric_window", [{
-                        "schema_version": SCHEMA_VERSION, "event_id": f"demo-{window_start.isoformat()}",
-                        "model": MODEL, "model_version": VERSION, "window_start": window_start, "window_s": 10,
-                        "source": "demo-replica-1", "requests": len(window), "errors": {"timeout": errors} if errors else {},
-                        "latency_buckets": buckets, "latency_sum_ms": sum(window)}])
-                    window, errors, window_start = [], 0, _now().replace(microsecond=0)
-            except TransportError as exc:
-                self.failed += len(batch)
-                print(f"  ! send failed: {exc}", flush=True)
-            batch = []
+            for _ in range(max(1, int(self.rate / 5))):
+                self._call(drifted)
+            if self.failed > reported:
+                print(f"  ! {self.failed - reported} events dropped by the shim: {self.monitor.metrics().dropped}", flush=True)
+                reported = self.failed
             self.stop.wait(max(0.0, 0.2 - (time.monotonic() - tick)))
 
 
@@ -150,10 +121,11 @@ def run_demo(*, duration_s: float = 0, port: int = 8765, store: str = ".driftlin
                 time.sleep(0.3)
         print(f"driftline demo: server up in {time.monotonic() - t0:.1f}s; sending {rate:.0f} predictions/s "
               f"of model {MODEL!r}, input drift injected after {drift_at:.0f}s", flush=True)
-        transport = HttpTransport(base)
-        transport.send("deploy", [{"schema_version": SCHEMA_VERSION, "event_id": uuid.uuid4().hex, "ts": _now(),
-                                   "model": MODEL, "model_version": VERSION, "annotations": {"by": "demo"}}])
-        traffic = Traffic(transport, rate, drift_at)
+        monitor = Monitor(model=MODEL, version=VERSION, sink=HttpSink(base), sample_rate=1.0, window_s=10,
+                          source="demo-replica-1", batch=BatchConfig(schedule_delay_s=0.5),
+                          redaction=Redaction(categories={"region": set(REGIONS), "plan": set(PLANS)}))
+        monitor.log_deploy({"by": "demo"})
+        traffic = Traffic(monitor, rate, drift_at)
         ref_start = _now()
         th = threading.Thread(target=traffic.run, name="demo-traffic", daemon=True)
         th.start()
@@ -178,6 +150,7 @@ def run_demo(*, duration_s: float = 0, port: int = 8765, store: str = ".driftlin
                     print(f"    {r['feature']:<12} {shown} {_bar(v or 0, 1.0)} {r['status'].upper()}", flush=True)
         traffic.stop.set()
         th.join(timeout=5)
+        monitor.shutdown(timeout=10)
         print(f"driftline demo: done, {traffic.sent} predictions sent, {traffic.failed} failed", flush=True)
         return 0
     finally:

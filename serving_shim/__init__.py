@@ -1,0 +1,43 @@
+"""Driftline serving shim: the SDK a model server calls.
+
+Three lines in a model server::
+
+    from serving_shim import Monitor, HttpSink
+    monitor = Monitor(model="credit-risk", version="v2", sink=HttpSink("http://127.0.0.1:8000"), sample_rate=0.1)
+    monitor.log(request_id, features, prediction, latency_ms=12.5)
+
+Every request is counted into per-interval metric windows (exact SLIs); payloads are sampled by a
+hash of ``request_id`` (errors always kept), redacted (:class:`Redaction`, Presidio) and exported
+by a background worker to a :class:`Sink` (Kafka, HTTP, in memory). The caller never blocks.
+The event contract lives in :mod:`serving_shim.contract`, the raw transports in
+:mod:`serving_shim.transport`, the exceptions in :mod:`serving_shim.exceptions`; everything under
+``serving_shim._internal`` is private.
+"""
+
+from serving_shim._internal.config import DEFAULT_ENTITIES, BatchConfig, Policy, Redaction
+from serving_shim._internal.integrations import DriftlineMiddleware, MonitoredModel
+from serving_shim._internal.metrics import MetricsSnapshot
+from serving_shim._internal.monitor import Monitor
+from serving_shim._internal.sampling import is_sampled
+from serving_shim._internal.sinks import Batch, ExportResult, HttpSink, InMemorySink, KafkaSink, Sink
+from serving_shim.exceptions import ShimConfigError, ShimError
+
+__all__ = [
+    "Monitor",
+    "Redaction",
+    "Policy",
+    "DEFAULT_ENTITIES",
+    "BatchConfig",
+    "Sink",
+    "Batch",
+    "ExportResult",
+    "KafkaSink",
+    "HttpSink",
+    "InMemorySink",
+    "DriftlineMiddleware",
+    "MonitoredModel",
+    "MetricsSnapshot",
+    "is_sampled",
+    "ShimError",
+    "ShimConfigError",
+]

@@ -35,6 +35,8 @@ from pydantic import (
     model_validator,
 )
 
+from serving_shim.exceptions import ContractError
+
 __all__ = [
     "SCHEMA_VERSION",
     "SUPPORTED_SCHEMA_VERSIONS",
@@ -75,10 +77,6 @@ ShortStr = Annotated[str, StringConstraints(max_length=MAX_STRING_LEN)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 #: A feature value: a finite number (booleans become 0/1), a string, or null (missing).
 FeatureValue = FiniteFloat | ShortStr | None
-
-
-class ContractError(ValueError):
-    """A whole batch could not be read (bad envelope, unknown kind, not JSON)."""
 
 
 def _utc(v: _dt.datetime) -> _dt.datetime:

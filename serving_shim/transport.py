@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from serving_shim.contract import KINDS, encode_batch
+from serving_shim.exceptions import TransportError
 
 __all__ = ["topic_for", "KafkaTransport", "HttpTransport", "IngestResult", "TransportError", "PATH_FOR_KIND"]
 
@@ -24,10 +25,6 @@ PATH_FOR_KIND = {
     "metric_window": "metric-windows",
     "deploy": "deploys",
 }
-
-
-class TransportError(Exception):
-    """A batch could not be delivered (the caller decides whether to retry or drop)."""
 
 
 def topic_for(kind: str, prefix: str = "driftline") -> str:
@@ -55,7 +52,7 @@ class KafkaTransport:
         request_timeout_ms: int = 10000,
         **producer_config: Any,
     ) -> None:
-        from kafka import KafkaProducer
+        from kafka import KafkaProducer  # type: ignore[import-untyped]
 
         self.topic_prefix = topic_prefix
         self._producer = KafkaProducer(

@@ -1,0 +1,1 @@
+"""Private implementation of the serving shim; import from :mod:`serving_shim` instead."""

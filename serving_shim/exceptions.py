@@ -1,0 +1,33 @@
+"""Exceptions of the serving shim, in one place.
+
+::
+
+    Exception
+     └── ShimError
+          ├── ShimConfigError (ValueError)  a setting is invalid; raised at construction only
+          ├── ContractError (ValueError)    a whole batch could not be read (envelope, kind, JSON)
+          └── TransportError                a batch could not be delivered (the raw transports)
+
+The hot path (``Monitor.log`` and friends) raises none of them: bad arguments, full queues and
+dead sinks are counted as drops by reason (``Monitor.metrics()``).
+"""
+
+from __future__ import annotations
+
+__all__ = ["ShimError", "ShimConfigError", "ContractError", "TransportError"]
+
+
+class ShimError(Exception):
+    """Base of the serving shim's exceptions."""
+
+
+class ShimConfigError(ShimError, ValueError):
+    """A setting of the shim is invalid (raised at construction, never on the hot path)."""
+
+
+class ContractError(ShimError, ValueError):
+    """A whole batch could not be read (bad envelope, unknown kind, not JSON)."""
+
+
+class TransportError(ShimError):
+    """A batch could not be delivered (the caller decides whether to retry or drop)."""

@@ -1,0 +1,57 @@
+"""A gunicorn-style fork after the Kafka producer exists: the child gets its own worker, producer
+and replica id, exits promptly, and both processes' events reach the store."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from collector.consumer import KafkaCollector
+from collector.writer import EventWriter
+from serving_shim import KafkaSink, Monitor
+
+pytestmark = pytest.mark.kafka
+
+
+def test_fork_with_a_live_kafka_producer(store, kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
+    m = Monitor(model="forked", version="v1", sink=KafkaSink(kafka_bootstrap, topic_prefix=topic_prefix), source="web")
+    for i in range(20):
+        m.log(f"parent-{i}", {"x": float(i)}, 1.0, latency_ms=2.0)
+    assert m.flush(30)  # the producer now exists, with its network thread
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            for i in range(30):
+                m.log(f"child-{i}", {"x": float(i)}, 1.0, latency_ms=2.0)
+            ok = m.flush(30)
+            m.shutdown(5)
+            code = 0 if ok and m.metrics().exported.get("prediction") == 30 else 2
+        finally:
+            os._exit(code)
+    t0 = time.monotonic()
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0 and time.monotonic() - t0 < 60
+    for i in range(20, 40):
+        m.log(f"parent-{i}", {"x": float(i)}, 1.0, latency_ms=2.0)
+    assert m.flush(30)
+    m.shutdown()
+
+    collector = KafkaCollector(EventWriter(store), bootstrap_servers=kafka_bootstrap, group_id=f"{topic_prefix}-g",
+                               topic_prefix=topic_prefix, batch_max_s=0.5)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            collector.poll_batch()
+            if int(store.scalar("SELECT count() FROM {db}.predictions FINAL")) >= 70 and \
+                    int(store.scalar("SELECT sum(requests) FROM {db}.metric_windows FINAL")) >= 70:
+                break
+    finally:
+        collector.close()
+    assert int(store.scalar("SELECT countIf(request_id LIKE 'parent-%') FROM {db}.predictions FINAL")) == 40
+    assert int(store.scalar("SELECT countIf(request_id LIKE 'child-%') FROM {db}.predictions FINAL")) == 30
+    sources = {r["source"]: int(r["n"]) for r in store.rows(
+        "SELECT source, sum(requests) AS n FROM {db}.metric_windows FINAL GROUP BY source")}
+    assert sources == {"web": 40, f"web/{pid}": 30}

@@ -1,0 +1,52 @@
+"""The HTTP sink against a real ingest API that is down at first: nothing blocks, the windows wait,
+and everything queued is stored once the server is up."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import uvicorn
+
+from driftline.config import Settings
+from driftline.server import create_app
+from serving_shim import BatchConfig, HttpSink, Monitor
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_http_sink_waits_for_the_server_and_then_delivers(store) -> None:  # type: ignore[no-untyped-def]
+    port = _free_port()
+    m = Monitor(model="http-late", version="v1", sink=HttpSink(f"http://127.0.0.1:{port}"), window_s=1,
+                batch=BatchConfig(schedule_delay_s=0.1, export_timeout_s=0.5, max_queue_size=500, max_export_batch_size=100))
+    worst = 0.0
+    for i in range(300):
+        t0 = time.perf_counter()
+        m.log(f"r{i}", {"x": float(i), "plan": "pro"}, {"score": 0.3}, latency_ms=5.0)
+        worst = max(worst, time.perf_counter() - t0)
+    assert worst < 0.1  # connection refused costs the worker, never the caller
+    assert not m.flush(1)
+    assert m.metrics().export_failures > 0
+
+    server = uvicorn.Server(uvicorn.Config(create_app(Settings(open_localhost=True, scheduler=False), store=store), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not m.flush(2):
+            assert time.monotonic() < deadline, m.metrics()
+        m.shutdown()
+        snap = m.metrics()
+        assert snap.exported["prediction"] + snap.dropped["export_error"] == 300
+        stored = int(store.scalar("SELECT count() FROM {db}.predictions FINAL"))
+        assert stored == snap.exported["prediction"] and stored >= 200
+        assert int(store.scalar("SELECT sum(requests) FROM {db}.metric_windows FINAL")) == 300
+    finally:
+        server.should_exit = True
+        th.join(10)

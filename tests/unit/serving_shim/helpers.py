@@ -1,0 +1,42 @@
+"""Sinks for the shim's own unit tests (real objects with real behaviour, no mocks)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from prometheus_client import CollectorRegistry
+
+from serving_shim import Batch, ExportResult, InMemorySink
+
+
+class SlowSink(InMemorySink):
+    """Takes ``delay`` seconds per export (a sink that is slow, as a loaded broker is)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def export(self, batch: Batch, *, timeout: float = 0.0) -> ExportResult:
+        time.sleep(self.delay)
+        return super().export(batch, timeout=timeout)
+
+
+class FlakySink(InMemorySink):
+    """Fails batches of ``kinds`` (all kinds by default) while ``down`` is set, then works."""
+
+    def __init__(self, kinds: tuple[str, ...] | None = None) -> None:
+        super().__init__()
+        self.down = threading.Event()
+        self.kinds = kinds
+        self.failures = 0
+
+    def export(self, batch: Batch, *, timeout: float = 0.0) -> ExportResult:
+        if self.down.is_set() and (self.kinds is None or batch.kind in self.kinds):
+            self.failures += 1
+            return ExportResult.FAILURE
+        return super().export(batch, timeout=timeout)
+
+
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()

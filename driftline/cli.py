@@ -104,7 +104,8 @@ def _keys(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from driftline.demo import run_demo
 
-    return run_demo(duration_s=args.duration, port=args.port, store=args.store, rate=args.rate)
+    return run_demo(duration_s=args.duration, port=args.port, store=args.store, rate=args.rate,
+                    dashboard=not args.no_dashboard, dashboard_port=args.dashboard_port)
 
 
 def _dashboard(args: argparse.Namespace) -> int:
@@ -185,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--port", type=int, default=8765)
     s.add_argument("--store", default=".driftline-demo")
     s.add_argument("--rate", type=float, default=200, help="predictions per second")
+    s.add_argument("--no-dashboard", action="store_true", help="do not start the Streamlit dashboard")
+    s.add_argument("--dashboard-port", type=int, default=8501)
     s.set_defaults(fn=_demo)
 
     s = sub.add_parser("dashboard", help="run the Streamlit dashboard against a running query API")

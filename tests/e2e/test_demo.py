@@ -19,7 +19,7 @@ def _free_port() -> int:
 def test_demo_shows_arrivals_and_drift() -> None:
     store = os.path.join(tempfile.mkdtemp(prefix="driftline-demo-"), "store")
     out = subprocess.run(
-        [sys.executable, "-m", "driftline", "demo", "--duration", "40", "--port", str(_free_port()), "--store", store],
+        [sys.executable, "-m", "driftline", "demo", "--duration", "80", "--no-dashboard", "--port", str(_free_port()), "--store", store],
         capture_output=True, text=True, timeout=180,
     )
     assert out.returncode == 0, out.stderr[-3000:]
@@ -30,3 +30,8 @@ def test_demo_shows_arrivals_and_drift() -> None:
     drift = {m.group(1): m.group(2) for line in lines if (m := re.match(r"\s+(\w+)\s+[\d.]+ \S+ (OK|DRIFT)$", line))}
     assert drift.get("income") == "DRIFT" and drift.get("debt_ratio") == "DRIFT", out.stdout
     assert drift.get("age") == "OK", out.stdout
+    # the scheduler inside the server: detectors against the stored baseline, and the outage burns the budget
+    assert "reference 'baseline' stored" in out.stdout
+    assert any(line.startswith("  detector alerts in the latest window:") and "income (psi)" in line for line in lines)
+    assert "ALERT PAGE: credit-risk-availability" in out.stdout, out.stdout[-3000:]
+    assert re.search(r"credit-risk-availability\s+SLI\s+[\d.]+%\s+budget left\s+-", out.stdout), out.stdout[-3000:]

@@ -3,5 +3,5 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-DRIFTLINE_SETUP_CLICKHOUSE=0 bash scripts/setup.sh
+DRIFTLINE_SETUP_SYSTEM=0 bash scripts/setup.sh   # the demo needs Python only
 exec .venv/bin/driftline demo "$@"

@@ -144,18 +144,26 @@ class Store(ABC):
 # chDB
 
 
-_SESSIONS: dict[str, Any] = {}
+_SESSIONS: dict[str, tuple[Any, threading.RLock]] = {}
 _SESSIONS_LOCK = threading.Lock()
 
 
-def _session_for(path: str) -> Any:
+def _session_for(path: str) -> tuple[Any, threading.RLock]:
+    """The process's chDB session on ``path`` and the lock that serializes every query on it.
+
+    A chDB session must not run two queries at once. In particular, ``INSERT ... SELECT FROM
+    Python(batch)`` looks up the name ``batch`` while the query runs: with two threads inserting at
+    once (two collectors, the collector next to the API), one thread's insert can read the *other*
+    thread's ``batch``, so one batch is stored twice (hidden by ``FINAL``) and the other is lost,
+    with no error. Every store object on the path shares the session, so they share this lock.
+    """
     from chdb import session as chs
 
     path = os.path.abspath(path)
     with _SESSIONS_LOCK:
-        s = _SESSIONS.get(path)
-        if s is not None:
-            return s
+        entry = _SESSIONS.get(path)
+        if entry is not None:
+            return entry
         if _SESSIONS:
             other = next(iter(_SESSIONS))
             raise StoreLockedError(
@@ -173,8 +181,8 @@ def _session_for(path: str) -> Any:
                     "read it through that process's query API"
                 ) from None
             raise StoreUnavailable(f"cannot open the chDB store at {path}: {msg[:300]}") from None
-        _SESSIONS[path] = s
-        return s
+        entry = _SESSIONS[path] = (s, threading.RLock())
+        return entry
 
 
 class ChdbStore(Store):
@@ -185,15 +193,16 @@ class ChdbStore(Store):
     def __init__(self, path: str = ".driftline", *, database: str = "driftline") -> None:
         self.path = os.path.abspath(path)
         self.database = check_identifier(database, "database")
-        self._session = _session_for(self.path)
-        self._lock = threading.RLock()
+        # one lock per session (per path), not per store object: see _session_for
+        self._session, self._lock = _session_for(self.path)
         self.create_database()
 
     def _run(self, sql: str, fmt: str) -> Any:
-        try:
-            return self._session.query(sql, fmt)
-        except Exception as exc:
-            raise QueryError(f"{str(exc).strip()[:2000]}\n-- in: {sql[:500]}") from None
+        with self._lock:
+            try:
+                return self._session.query(sql, fmt)
+            except Exception as exc:
+                raise QueryError(f"{str(exc).strip()[:2000]}\n-- in: {sql[:500]}") from None
 
     def _exec(self, sql: str) -> None:
         self._run(sql, "CSV")

@@ -65,3 +65,36 @@ def test_other_kinds_store_and_dedup(store) -> None:  # type: ignore[no-untyped-
         assert _stored(store, table) == len(raw)
     mw = store.rows("SELECT requests, errors, latency_buckets FROM {db}.metric_windows FINAL LIMIT 1")[0]
     assert mw["requests"] == 100 and mw["errors"] == {"timeout": 2} and sum(mw["latency_buckets"]) == 100
+
+
+def test_concurrent_inserts_from_threads_lose_nothing(store) -> None:  # type: ignore[no-untyped-def]
+    """Two collectors (or a collector and the API) in one process insert into one chDB session at once.
+
+    chDB resolves ``Python(batch)`` while the query runs: unserialized, one thread's insert could read
+    the other thread's batch, storing one batch twice and losing the other without an error.
+    """
+    import threading
+
+    from collector.store import ChdbStore
+
+    other = ChdbStore(store.path, database=store.database)  # another store object on the same session
+    batches = [validate_events("prediction", [f.prediction(1000 * b + i) for i in range(500)])[0] for b in range(16)]
+    errors: list[BaseException] = []
+
+    def insert(s, mine) -> None:  # type: ignore[no-untyped-def]
+        try:
+            for good in mine:
+                EventWriter(s).write("prediction", good)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=insert, args=(s, batches[k::4]))
+               for k, s in enumerate((store, other, store, other))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    ids = [r["event_id"] for r in store.rows("SELECT event_id FROM {db}.predictions")]
+    assert len(ids) == 16 * 500
+    assert set(ids) == {e.event_id for good in batches for e in good}

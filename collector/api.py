@@ -12,6 +12,7 @@ import datetime as _dt
 from typing import Any, Protocol
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -19,7 +20,7 @@ from collector.auth import SCOPES, KeyStore, Principal
 from collector.ingest import Decoded, decode_message, store_decoded
 from collector.store import Store
 from collector.writer import EventWriter
-from serving_shim.contract import KINDS, EventError
+from serving_shim.contract import EventError
 
 __all__ = ["IngestSink", "StoreIngestSink", "KafkaIngestSink", "ingest_router", "query_router", "keys_router", "Limits"]
 
@@ -103,27 +104,30 @@ def ingest_router(sink: IngestSink, limits: Limits | None = None, registry: Any 
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
             raise HTTPException(413, f"body: {declared} bytes is over the limit of {limits.max_body_bytes}")
-        body = b""
+        chunks = bytearray()
         async for chunk in request.stream():
-            body += chunk
-            if len(body) > limits.max_body_bytes:
+            chunks += chunk
+            if len(chunks) > limits.max_body_bytes:
                 raise HTTPException(413, f"body: over the limit of {limits.max_body_bytes} bytes")
+        principal = getattr(request.state, "principal", None)
+        # decoding, validation and the store write run on a worker thread, never on the event loop
+        status, payload = await run_in_threadpool(_process, bytes(chunks), kind, principal)
+        return JSONResponse(payload, status_code=status)
+
+    def _process(body: bytes, kind: str, principal: Principal | None) -> tuple[int, dict[str, Any]]:
         decoded = decode_message(body, source="http", kind=kind)
         if decoded.errors and decoded.errors[0].index == -1:
-            e = decoded.errors[0]
-            raise HTTPException(400, f"{e.reason}")
-        principal = getattr(request.state, "principal", None)
-        if principal is not None and principal.models:
-            _refuse_other_models(decoded, principal, kind)
+            raise HTTPException(400, f"{decoded.errors[0].reason}")
         total = decoded.n_good + len(decoded.errors)
         if total > limits.max_events:
             raise HTTPException(413, f"events: {total} events is over the limit of {limits.max_events} per batch")
+        if principal is not None and principal.models:
+            _refuse_other_models(decoded, principal, kind)
         accepted = sink.accept(decoded)
         m_accepted.labels(kind).inc(accepted)
         m_rejected.labels(kind).inc(len(decoded.errors))
         payload = {"accepted": accepted, "rejected": [e.as_dict() for e in decoded.errors]}
-        status = 422 if accepted == 0 and decoded.errors else 200
-        return JSONResponse(payload, status_code=status)
+        return (422 if accepted == 0 and decoded.errors else 200), payload
 
     def _endpoint_for(path: str) -> Any:
         async def endpoint(request: Request) -> Any:
@@ -244,7 +248,6 @@ def query_router(store: Store) -> APIRouter:
         out["dead_letter"] = int(store.scalar("SELECT count() FROM {db}.dead_letters") or 0)
         return out
 
-    _ = KINDS
     return router
 
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from collector.exceptions import DriftlineStoreError
+from collector.exceptions import StoreUnavailable
 from collector.ingest import Decoded, decode_message, store_decoded
 from collector.metrics import CollectorMetrics
 from collector.writer import EventWriter
@@ -38,6 +38,7 @@ class _InHand:
         self.decoded = Decoded()
         self.offsets: dict[Any, int] = {}
         self.first_offsets: dict[Any, int] = {}
+        self.raw: list[tuple[str, bytes]] = []
         self.messages = 0
         self.started = 0.0
 
@@ -61,6 +62,7 @@ class KafkaCollector:
         batch_max_s: float = 1.0,
         retry_initial_s: float = 0.2,
         retry_max_s: float = 10.0,
+        max_refusals: int = 5,
         shutdown_grace_s: float = 10.0,
         dead_letter_topic: bool = True,
         metrics: CollectorMetrics | None = None,
@@ -77,6 +79,7 @@ class KafkaCollector:
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self.shutdown_grace_s = shutdown_grace_s
+        self.max_refusals = max_refusals
         self._stop_at = float("inf")
         self.stats = CollectorStats()
         self.metrics = metrics or CollectorMetrics()
@@ -129,7 +132,9 @@ class KafkaCollector:
                 if hand.empty:
                     hand.started = time.monotonic()
                 hand.messages += 1
-                hand.decoded.extend(decode_message(m.value, source=f"kafka:{tp.topic}:{tp.partition}:{m.offset}", kind=kind))
+                src = f"kafka:{tp.topic}:{tp.partition}:{m.offset}"
+                hand.raw.append((src, m.value))
+                hand.decoded.extend(decode_message(m.value, source=src, kind=kind))
                 hand.offsets[tp] = m.offset + 1
                 hand.first_offsets.setdefault(tp, m.offset)
                 if hand.decoded.n_good + len(hand.decoded.dead) >= self.batch_max_events:
@@ -209,22 +214,32 @@ class KafkaCollector:
             return 0
         delay = self.retry_initial_s
         t0 = time.monotonic()
+        refusals = 0
         while True:
             try:
                 stored = store_decoded(self.writer, hand.decoded)
                 self.metrics.store_up.set(1)
                 break
-            except DriftlineStoreError as exc:
-                self.metrics.store_errors.inc()
-                self.metrics.store_up.set(0)
-                if self._stop.is_set() and time.monotonic() >= self._stop_at + self.shutdown_grace_s:
-                    log.warning("store unavailable at shutdown; %d messages left uncommitted for redelivery", hand.messages)
-                    self._hand = _InHand()
-                    return 0
-                sleep = random.uniform(delay / 2, delay)
-                log.warning("store unavailable (%s); retrying in %.2fs, nothing committed", type(exc).__name__, sleep)
-                time.sleep(sleep)
-                delay = min(self.retry_max_s, delay * 2)
+            except StoreUnavailable as exc:
+                refused = exc
+            except Exception as exc:  # noqa: BLE001 - a batch the store refuses must not stall the partitions
+                refusals += 1
+                refused = exc
+                if refusals >= self.max_refusals:
+                    stored = self._dead_letter_batch(hand, exc)
+                    if stored >= 0:
+                        break
+            # retry with backoff; nothing is committed meanwhile
+            self.metrics.store_errors.inc()
+            self.metrics.store_up.set(0)
+            if self._stop.is_set() and time.monotonic() >= self._stop_at + self.shutdown_grace_s:
+                log.warning("store unavailable at shutdown; %d messages left uncommitted for redelivery", hand.messages)
+                self._hand = _InHand()
+                return 0
+            sleep = random.uniform(delay / 2, delay)
+            log.warning("store write failed (%s); retrying in %.2fs, nothing committed", type(refused).__name__, sleep)
+            time.sleep(sleep)
+            delay = min(self.retry_max_s, delay * 2)
         self.metrics.batch_seconds.observe(time.monotonic() - t0)
         self.metrics.batch_events.observe(stored)
         for kind, evs in hand.decoded.good.items():
@@ -243,6 +258,26 @@ class KafkaCollector:
             log.warning("commit refused (%s): the batch will be redelivered and deduplicated", type(exc).__name__)
         self._hand = _InHand()
         return stored
+
+    def _dead_letter_batch(self, hand: _InHand, exc: Exception) -> int:
+        """The store refused this batch ``max_refusals`` times (not an outage): keep every message as a
+        dead letter with the reason, so the partitions move on and nothing is lost. Returns 0, or -1
+        when even the dead letters cannot be written (then the batch is retried as an outage)."""
+        from collector.writer import DeadLetter
+
+        reason = f"store refused the batch: {type(exc).__name__}: {str(exc)[:500]}"
+        letters = [DeadLetter(src, "", -1, "", "(batch)", reason, raw[:65536].decode("utf-8", "replace"))
+                   for src, raw in hand.raw]
+        try:
+            self.writer.write_dead_letters(letters)
+        except Exception:  # noqa: BLE001
+            return -1
+        log.error("store refused a batch of %d messages %d times (%s); kept them as dead letters",
+                  hand.messages, self.max_refusals, type(exc).__name__)
+        self.metrics.dead.inc(len(letters))
+        self.stats.dead_letters += len(letters)
+        hand.decoded = Decoded()
+        return 0
 
     def _publish_dead_letters(self, decoded: Decoded) -> None:
         if not self._dlq_topic:

@@ -30,4 +30,10 @@ class ContractError(ShimError, ValueError):
 
 
 class TransportError(ShimError):
-    """A batch could not be delivered (the caller decides whether to retry or drop)."""
+    """A batch could not be delivered (the caller decides whether to retry or drop).
+
+    ``status`` is the HTTP status when the server answered (None when it could not be reached)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

@@ -118,7 +118,7 @@ class HttpTransport:
                     return IngestResult(int(d.get("accepted", 0)), list(d.get("rejected", [])))
                 except (ValueError, AttributeError):
                     pass
-            raise TransportError(f"ingest API answered {exc.code}: {detail}") from None
+            raise TransportError(f"ingest API answered {exc.code}: {detail}", status=exc.code) from None
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             raise TransportError(f"ingest API at {self.base_url} unreachable: {exc}") from None
         return IngestResult(int(out.get("accepted", 0)), list(out.get("rejected", [])))

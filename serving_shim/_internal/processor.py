@@ -169,9 +169,10 @@ class BatchProcessor:
                     return False
         while self._queue:
             items = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
-            for batch in self._prepare(items):
-                if not self._export(batch):
-                    self.metrics.drop("export_error", len(batch.events))
+            batches = list(self._prepare(items))
+            for i, batch in enumerate(batches):
+                if not self._export(batch):  # this batch and the other kinds of the same items are dropped
+                    self.metrics.drop("export_error", sum(len(b.events) for b in batches[i:]))
                     return False
         return True
 

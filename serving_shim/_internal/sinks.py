@@ -208,7 +208,10 @@ class KafkaSink:
 
 
 class HttpSink:
-    """Posts each batch to a Driftline ingest API (``driftline serve``); 422s count as failures."""
+    """Posts each batch to a Driftline ingest API (``driftline serve``).
+
+    Unreachable, 401/403 and 5xx answers are failures (the processor retries windows and counts dropped
+    payloads); a per-event verdict (200 with rejections, 422) and 400/413 are final and not retried."""
 
     def __init__(self, base_url: str, *, api_key: str | None = None) -> None:
         self.base_url = base_url
@@ -220,13 +223,17 @@ class HttpSink:
         try:
             res = HttpTransport(self.base_url, api_key=self.api_key, timeout=timeout).send(batch.kind, list(batch.events))
         except TransportError as exc:
+            if exc.status in (400, 413):  # the batch itself is refused: sending it again cannot help
+                log.warning("ingest API refused a batch of %d %s events (HTTP %s); dropped", len(batch.events),
+                            batch.kind, exc.status)
+                return ExportResult.SUCCESS
             log.warning("http export of %d %s events failed: %s", len(batch.events), batch.kind,
                         str(exc).split(":", 1)[0])
             return ExportResult.FAILURE
-        if res.rejected:
+        if res.rejected:  # a per-event verdict is final: the server keeps them as dead letters, no retry
             log.warning("ingest API rejected %d of %d %s events (fields: %s)", len(res.rejected), len(batch.events),
                         batch.kind, sorted({str(r.get("field")) for r in res.rejected}))
-        return ExportResult.SUCCESS if res.accepted or not res.rejected else ExportResult.FAILURE
+        return ExportResult.SUCCESS
 
     def flush(self, timeout: float = 5.0) -> bool:
         return True

@@ -25,6 +25,7 @@ from collector.store import Store
 __all__ = ["Principal", "KeyStore", "SCOPES", "AuthPolicy", "LOCAL_PRINCIPAL"]
 
 SCOPES = ("read", "write", "admin")
+INGEST_PATHS = frozenset({"/v1/predictions", "/v1/labels", "/v1/metric-windows", "/v1/deploys"})
 _RANK = {s: i for i, s in enumerate(SCOPES)}
 _KINDS = {"key_id": "str", "key_hash": "str", "name": "str", "scope": "str", "models": "arr_s",
           "created_at": "ts", "revoked": "u8", "version": "u64"}
@@ -151,5 +152,11 @@ class AuthPolicy:
         model = request.query_params.get("model")
         if model and not principal.allows_model(model):
             raise HTTPException(403, f"model: this key is not allowed to read model {model!r}")
+        if principal.models and not model:
+            # a model-scoped key sees its models only: ingest checks each event's model; anything else
+            # (listings across models, runs, references, silences) needs ?model= naming one of its models
+            if need != "write" or request.url.path not in INGEST_PATHS:
+                raise HTTPException(403, "model: this key is limited to models "
+                                         f"{', '.join(principal.models)}; name one with ?model=")
         request.state.principal = principal
         return principal

@@ -23,7 +23,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(store_url=args.store, host=args.host, port=args.port,
                                  kafka_bootstrap=args.kafka, open_localhost=args.open_localhost or None,
                                  slo_files=",".join(args.slo) if args.slo else None)
-    print(f"driftline: opening store {settings.store_url} and applying migrations ...", flush=True)
+    print(f"driftline: opening store {settings.store_display} and applying migrations ...", flush=True)
     app = create_app(settings)
     keys = app.state.keys
     if not keys.has_admin():

@@ -43,7 +43,7 @@ def run_collector(settings: Settings, *, group_id: str = "driftline-collector", 
     if stop is not None:
         threading.Thread(target=lambda: (stop.wait(), collector.stop()), daemon=True).start()
     print(f"driftline collect: group {group_id!r} consuming {', '.join(collector.topics)} into "
-          f"{store.engine} ({settings.store_url})", flush=True)
+          f"{store.engine} ({settings.store_display})", flush=True)
     try:
         collector.run()
     finally:

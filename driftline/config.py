@@ -19,7 +19,6 @@ class Settings:
     port: int = 8000
     kafka_bootstrap: str = ""              # set: scale mode (ingest produces to Kafka)
     topic_prefix: str = "driftline"
-    run_collector: bool = False            # scale mode: also consume Kafka in this process
     open_localhost: bool = False           # embedded mode: requests from 127.0.0.1/::1 need no API key
     scheduler: bool = True                 # run detectors and SLO alerting inside this process
     scheduler_interval_s: float = 60.0
@@ -32,6 +31,17 @@ class Settings:
     webhook_url: str = ""
     webhook_secret: str = ""
     notify_allow: str = ""                 # comma-separated internal hosts/networks notifiers may reach
+
+    @property
+    def store_display(self) -> str:
+        """The store URL without credentials, for logs."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        u = urlsplit(self.store_url)
+        if u.password is None and u.username is None:
+            return self.store_url
+        host = u.hostname or ""
+        return urlunsplit((u.scheme, f"{host}:{u.port}" if u.port else host, u.path, u.query, u.fragment))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -62,7 +72,5 @@ class Settings:
             vals["scheduler"] = env["DRIFTLINE_SCHEDULER"].lower() in ("1", "true", "yes")
         if "DRIFTLINE_OPEN_LOCALHOST" in env:
             vals["open_localhost"] = env["DRIFTLINE_OPEN_LOCALHOST"].lower() in ("1", "true", "yes")
-        if "DRIFTLINE_RUN_COLLECTOR" in env:
-            vals["run_collector"] = env["DRIFTLINE_RUN_COLLECTOR"].lower() in ("1", "true", "yes")
         vals.update({k: v for k, v in overrides.items() if v is not None})
         return replace(s, **vals)  # type: ignore[arg-type]

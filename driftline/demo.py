@@ -130,14 +130,21 @@ def _start_dashboard(base: str, port: int) -> subprocess.Popen[bytes] | None:
     except ImportError:
         return None
     return subprocess.Popen([sys.executable, "-m", "driftline", "dashboard", "--api", base, "--port", str(port),
-                             "--headless"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--headless"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
 
 
 def run_demo(*, duration_s: float = 0, port: int = 8765, store: str = ".driftline-demo", rate: float = 200,
              drift_at: float = 20.0, reference_s: float = 15.0, outage_at: float = 45.0, outage_s: float = 25.0,
              dashboard_port: int = 8501, dashboard: bool = True) -> int:
+    marker = os.path.join(store, ".driftline-demo")
     if os.path.exists(store):
+        if os.listdir(store) and not os.path.exists(marker):
+            print(f"driftline demo: {store} exists and is not a demo store; choose another --store", file=sys.stderr)
+            return 2
         shutil.rmtree(store)
+    os.makedirs(store)
+    open(marker, "w").close()  # the next demo may delete this folder, and only a folder with this file
     base = f"http://127.0.0.1:{port}"
     print(f"driftline demo: starting `driftline serve` on {base} with an embedded chDB store at {store}", flush=True)
     # the scheduler ticks every 5 s and runs the detectors on 15 s windows, so the demo shows alerts in
@@ -224,8 +231,11 @@ def run_demo(*, duration_s: float = 0, port: int = 8765, store: str = ".driftlin
               f"{' ' + str(dropped) if dropped else ''}", flush=True)
         return 0
     finally:
-        if dash is not None:
-            dash.terminate()
+        if dash is not None:  # streamlit runs under `driftline dashboard`: end the whole group
+            try:
+                os.killpg(dash.pid, 15)
+            except ProcessLookupError:
+                pass
         server.terminate()
         try:
             server.wait(timeout=15)

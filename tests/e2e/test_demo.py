@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -18,10 +20,18 @@ def _free_port() -> int:
 
 def test_demo_shows_arrivals_and_drift() -> None:
     store = os.path.join(tempfile.mkdtemp(prefix="driftline-demo-"), "store")
-    out = subprocess.run(
-        [sys.executable, "-m", "driftline", "demo", "--duration", "80", "--no-dashboard", "--port", str(_free_port()), "--store", store],
-        capture_output=True, text=True, timeout=180,
-    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "driftline", "demo", "--duration", "80", "--no-dashboard", "--port", str(_free_port()),
+         "--store", store], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=240)
+    finally:  # the demo's server is its child: never leave it holding a port
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        shutil.rmtree(os.path.dirname(store), ignore_errors=True)
+    out = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.splitlines()
     arrivals = [int(m.group(2)) for line in lines if (m := re.match(r"\[\s*(\d+)s\] arrived:\s+(\d+) predictions", line))]

@@ -56,12 +56,17 @@ def test_scopes_models_and_revocation(app, store) -> None:  # type: ignore[no-un
         assert c.get("/v1/keys", headers={"X-API-Key": writer}).status_code == 403
         assert c.get("/v1/predictions", params={"model": "m2"}, headers={"X-API-Key": writer}).status_code == 403
         assert c.get("/v1/predictions", params={"model": "m1"}, headers={"X-API-Key": writer}).status_code == 200
+        # a model-scoped key cannot list across models nor act outside ingest without naming its model
+        assert c.get("/v1/counts", headers={"X-API-Key": writer}).status_code == 403
+        assert c.post("/v1/references/window", json={"model": "m2", "name": "b", "start": "2026-01-01T00:00:00Z",
+                                                    "end": "2026-01-02T00:00:00Z"},
+                      headers={"X-API-Key": writer}).status_code == 403
 
         listed = c.get("/v1/keys", headers=h).json()
         assert len(listed) == 3 and all("key_hash" not in k for k in listed)
         wid = writer.split("_")[1]
         assert c.delete(f"/v1/keys/{wid}", headers=h).json() == {"revoked": wid}
-        assert c.get("/v1/counts", headers={"X-API-Key": writer}).status_code == 401
+        assert c.get("/v1/predictions", params={"model": "m1"}, headers={"X-API-Key": writer}).status_code == 401
     # hashed at rest: no secret appears in the table
     stored = store.rows("SELECT key_hash FROM {db}.api_keys")
     for k in (admin, writer, reader):

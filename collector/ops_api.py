@@ -232,7 +232,7 @@ def ops_router(store: Store) -> APIRouter:
                 SELECT arrayJoin(arrayConcat(arrayMap(k -> (k, 'numeric'), mapKeys(features_num)),
                                              arrayMap(k -> (k, 'categorical'), mapKeys(features_cat)))) AS fk,
                        fk.1 AS feature, fk.2 AS kind
-                FROM (SELECT features_num, features_cat FROM {db}.predictions
+                FROM (SELECT features_num, features_cat FROM {db}.predictions FINAL
                       WHERE model = %(model)s AND ts >= %(since)s ORDER BY ts DESC LIMIT %(sample)s))
             GROUP BY feature, kind ORDER BY feature, kind
             """,

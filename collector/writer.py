@@ -15,7 +15,6 @@ from typing import Any
 
 from collector.store import Store
 from serving_shim.contract import (
-    SCHEMA_VERSION,
     DeployEvent,
     EventError,
     LabelEvent,
@@ -205,9 +204,3 @@ class EventWriter:
         }
         return self.store.insert("dead_letters", cols, KINDS_OF_COLUMNS["dead_letters"])
 
-
-def utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.UTC)
-
-
-_ = SCHEMA_VERSION

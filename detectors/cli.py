@@ -1,11 +1,14 @@
 """The detectors' subcommands of ``driftline`` (wired in :mod:`driftline.cli`): ``reference`` uploads a
-baseline file, ``report`` writes an Evidently HTML report. Both open the store directly, so they run
-while no server owns a chDB path (or against a ClickHouse server)."""
+baseline file, ``report`` writes an Evidently HTML report. Both open the store directly (``open_store`` is
+passed in by the composition root), so they run while no server owns a chDB path (or against a ClickHouse
+server)."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["add_upload_args", "add_report_args", "reference_upload", "report"]
 
@@ -13,18 +16,6 @@ __all__ = ["add_upload_args", "add_report_args", "reference_upload", "report"]
 def _ts(s: str) -> _dt.datetime:
     t = _dt.datetime.fromisoformat(s)
     return t if t.tzinfo else t.replace(tzinfo=_dt.UTC)
-
-
-def _open(url: str | None):  # noqa: ANN202
-    from collector.migrations import migrate
-    from collector.store import open_store
-    from driftline.config import Settings
-    from driftline.server import all_migrations
-
-    settings = Settings.from_env(store_url=url)
-    store = open_store(settings.store_url, database=settings.database)
-    migrate(store, all_migrations())
-    return store
 
 
 def add_upload_args(p: argparse.ArgumentParser) -> None:
@@ -52,10 +43,10 @@ def add_report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default=None)
 
 
-def reference_upload(args: argparse.Namespace) -> int:
+def reference_upload(args: argparse.Namespace, open_store: Callable[[str | None], Any]) -> int:
     from detectors.upload import upload_reference
 
-    store = _open(args.store)
+    store = open_store(args.store)
     p = upload_reference(store, args.model, args.name, args.path, prediction=args.prediction, score=args.score,
                          label=args.label, exclude=args.exclude, progress=not args.no_progress)
     kinds: dict[str, int] = {}
@@ -66,10 +57,10 @@ def reference_upload(args: argparse.Namespace) -> int:
     return 0
 
 
-def report(args: argparse.Namespace) -> int:
+def report(args: argparse.Namespace, open_store: Callable[[str | None], Any]) -> int:
     from detectors.report import evidently_html, file_sample, window_sample
 
-    store = _open(args.store)
+    store = open_store(args.store)
     cur = window_sample(store, args.model, args.start, args.end, sample=args.sample, version=args.version)
     if args.reference_file:
         ref = file_sample(args.reference_file, sample=args.sample)

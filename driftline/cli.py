@@ -129,13 +129,13 @@ def _dashboard(args: argparse.Namespace) -> int:
 def _reference_upload(args: argparse.Namespace) -> int:
     from detectors.cli import reference_upload
 
-    return reference_upload(args)
+    return reference_upload(args, _open_migrated)
 
 
 def _report(args: argparse.Namespace) -> int:
     from detectors.cli import report
 
-    return report(args)
+    return report(args, _open_migrated)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

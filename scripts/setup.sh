@@ -26,7 +26,10 @@ fi
 
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
   || { echo "setup: Python 3.11+ is needed, $("$PY" --version) found" >&2; exit 1; }
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import pip' >/dev/null 2>&1; then
+  rm -rf .venv
+  "$PY" -m venv .venv || { rm -rf .venv; echo "setup: '$PY -m venv' failed: install python3-venv (apt-get install python3-venv)" >&2; exit 1; }
+fi
 stamp=".venv/.driftline-installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   echo "setup: installing Python packages into .venv (first run takes a few minutes)"

@@ -47,11 +47,15 @@ class StoreIngestSink:
 
 
 class KafkaIngestSink:
-    """Scale mode: produce the good events to Kafka; the collectors store them."""
+    """Scale mode: produce the good events to Kafka; the collectors store them.
 
-    def __init__(self, transport: Any, writer: EventWriter | None = None) -> None:
+    A body may carry 10,000 events: they go out in messages of at most ``chunk`` events, so a message
+    stays well under the broker's default ``message.max.bytes`` (1 MB)."""
+
+    def __init__(self, transport: Any, writer: EventWriter | None = None, chunk: int = 500) -> None:
         self.transport = transport
         self.writer = writer
+        self.chunk = chunk
 
     def accept(self, decoded: Decoded) -> int:
         n = 0
@@ -61,7 +65,8 @@ class KafkaIngestSink:
             for e in events:
                 by_model.setdefault(e.model, []).append(e)
             for model, evs in by_model.items():
-                futures.append(self.transport.send(kind, evs, key=model))
+                for i in range(0, len(evs), self.chunk):
+                    futures.append(self.transport.send(kind, evs[i:i + self.chunk], key=model))
                 n += len(evs)
         for f in futures:
             f.get(timeout=10)

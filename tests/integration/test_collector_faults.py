@@ -230,7 +230,10 @@ def test_sigterm_finishes_the_batch_in_hand(kafka_bootstrap, topic_prefix) -> No
     p = subprocess.Popen([sys.executable, "-m", "driftline", "collect", "--store", path, "--kafka", kafka_bootstrap,
                           "--topic-prefix", topic_prefix, "--group", f"{topic_prefix}-g", "--batch-seconds", "60",
                           "--batch-events", "1000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(8)
+    assert p.stdout is not None
+    while "consuming" not in (line := p.stdout.readline()):  # the worker is up (signal handlers installed)
+        assert line, p.stderr.read()[-2000:] if p.stderr else "collector exited"
+    time.sleep(6)  # time to join the group and take the 30 messages in hand (the batch window is 60 s)
     p.terminate()
     out, err = p.communicate(timeout=60)
     assert p.returncode == 0, err[-2000:]

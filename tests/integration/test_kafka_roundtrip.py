@@ -95,18 +95,19 @@ def test_scale_mode_ingest_api_produces_to_kafka(store, kafka_bootstrap, topic_p
 
     app = create_app(Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, open_localhost=True,
                               scheduler=False), store=store)
-    preds = [f.prediction(i, model=f"m{i % 2}") for i in range(40)]
+    preds = [f.prediction(i, model=f"m{i % 2}") for i in range(1400)]  # 700 per model: two messages each
     bad = f.prediction(99)
     bad.pop("ts")
     with local_client(app) as c:
         r = c.post("/v1/predictions", json=preds + [bad])
-        assert r.status_code == 200 and r.json()["accepted"] == 40
+        assert r.status_code == 200 and r.json()["accepted"] == 1400
         assert r.json()["rejected"][0]["field"] == "ts"
         # nothing is written by the API itself in scale mode: the collectors store what Kafka carries
         assert c.get("/v1/counts").json()["prediction"] == 0
     collector = KafkaCollector(EventWriter(store), bootstrap_servers=kafka_bootstrap, group_id=f"{topic_prefix}-g",
                                topic_prefix=topic_prefix, batch_max_s=0.5)
     try:
-        assert _drain(collector, store, 40) == 40
+        assert _drain(collector, store, 1400) == 1400
+        assert collector.stats.consumed_messages == 4
     finally:
         collector.close()

@@ -72,15 +72,10 @@ def _collect(args: argparse.Namespace) -> int:
 
 
 def _open_migrated(store_url: str | None) -> Store:
-    from collector.migrations import migrate
-    from collector.store import open_store
     from driftline.config import Settings
-    from driftline.server import all_migrations
+    from driftline.server import open_and_migrate
 
-    settings = Settings.from_env(store_url=store_url)
-    store = open_store(settings.store_url, database=settings.database)
-    migrate(store, all_migrations())
-    return store
+    return open_and_migrate(Settings.from_env(store_url=store_url))
 
 
 def _keys(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -83,6 +84,11 @@ def _utc(v: _dt.datetime) -> _dt.datetime:
     if v.tzinfo is None:
         return v.replace(tzinfo=_dt.UTC)
     return v.astimezone(_dt.UTC)
+
+
+#: A time normalised to UTC (naive means UTC). The prediction's ``ts`` skips this on its hot path; the
+#: writer reads a naive prediction time as UTC.
+UtcDatetime = Annotated[_dt.datetime, AfterValidator(_utc)]
 
 
 class _Event(BaseModel):
@@ -153,15 +159,10 @@ class LabelEvent(_Event):
     """Ground truth for an earlier (or later) prediction with the same ``request_id``."""
 
     kind: Literal["label"] = "label"
-    ts: _dt.datetime
+    ts: UtcDatetime
     request_id: Id
     value: float | None = None
     label: ShortStr | None = None
-
-    @field_validator("ts", mode="after")
-    @classmethod
-    def _ts(cls, v: _dt.datetime) -> _dt.datetime:
-        return _utc(v)
 
     @model_validator(mode="after")
     def _one(self) -> LabelEvent:
@@ -176,7 +177,7 @@ class MetricWindowEvent(_Event):
 
     kind: Literal["metric_window"] = "metric_window"
     model_version: Name
-    window_start: _dt.datetime
+    window_start: UtcDatetime
     window_s: int = Field(ge=1, le=3600)
     source: Id = Field(description="Replica that counted; windows from several replicas add up.")
     requests: int = Field(ge=0)
@@ -185,11 +186,6 @@ class MetricWindowEvent(_Event):
         description=f"Counts per latency bucket, upper bounds {list(LATENCY_BUCKETS_MS)} ms plus one overflow bucket."
     )
     latency_sum_ms: float = Field(ge=0)
-
-    @field_validator("window_start", mode="after")
-    @classmethod
-    def _ws(cls, v: _dt.datetime) -> _dt.datetime:
-        return _utc(v)
 
     @model_validator(mode="after")
     def _sums(self) -> MetricWindowEvent:
@@ -208,14 +204,9 @@ class DeployEvent(_Event):
     """A model version going live (a deploy marker, and the version expected to serve)."""
 
     kind: Literal["deploy"] = "deploy"
-    ts: _dt.datetime
+    ts: UtcDatetime
     model_version: Name
     annotations: dict[Name, ShortStr] = Field(default_factory=dict)
-
-    @field_validator("ts", mode="after")
-    @classmethod
-    def _ts(cls, v: _dt.datetime) -> _dt.datetime:
-        return _utc(v)
 
 
 Event = PredictionEvent | LabelEvent | MetricWindowEvent | DeployEvent

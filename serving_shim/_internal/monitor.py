@@ -18,7 +18,6 @@ import uuid
 import weakref
 from bisect import bisect_left
 from collections import defaultdict
-from hashlib import blake2b
 from typing import Any
 
 from serving_shim._internal import events as ev
@@ -26,7 +25,7 @@ from serving_shim._internal.config import BatchConfig, Redaction, ShimConfigErro
 from serving_shim._internal.metrics import MetricsSnapshot, ShimMetrics, register_prometheus
 from serving_shim._internal.processor import BatchProcessor
 from serving_shim._internal.redaction import Redactor
-from serving_shim._internal.sampling import threshold_for
+from serving_shim._internal.sampling import sample_key, threshold_for
 from serving_shim._internal.sinks import Batch, Sink
 from serving_shim.contract import LATENCY_BUCKETS_MS, SCHEMA_VERSION, validate_events
 
@@ -102,8 +101,7 @@ class Monitor:
             now = time.time()
             ok = status == "ok"
             rid = request_id if type(request_id) is str else str(request_id)
-            keep = (not ok or self._all
-                    or int.from_bytes(blake2b(rid.encode(), digest_size=8).digest(), "big") < self._threshold)
+            keep = not ok or self._all or sample_key(rid) < self._threshold
             counted = COUNTED_BY.get() is not self
             with self._lock:
                 if now >= self._win_end:
@@ -145,7 +143,7 @@ class Monitor:
 
     def sampled(self, request_id: str) -> bool:
         """The sampling decision for a successful request with this id (same in every process)."""
-        return self._all or int.from_bytes(blake2b(str(request_id).encode(), digest_size=8).digest(), "big") < self._threshold
+        return self._all or sample_key(str(request_id)) < self._threshold
 
     def log_label(self, request_id: str, *, label: str | None = None, value: float | None = None) -> bool:
         """Ground truth for an earlier request; sent only when that request is sampled."""

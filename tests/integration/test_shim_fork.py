@@ -8,9 +8,8 @@ import time
 
 import pytest
 
-from collector.consumer import KafkaCollector
-from collector.writer import EventWriter
 from serving_shim import KafkaSink, Monitor
+from tests.collecting import collect_until
 
 pytestmark = pytest.mark.kafka
 
@@ -39,17 +38,9 @@ def test_fork_with_a_live_kafka_producer(store, kafka_bootstrap, topic_prefix) -
     assert m.flush(30)
     m.shutdown()
 
-    collector = KafkaCollector(EventWriter(store), bootstrap_servers=kafka_bootstrap, group_id=f"{topic_prefix}-g",
-                               topic_prefix=topic_prefix, batch_max_s=0.5)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            collector.poll_batch()
-            if int(store.scalar("SELECT count() FROM {db}.predictions FINAL")) >= 70 and \
-                    int(store.scalar("SELECT sum(requests) FROM {db}.metric_windows FINAL")) >= 70:
-                break
-    finally:
-        collector.close()
+    collect_until(store, kafka_bootstrap, topic_prefix, lambda: (
+        int(store.scalar("SELECT count() FROM {db}.predictions FINAL")) >= 70
+        and int(store.scalar("SELECT sum(requests) FROM {db}.metric_windows FINAL")) >= 70))
     assert int(store.scalar("SELECT countIf(request_id LIKE 'parent-%') FROM {db}.predictions FINAL")) == 40
     assert int(store.scalar("SELECT countIf(request_id LIKE 'child-%') FROM {db}.predictions FINAL")) == 30
     sources = {r["source"]: int(r["n"]) for r in store.rows(

@@ -15,11 +15,10 @@ from typing import Any
 import pytest
 import uvicorn
 
-from collector.consumer import KafkaCollector
-from collector.writer import EventWriter
 from driftline.config import Settings
 from driftline.server import create_app
 from serving_shim import BatchConfig, HttpSink, KafkaSink, Monitor, Redaction
+from tests.collecting import collect_until
 
 SALT = b"integration-test-salt-0123456789"
 FIRST = ["Maria", "Jonathan", "Aiko", "Lars", "Fatima", "Chen", "Olga", "Pedro"]
@@ -136,17 +135,9 @@ def test_pii_corpus_over_kafka_leaves_no_raw_pii(store, kafka_bootstrap, topic_p
     _feed(m, recs)
     assert m.flush(60)
     m.shutdown()
-    collector = KafkaCollector(EventWriter(store), bootstrap_servers=kafka_bootstrap, group_id=f"{topic_prefix}-g",
-                               topic_prefix=topic_prefix, batch_max_s=0.5)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            collector.poll_batch()
-            if int(store.scalar("SELECT count() FROM {db}.predictions FINAL")) >= 200 and \
-                    int(store.scalar("SELECT count() FROM {db}.metric_windows FINAL")) >= 1:
-                break
-    finally:
-        collector.close()
+    collect_until(store, kafka_bootstrap, topic_prefix, lambda: (
+        int(store.scalar("SELECT count() FROM {db}.predictions FINAL")) >= 200
+        and int(store.scalar("SELECT count() FROM {db}.metric_windows FINAL")) >= 1))
     assert int(store.scalar("SELECT count() FROM {db}.predictions FINAL")) == 200
     assert int(store.scalar("SELECT sum(requests) FROM {db}.metric_windows FINAL")) == 200
     assert int(store.scalar("SELECT countIf(status = 'error') FROM {db}.predictions FINAL")) == 16

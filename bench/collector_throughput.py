@@ -70,7 +70,7 @@ def main() -> None:
         producer.send_raw("prediction", encode_batch("prediction", evs), key=evs[0]["model"].encode())
     producer.flush()
     collector = KafkaCollector(EventWriter(store), bootstrap_servers=a.kafka, group_id=f"{prefix}-g",
-                               topic_prefix=prefix, kinds=["prediction"], batch_max_events=20_000, batch_max_s=1.0)
+                               topic_prefix=prefix, kinds=["prediction"])  # the defaults of `driftline collect`
     while not collector.assignment():  # join the group before the clock starts
         collector.poll_once(0.1)
     t0 = time.perf_counter()

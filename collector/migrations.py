@@ -177,4 +177,44 @@ COLLECTOR_MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        component="collector",
+        number=3,
+        name="dead letters deduplicated",
+        # A batch redelivered after a crash (or a rebalance) rejects the same events again. Dead letters
+        # are now keyed by where they came from (Kafka topic:partition:offset, or "http"), their index in
+        # the batch, the field and the payload, so a redelivery replaces them instead of adding rows.
+        # No partition by time: a redelivery on another day must land in the same partition to collapse.
+        statements=(
+            """
+            CREATE TABLE IF NOT EXISTS {db}.dead_letters_v2 (
+                received_at DateTime64(3, 'UTC') DEFAULT now64(3),
+                source String,
+                kind LowCardinality(String),
+                event_index Int32,
+                event_id String,
+                field String,
+                reason String,
+                payload String
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY (source, event_index, field, cityHash64(payload))
+            TTL toDateTime(received_at) + INTERVAL 30 DAY
+            """,
+            # re-runnable: a copy made twice collapses like any redelivery
+            """
+            INSERT INTO {db}.dead_letters_v2
+            SELECT received_at, source, kind, event_index, event_id, field, reason, payload FROM {db}.dead_letters
+            """,
+        ),
+    ),
+    Migration(
+        component="collector",
+        number=4,
+        name="dead letters view",
+        # the old table goes; its name becomes a deduplicated view, so every reader sees each dead letter once
+        statements=(
+            "DROP TABLE IF EXISTS {db}.dead_letters",
+            "CREATE VIEW IF NOT EXISTS {db}.dead_letters AS SELECT * FROM {db}.dead_letters_v2 FINAL",
+        ),
+    ),
 )

@@ -14,12 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.store import Store
-from serving_shim.contract import (
-    DeployEvent,
-    EventError,
-    LabelEvent,
-    MetricWindowEvent,
-)
+from serving_shim.contract import DeployEvent, EventError, MetricWindowEvent
 
 __all__ = ["TABLE_FOR_KIND", "KINDS_OF_COLUMNS", "MapColumn", "to_columns", "EventWriter", "DeadLetter"]
 
@@ -89,53 +84,75 @@ def _utc(ts: _dt.datetime) -> _dt.datetime:
     return ts.replace(tzinfo=_UTC) if ts.tzinfo is None else ts
 
 
-def to_columns(kind: str, events: Sequence[Any]) -> tuple[str, dict[str, Any]]:
-    """Columns for the table of ``kind`` from validated events (Map columns as :class:`MapColumn`)."""
+def _prediction_columns(events: Sequence[Any], cols: dict[str, Any]) -> None:
+    """The collector's hottest loop (once per stored prediction): Map columns are filled flat, in place."""
+    c_id, c_ts, c_model, c_ver, c_req = cols["event_id"], cols["ts"], cols["model"], cols["model_version"], cols["request_id"]
+    num, cat, c_null, probs, sl = cols["features_num"], cols["features_cat"], cols["features_null"], cols["pred_probs"], cols["slices"]
+    num_k, num_v, num_o = num.keys, num.values, num.offsets
+    cat_k, cat_v, cat_o = cat.keys, cat.values, cat.offsets
+    sl_k, sl_v, sl_o = sl.keys, sl.values, sl.offsets
+    c_pv, c_pl, c_ps = cols["pred_value"], cols["pred_label"], cols["pred_score"]
+    c_lat, c_st, c_et, c_sv = cols["latency_ms"], cols["status"], cols["error_type"], cols["schema_version"]
+    no_nulls: list[str] = []  # shared by every row without a null feature; never mutated
+    for e in events:
+        c_id.append(e.event_id)
+        t = e.ts
+        c_ts.append(t if t.tzinfo is not None else t.replace(tzinfo=_UTC))
+        c_model.append(e.model)
+        c_ver.append(e.model_version)
+        c_req.append(e.request_id)
+        null = no_nulls
+        for k, v in e.features.items():
+            if v is None:
+                if null is no_nulls:
+                    null = []
+                null.append(k)
+            elif v.__class__ is str:
+                cat_k.append(k)
+                cat_v.append(v)
+            else:
+                num_k.append(k)
+                num_v.append(v)
+        num_o.append(len(num_k))
+        cat_o.append(len(cat_k))
+        c_null.append(null)
+        p = e.prediction
+        c_pv.append(p.value)
+        c_pl.append(p.label)
+        c_ps.append(p.score)
+        probs.append(p.probabilities)
+        s = e.slices
+        if s:
+            sl_k.extend(s.keys())
+            sl_v.extend(s.values())
+        sl_o.append(len(sl_k))
+        c_lat.append(e.latency_ms)
+        c_st.append(e.status)
+        c_et.append(e.error_type or "")
+        c_sv.append(e.schema_version)
+
+
+def to_columns(kind: str, events: Sequence[Any], into: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """Columns for the table of ``kind`` from validated events (Map columns as :class:`MapColumn`),
+    appended to ``into`` when given (columns from an earlier call for the same kind)."""
     table = TABLE_FOR_KIND[kind]
     kinds = KINDS_OF_COLUMNS[table]
-    cols: dict[str, Any] = {name: (MapColumn() if k.startswith("map_") else []) for name, k in kinds.items()}
-    if kind == "prediction":
-        c_id, c_ts, c_model, c_ver, c_req = cols["event_id"], cols["ts"], cols["model"], cols["model_version"], cols["request_id"]
-        c_num, c_cat, c_null = cols["features_num"], cols["features_cat"], cols["features_null"]
-        c_pv, c_pl, c_ps, c_pp = cols["pred_value"], cols["pred_label"], cols["pred_score"], cols["pred_probs"]
-        c_sl, c_lat, c_st, c_et, c_sv = cols["slices"], cols["latency_ms"], cols["status"], cols["error_type"], cols["schema_version"]
+    cols: dict[str, Any] = into if into is not None else {
+        name: (MapColumn() if k.startswith("map_") else []) for name, k in kinds.items()
+    }
+    if kind == "prediction":  # models or fast-path objects, as for labels
+        _prediction_columns(events, cols)
+    elif kind == "label":  # contract models or the contract's fast-path objects: the same attributes
+        c_id, c_ts, c_model, c_req = cols["event_id"], cols["ts"], cols["model"], cols["request_id"]
+        c_val, c_cls, c_sv = cols["label_value"], cols["label_class"], cols["schema_version"]
         for e in events:
             c_id.append(e.event_id)
             c_ts.append(_utc(e.ts))
             c_model.append(e.model)
-            c_ver.append(e.model_version)
             c_req.append(e.request_id)
-            num: dict[str, float] = {}
-            cat: dict[str, str] = {}
-            null: list[str] = []
-            for k, v in e.features.items():
-                if v is None:
-                    null.append(k)
-                elif v.__class__ is str:
-                    cat[k] = v
-                else:
-                    num[k] = v
-            c_num.append(num)
-            c_cat.append(cat)
-            c_null.append(null)
-            p = e.prediction
-            c_pv.append(p.value)
-            c_pl.append(p.label)
-            c_ps.append(p.score)
-            c_pp.append(p.probabilities or {})
-            c_sl.append(e.slices)
-            c_lat.append(e.latency_ms)
-            c_st.append(e.status)
-            c_et.append(e.error_type or "")
+            c_val.append(e.value)
+            c_cls.append(e.label)
             c_sv.append(e.schema_version)
-    elif kind == "label":
-        for e in events:
-            assert isinstance(e, LabelEvent)
-            for name, v in (
-                ("event_id", e.event_id), ("ts", _utc(e.ts)), ("model", e.model), ("request_id", e.request_id),
-                ("label_value", e.value), ("label_class", e.label), ("schema_version", e.schema_version),
-            ):
-                cols[name].append(v)
     elif kind == "metric_window":
         for e in events:
             assert isinstance(e, MetricWindowEvent)
@@ -187,8 +204,13 @@ class EventWriter:
     def write(self, kind: str, events: Sequence[Any]) -> int:
         if not events:
             return 0
-        table, cols = to_columns(kind, events)
-        return self.store.insert(table, cols, KINDS_OF_COLUMNS[table])
+        return self.write_columns(kind, to_columns(kind, events)[1])
+
+    def write_columns(self, kind: str, cols: dict[str, Any]) -> int:
+        """Store columns made by :func:`to_columns` for ``kind``."""
+        table = TABLE_FOR_KIND[kind]
+        # every reader of the event tables uses FINAL, so the insert need not merge its block (2x faster)
+        return self.store.insert(table, cols, KINDS_OF_COLUMNS[table], merge=False)
 
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> int:
         if not letters:
@@ -202,5 +224,6 @@ class EventWriter:
             "reason": [d.reason for d in letters],
             "payload": [d.payload for d in letters],
         }
-        return self.store.insert("dead_letters", cols, KINDS_OF_COLUMNS["dead_letters"])
+        # the table behind the deduplicated view ``dead_letters`` (collector migrations 3 and 4)
+        return self.store.insert("dead_letters_v2", cols, KINDS_OF_COLUMNS["dead_letters"])
 

@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--topic-prefix", default=None)
     s.add_argument("--group", default="driftline-collector")
     s.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics on 127.0.0.1:PORT")
-    s.add_argument("--batch-events", type=int, default=20_000)
+    s.add_argument("--batch-events", type=int, default=50_000, help="store and commit after this many events (or --batch-seconds)")
     s.add_argument("--batch-seconds", type=float, default=1.0)
     s.set_defaults(fn=_collect)
 

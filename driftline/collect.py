@@ -19,7 +19,7 @@ log = logging.getLogger("driftline.collect")
 
 
 def run_collector(settings: Settings, *, group_id: str = "driftline-collector", metrics_port: int = 0,
-                  batch_max_events: int = 20_000, batch_max_s: float = 1.0,
+                  batch_max_events: int = 50_000, batch_max_s: float = 1.0,
                   stop: threading.Event | None = None) -> int:
     if not settings.kafka_bootstrap:
         raise ValueError("kafka: set --kafka (or DRIFTLINE_KAFKA_BOOTSTRAP) to the brokers to consume from")

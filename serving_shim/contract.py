@@ -21,9 +21,11 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import re as _re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import msgspec as _ms
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -53,6 +55,9 @@ __all__ = [
     "ContractError",
     "MODEL_FOR_KIND",
     "validate_events",
+    "decode_raw_batch",
+    "validate_batch_fast",
+    "validate_raw_events",
     "encode_batch",
     "decode_batch",
     "json_schema",
@@ -297,11 +302,239 @@ def validate_events(kind: str, items: list[Any]) -> tuple[list[Any], list[EventE
     return good, errors
 
 
+# -- fast path ------------------------------------------------------------------------------------
+#
+# The collector reads tens of thousands of events a second on one core, so the high-volume kinds have a
+# second, compiled reading of the same contract (msgspec). It is strictly narrower than the pydantic
+# models above: it accepts only events that the models accept too (names end in ``\Z``, not ``$``;
+# no coercion from strings or booleans; finite numbers only), and turns them into objects with the
+# same attributes and the same values. Whatever it does not accept goes through the models, which
+# give the verdict and the error message. tests/unit/serving_shim/test_contract_fastpath.py checks both
+# properties on generated events, valid and broken.
+
+#: model, model_version, error_type: checked after decoding, against a cache (they repeat in every event)
+_F_NAME = str
+_NAME_RE = _re.compile(rf"[A-Za-z0-9_.:\-/]{{1,{MAX_NAME_LEN}}}")
+_names_ok: dict[str, bool] = {}
+
+
+def _name_ok(s: str) -> bool:
+    ok = _names_ok.get(s)
+    if ok is None:
+        if len(_names_ok) > 10_000:
+            _names_ok.clear()
+        ok = _names_ok[s] = _NAME_RE.fullmatch(s) is not None
+    return ok
+
+_F_KEY = Annotated[str, _ms.Meta(min_length=1, max_length=MAX_NAME_LEN)]
+_F_ID = Annotated[str, _ms.Meta(min_length=1, max_length=256)]
+_F_SHORT = Annotated[str, _ms.Meta(max_length=MAX_STRING_LEN)]
+#: ISO 8601 with at most microseconds (more digits are rounded by one parser and cut by the other)
+_F_TS = Annotated[str, _ms.Meta(pattern=r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)?\Z")]
+_F_FLOAT = Annotated[float, _ms.Meta(ge=-1.7976931348623157e308, le=1.7976931348623157e308)]  # finite
+
+
+class _FastPrediction(_ms.Struct, forbid_unknown_fields=True, gc=False):
+    value: _F_FLOAT | None = None
+    label: _F_SHORT | None = None
+    score: _F_FLOAT | None = None
+    probabilities: dict[_F_KEY, _F_FLOAT] | None = None
+
+
+class _FastPredictionEvent(_ms.Struct, forbid_unknown_fields=True, gc=False):
+    schema_version: Literal[1]
+    event_id: _F_ID
+    model: _F_NAME
+    ts: _F_TS
+    model_version: _F_NAME
+    request_id: _F_ID
+    prediction: _FastPrediction
+    features: Annotated[dict[_F_KEY, _F_FLOAT | _F_SHORT | None], _ms.Meta(max_length=MAX_FEATURES)] = {}
+    slices: Annotated[dict[_F_KEY, _F_SHORT], _ms.Meta(max_length=64)] = {}
+    latency_ms: Annotated[float, _ms.Meta(ge=0, le=1.7976931348623157e308)] | None = None
+    status: Literal["ok", "error"] = "ok"
+    error_type: _F_NAME | None = None
+    kind: Literal["prediction"] = "prediction"
+
+
+class _FastLabelEvent(_ms.Struct, forbid_unknown_fields=True, gc=False):
+    schema_version: Literal[1]
+    event_id: _F_ID
+    model: _F_NAME
+    ts: _F_TS
+    request_id: _F_ID
+    value: _F_FLOAT | None = None
+    label: _F_SHORT | None = None
+    kind: Literal["label"] = "label"
+
+
+_fromiso = _dt.datetime.fromisoformat
+
+
+def _prediction_ok(e: Any) -> bool:
+    if not (_name_ok(e.model) and _name_ok(e.model_version)) or (e.error_type is not None and not _name_ok(e.error_type)):
+        return False
+    p = e.prediction
+    if p.value is None and p.label is None and p.score is None and not p.probabilities:
+        return False
+    if e.status == "ok" and e.error_type is not None:
+        return False
+    try:
+        e.ts = _fromiso(e.ts)
+    except ValueError:
+        return False
+    return True
+
+
+def _label_ok(e: Any) -> bool:
+    if not _name_ok(e.model):
+        return False
+    if e.value is None and e.label is None:
+        return False
+    try:
+        e.ts = _fromiso(e.ts)
+    except ValueError:
+        return False
+    return True
+
+
+_FAST: dict[str, tuple[Any, Any]] = {
+    "prediction": (_ms.json.Decoder(_FastPredictionEvent), _prediction_ok),
+    "label": (_ms.json.Decoder(_FastLabelEvent), _label_ok),
+}
+
+
+class _Envelope(_ms.Struct):
+    events: list[_ms.Raw]
+    kind: Any = None
+
+
+_ENVELOPE = _ms.json.Decoder(_Envelope)
+_ARRAY = _ms.json.Decoder(list[_ms.Raw])
+#: for each fast kind, decoders of a whole envelope / array of its events in one pass
+_WHOLE = {
+    kind: (_ms.json.Decoder(_ms.defstruct(f"_Envelope_{kind}", [("events", list[dec.type]), ("kind", Any, None)])),
+           _ms.json.Decoder(list[dec.type]))
+    for kind, (dec, _) in _FAST.items()
+}
+
+
+def _plain(data: bytes) -> bytes | None:
+    """The batch without leading whitespace, unless it is NDJSON (or empty): that is decode_batch's."""
+    stripped = data.lstrip()
+    if not stripped or (stripped[:1] in (b"{", "{") and (b"\n{" if isinstance(stripped, bytes) else "\n{") in stripped.rstrip()):
+        return None
+    return stripped
+
+
+def validate_batch_fast(data: bytes, kind: str) -> list[Any] | None:
+    """All the events of a wire batch of ``kind`` in one pass, if every one of them passes the fast
+    path; ``None`` otherwise (then :func:`decode_raw_batch` and :func:`validate_raw_events` sort
+    the good from the bad)."""
+    whole = _WHOLE.get(kind)
+    stripped = _plain(data) if whole is not None else None
+    if stripped is None:
+        return None
+    env_dec, arr_dec = whole  # type: ignore[misc]
+    try:  # msgspec checks UTF-8 as it reads
+        if stripped[:1] in (b"{", "{"):
+            env = env_dec.decode(stripped)
+            if env.kind not in (None, kind):
+                return None
+            events = env.events
+        else:
+            events = arr_dec.decode(stripped)
+    except (_ms.DecodeError, _ms.ValidationError):
+        return None
+    ok = _FAST[kind][1]
+    for e in events:
+        if not ok(e):
+            return None
+    return events
+
+
+def decode_raw_batch(data: bytes, kind: str | None = None) -> tuple[str, list[Any]] | None:
+    """The events of a wire batch as raw JSON each (``msgspec.Raw``, a bytes-like view), without building
+    them; or ``None`` when the batch is not a plain envelope or array of a kind with a fast path (NDJSON,
+    a single event, anything malformed, invalid UTF-8): then :func:`decode_batch` reads it and gives the
+    verdict."""
+    stripped = _plain(data)
+    if stripped is None:
+        return None
+    try:  # msgspec checks UTF-8 as it reads
+        if stripped[:1] in (b"{", "{"):
+            env = _ENVELOPE.decode(stripped)
+            if kind is not None and env.kind not in (None, kind):
+                return None
+            kind = env.kind or kind
+            raws = env.events
+        else:
+            raws = _ARRAY.decode(stripped)
+    except (_ms.DecodeError, _ms.ValidationError):
+        return None
+    if kind not in _FAST:
+        return None
+    return kind, raws
+
+
+def validate_raw_events(kind: str, raws: list[Any]) -> tuple[list[Any], list[int], list[EventError]]:
+    """Validate a batch of raw events (JSON bytes or ``msgspec.Raw`` each) of one kind.
+
+    Returns ``(good, indices, errors)``: the good events (fast-path objects or contract models, with
+    the same attributes), their positions in the batch, and one :class:`EventError` per rejected event.
+    """
+    fast = _FAST.get(kind)
+    good: list[Any] = []
+    indices: list[int] = []
+    errors: list[EventError] = []
+    slow: list[tuple[int, Any]] = []
+    if fast is not None:
+        decoder, ok = fast
+        for i, raw in enumerate(raws):
+            try:
+                ev = decoder.decode(raw)
+            except (_ms.ValidationError, _ms.DecodeError):
+                slow.append((i, raw))
+                continue
+            if ok(ev):
+                good.append(ev)
+                indices.append(i)
+            else:
+                slow.append((i, raw))
+    else:
+        slow = list(enumerate(raws))
+    if not slow:
+        return good, indices, errors
+    items = []
+    for _, raw in slow:
+        try:
+            items.append(_loads(bytes(raw).decode("utf-8")))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            items.append(exc)
+    for (i, _), item in zip(slow, items, strict=True):
+        if isinstance(item, Exception):
+            errors.append(EventError(i, "(event)", f"not valid JSON ({item})"))
+            continue
+        g, errs = validate_events(kind, [item])
+        if g:
+            good.append(g[0])
+            indices.append(i)
+        for e in errs:
+            errors.append(EventError(i, e.field, e.reason, e.event_id))
+    if good and indices != sorted(indices):
+        order = sorted(range(len(indices)), key=indices.__getitem__)
+        good = [good[j] for j in order]
+        indices = [indices[j] for j in order]
+    return good, indices, errors
+
+
 def _default(o: Any) -> Any:
     if isinstance(o, _dt.datetime):
         return _utc(o).isoformat()
     if isinstance(o, BaseModel):
         return o.model_dump(mode="json", exclude_none=True)
+    if isinstance(o, _ms.Struct):
+        return {k: v for k, v in _ms.to_builtins(o).items() if v is not None}
     raise TypeError(f"cannot encode {type(o).__name__}")
 
 

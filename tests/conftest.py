@@ -67,9 +67,10 @@ def clickhouse_server() -> Iterator[tuple[str, int]]:
     if binary is None:
         pytest.fail("clickhouse-server is not installed (scripts/setup.sh installs Debian's package as root)", pytrace=False)
     work = tempfile.mkdtemp(prefix="driftline-chserver-")
-    port, http = _free_port(), _free_port()
+    port, http, interserver = _free_port(), _free_port(), _free_port()
     config = "/etc/clickhouse-server/config.xml"
     cmd = [binary, f"--config-file={config}", "--", f"--tcp_port={port}", f"--http_port={http}",
+           f"--interserver_http_port={interserver}",
            "--listen_host=127.0.0.1", f"--path={work}/data/", f"--tmp_path={work}/tmp/",
            f"--user_files_path={work}/uf/", f"--format_schema_path={work}/fs/",
            f"--logger.log={work}/server.log", f"--logger.errorlog={work}/err.log", "--logger.console=0"]
@@ -78,7 +79,10 @@ def clickhouse_server() -> Iterator[tuple[str, int]]:
     while not _port_open("127.0.0.1", port, 0.5):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            err = open(f"{work}/err.log").read()[-2000:] if os.path.exists(f"{work}/err.log") else ""
+            err = ""
+            if os.path.exists(f"{work}/err.log"):
+                with open(f"{work}/err.log") as fh:
+                    err = fh.read()[-2000:]
             pytest.fail(f"clickhouse-server did not start on {port}: {err}", pytrace=False)
         time.sleep(0.2)
     yield "127.0.0.1", port

@@ -54,11 +54,11 @@ def main() -> None:
     stores = 0
     stored_events = 0
     if a.crash_after_stores:
-        real_write = writer.write
+        real_write = writer.write_columns  # what the collector stores its batch in hand with
 
-        def write(kind, events):  # type: ignore[no-untyped-def]
+        def write(kind, cols):  # type: ignore[no-untyped-def]
             nonlocal stores, stored_events
-            n = real_write(kind, events)
+            n = real_write(kind, cols)
             stores += 1
             stored_events += n
             if stores >= a.crash_after_stores:
@@ -66,7 +66,7 @@ def main() -> None:
                 os.kill(os.getpid(), signal.SIGKILL)
             return n
 
-        writer.write = write  # type: ignore[method-assign]
+        writer.write_columns = write  # type: ignore[method-assign]
     c = KafkaCollector(writer, bootstrap_servers=a.kafka, group_id=a.group, topic_prefix=a.prefix,
                        batch_max_events=a.batch_events, batch_max_s=0.5)
     print("ready", flush=True)

@@ -85,6 +85,20 @@ def test_bad_events_go_to_dead_letters_good_ones_are_stored(store, kafka_bootstr
         assert all(d["source"].startswith(f"kafka:{topic_prefix}.prediction:") for d in dead)
     finally:
         collector.close()
+    # the same messages delivered again (as after a crash before the commit; here a new group reads
+    # them from the start): no query result changes, dead letters included
+    again = KafkaCollector(EventWriter(store), bootstrap_servers=kafka_bootstrap,
+                           group_id=f"{topic_prefix}-again", topic_prefix=topic_prefix, batch_max_s=0.5)
+    try:
+        deadline = time.monotonic() + 30
+        while again.stats.dead_letters < 3 and time.monotonic() < deadline:
+            again.poll_batch()
+        assert again.stats.dead_letters == 3 and again.stats.stored_events == 10
+        assert int(store.scalar("SELECT count() FROM {db}.dead_letters_v2")) == 6  # stored twice...
+        assert store.rows("SELECT field, reason, event_id, payload, source FROM {db}.dead_letters ORDER BY field") == dead
+        assert int(store.scalar("SELECT count() FROM {db}.predictions FINAL")) == 10  # ...seen once
+    finally:
+        again.close()
         producer.close()
 
 

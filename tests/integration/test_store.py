@@ -98,3 +98,33 @@ def test_concurrent_inserts_from_threads_lose_nothing(store) -> None:  # type: i
     ids = [r["event_id"] for r in store.rows("SELECT event_id FROM {db}.predictions")]
     assert len(ids) == 16 * 500
     assert set(ids) == {e.event_id for good in batches for e in good}
+
+
+def test_dead_letters_of_an_older_store_move_to_the_deduplicated_table() -> None:
+    import uuid
+
+    from collector.migrations import COLLECTOR_MIGRATIONS
+    from collector.store import ChdbStore
+    from tests.conftest import _CHDB_PATH
+
+    old = ChdbStore(_CHDB_PATH, database=f"t_{uuid.uuid4().hex[:12]}")
+    try:
+        migrate(old, [m for m in COLLECTOR_MIGRATIONS if m.number <= 2])  # a store made before migration 3
+        row = ("kafka:t.prediction:0:41", "prediction", 3, "e3", "ts", "Field required", '{"event_id":"e3"}')
+        values = ", ".join("'" + v.replace("'", "\\'") + "'" if isinstance(v, str) else str(v) for v in row)
+        for _ in range(2):  # the old table kept a redelivered dead letter twice
+            old.execute(f"INSERT INTO {{db}}.dead_letters (source, kind, event_index, event_id, field, reason, payload) "
+                        f"VALUES ({values})")
+        assert [m.number for m in migrate(old, all_migrations()) if m.component == "collector"] == [3, 4]
+        rows = old.rows("SELECT source, kind, event_index, event_id, field, reason, payload FROM {db}.dead_letters")
+        assert [tuple(r.values()) for r in rows] == [row]
+        # a migration cut short and run again (statements are re-runnable) changes nothing
+        for m in COLLECTOR_MIGRATIONS:
+            if m.number == 4:
+                for stmt in m.statements:
+                    old.execute(stmt)
+        assert int(old.scalar("SELECT count() FROM {db}.dead_letters")) == 1
+        assert old.scalar("SELECT engine FROM system.tables WHERE database = %(d)s AND name = 'dead_letters'",
+                          {"d": old.database}) == "View"
+    finally:
+        old.drop_database()

@@ -1,5 +1,3 @@
-import sys
+from driftline.cli import run
 
-from driftline.cli import main
-
-sys.exit(main())
+run()

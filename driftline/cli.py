@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -214,5 +216,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run() -> None:
+    """The ``driftline`` command: :func:`main`, then leave without chDB's global shutdown.
+
+    chDB 4.4 can crash in its C++ global shutdown at interpreter exit, after the command has finished
+    and everything is stored (seen now and then as a segmentation fault). Once the command is done and
+    no other thread is left to wait for, the exit handlers run (the SDK's flush among them), the
+    streams are flushed and the process leaves with the command's status, skipping that teardown.
+    """
+    code = main()
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if "chdb" not in sys.modules or others:
+        sys.exit(code)
+    import atexit
+
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

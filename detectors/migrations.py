@@ -89,4 +89,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        component="detectors",
+        number=3,
+        name="reference grids",
+        statements=(
+            # The counting grid a numeric profile's edges come from (grid_cells 0: TDigest edges, no grid).
+            """
+            ALTER TABLE {db}.detector_references
+                ADD COLUMN IF NOT EXISTS grid_lo Float64 DEFAULT 0,
+                ADD COLUMN IF NOT EXISTS grid_hi Float64 DEFAULT 0,
+                ADD COLUMN IF NOT EXISTS grid_cells UInt32 DEFAULT 0
+            """,
+        ),
+    ),
 )

@@ -100,7 +100,17 @@ def numeric_stats(store: Store, src: Source, *, quantiles: bool = False, counts_
     rows: list[dict[str, Any]] = []
     keys = "" if only is None else f" AND has({literal(sorted(only) or [''])}, k)"
     pseudo = {k: v for k, v in src.pseudo_num.items() if only is None or k in only}
-    if src.maps and counts_only:
+    if counts_only and pseudo:             # one query: the keys of the Map, the pseudo features' statistics
+        stats = ", ".join(f"({literal(name)}, count({col}), min({col}), max({col}), avg({col}), stddevPop({col}))"
+                          for name, col in pseudo.items())
+        parts = [f"""SELECT t.1 AS k, t.2 AS n, t.3 AS lo, t.4 AS hi, t.5 AS mean, t.6 AS std
+                     FROM (SELECT [{stats}] AS a FROM {src.table} WHERE {src.where}) ARRAY JOIN a AS t"""]
+        if src.maps:
+            parts.append(f"""SELECT toString(k) AS k, count() AS n, nan AS lo, nan AS hi, nan AS mean, nan AS std
+                             FROM {src.table} ARRAY JOIN features_num.keys AS k WHERE {src.where}{keys} GROUP BY k""")
+        rows = store.rows(" UNION ALL ".join(parts), src.params)
+        pseudo = {}
+    elif src.maps and counts_only:
         rows = store.rows(
             f"""SELECT k, count() AS n, nan AS lo, nan AS hi, nan AS mean, nan AS std
                 FROM {src.table} ARRAY JOIN features_num.keys AS k WHERE {src.where}{keys} GROUP BY k""", src.params)
@@ -278,25 +288,22 @@ def category_counts(store: Store, src: Source, *, limit: int = MAX_CATEGORIES_RE
                     ) -> dict[str, tuple[int, int, dict[str, int]]]:
     """Per categorical feature: (non-null rows, distinct values, counts of its ``limit`` most frequent values)."""
     out: dict[str, tuple[int, int, dict[str, int]]] = {}
-    if src.maps:
-        tot = store.rows(
-            f"""SELECT k, count() AS n, uniqExact(v) AS d
-                FROM {src.table} ARRAY JOIN mapKeys(features_cat) AS k, mapValues(features_cat) AS v
-                WHERE {src.where} GROUP BY k""", src.params)
-        top = store.rows(
-            f"""SELECT k, v, count() AS c
-                FROM {src.table} ARRAY JOIN mapKeys(features_cat) AS k, mapValues(features_cat) AS v
-                WHERE {src.where} GROUP BY k, v ORDER BY c DESC, v LIMIT {int(limit)} BY k""", src.params)
-        for r in tot:
-            out[r["k"]] = (int(r["n"]), int(r["d"]), {})
-        for r in top:
-            out[r["k"]][2][r["v"]] = int(r["c"])
+    parts = []                              # one query: per feature and value its count, the feature's total
+    if src.maps:                            # and distinct values over the groups, the top ``limit`` kept
+        parts.append(f"""SELECT toString(k) AS k, v, count() AS c, sum(c) OVER (PARTITION BY k) AS n,
+                                count() OVER (PARTITION BY k) AS d
+                         FROM {src.table} ARRAY JOIN mapKeys(features_cat) AS k, mapValues(features_cat) AS v
+                         WHERE {src.where} GROUP BY k, v""")
     for name, col in src.pseudo_cat.items():
-        res = store.rows(f"""SELECT {col} AS v, count() AS c, sum(c) OVER () AS n, count() OVER () AS d
-                              FROM {src.table} WHERE {src.where} AND {col} IS NOT NULL
-                              GROUP BY v ORDER BY c DESC, v LIMIT {int(limit)}""", src.params)
-        if res:
-            out[name] = (int(res[0]["n"]), int(res[0]["d"]), {r["v"]: int(r["c"]) for r in res})
+        parts.append(f"""SELECT {literal(name)} AS k, assumeNotNull({col}) AS v, count() AS c, sum(c) OVER () AS n,
+                                count() OVER () AS d
+                         FROM {src.table} WHERE {src.where} AND {col} IS NOT NULL GROUP BY v""")
+    if not parts:
+        return out
+    res = store.rows(f"SELECT k, v, c, n, d FROM ({' UNION ALL '.join(parts)}) ORDER BY k, c DESC, v "
+                     f"LIMIT {int(limit)} BY k", src.params)
+    for r in res:
+        out.setdefault(r["k"], (int(r["n"]), int(r["d"]), {}))[2][r["v"]] = int(r["c"])
     return out
 
 

@@ -69,8 +69,13 @@ class Grid:
         def ge(v: np.ndarray) -> np.ndarray:
             return (v - lo) * s >= j                  # the SQL's operations, in the same order
 
-        # bisection over the floats (as ordered integers) between a point below and one above
-        a, z = _key(lo + (j - 1) / s), _key(lo + (j + 1) / s)
+        # bisection over the floats (as ordered integers) between a point below and one above: a few
+        # rounding errors around lo + j / scale, or a cell either side where that does not bracket
+        x0, d = lo + j / s, 4 * np.spacing(max(abs(self.lo), abs(self.hi)))
+        a, z = _key(x0 - d), _key(x0 + d)
+        wide = ge(_float(a)) | ~ge(_float(z))
+        a = np.where(wide, _key(lo + (j - 1) / s), a)
+        z = np.where(wide, _key(lo + (j + 1) / s), z)
         if ge(_float(a)).any() or not ge(_float(z)).all():
             raise ValueError(f"grid: cannot place the boundaries of [{self.lo!r}, {self.hi!r})")
         while (z - a > 1).any():

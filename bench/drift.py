@@ -59,7 +59,7 @@ def _store(path: str):  # noqa: ANN202 - bench helper
     sys.path.insert(0, ROOT)
     from collector.migrations import migrate
     from collector.store import ChdbStore
-    from driftline.server import all_migrations
+    from driftline.migrations import all_migrations
 
     s = ChdbStore(path, database="bench")
     migrate(s, all_migrations())

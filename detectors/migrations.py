@@ -1,4 +1,4 @@
-"""Tables of the detectors (component ``detectors``), applied by ``driftline.server.all_migrations``.
+"""Tables of the detectors (component ``detectors``), applied by ``driftline.migrations.all_migrations``.
 
 ``detector_results`` is the contract between the detectors (writers) and the SLO engine and the
 dashboard (readers): one row per model, version, feature or slice, window and test.

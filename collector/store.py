@@ -217,16 +217,24 @@ class ChdbStore(Store):
     def _exec(self, sql: str) -> None:
         self._run(sql, "CSV")
 
+    def _table(self, sql: str) -> pa.Table | None:
+        """The result as an Arrow table, read from chDB's Arrow IPC output (its own ``ArrowTable``
+        format imports pandas, about 50 MB resident, for nothing)."""
+        res = self._run(sql, "Arrow")
+        if not len(res):
+            return None
+        return pa.ipc.open_file(res.get_memview().view()).read_all()
+
     def _df(self, sql: str) -> pd.DataFrame:
         import pandas as pd
 
-        tbl = self._run(sql, "ArrowTable")
-        return tbl.to_pandas(maps_as_pydicts="strict") if isinstance(tbl, pa.Table) else pd.DataFrame()
+        tbl = self._table(sql)
+        return tbl.to_pandas(maps_as_pydicts="strict") if tbl is not None else pd.DataFrame()
 
     def _rows(self, sql: str) -> list[dict[str, Any]]:
         """Straight from Arrow (no pandas: faster, and pandas stays unimported in a detector run)."""
-        tbl = self._run(sql, "ArrowTable")
-        if not isinstance(tbl, pa.Table):
+        tbl = self._table(sql)
+        if tbl is None:
             return []
         cols = {}
         for name, col in zip(tbl.column_names, tbl.columns, strict=True):
@@ -239,8 +247,8 @@ class ChdbStore(Store):
         return [dict(zip(cols, r, strict=True)) for r in zip(*cols.values(), strict=True)]
 
     def _scalar(self, sql: str) -> Any:
-        tbl = self._run(sql, "ArrowTable")
-        if not isinstance(tbl, pa.Table) or tbl.num_rows == 0:
+        tbl = self._table(sql)
+        if tbl is None or tbl.num_rows == 0:
             return None
         return tbl.column(0)[0].as_py()
 

@@ -152,7 +152,7 @@ def _value_expr(src: Source, feature: str) -> str:
 #: ``roundDown`` on these machines); above it, ``roundDown`` over the sorted edges.
 MAX_COMPARISON_EDGES = 16
 #: Rows read to place the reference grid (the first rows of the source, one thread: deterministic).
-SAMPLE_ROWS = 65536
+SAMPLE_ROWS = 16384
 #: The grid spans the sampled range widened by this share of it on each side.
 GRID_MARGIN = 0.1
 
@@ -316,9 +316,10 @@ def null_counts(store: Store, src: Source) -> dict[str, int]:
     return {r["k"]: int(r["n"]) for r in rows}
 
 
-def window_facts(store: Store, src: Source) -> dict[str, Any]:
-    """Rows, newest event time and the 95th percentile of ingest lag (seconds) of a window source."""
-    if not src.has_ts:
+def window_facts(store: Store, src: Source, *, rows_only: bool = False) -> dict[str, Any]:
+    """Rows, newest event time and the 95th percentile of ingest lag (seconds) of a window source
+    (``rows_only``: the rows alone)."""
+    if not src.has_ts or rows_only:
         return {"rows": int(store.scalar(f"SELECT count() FROM {src.table} WHERE {src.where}", src.params) or 0)}
     r = store.rows(f"""SELECT count() AS rows, max(ts) AS newest,
                               quantile(0.95)(dateDiff('millisecond', ts, ingested_at)) / 1000 AS lag_p95_s

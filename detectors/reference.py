@@ -164,9 +164,9 @@ def build_profile(store: Store, src: Source, *, model: str, name: str, source: s
     """Summarise ``src`` (and optionally a labels source) into a profile: one full pass for the numeric
     features in the common case, a few cheap ones for the rest."""
     feats: dict[str, FeatureProfile] = {}
-    rows = int(window_facts(store, src)["rows"])
+    rows = int(window_facts(store, src, rows_only=True)["rows"])
     for s in [src] + ([labels] if labels is not None else []):
-        srows = rows if s is src else int(window_facts(store, s)["rows"])
+        srows = rows if s is src else int(window_facts(store, s, rows_only=True)["rows"])
         feats.update(numeric_profiles(store, s, srows))
         for f, (n, distinct, top) in category_counts(store, s).items():
             kept = list(top.items())[:max_categories]

@@ -7,10 +7,13 @@ columns; the prediction and the label are read as pseudo-features whose names st
 (``@pred.value``, ``@pred.score``, ``@pred.label``, ``@label.value``, ``@label.class``), which the
 event contract does not allow as feature names, so they never collide.
 
-Bin counts use one wide pass: per feature a bin index (a sum of comparisons with the edges, or
-``roundDown(x, [-inf, edges...])`` for long edge lists) in a single scan and a ``GROUP BY`` over the
-(feature, bin) pairs. A feature absent from a row reads as 0 there, so the absent rows (known
-exactly from the stats pass) are taken out of the bin holding 0.
+Bin counts take one scan for every feature: per feature a code per row (the reference's counting
+grid, :mod:`detectors.grid`, when its edges come from one; else the bin index, a sum of comparisons
+with the edges or ``roundDown`` for long edge lists) counted by ``countResample``, a few numbers per
+feature back. Map values are read with ``features_num['name']`` (20 lookups of a 20-key map cost
+about what one ``ARRAY JOIN`` of the map costs, and need no ``GROUP BY``). A feature absent from a
+row reads as 0 there, so the absent rows (known exactly from the keys pass) are taken out of the
+bin holding 0.
 """
 
 from __future__ import annotations

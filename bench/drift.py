@@ -14,8 +14,13 @@ fixed seed and written to Parquet. Driftline runs in subprocesses on a fresh chD
    every feature, ``--repeat`` times (the first run is cold: empty caches). ``driftline_s`` is the
    median run of this whole step (reference build + current + PSI), ``run_s`` its current-window part
    (what every scheduled run costs once the reference is stored), and ``peak_rss_mb`` this process's
-   ``ru_maxrss`` (Python, pandas, chDB engine and all; ``baseline_rss_mb`` is the same process idle,
-   after opening the store, before any work).
+   ``ru_maxrss`` (Python, pyarrow, pandas once an insert has imported it, chDB engine and all;
+   ``baseline_rss_mb`` is the same process idle, after opening the store, before any work).
+   ``anon_mb`` and ``file_mb`` split the resident memory at the end of the runs (the largest value
+   seen after any run, from ``RssAnon``/``RssFile`` in ``/proc/self/status``) into anonymous memory
+   (Python objects, ClickHouse query memory and caches) and file-backed pages (mapped code, mostly
+   the chDB library): they explain ``peak_rss_mb``, they do not replace it (a peak inside a query
+   is not seen by these samples).
 
 Evidently runs in this process on the same data as pandas DataFrames (timed: report run only).
 """
@@ -59,7 +64,7 @@ def _store(path: str):  # noqa: ANN202 - bench helper
     sys.path.insert(0, ROOT)
     from collector.migrations import migrate
     from collector.store import ChdbStore
-    from driftline.server import all_migrations
+    from driftline.migrations import all_migrations
 
     s = ChdbStore(path, database="bench")
     migrate(s, all_migrations())
@@ -86,6 +91,20 @@ def part_load(store_path: str, data: str, rows: int, features: int, t0: _dt.date
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def _rss_split() -> tuple[float, float]:
+    """(RssAnon, RssFile) of this process now, in MB (Linux; zeros elsewhere)."""
+    got = {}
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                key, _, val = line.partition(":")
+                if key in ("RssAnon", "RssFile"):
+                    got[key] = int(val.split()[0]) / 1024
+    except OSError:
+        pass
+    return got.get("RssAnon", 0.0), got.get("RssFile", 0.0)
+
+
 def part_detect(store_path: str, t0: _dt.datetime, bins: int, repeat: int) -> dict:
     s = _store(store_path)
     s.scalar("SELECT 1")
@@ -96,6 +115,7 @@ def part_detect(store_path: str, t0: _dt.datetime, bins: int, repeat: int) -> di
 
     h = _dt.timedelta(hours=1)
     runs = []
+    anon, file = _rss_split()
     for _ in range(repeat):
         t = time.perf_counter()
         prof = reference_from_window(s, MODEL, t0, t0 + h, name="bench-ref", labels=False)
@@ -105,10 +125,12 @@ def part_detect(store_path: str, t0: _dt.datetime, bins: int, repeat: int) -> di
                             features={f for f in prof.features if not f.startswith("@")})
         total = time.perf_counter() - t
         runs.append((total, t_ref, total - t_ref))
+        anon, file = (max(a, b) for a, b in zip((anon, file), _rss_split(), strict=True))
     total, t_ref, t_cur = sorted(runs)[len(runs) // 2]          # the median run (the machine is shared)
     return {"driftline_s": total, "reference_s": t_ref, "current_s": t_cur, "runs": runs,
             "psi": {r.subject: r.value for r in res}, "status": {r.subject: r.status for r in res},
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "baseline_rss_mb": baseline}
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "baseline_rss_mb": baseline,
+            "anon_mb": anon, "file_mb": file}
 
 
 def run_evidently(data: str) -> tuple[float, dict[str, float]]:
@@ -179,7 +201,8 @@ def main() -> int:
           + "; ".join(f"{x:.3f}s {y:.3f}s {z:.3f}s" for x, y, z in det["runs"]), flush=True)
     print(f"driftline (median run): reference profile {det['reference_s']:.3f}s (built once, stored) + current window and PSI "
           f"{det['current_s']:.3f}s (every run) = {det['driftline_s']:.3f}s; peak RSS {det['peak_rss_mb']:.0f} MB, "
-          f"of which {det['baseline_rss_mb']:.0f} MB is the idle process (Python, pandas, chDB engine) before any work",
+          f"of which {det['baseline_rss_mb']:.0f} MB is the idle process (Python, pyarrow, chDB engine) before any work; "
+          f"resident after the runs: {det['anon_mb']:.0f} MB anonymous + {det['file_mb']:.0f} MB file-backed",
           flush=True)
     run_ev = a.evidently if a.evidently is not None else a.rows <= 2_000_000
     ev_s, ev = (float("nan"), {})
@@ -195,7 +218,8 @@ def main() -> int:
     # run_s and run_speedup: one scheduled run against the stored reference profile.
     print(f"drift_bench rows={a.rows} features={a.features} driftline_s={det['driftline_s']:.3f} "
           f"evidently_s={ev_s:.3f} speedup={speed:.1f} peak_rss_mb={det['peak_rss_mb']:.0f} "
-          f"run_s={det['current_s']:.3f} run_speedup={run_speed:.1f} baseline_rss_mb={det['baseline_rss_mb']:.0f}")
+          f"run_s={det['current_s']:.3f} run_speedup={run_speed:.1f} baseline_rss_mb={det['baseline_rss_mb']:.0f} "
+          f"anon_mb={det['anon_mb']:.0f} file_mb={det['file_mb']:.0f}")
     return 0
 
 

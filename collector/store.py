@@ -19,14 +19,16 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from collector.exceptions import QueryError, StoreLockedError, StoreUnavailable, StoreVersionError
 from collector.sql import check_identifier, render
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Store", "ChdbStore", "ClickHouseStore", "open_store", "MIN_SERVER_VERSION"]
 
@@ -103,8 +105,16 @@ class Store(ABC):
         return self._df(self.sql(sql, params))
 
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        df = self.df(sql, params)
-        out = df.to_dict(orient="records")
+        """The result as dicts of Python values (NaN and NULL as None, maps as dicts, arrays as lists)."""
+        return self._rows(self.sql(sql, params))
+
+    def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        return self._scalar(self.sql(sql, params))
+
+    def _rows(self, sql: str) -> list[dict[str, Any]]:
+        import pandas as pd
+
+        out = self._df(sql).to_dict(orient="records")
         for r in out:
             for k, v in r.items():
                 if isinstance(v, float) and v != v:  # NaN from nullable columns
@@ -117,8 +127,8 @@ class Store(ABC):
                     r[k] = v.item()
         return out
 
-    def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
-        df = self.df(sql, params)
+    def _scalar(self, sql: str) -> Any:
+        df = self._df(sql)
         if df.empty:
             return None
         v = df.iat[0, 0]
@@ -216,9 +226,40 @@ class ChdbStore(Store):
     def _exec(self, sql: str) -> None:
         self._run(sql, "CSV")
 
+    def _table(self, sql: str) -> pa.Table | None:
+        """The result as an Arrow table, read from chDB's Arrow IPC output (its own ``ArrowTable``
+        format imports pandas, about 50 MB resident, for nothing)."""
+        res = self._run(sql, "Arrow")
+        if not len(res):
+            return None
+        return pa.ipc.open_file(res.get_memview().view()).read_all()
+
     def _df(self, sql: str) -> pd.DataFrame:
-        tbl = self._run(sql, "ArrowTable")
-        return tbl.to_pandas(maps_as_pydicts="strict") if isinstance(tbl, pa.Table) else pd.DataFrame()
+        import pandas as pd
+
+        tbl = self._table(sql)
+        return tbl.to_pandas(maps_as_pydicts="strict") if tbl is not None else pd.DataFrame()
+
+    def _rows(self, sql: str) -> list[dict[str, Any]]:
+        """Straight from Arrow (no pandas: faster, and pandas stays unimported in a detector run)."""
+        tbl = self._table(sql)
+        if tbl is None:
+            return []
+        cols = {}
+        for name, col in zip(tbl.column_names, tbl.columns, strict=True):
+            vals = col.to_pylist()
+            if pa.types.is_map(col.type):
+                vals = [None if v is None else dict(v) for v in vals]
+            elif pa.types.is_floating(col.type):
+                vals = [None if v is None or v != v else v for v in vals]
+            cols[name] = vals
+        return [dict(zip(cols, r, strict=True)) for r in zip(*cols.values(), strict=True)]
+
+    def _scalar(self, sql: str) -> Any:
+        tbl = self._table(sql)
+        if tbl is None or tbl.num_rows == 0:
+            return None
+        return tbl.column(0)[0].as_py()
 
     def _insert(
         self, table: str, columns: Mapping[str, Sequence[Any]], kinds: Mapping[str, str], merge: bool = True
@@ -308,6 +349,8 @@ class ClickHouseStore(Store):
         self._call(sql)
 
     def _df(self, sql: str) -> pd.DataFrame:
+        import pandas as pd
+
         rows, cols = self._call(sql, with_column_types=True)
         return pd.DataFrame(rows, columns=[c[0] for c in cols])
 

@@ -1,7 +1,9 @@
 """Drift of every feature, the prediction and the label: current window against a reference profile.
 
 The window is summarised once in SQL (:class:`WindowSummary`: counts on the reference bins,
-category counts, a few numbers per feature) and every configured test runs on those counts.
+category counts, a few numbers per feature) and every configured test runs on those counts. A
+feature whose reference edges come from a counting grid is counted with the grid's code (one
+multiplication per value, whatever the number of edges); the others compare values with the edges.
 PSI, KL and JS use ``bins`` reference-quantile bins (default 10); KS and Wasserstein use the full
 100-quantile grid (see :mod:`detectors.stattests` for what that approximates).
 """
@@ -93,7 +95,8 @@ def summarize_window(store: Store, src: Source, profile: Profile, *, bins: int |
         if fp.kind == "numeric" and fp.edges.size and f in num and (src.maps or f in src.pseudo_num):
             edges[f] = fp.edges if bins is None else np.unique(np.concatenate(
                 [fp.edges[:1], coarse_bins(fp, bins), fp.edges[-1:]]))
-    fine = bin_counts(store, src, edges, {f: s.n for f, s in num.items()}, rows)
+    grids = {f: g for f in edges if (g := profile.features[f].grid) is not None}
+    fine = bin_counts(store, src, edges, {f: s.n for f, s in num.items()}, rows, grids=grids)
     return WindowSummary(rows=rows, numeric=num, edges=edges, fine=fine, categorical=category_counts(store, src),
                          nulls=null_counts(store, src), facts=facts)
 

@@ -7,16 +7,19 @@ columns; the prediction and the label are read as pseudo-features whose names st
 (``@pred.value``, ``@pred.score``, ``@pred.label``, ``@label.value``, ``@label.class``), which the
 event contract does not allow as feature names, so they never collide.
 
-Bin counts use one wide pass: per feature a bin index (a sum of comparisons with the edges, or
-``roundDown(x, [-inf, edges...])`` for long edge lists) in a single scan and a ``GROUP BY`` over the
-(feature, bin) pairs. A feature absent from a row reads as 0 there, so the absent rows (known
-exactly from the stats pass) are taken out of the bin holding 0.
+Bin counts take one scan for every feature: per feature a code per row (the reference's counting
+grid, :mod:`detectors.grid`, when its edges come from one; else the bin index, a sum of comparisons
+with the edges or ``roundDown`` for long edge lists) counted by ``countResample``, a few numbers per
+feature back. Map values are read with ``features_num['name']`` (20 lookups of a 20-key map cost
+about what one ``ARRAY JOIN`` of the map costs, and need no ``GROUP BY``). A feature absent from a
+row reads as 0 there, so the absent rows (known exactly from the keys pass) are taken out of the
+bin holding 0.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +27,10 @@ import numpy as np
 
 from collector.sql import literal
 from collector.store import Store
+from detectors.grid import Grid
 
-__all__ = ["Source", "window_source", "upload_source", "labels_source", "QUANTILE_LEVELS",
-           "numeric_stats", "bin_counts", "category_counts", "null_counts", "window_facts"]
+__all__ = ["Source", "window_source", "upload_source", "labels_source", "QUANTILE_LEVELS", "numeric_stats",
+           "bin_counts", "grid_counts", "grid_for", "sample_ranges", "category_counts", "null_counts", "window_facts"]
 
 #: Reference quantile grid: bins for every test are subsets of these edges.
 QUANTILE_LEVELS: tuple[float, ...] = tuple(round(i / 100, 2) for i in range(1, 100))
@@ -87,33 +91,45 @@ def _q(levels: Sequence[float]) -> str:
     return ", ".join(repr(float(x)) for x in levels)
 
 
-def numeric_stats(store: Store, src: Source, *, quantiles: bool = False, counts_only: bool = False
-                  ) -> dict[str, NumStats]:
+def numeric_stats(store: Store, src: Source, *, quantiles: bool = False, counts_only: bool = False,
+                  only: Collection[str] | None = None) -> dict[str, NumStats]:
     """Count, min, max, mean, std (and the reference quantile grid) per numeric feature.
 
     ``counts_only``: only the counts of the Map features are exact (a scan of the keys alone,
-    several times cheaper); their min, max, mean and std are NaN.
+    several times cheaper); their min, max, mean and std are NaN. ``only``: these features alone.
     """
     qa = f", quantilesTDigest({_q(QUANTILE_LEVELS)})(v) AS q" if quantiles else ""
     out: dict[str, NumStats] = {}
     rows: list[dict[str, Any]] = []
-    if src.maps and counts_only:
+    keys = "" if only is None else f" AND has({literal(sorted(only) or [''])}, k)"
+    pseudo = {k: v for k, v in src.pseudo_num.items() if only is None or k in only}
+    if counts_only and pseudo:             # one query: the keys of the Map, the pseudo features' statistics
+        stats = ", ".join(f"({literal(name)}, count({col}), min({col}), max({col}), avg({col}), stddevPop({col}))"
+                          for name, col in pseudo.items())
+        parts = [f"""SELECT t.1 AS k, t.2 AS n, t.3 AS lo, t.4 AS hi, t.5 AS mean, t.6 AS std
+                     FROM (SELECT [{stats}] AS a FROM {src.table} WHERE {src.where}) ARRAY JOIN a AS t"""]
+        if src.maps:
+            parts.append(f"""SELECT toString(k) AS k, count() AS n, nan AS lo, nan AS hi, nan AS mean, nan AS std
+                             FROM {src.table} ARRAY JOIN features_num.keys AS k WHERE {src.where}{keys} GROUP BY k""")
+        rows = store.rows(" UNION ALL ".join(parts), src.params)
+        pseudo = {}
+    elif src.maps and counts_only:
         rows = store.rows(
             f"""SELECT k, count() AS n, nan AS lo, nan AS hi, nan AS mean, nan AS std
-                FROM {src.table} ARRAY JOIN features_num.keys AS k WHERE {src.where} GROUP BY k""", src.params)
-    elif src.maps:
+                FROM {src.table} ARRAY JOIN features_num.keys AS k WHERE {src.where}{keys} GROUP BY k""", src.params)
+    elif src.maps and (only is None or set(only) - set(pseudo)):
         rows = store.rows(
             f"""SELECT k, count() AS n, min(v) AS lo, max(v) AS hi, avg(v) AS mean, stddevPop(v) AS std{qa}
                 FROM {src.table} ARRAY JOIN mapKeys(features_num) AS k, mapValues(features_num) AS v
-                WHERE {src.where} GROUP BY k""", src.params)
-    if src.pseudo_num:
+                WHERE {src.where}{keys} GROUP BY k""", src.params)
+    if pseudo:
         parts = []
-        for i, col in enumerate(src.pseudo_num.values()):
+        for i, col in enumerate(pseudo.values()):
             parts.append(f"count({col}) AS n{i}, min({col}) AS lo{i}, max({col}) AS hi{i}, avg({col}) AS mean{i}, "
                          f"stddevPop({col}) AS std{i}"
                          + (f", quantilesTDigest({_q(QUANTILE_LEVELS)})({col}) AS q{i}" if quantiles else ""))
         r = store.rows(f"SELECT {', '.join(parts)} FROM {src.table} WHERE {src.where}", src.params)[0]
-        for i, name in enumerate(src.pseudo_num):
+        for i, name in enumerate(pseudo):
             if r[f"n{i}"]:
                 rows.append({"k": name, **{c: r[f"{c}{i}"] for c in ("n", "lo", "hi", "mean", "std")},
                              **({"q": r[f"q{i}"]} if quantiles else {})})
@@ -138,17 +154,121 @@ def _value_expr(src: Source, feature: str) -> str:
 #: Up to this many edges a bin index is a sum of comparisons (vectorised, about twice as fast as
 #: ``roundDown`` on these machines); above it, ``roundDown`` over the sorted edges.
 MAX_COMPARISON_EDGES = 16
+#: Rows read to place the reference grid (the first rows of the source, one thread: deterministic).
+SAMPLE_ROWS = 16384
+#: The grid spans the sampled range widened by this share of it on each side.
+GRID_MARGIN = 0.1
 
 
-def _bin_index_expr(x: str, edges: np.ndarray) -> str:
-    return "toUInt16(" + " + ".join(f"({x} >= {literal(float(e))})" for e in edges) + ")"
+@dataclass(frozen=True)
+class _Codes:
+    expr: str                       # SQL code of the value ``x``
+    n: int                          # codes 0 .. n - 1
+    thresholds: np.ndarray          # x >= edges[i] exactly when code >= thresholds[i]
+
+
+def _edge_codes(x: str, edges: np.ndarray, grid: Grid | None) -> _Codes:
+    """How to count ``x`` on ``edges``: the reference grid's code plus a comparison with each outer
+    edge when every inner edge is one of the grid's boundaries (the code then rises exactly at every
+    edge), else the bin index (a sum of comparisons, or ``roundDown``)."""
+    k = len(edges)
+    if grid is not None and k >= 2:
+        b = grid.boundaries()
+        inner = edges[1:-1]
+        if np.array_equal(b[np.minimum(np.searchsorted(b, inner), b.size - 1)], inner):
+            lo, hi = float(edges[0]), float(edges[-1])
+            expr = f"({x} >= {literal(lo)}) + ({x} >= {literal(hi)}) + {grid.code_expr(x)}"
+            thr = [int(e >= lo) + int(e >= hi) + grid.code_of(float(e)) for e in edges]
+            return _Codes(expr, grid.codes + 2, np.asarray(thr, dtype=np.int64))
+    if k == 0:
+        return _Codes("0", 1, np.zeros(0, dtype=np.int64))
+    if k <= MAX_COMPARISON_EDGES:
+        expr = "toUInt16(" + " + ".join(f"({x} >= {literal(float(e))})" for e in edges) + ")"
+    else:
+        bounds = literal([float("-inf"), *map(float, edges)])
+        expr = f"transform(roundDown({x}, {bounds}), {bounds}, {literal(list(range(k + 1)))}, 0)"
+    return _Codes(expr, k + 1, np.arange(1, k + 1))
+
+
+def _scan(store: Store, src: Source, codes: Mapping[str, str | _Codes], stats: Sequence[str] = (),
+          absent: Mapping[str, int] | None = None) -> tuple[dict[str, np.ndarray], dict[str, NumStats]]:
+    """One scan: per feature of ``codes`` the count of every code (a ``Grid``: its cells; a ``_Codes``:
+    the values below each threshold), and for the Map features in ``stats`` count, min, max, mean and
+    standard deviation. ``absent``: rows without the feature (they read as 0 and are skipped in the
+    statistics; the caller takes them out of the counts)."""
+    names = list(dict.fromkeys([*codes, *stats]))
+    if not names:
+        return {}, {}
+    absent = absent or {}
+    cols, aggs, outer = [], [], []
+    for i, f in enumerate(names):
+        cols.append(f"{_value_expr(src, f)} AS x{i}")
+        c = codes.get(f)
+        if isinstance(c, Grid):
+            aggs.append(f"countResample(0, {c.codes}, 1)({c.code_expr(f'x{i}')}) AS h{i}")
+            outer.append(f"h{i}")
+        elif isinstance(c, _Codes):               # values below each threshold, from the cumulative code counts
+            aggs.append(f"arrayCumSum(countResample(0, {c.n}, 1)({c.expr.replace('{x}', f'x{i}')})) AS cs{i}")
+            outer.append(f"arrayMap(t -> cs{i}[t], {literal([int(t) for t in c.thresholds])}) AS h{i}"
+                         if len(c.thresholds) else f"[] AS h{i}")
+        if f in stats:
+            if absent.get(f):
+                cols.append(f"mapContains(features_num, {literal(f)}) AS p{i}")
+                aggs.append(f"countIf(p{i}) AS n{i}, minIf(x{i}, p{i}) AS lo{i}, maxIf(x{i}, p{i}) AS hi{i}, "
+                            f"avgIf(x{i}, p{i}) AS mean{i}, stddevPopIf(x{i}, p{i}) AS std{i}")
+            else:
+                aggs.append(f"count() AS n{i}, min(x{i}) AS lo{i}, max(x{i}) AS hi{i}, avg(x{i}) AS mean{i}, "
+                            f"stddevPop(x{i}) AS std{i}")
+            outer.append(f"n{i}, lo{i}, hi{i}, mean{i}, std{i}")
+    r = store.rows(f"""SELECT {', '.join(outer)} FROM (
+                         SELECT {', '.join(aggs)} FROM (SELECT {', '.join(cols)} FROM {src.table} WHERE {src.where}))""",
+                   src.params)[0]
+    counts = {f: np.asarray(r[f"h{i}"], dtype=np.int64) for i, f in enumerate(names) if f in codes}
+    st = {f: NumStats(int(r[f"n{i}"]), _f(r[f"lo{i}"]), _f(r[f"hi{i}"]), _f(r[f"mean{i}"]), _f(r[f"std{i}"]))
+          for i, f in enumerate(names) if f in stats and r[f"n{i}"]}
+    return counts, st
+
+
+def sample_ranges(store: Store, src: Source, *, rows: int = SAMPLE_ROWS) -> dict[str, tuple[float, float]]:
+    """Min and max of every Map feature over the first ``rows`` rows of ``src`` (read by one thread, so
+    the same rows every time): where to put the reference grid before the one full pass."""
+    if not src.maps:
+        return {}
+    res = store.rows(
+        f"""SELECT k, min(v) AS lo, max(v) AS hi
+            FROM (SELECT features_num FROM {src.table} WHERE {src.where} LIMIT {int(rows)})
+            ARRAY JOIN mapKeys(features_num) AS k, mapValues(features_num) AS v
+            GROUP BY k SETTINGS max_threads = 1""", src.params)
+    return {r["k"]: (float(r["lo"]), float(r["hi"])) for r in res}
+
+
+def grid_for(lo: float, hi: float, *, margin: float = GRID_MARGIN) -> Grid | None:
+    """A grid over ``[lo, hi]`` widened by ``margin`` of its width on each side (None if degenerate)."""
+    w = (hi - lo) * margin
+    try:
+        return Grid(lo - w, hi + w)
+    except ValueError:
+        return None
+
+
+def grid_counts(store: Store, src: Source, grids: Mapping[str, Grid], present: Mapping[str, int], total: int, *,
+                stats: Sequence[str] = ()) -> tuple[dict[str, np.ndarray], dict[str, NumStats]]:
+    """Code counts of every feature on its grid (absent rows taken out), and the statistics of the Map
+    features in ``stats``, in one scan."""
+    absent = {f: total - int(present.get(f, 0)) for f in [*grids, *stats]}
+    counts, st = _scan(store, src, grids, [f for f in stats if f not in src.pseudo_num], absent)
+    for f, c in counts.items():
+        if absent[f]:
+            c[grids[f].code_of(0.0)] -= absent[f]
+    return counts, st
 
 
 def bin_counts(store: Store, src: Source, edges: Mapping[str, np.ndarray], present: Mapping[str, int],
-               total: int) -> dict[str, np.ndarray]:
-    """Counts per bin ``[-inf, e0), [e0, e1), ..., [e_last, inf)`` for every feature, in one scan per
-    binning method (comparisons for short edge lists, ``roundDown`` for long ones).
+               total: int, *, grids: Mapping[str, Grid] | None = None) -> dict[str, np.ndarray]:
+    """Counts per bin ``[-inf, e0), [e0, e1), ..., [e_last, inf)`` for every feature, in one scan.
 
+    A feature whose inner edges are boundaries of its reference grid (``grids``) is counted with the
+    grid's code; the others with a sum of comparisons (short edge lists) or ``roundDown``.
     ``present``: non-null values per feature in this source (from :func:`numeric_stats`); ``total``:
     the source's rows. Returns the counts (length ``len(edges) + 1``) per feature.
     """
@@ -156,28 +276,11 @@ def bin_counts(store: Store, src: Source, edges: Mapping[str, np.ndarray], prese
     out = {f: np.zeros(len(edges[f]) + 1, dtype=np.int64) for f in feats}
     if not feats or not total:
         return out
-    short = [f for f in feats if 0 < len(edges[f]) <= MAX_COMPARISON_EDGES]
-    long = [f for f in feats if f not in set(short)]
-    for group, is_short in ((short, True), (long, False)):
-        if not group:
-            continue
-        if is_short:
-            cols = ", ".join(_bin_index_expr(_value_expr(src, f), edges[f]) for f in group)
-        else:
-            cols = ", ".join(f"roundDown({_value_expr(src, f)}, {literal([float('-inf'), *map(float, edges[f])])})"
-                             for f in group)
-        res = store.rows(
-            f"""SELECT i, b, count() AS c FROM (SELECT [{cols}] AS bs FROM {src.table} WHERE {src.where})
-                ARRAY JOIN bs AS b, arrayEnumerate(bs) AS i GROUP BY i, b""", src.params)
-        for r in res:
-            f = group[int(r["i"]) - 1]
-            b = float(r["b"])
-            if is_short:
-                idx = int(b)
-            else:
-                idx = 0 if b == float("-inf") else int(np.searchsorted(edges[f], b, side="right"))
-            out[f][idx] += int(r["c"])
+    grids = grids or {}
+    plans = {f: _edge_codes("{x}", np.asarray(edges[f], dtype=float), grids.get(f)) for f in feats}
+    below, _ = _scan(store, src, plans)
     for f in feats:
+        out[f] = np.diff(np.concatenate([[0], below[f], [total]]))
         absent = total - int(present.get(f, 0))
         if absent:
             out[f][int(np.searchsorted(edges[f], 0.0, side="right"))] -= absent
@@ -188,25 +291,22 @@ def category_counts(store: Store, src: Source, *, limit: int = MAX_CATEGORIES_RE
                     ) -> dict[str, tuple[int, int, dict[str, int]]]:
     """Per categorical feature: (non-null rows, distinct values, counts of its ``limit`` most frequent values)."""
     out: dict[str, tuple[int, int, dict[str, int]]] = {}
-    if src.maps:
-        tot = store.rows(
-            f"""SELECT k, count() AS n, uniqExact(v) AS d
-                FROM {src.table} ARRAY JOIN mapKeys(features_cat) AS k, mapValues(features_cat) AS v
-                WHERE {src.where} GROUP BY k""", src.params)
-        top = store.rows(
-            f"""SELECT k, v, count() AS c
-                FROM {src.table} ARRAY JOIN mapKeys(features_cat) AS k, mapValues(features_cat) AS v
-                WHERE {src.where} GROUP BY k, v ORDER BY c DESC, v LIMIT {int(limit)} BY k""", src.params)
-        for r in tot:
-            out[r["k"]] = (int(r["n"]), int(r["d"]), {})
-        for r in top:
-            out[r["k"]][2][r["v"]] = int(r["c"])
+    parts = []                              # one query: per feature and value its count, the feature's total
+    if src.maps:                            # and distinct values over the groups, the top ``limit`` kept
+        parts.append(f"""SELECT toString(k) AS k, v, count() AS c, sum(c) OVER (PARTITION BY k) AS n,
+                                count() OVER (PARTITION BY k) AS d
+                         FROM {src.table} ARRAY JOIN mapKeys(features_cat) AS k, mapValues(features_cat) AS v
+                         WHERE {src.where} GROUP BY k, v""")
     for name, col in src.pseudo_cat.items():
-        res = store.rows(f"""SELECT {col} AS v, count() AS c, sum(c) OVER () AS n, count() OVER () AS d
-                              FROM {src.table} WHERE {src.where} AND {col} IS NOT NULL
-                              GROUP BY v ORDER BY c DESC, v LIMIT {int(limit)}""", src.params)
-        if res:
-            out[name] = (int(res[0]["n"]), int(res[0]["d"]), {r["v"]: int(r["c"]) for r in res})
+        parts.append(f"""SELECT {literal(name)} AS k, assumeNotNull({col}) AS v, count() AS c, sum(c) OVER () AS n,
+                                count() OVER () AS d
+                         FROM {src.table} WHERE {src.where} AND {col} IS NOT NULL GROUP BY v""")
+    if not parts:
+        return out
+    res = store.rows(f"SELECT k, v, c, n, d FROM ({' UNION ALL '.join(parts)}) ORDER BY k, c DESC, v "
+                     f"LIMIT {int(limit)} BY k", src.params)
+    for r in res:
+        out.setdefault(r["k"], (int(r["n"]), int(r["d"]), {}))[2][r["v"]] = int(r["c"])
     return out
 
 
@@ -219,9 +319,10 @@ def null_counts(store: Store, src: Source) -> dict[str, int]:
     return {r["k"]: int(r["n"]) for r in rows}
 
 
-def window_facts(store: Store, src: Source) -> dict[str, Any]:
-    """Rows, newest event time and the 95th percentile of ingest lag (seconds) of a window source."""
-    if not src.has_ts:
+def window_facts(store: Store, src: Source, *, rows_only: bool = False) -> dict[str, Any]:
+    """Rows, newest event time and the 95th percentile of ingest lag (seconds) of a window source
+    (``rows_only``: the rows alone)."""
+    if not src.has_ts or rows_only:
         return {"rows": int(store.scalar(f"SELECT count() FROM {src.table} WHERE {src.where}", src.params) or 0)}
     r = store.rows(f"""SELECT count() AS rows, max(ts) AS newest,
                               quantile(0.95)(dateDiff('millisecond', ts, ingested_at)) / 1000 AS lag_p95_s

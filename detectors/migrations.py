@@ -1,4 +1,4 @@
-"""Tables of the detectors (component ``detectors``), applied by ``driftline.server.all_migrations``.
+"""Tables of the detectors (component ``detectors``), applied by ``driftline.migrations.all_migrations``.
 
 ``detector_results`` is the contract between the detectors (writers) and the SLO engine and the
 dashboard (readers): one row per model, version, feature or slice, window and test.
@@ -86,6 +86,20 @@ MIGRATIONS: tuple[Migration, ...] = (
                 loaded_at DateTime DEFAULT now()
             ) ENGINE = MergeTree ORDER BY upload_id
             TTL loaded_at + INTERVAL 1 DAY
+            """,
+        ),
+    ),
+    Migration(
+        component="detectors",
+        number=3,
+        name="reference grids",
+        statements=(
+            # The counting grid a numeric profile's edges come from (grid_cells 0: TDigest edges, no grid).
+            """
+            ALTER TABLE {db}.detector_references
+                ADD COLUMN IF NOT EXISTS grid_lo Float64 DEFAULT 0,
+                ADD COLUMN IF NOT EXISTS grid_hi Float64 DEFAULT 0,
+                ADD COLUMN IF NOT EXISTS grid_cells UInt32 DEFAULT 0
             """,
         ),
     ),

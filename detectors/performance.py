@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
 from collector.store import Store
 from detectors.results import ALERT, OK, Result
@@ -41,11 +40,17 @@ class PerformanceConfig:
     seed: int = 0
 
 
+def _z(confidence: float) -> float:
+    from scipy import stats  # imported when a metric needs it, not with the detectors
+
+    return float(stats.norm.ppf(0.5 + confidence / 2))
+
+
 def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval of a proportion k/n."""
     if n <= 0:
         raise ValueError("n must be positive")
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    z = _z(confidence)
     p = k / n
     den = 1 + z * z / n
     mid = (p + z * z / (2 * n)) / den
@@ -92,7 +97,7 @@ def classification_metrics(cm: np.ndarray, classes: list[str], cfg: PerformanceC
 
 
 def regression_metrics(n: int, s_abs: float, s_sq: float, s_4: float, confidence: float = 0.95) -> dict[str, tuple]:
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    z = _z(confidence)
     mae, mse = s_abs / n, s_sq / n
     se_mae = math.sqrt(max(0.0, mse - mae * mae) / n)
     se_mse = math.sqrt(max(0.0, s_4 / n - mse * mse) / n)

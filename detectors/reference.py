@@ -1,11 +1,18 @@
 """Reference profiles: compact statistics of a reference, built once in SQL and stored.
 
-A profile holds, per numeric feature, the reference quantile grid (levels 0.01 .. 0.99, ClickHouse
-``quantilesTDigest``: the edges are approximate quantiles, the counts on them are exact), the bin
-edges ``[min, quantiles..., next float after max]`` with the exact reference count in every bin,
-and min, max, mean and standard deviation; per categorical feature, the most frequent categories
+A profile holds, per numeric feature, the reference quantile grid (levels 0.01 .. 0.99: approximate
+quantiles, the counts on them are exact), the bin edges ``[min, quantiles..., next float after max]``
+with the exact reference count in every bin, and min, max, mean and standard deviation; per categorical feature, the most frequent categories
 with their counts and the count of the rest ("other"). The outer bins (below the minimum, above
 the maximum) are empty in the reference and count out-of-range values in a current window.
+
+Numeric features are summarised in one full pass: a :class:`~detectors.grid.Grid` placed on the
+range of the first rows counts every value into one of its cells, the quantiles are the cell
+boundaries nearest to each level, and the same pass gives the exact count, min, max, mean and
+standard deviation. The grid is stored with the profile, so windows are later counted on it just as
+cheaply. A feature the grid does not resolve (a cell with more than 1% of the values: point masses,
+outliers stretching the range) is retried once on a grid over its exact range when values fell
+outside the first grid, else summarised as before: ``quantilesTDigest`` edges, then a counting pass.
 
 Kinds of reference: an uploaded training baseline (:mod:`detectors.upload`), a fixed time window,
 or the previous window (rolling; built on first use and stored under ``previous:<start>``).
@@ -21,14 +28,20 @@ import numpy as np
 
 from collector.store import Store
 from detectors.drift_sql import (
+    QUANTILE_LEVELS,
+    NumStats,
     Source,
     bin_counts,
     category_counts,
+    grid_counts,
+    grid_for,
     null_counts,
     numeric_stats,
+    sample_ranges,
     window_facts,
     window_source,
 )
+from detectors.grid import Grid, grid_quantiles, resolves
 
 __all__ = ["FeatureProfile", "Profile", "build_profile", "save_profile", "load_profile",
            "reference_from_window", "previous_window_reference", "coarse_bins", "list_references"]
@@ -52,6 +65,7 @@ class FeatureProfile:
     category_counts: tuple[int, ...] = ()
     other_count: int = 0
     distinct: int = 0
+    grid: Grid | None = None                    # the grid the edges come from (None: TDigest edges)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,20 +103,71 @@ def regroup(fine_edges: np.ndarray, fine_counts: np.ndarray, edges: np.ndarray) 
     return np.add.reduceat(np.asarray(fine_counts), np.concatenate([[0], pos + 1]))
 
 
+def numeric_profiles(store: Store, src: Source, rows: int) -> dict[str, FeatureProfile]:
+    """Profiles of the numeric features of ``src`` (``rows`` rows): see the module docstring."""
+    keys = numeric_stats(store, src, counts_only=True)       # exact n (and the pseudo features' statistics)
+    if not keys:
+        return {}
+    present = {f: st.n for f, st in keys.items()}
+    ranges = sample_ranges(store, src)
+    grids = {f: g for f, st in keys.items()
+             if (g := grid_for(st.lo, st.hi) if f in src.pseudo_num else grid_for(*ranges.get(f, (0.0, 0.0))))}
+    counts, stats = grid_counts(store, src, grids, present, rows, stats=[f for f in keys if f not in src.pseudo_num])
+    stats.update({f: st for f, st in keys.items() if f in src.pseudo_num})
+    out: dict[str, FeatureProfile] = {}
+    retry: dict[str, Grid] = {}
+    for f, st in stats.items():
+        c = counts.get(f)
+        if st.lo == st.hi:
+            out[f] = FeatureProfile(feature=f, kind="numeric", n=st.n, quantiles=np.full(len(QUANTILE_LEVELS), st.lo),
+                                    edges=_edges(st.lo, st.hi, ()), counts=np.array([0, st.n, 0]), lo=st.lo, hi=st.hi,
+                                    mean=st.mean, std=st.std)
+        elif c is not None and resolves(c, st.n):
+            out[f] = _grid_profile(f, st, grids[f], c)
+        elif (c is None or max(c[0], c[-1]) * 100 > st.n) and (g := grid_for(st.lo, st.hi, margin=0.0)):
+            retry[f] = g                                     # values outside the first grid: once more, on the range
+    if retry:
+        again, _ = grid_counts(store, src, retry, present, rows)
+        out.update({f: _grid_profile(f, stats[f], retry[f], c) for f, c in again.items() if resolves(c, stats[f].n)})
+    rest = [f for f in stats if f not in out]
+    if rest:                                                 # not resolved by a grid: TDigest edges, then counts
+        q = numeric_stats(store, src, quantiles=True, only=rest)
+        edges = {f: _edges(stats[f].lo, stats[f].hi, q[f].quantiles) for f in rest if f in q}
+        binned = bin_counts(store, src, edges, present, rows)
+        for f, e in edges.items():
+            st = stats[f]
+            out[f] = FeatureProfile(feature=f, kind="numeric", n=st.n, quantiles=np.asarray(q[f].quantiles), edges=e,
+                                    counts=binned[f], lo=st.lo, hi=st.hi, mean=st.mean, std=st.std)
+    return out
+
+
+def _grid_profile(f: str, st: NumStats, grid: Grid, codes: np.ndarray) -> FeatureProfile:
+    """Quantiles at the grid boundaries, and the exact counts on the edges they make."""
+    q = grid_quantiles(grid, codes, QUANTILE_LEVELS)
+    edges = _edges(st.lo, st.hi, q)
+    b = grid.boundaries()
+    pos = np.minimum(np.searchsorted(b, edges), b.size - 1)
+    below = np.cumsum(codes)[pos]                            # values below each boundary edge
+    outer = (edges == st.lo) | (edges == np.nextafter(st.hi, np.inf))
+    below[edges == st.lo] = 0                                # the outer edges: the min and the float after the max
+    below[edges == np.nextafter(st.hi, np.inf)] = st.n
+    counts = np.diff(np.concatenate([[0], below, [st.n]]))
+    if not np.array_equal(b[pos][~outer], edges[~outer]) or counts.min() < 0 or counts.sum() != st.n:
+        raise ValueError(f"grid counts of {f!r} do not add up")  # a bug, not data: fail loudly
+    return FeatureProfile(feature=f, kind="numeric", n=st.n, quantiles=q, edges=edges, counts=counts, lo=st.lo,
+                          hi=st.hi, mean=st.mean, std=st.std, grid=grid)
+
+
 def build_profile(store: Store, src: Source, *, model: str, name: str, source: str,
                   window: tuple[_dt.datetime, _dt.datetime] | None = None,
                   labels: Source | None = None, max_categories: int = 100) -> Profile:
-    """Summarise ``src`` (and optionally a labels source) into a profile: three or four scans in SQL."""
+    """Summarise ``src`` (and optionally a labels source) into a profile: one full pass for the numeric
+    features in the common case, a few cheap ones for the rest."""
     feats: dict[str, FeatureProfile] = {}
-    rows = int(window_facts(store, src)["rows"])
+    rows = int(window_facts(store, src, rows_only=True)["rows"])
     for s in [src] + ([labels] if labels is not None else []):
-        srows = rows if s is src else int(window_facts(store, s)["rows"])
-        stats = numeric_stats(store, s, quantiles=True)
-        edges = {f: _edges(st.lo, st.hi, st.quantiles) for f, st in stats.items()}
-        counts = bin_counts(store, s, edges, {f: st.n for f, st in stats.items()}, srows)
-        for f, st in stats.items():
-            feats[f] = FeatureProfile(feature=f, kind="numeric", n=st.n, quantiles=np.asarray(st.quantiles),
-                                      edges=edges[f], counts=counts[f], lo=st.lo, hi=st.hi, mean=st.mean, std=st.std)
+        srows = rows if s is src else int(window_facts(store, s, rows_only=True)["rows"])
+        feats.update(numeric_profiles(store, s, srows))
         for f, (n, distinct, top) in category_counts(store, s).items():
             kept = list(top.items())[:max_categories]
             feats.setdefault(f, FeatureProfile(
@@ -128,11 +193,14 @@ def save_profile(store: Store, p: Profile) -> Profile:
         "mean": [f.mean for f in fs], "std": [f.std for f in fs], "categories": [list(f.categories) for f in fs],
         "category_counts": [list(f.category_counts) for f in fs], "other_count": [f.other_count for f in fs],
         "distinct": [f.distinct for f in fs],
+        "grid_lo": [f.grid.lo if f.grid else 0.0 for f in fs], "grid_hi": [f.grid.hi if f.grid else 0.0 for f in fs],
+        "grid_cells": [f.grid.cells if f.grid else 0 for f in fs],
     }
     kinds = {"model": "str", "name": "str", "built_at": "ts", "source": "str", "window_start": "ts",
              "window_end": "ts", "rows": "u64", "feature": "str", "kind": "str", "n": "u64", "quantiles": "arr_f64",
              "edges": "arr_f64", "counts": "arr_u64", "lo": "f64", "hi": "f64", "mean": "f64", "std": "f64",
-             "categories": "arr_s", "category_counts": "arr_u64", "other_count": "u64", "distinct": "u64"}
+             "categories": "arr_s", "category_counts": "arr_u64", "other_count": "u64", "distinct": "u64",
+             "grid_lo": "f64", "grid_hi": "f64", "grid_cells": "u32"}
     store.insert("detector_references", cols, kinds)
     return Profile(model=p.model, name=p.name, source=p.source, rows=p.rows, features=p.features,
                    window_start=p.window_start, window_end=p.window_end, built_at=built)
@@ -156,7 +224,8 @@ def load_profile(store: Store, model: str, name: str) -> Profile | None:
             edges=np.asarray(r["edges"], dtype=float), counts=np.asarray(r["counts"], dtype=np.int64),
             lo=float(r["lo"]), hi=float(r["hi"]), mean=float(r["mean"]), std=float(r["std"]),
             categories=tuple(r["categories"]), category_counts=tuple(int(x) for x in r["category_counts"]),
-            other_count=int(r["other_count"]), distinct=int(r["distinct"]))
+            other_count=int(r["other_count"]), distinct=int(r["distinct"]),
+            grid=Grid(float(r["grid_lo"]), float(r["grid_hi"]), int(r["grid_cells"])) if r["grid_cells"] else None)
     r0 = rows[0]
     return Profile(model=model, name=name, source=r0["source"], rows=int(r0["rows"]), features=feats,
                    window_start=_utc(r0["window_start"]), window_end=_utc(r0["window_end"]), built_at=_utc(r0["built_at"]))

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
-from scipy.spatial.distance import jensenshannon
 
 __all__ = ["OTHER", "Binned", "StatTest", "Registry", "DEFAULT_REGISTRY", "NotApplicable",
            "psi", "kl_div", "js", "ks", "wasserstein", "chisquare", "new_categories", "vanished_categories"]
@@ -113,12 +111,16 @@ def psi(b: Binned, *, smoothing: float = 1e-4) -> float:
 
 def kl_div(b: Binned, *, smoothing: float = 1e-4) -> float:
     """Kullback–Leibler divergence KL(reference || current) in nats (scipy.stats.entropy)."""
+    from scipy import stats  # scipy (about 60 MB resident) only for the tests that use it
+
     r, c = _proportions(b, smoothing)
     return float(stats.entropy(r, c))
 
 
 def js(b: Binned, *, smoothing: float = 0.0) -> float:
     """Jensen–Shannon distance (natural log; the square root of the divergence), scipy's definition."""
+    from scipy.spatial.distance import jensenshannon
+
     r, c = _proportions(b, smoothing)
     return float(jensenshannon(r, c))
 
@@ -134,6 +136,8 @@ def ks(b: Binned) -> float:
 
 def ks_pvalue(b: Binned, statistic: float) -> float:
     """Asymptotic two-sample p-value of ``statistic`` (scipy's Kolmogorov distribution)."""
+    from scipy import stats
+
     n, m = b.n_reference, b.n_current
     return float(stats.kstwobign.sf(statistic * np.sqrt(n * m / (n + m))))
 
@@ -144,6 +148,8 @@ def wasserstein(b: Binned) -> float:
         raise NotApplicable("reference and current need at least one observation each")
     if b.scale is None or not b.scale > 0:
         raise NotApplicable("the reference is constant (standard deviation 0): normalised Wasserstein is undefined")
+    from scipy import stats
+
     pts = b.midpoints()
     d = stats.wasserstein_distance(pts, pts, u_weights=b.reference, v_weights=b.current)
     return float(d / b.scale)
@@ -159,6 +165,8 @@ def chisquare(b: Binned) -> float:
         raise NotApplicable("chi-square needs at least two non-empty categories")
     if b.n_reference <= 0 or b.n_current <= 0:
         raise NotApplicable("reference and current need at least one observation each")
+    from scipy import stats
+
     table = np.vstack([b.reference[keep], b.current[keep]])
     return float(stats.chi2_contingency(table, correction=False).pvalue)
 

@@ -50,7 +50,7 @@ def _migrate(args: argparse.Namespace) -> int:
     from collector.migrations import migrate
     from collector.store import open_store
     from driftline.config import Settings
-    from driftline.server import all_migrations
+    from driftline.migrations import all_migrations
 
     settings = Settings.from_env(store_url=args.store)
     store = open_store(settings.store_url, database=settings.database)

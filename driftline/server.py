@@ -10,27 +10,14 @@ from fastapi import Depends, FastAPI
 
 from collector.api import KafkaIngestSink, StoreIngestSink, ingest_router, keys_router, query_router
 from collector.auth import AuthPolicy, KeyStore
-from collector.migrations import COLLECTOR_MIGRATIONS, Migration, migrate
+from collector.migrations import Migration, migrate
 from collector.store import Store, open_store
 from collector.writer import EventWriter
 from driftline.config import Settings
+from driftline.migrations import all_migrations
 from driftline.scheduler import Scheduler, detectors_job, notifier_routes, slo_job
 
 __all__ = ["all_migrations", "create_app", "open_and_migrate"]
-
-
-def all_migrations() -> list[Migration]:
-    """Every package's migrations; the composition root is the one place that knows them all."""
-    out: list[Migration] = list(COLLECTOR_MIGRATIONS)
-    for mod in ("detectors.migrations", "slo_engine.migrations"):
-        try:
-            m = __import__(mod, fromlist=["MIGRATIONS"])
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
-            continue
-        out.extend(m.MIGRATIONS)
-    return out
 
 
 def open_and_migrate(settings: Settings, extra: Iterable[Migration] = ()) -> Store:

@@ -1,4 +1,4 @@
-"""Tables of the SLO engine (component ``slo_engine``), applied by ``driftline.server.all_migrations``.
+"""Tables of the SLO engine (component ``slo_engine``), applied by ``driftline.migrations.all_migrations``.
 
 - ``slo_alert_state``: one row per alert (SLO, version, tier), replaced on every change (read ``FINAL``).
 - ``slo_silences``: silences by matchers, with start, end and who; expiring one rewrites its end.

@@ -195,3 +195,35 @@ def test_psi_only_config_reads_fewer_bins_and_gives_the_same_psi(store, two_wind
     cheap = drift_results(prof, summarize_window(store, src, prof, bins=10), DriftConfig.parse({"psi": None}),
                           features={"x"})
     assert full[0].value == pytest.approx(cheap[0].value, abs=1e-12)
+
+
+def test_grid_profiles_count_exactly_and_fall_back_when_they_do_not_resolve(store) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(11)
+    n = 6000
+    ref = [{"g": float(v), "heavy": float(h)} for v, h in zip(rng.normal(3, 2, n), rng.normal(0, 1, n), strict=True)]
+    for i in range(0, n, 7):
+        del ref[i]["g"]                              # absent: reads as 0 in SQL, taken out of the counts
+    ref[5]["heavy"] = 1e9                            # one outlier stretches the range: the grid cannot resolve it
+    insert_predictions(store, start=T0, seconds=3500, features=ref,
+                       preds=[{"score": float(s)} for s in rng.random(n)])
+    prof = reference_from_window(store, "m1", T0, T0 + H, name="grid")
+    g, heavy, score = prof.features["g"], prof.features["heavy"], prof.features["@pred.score"]
+    assert g.grid is not None and score.grid is not None and heavy.grid is None
+    r_g = _raw(ref, "g")
+    for fp, raw in ((g, r_g), (heavy, _raw(ref, "heavy"))):
+        assert fp.n == raw.size and fp.lo == raw.min() and fp.hi == raw.max()
+        assert fp.counts.tolist() == np.histogram(raw, np.concatenate([[-np.inf], fp.edges, [np.inf]]))[0].tolist()
+        assert fp.mean == pytest.approx(raw.mean(), rel=1e-9) and fp.std == pytest.approx(raw.std(), rel=1e-9)
+    assert np.allclose(np.quantile(r_g, [0.1, 0.5, 0.9]), g.quantiles[[9, 49, 89]], atol=0.05)
+    assert load_profile(store, "m1", "grid").features["g"].grid == g.grid
+    # a window with values on the reference edges, below its min and above its max
+    cur = [{"g": float(v)} for v in rng.normal(3.5, 2.5, 3000)]
+    cur += [{"g": float(e)} for e in g.edges] + [{"g": float(np.nextafter(e, -np.inf))} for e in g.edges]
+    cur += [{"g": g.lo - 100.0}, {"g": g.hi + 100.0}, {"other": 1.0}]
+    insert_predictions(store, start=T0 + H, seconds=3500, features=cur)
+    src = window_source("m1", T0 + H, T0 + 2 * H)
+    c_g = _raw(cur, "g")
+    for bins in (None, 10):
+        s = summarize_window(store, src, prof, bins=bins)
+        e = s.edges["g"]
+        assert s.fine["g"].tolist() == np.histogram(c_g, np.concatenate([[-np.inf], e, [np.inf]]))[0].tolist()

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from collector.store import Store
 from detectors.drift import DriftConfig, drift_results, summarize_window
@@ -33,10 +33,27 @@ from detectors.stattests import DEFAULT_REGISTRY, Registry
 __all__ = ["drift_router"]
 
 
+_EARLIEST = _dt.datetime(1971, 1, 1, tzinfo=_dt.UTC)
+_LATEST = _dt.datetime(2200, 1, 1, tzinfo=_dt.UTC)
+
+
+def _in_store_range(t: _dt.datetime | None) -> _dt.datetime | None:
+    """Times the store can hold (and a window can end at): 1971 to 2200, naive meaning UTC."""
+    if t is None:
+        return None
+    t = t if t.tzinfo else t.replace(tzinfo=_dt.UTC)
+    if not _EARLIEST <= t < _LATEST:
+        raise ValueError(f"must be between {_EARLIEST:%Y-%m-%d} and {_LATEST:%Y-%m-%d}, got {t.isoformat()}")
+    return t
+
+
+StoreTime = Annotated[_dt.datetime, AfterValidator(_in_store_range)]
+
+
 class RunRequest(BaseModel):
     model: str
     window_s: float = Field(3600, gt=0, le=400 * 86400)   # at most the metric-window retention
-    window_end: _dt.datetime | None = None          # default: now
+    window_end: StoreTime | None = None          # default: now
     reference: str = PREVIOUS
     model_version: str | None = None
     config: dict[str, Any] | None = None
@@ -46,8 +63,8 @@ class RunRequest(BaseModel):
 class WindowReference(BaseModel):
     model: str
     name: str = Field(min_length=1, max_length=200)
-    start: _dt.datetime
-    end: _dt.datetime
+    start: StoreTime
+    end: StoreTime
     model_version: str | None = None
 
 
@@ -61,10 +78,10 @@ def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY) -> APIRout
     @router.get("/v1/drift/psi", summary="PSI per numeric feature, current window against a reference window")
     def drift_psi(
         model: str,
-        reference_start: _dt.datetime,
-        reference_end: _dt.datetime,
-        current_start: _dt.datetime,
-        current_end: _dt.datetime,
+        reference_start: StoreTime,
+        reference_end: StoreTime,
+        current_start: StoreTime,
+        current_end: StoreTime,
         bins: int = Query(10, ge=2, le=100),
         threshold: float = Query(0.2, gt=0),
     ) -> list[dict[str, Any]]:
@@ -105,8 +122,8 @@ def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY) -> APIRout
 
     @router.get("/v1/detectors/results", summary="Stored detector results (latest per window and test)")
     def results(model: str | None = None, detector: str | None = None, test: str | None = None,
-                subject: str | None = None, status: str | None = None, start: _dt.datetime | None = None,
-                end: _dt.datetime | None = None, run_id: str | None = None,
+                subject: str | None = None, status: str | None = None, start: StoreTime | None = None,
+                end: StoreTime | None = None, run_id: str | None = None,
                 minutes: int | None = Query(None, ge=1, le=525600, description="windows of the last N minutes"),
                 limit: int = Query(1000, ge=1, le=100_000)) -> list[dict[str, Any]]:
         if minutes is not None and start is None:
@@ -145,8 +162,8 @@ def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY) -> APIRout
 
     @router.get("/v1/reports/evidently", response_class=HTMLResponse,
                 summary="Evidently data drift report: reference window against a sample of the current window")
-    def evidently(model: str, start: _dt.datetime, end: _dt.datetime, reference_start: _dt.datetime,
-                  reference_end: _dt.datetime, sample: int = Query(10_000, ge=10, le=200_000),
+    def evidently(model: str, start: StoreTime, end: StoreTime, reference_start: StoreTime,
+                  reference_end: StoreTime, sample: int = Query(10_000, ge=10, le=200_000),
                   model_version: str | None = None) -> HTMLResponse:
         from detectors.report import evidently_html, window_sample
 

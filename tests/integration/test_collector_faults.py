@@ -56,6 +56,16 @@ def _proc(*args: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _communicate(p: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    """Wait for a collector process; one that overruns is killed (never left running) and the test fails."""
+    try:
+        return p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        pytest.fail(f"collector process still running after {timeout}s\n{out[-1000:]}\n{err[-2000:]}")
+
+
 def _count(store: Any) -> int:
     return int(store.scalar("SELECT count() FROM {db}.predictions FINAL"))
 
@@ -66,7 +76,7 @@ def test_kill_9_mid_batch_then_restart_stores_exactly_the_sent_set(kafka_bootstr
     path = tempfile.mkdtemp(prefix="driftline-kill9-")
     common = ["--path", path, "--kafka", kafka_bootstrap, "--prefix", topic_prefix, "--group", f"{topic_prefix}-g"]
     crashed = _proc("run", *common, "--crash-after-stores", "3")
-    out, err = crashed.communicate(timeout=120)
+    out, err = _communicate(crashed, 120)
     assert crashed.returncode == -9, err[-2000:]
     m = re.search(r"crashing after store #3 \((\d+) events\)", out)
     assert m, out
@@ -81,10 +91,10 @@ def test_kill_9_mid_batch_then_restart_stores_exactly_the_sent_set(kafka_bootstr
     p.communicate(timeout=30)
     # restart, run until idle
     final = _proc("run", *common, "--idle-exit-s", "4")
-    out, err = final.communicate(timeout=180)
+    out, err = _communicate(final, 180)
     assert final.returncode == 0, err[-2000:]
     dump = _proc("dump", "--path", path)
-    out, err = dump.communicate(timeout=60)
+    out, err = _communicate(dump, 60)
     assert dump.returncode == 0, err[-2000:]
     got = json.loads(out.strip().splitlines()[-1])
     assert len(got["ids"]) == len(set(got["ids"])), "a duplicate shows in query results"
@@ -247,11 +257,11 @@ def test_sigterm_finishes_the_batch_in_hand(kafka_bootstrap, topic_prefix) -> No
         assert line, p.stderr.read()[-2000:] if p.stderr else "collector exited"
     time.sleep(6)  # time to join the group and take the 30 messages in hand (the batch window is 60 s)
     p.terminate()
-    out, err = p.communicate(timeout=60)
+    out, err = _communicate(p, 60)
     assert p.returncode == 0, err[-2000:]
     assert "stopped after 3000 events stored" in out, out + err[-2000:]
     d = _proc("dump", "--path", path)
-    dout, derr = d.communicate(timeout=60)
+    dout, derr = _communicate(d, 60)
     assert set(json.loads(dout.strip().splitlines()[-1])["ids"]) == {e["event_id"] for e in events}, derr[-1000:]
 
 

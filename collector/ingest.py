@@ -110,11 +110,9 @@ def decode_message(data: bytes, *, source: str, kind: str | None = None) -> Deco
 
 def store_decoded(writer: EventWriter, decoded: Decoded) -> int:
     """Store good events (one columnar insert per kind) and the dead letters. Returns good count."""
-    n = 0
-    for kind, events in decoded.good.items():
-        n += writer.write(kind, events)
-    writer.write_dead_letters(decoded.dead)
-    return n
+    pending = Pending()
+    pending.add(decoded)
+    return store_pending(writer, pending)
 
 
 def store_pending(writer: EventWriter, pending: Pending) -> int:

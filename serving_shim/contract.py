@@ -379,11 +379,7 @@ def _prediction_ok(e: Any) -> bool:
         return False
     if e.status == "ok" and e.error_type is not None:
         return False
-    try:
-        e.ts = _fromiso(e.ts)
-    except ValueError:
-        return False
-    return True
+    return _parse_ts(e)
 
 
 def _label_ok(e: Any) -> bool:
@@ -391,6 +387,11 @@ def _label_ok(e: Any) -> bool:
         return False
     if e.value is None and e.label is None:
         return False
+    return _parse_ts(e)
+
+
+def _parse_ts(e: Any) -> bool:
+    """The event's ISO time string becomes a datetime, as the models would make it."""
     try:
         e.ts = _fromiso(e.ts)
     except ValueError:

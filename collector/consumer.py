@@ -37,9 +37,10 @@ log = logging.getLogger("driftline.collector")
 
 @contextmanager
 def _gc_paused() -> Iterator[None]:
-    """Decoding a batch allocates hundreds of thousands of objects, none of them in cycles; the cyclic
-    collector would walk them again and again (about 10% of the collector's CPU). It is paused while a
-    batch is decoded and stored, and runs as usual between batches."""
+    """Decoding a message allocates thousands of objects, none of them in cycles, and storing a batch
+    builds its Arrow columns; the cyclic collector would walk them again and again (about 10% of the
+    collector's CPU). It is paused while one message is decoded and while a batch is written, and runs as
+    usual in between (never across a wait)."""
     if not gc.isenabled():
         yield
         return
@@ -151,7 +152,8 @@ class KafkaCollector:
                 hand.messages += 1
                 src = f"kafka:{tp.topic}:{tp.partition}:{m.offset}"
                 hand.raw.append((src, m.value))
-                hand.pending.add(decode_message(m.value, source=src, kind=kind))
+                with _gc_paused():
+                    hand.pending.add(decode_message(m.value, source=src, kind=kind))
                 hand.offsets[tp] = m.offset + 1
                 hand.first_offsets.setdefault(tp, m.offset)
                 if hand.pending.n_events >= self.batch_max_events:
@@ -171,12 +173,11 @@ class KafkaCollector:
     def poll_once(self, timeout_s: float = 0.2) -> int:
         """Poll once; store and commit the batch in hand when it is full or old enough. Returns events stored."""
         polled = self._poll(int(timeout_s * 1000))
-        with _gc_paused():
-            if polled:
-                self._take(polled)
-            self._update_lag()
-            if self._due():
-                return self.flush()
+        if polled:
+            self._take(polled)
+        self._update_lag()
+        if self._due():
+            return self.flush()
         return 0
 
     def poll_batch(self, max_wait_s: float | None = None) -> int:
@@ -185,13 +186,11 @@ class KafkaCollector:
         while not self._stop.is_set() and time.monotonic() < deadline:
             polled = self._poll(100)
             if polled:
-                with _gc_paused():
-                    self._take(polled)
+                self._take(polled)
             if self._due():
                 break
         self._update_lag()
-        with _gc_paused():
-            return self.flush()
+        return self.flush()
 
     def _poll(self, timeout_ms: int) -> dict[Any, list[Any]]:
         """One poll; a broker that is away is waited for (with backoff), never fatal."""
@@ -237,7 +236,8 @@ class KafkaCollector:
         refusals = 0
         while True:
             try:
-                stored = store_pending(self.writer, hand.pending)
+                with _gc_paused():
+                    stored = store_pending(self.writer, hand.pending)
                 self.metrics.store_up.set(1)
                 break
             except StoreUnavailable as exc:

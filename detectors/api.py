@@ -34,11 +34,11 @@ __all__ = ["drift_router"]
 
 
 _EARLIEST = _dt.datetime(1971, 1, 1, tzinfo=_dt.UTC)
-_LATEST = _dt.datetime(2200, 1, 1, tzinfo=_dt.UTC)
+_LATEST = _dt.datetime(2106, 1, 1, tzinfo=_dt.UTC)  # the tables' TTLs convert to DateTime (until 2106-02-07)
 
 
 def _in_store_range(t: _dt.datetime | None) -> _dt.datetime | None:
-    """Times the store can hold (and a window can end at): 1971 to 2200, naive meaning UTC."""
+    """Times the store can hold (and a window can end at): 1971 to 2106, naive meaning UTC."""
     if t is None:
         return None
     t = t if t.tzinfo else t.replace(tzinfo=_dt.UTC)

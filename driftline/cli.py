@@ -231,8 +231,11 @@ def run() -> None:
     import atexit
 
     atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (driftline ... | head): nothing more can be said
+            pass
     os._exit(code)
 
 

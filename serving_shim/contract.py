@@ -88,7 +88,10 @@ FeatureValue = FiniteFloat | ShortStr | None
 def _utc(v: _dt.datetime) -> _dt.datetime:
     if v.tzinfo is None:
         return v.replace(tzinfo=_dt.UTC)
-    return v.astimezone(_dt.UTC)
+    try:
+        return v.astimezone(_dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 has no UTC time; a rejection, not a crash
+        raise ValueError(f"{v.isoformat()} is out of range in UTC") from None
 
 
 #: A time normalised to UTC (naive means UTC). The prediction's ``ts`` skips this on its hot path; the
@@ -330,7 +333,7 @@ _F_KEY = Annotated[str, _ms.Meta(min_length=1, max_length=MAX_NAME_LEN)]
 _F_ID = Annotated[str, _ms.Meta(min_length=1, max_length=256)]
 _F_SHORT = Annotated[str, _ms.Meta(max_length=MAX_STRING_LEN)]
 #: ISO 8601 with at most microseconds (more digits are rounded by one parser and cut by the other)
-_F_TS = Annotated[str, _ms.Meta(pattern=r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)?\Z")]
+_F_TS = Annotated[str, _ms.Meta(pattern=r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?\Z")]
 _F_FLOAT = Annotated[float, _ms.Meta(ge=-1.7976931348623157e308, le=1.7976931348623157e308)]  # finite
 
 
@@ -391,12 +394,14 @@ def _label_ok(e: Any) -> bool:
 
 
 def _parse_ts(e: Any) -> bool:
-    """The event's ISO time string becomes a datetime, as the models would make it."""
+    """The event's ISO time string becomes a datetime, as the models would make it (the first and the last
+    years, where an offset can leave the calendar, are left to the models)."""
     try:
-        e.ts = _fromiso(e.ts)
+        t = _fromiso(e.ts)
     except ValueError:
         return False
-    return True
+    e.ts = t
+    return 1 < t.year < 9999
 
 
 _FAST: dict[str, tuple[Any, Any]] = {
@@ -421,7 +426,13 @@ _WHOLE = {
 
 
 def _plain(data: bytes) -> bytes | None:
-    """The batch without leading whitespace, unless it is NDJSON (or empty): that is decode_batch's."""
+    """The batch without leading whitespace, unless it is NDJSON, empty or not UTF-8: that is decode_batch's
+    (msgspec checks the UTF-8 of what it reads, not of envelope fields it skips)."""
+    if isinstance(data, (bytes, bytearray)) and not data.isascii():  # the shim's JSON is ASCII: one fast scan
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
     stripped = data.lstrip()
     if not stripped or (stripped[:1] in (b"{", "{") and (b"\n{" if isinstance(stripped, bytes) else "\n{") in stripped.rstrip()):
         return None
@@ -437,7 +448,7 @@ def validate_batch_fast(data: bytes, kind: str) -> list[Any] | None:
     if stripped is None:
         return None
     env_dec, arr_dec = whole  # type: ignore[misc]
-    try:  # msgspec checks UTF-8 as it reads
+    try:
         if stripped[:1] in (b"{", "{"):
             env = env_dec.decode(stripped)
             if env.kind not in (None, kind):
@@ -445,7 +456,7 @@ def validate_batch_fast(data: bytes, kind: str) -> list[Any] | None:
             events = env.events
         else:
             events = arr_dec.decode(stripped)
-    except (_ms.DecodeError, _ms.ValidationError):
+    except (_ms.DecodeError, _ms.ValidationError, UnicodeDecodeError):  # msgspec raises the last for bad UTF-8
         return None
     ok = _FAST[kind][1]
     for e in events:
@@ -459,10 +470,12 @@ def decode_raw_batch(data: bytes, kind: str | None = None) -> tuple[str, list[An
     them; or ``None`` when the batch is not a plain envelope or array of a kind with a fast path (NDJSON,
     a single event, anything malformed, invalid UTF-8): then :func:`decode_batch` reads it and gives the
     verdict."""
+    if kind is not None and kind not in _FAST:
+        return None
     stripped = _plain(data)
     if stripped is None:
         return None
-    try:  # msgspec checks UTF-8 as it reads
+    try:
         if stripped[:1] in (b"{", "{"):
             env = _ENVELOPE.decode(stripped)
             if kind is not None and env.kind not in (None, kind):
@@ -471,7 +484,7 @@ def decode_raw_batch(data: bytes, kind: str | None = None) -> tuple[str, list[An
             raws = env.events
         else:
             raws = _ARRAY.decode(stripped)
-    except (_ms.DecodeError, _ms.ValidationError):
+    except (_ms.DecodeError, _ms.ValidationError, UnicodeDecodeError):  # msgspec raises the last for bad UTF-8
         return None
     if kind not in _FAST:
         return None
@@ -494,7 +507,7 @@ def validate_raw_events(kind: str, raws: list[Any]) -> tuple[list[Any], list[int
         for i, raw in enumerate(raws):
             try:
                 ev = decoder.decode(raw)
-            except (_ms.ValidationError, _ms.DecodeError):
+            except (_ms.ValidationError, _ms.DecodeError, UnicodeDecodeError):
                 slow.append((i, raw))
                 continue
             if ok(ev):

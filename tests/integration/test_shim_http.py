@@ -12,6 +12,7 @@ import uvicorn
 from driftline.config import Settings
 from driftline.server import create_app
 from serving_shim import BatchConfig, HttpSink, Monitor
+from tests.unit.serving_shim.helpers import export_threads
 
 
 def _free_port() -> int:
@@ -23,14 +24,7 @@ def _free_port() -> int:
 def test_http_sink_waits_for_the_server_and_then_delivers(store) -> None:  # type: ignore[no-untyped-def]
     port = _free_port()
     sink = HttpSink(f"http://127.0.0.1:{port}")
-    exporting_threads: set[int] = set()
-    real_export = sink.export
-
-    def export(batch, **kw):  # type: ignore[no-untyped-def]
-        exporting_threads.add(threading.get_ident())
-        return real_export(batch, **kw)
-
-    sink.export = export  # type: ignore[method-assign]
+    exporting_threads = export_threads(sink)
     m = Monitor(model="http-late", version="v1", sink=sink, window_s=1,
                 batch=BatchConfig(schedule_delay_s=0.1, export_timeout_s=0.5, max_queue_size=500, max_export_batch_size=100))
     try:

@@ -40,3 +40,16 @@ class FlakySink(InMemorySink):
 
 def registry() -> CollectorRegistry:
     return CollectorRegistry()
+
+
+def export_threads(sink: object) -> set[int]:
+    """Record the thread of every ``export`` call of ``sink`` (set up before the Monitor is made)."""
+    seen: set[int] = set()
+    real = sink.export  # type: ignore[attr-defined]
+
+    def export(batch, **kw):  # type: ignore[no-untyped-def]
+        seen.add(threading.get_ident())
+        return real(batch, **kw)
+
+    sink.export = export  # type: ignore[attr-defined]
+    return seen

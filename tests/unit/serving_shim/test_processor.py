@@ -9,19 +9,12 @@ import time
 
 from serving_shim import BatchConfig, InMemorySink, Monitor
 
-from .helpers import FlakySink, SlowSink, registry
+from .helpers import FlakySink, SlowSink, export_threads, registry
 
 
 def test_a_slow_sink_never_blocks_the_caller_and_overflow_is_counted() -> None:
     sink = SlowSink(delay=0.5)
-    exporting_threads: set[int] = set()
-    real_export = sink.export
-
-    def export(batch, **kw):  # type: ignore[no-untyped-def]
-        exporting_threads.add(threading.get_ident())
-        return real_export(batch, **kw)
-
-    sink.export = export  # type: ignore[method-assign]
+    exporting_threads = export_threads(sink)
     m = Monitor(model="m", version="v1", sink=sink, registry=registry(),
                 batch=BatchConfig(max_queue_size=100, max_export_batch_size=10, schedule_delay_s=0.05,
                                   shutdown_timeout_s=0.2))

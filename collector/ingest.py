@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,38 +74,37 @@ def _payload(raw: Any) -> str:
 
 def decode_message(data: bytes, *, source: str, kind: str | None = None) -> Decoded:
     """Decode one wire batch (Kafka message value or HTTP body)."""
-    out = Decoded()
-    whole = validate_batch_fast(data, kind) if kind is not None else None
-    if whole is not None:  # every event good: one compiled pass over the batch
-        out.good[kind].extend(whole)  # type: ignore[index]
-        out.indices[kind].extend(range(len(whole)))  # type: ignore[index]
-        return out
+    if kind is not None and (whole := validate_batch_fast(data, kind)) is not None:
+        return _decoded(source, kind, whole, range(len(whole)), [], str)  # every event good: one compiled pass
     fast = decode_raw_batch(data, kind)
     if fast is not None:  # an envelope or array of a high-volume kind: compiled validation, see the contract
         kind, raws = fast
         good, indices, errors = validate_raw_events(kind, raws)
-        out.good[kind].extend(good)
-        out.indices[kind].extend(indices)
-        out.errors.extend(errors)
-        for e in errors:
-            out.dead.append(DeadLetter.from_error(source, kind, e, bytes(raws[e.index])[:MAX_DEAD_LETTER_PAYLOAD].decode("utf-8", "replace")))
-        return out
+        return _decoded(source, kind, good, indices, errors,
+                        lambda i: bytes(raws[i])[:MAX_DEAD_LETTER_PAYLOAD].decode("utf-8", "replace"))
     try:
         kind, items = decode_batch(data, kind)
     except (ContractError, UnicodeDecodeError) as exc:
         reason = str(exc)
         fld = reason.split(":", 1)[0] if isinstance(exc, ContractError) else "body"
-        err = EventError(-1, fld, reason)
-        out.errors.append(err)
+        out = Decoded()
+        out.errors.append(EventError(-1, fld, reason))
         out.dead.append(DeadLetter(source, kind or "", -1, "", fld, reason, data[:MAX_DEAD_LETTER_PAYLOAD].decode("utf-8", "replace")))
         return out
     good, errors = validate_events(kind, items)
-    out.good[kind].extend(good)
     bad = {e.index for e in errors}
-    out.indices[kind].extend(i for i in range(len(items)) if i not in bad)
+    return _decoded(source, kind, good, [i for i in range(len(items)) if i not in bad], errors,
+                    lambda i: _payload(items[i]))
+
+
+def _decoded(source: str, kind: str, good: list[Any], indices: Iterable[int], errors: list[EventError],
+             payload: Callable[[int], str]) -> Decoded:
+    """The good events with their batch positions, and a dead letter (with ``payload(index)``) per error."""
+    out = Decoded()
+    out.good[kind].extend(good)
+    out.indices[kind].extend(indices)
     out.errors.extend(errors)
-    for e in errors:
-        out.dead.append(DeadLetter.from_error(source, kind, e, _payload(items[e.index])))
+    out.dead.extend(DeadLetter.from_error(source, kind, e, payload(e.index)) for e in errors)
     return out
 
 

@@ -49,15 +49,20 @@ def test_n_events_through_kafka_read_back_exactly_n(store, kafka_bootstrap, topi
             assert r["pred_label"] == ev["prediction"]["label"] and r["pred_score"] == ev["prediction"]["score"]
             assert r["slices"] == ev["slices"] and r["latency_ms"] == ev["latency_ms"]
 
-        # the same batch again: still n in query results
+        # the same batch again: still n in query results. Background merges are stopped so the duplicates
+        # are certainly on disk: the result must not depend on a merge having happened (or not)
+        store.execute("SYSTEM STOP MERGES {db}.predictions")
+        rows_before = int(store.scalar("SELECT count() FROM {db}.predictions"))
+        stored_before = collector.stats.stored_events
         for i in range(0, n, 100):
             producer.send("prediction", raw[i:i + 100]).get(timeout=30)
         deadline = time.monotonic() + 30
-        while collector.stats.consumed_messages < 20 and time.monotonic() < deadline:
+        # (count stored events, not consumed messages: a rebalance on a new broker re-reads what it released)
+        while collector.stats.stored_events < stored_before + n and time.monotonic() < deadline:
             collector.poll_batch()
-        assert collector.stats.consumed_messages == 20
+        assert collector.stats.stored_events == stored_before + n
         assert int(store.scalar("SELECT count() FROM {db}.predictions FINAL")) == n
-        assert int(store.scalar("SELECT count() FROM {db}.predictions")) == 2 * n
+        assert int(store.scalar("SELECT count() FROM {db}.predictions")) == rows_before + n
     finally:
         collector.close()
         producer.close()
@@ -93,8 +98,8 @@ def test_bad_events_go_to_dead_letters_good_ones_are_stored(store, kafka_bootstr
         deadline = time.monotonic() + 30
         while again.stats.dead_letters < 3 and time.monotonic() < deadline:
             again.poll_batch()
-        assert again.stats.dead_letters == 3 and again.stats.stored_events == 10
-        assert int(store.scalar("SELECT count() FROM {db}.dead_letters_v2")) == 6  # stored twice...
+        assert again.stats.dead_letters >= 3 and again.stats.stored_events >= 10  # more if a rebalance re-read some
+        assert int(store.scalar("SELECT count() FROM {db}.dead_letters_v2")) == 3 + again.stats.dead_letters  # stored twice...
         assert store.rows("SELECT field, reason, event_id, payload, source FROM {db}.dead_letters ORDER BY field") == dead
         assert int(store.scalar("SELECT count() FROM {db}.predictions FINAL")) == 10  # ...seen once
     finally:

@@ -107,6 +107,41 @@ def test_bad_events_go_to_dead_letters_good_ones_are_stored(store, kafka_bootstr
         producer.close()
 
 
+def test_a_rejoin_that_finishes_between_polls_hands_over_its_partitions(store, kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
+    # kafka-python 3.0.12 forgot a rejoin that a metadata change started when poll() stopped waiting for it
+    # first: the member stayed in the group without the partitions assigned to it (found by CI under load).
+    # Here every poll gives up at once, so the join always finishes between polls.
+    from kafka.admin import KafkaAdminClient, NewPartitions
+
+    producer = KafkaTransport(kafka_bootstrap, topic_prefix=topic_prefix)
+    producer.send("prediction", [f.prediction(0)]).get(timeout=30)
+    topic = f"{topic_prefix}.prediction"
+    collector = KafkaCollector(EventWriter(store), bootstrap_servers=kafka_bootstrap, group_id=f"{topic_prefix}-g",
+                               topic_prefix=topic_prefix, kinds=("prediction",), metadata_max_age_ms=300)
+    consumer = collector._consumer
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+
+    def partitions_after_polls(want: int, timeout: float = 15) -> int:
+        deadline = time.monotonic() + timeout
+        while True:
+            consumer.poll(timeout_ms=0)
+            got = len(consumer.assignment())
+            if got == want or time.monotonic() > deadline:
+                return got
+            time.sleep(0.2)
+
+    try:
+        before = len(consumer.partitions_for_topic(topic) or ())
+        assert before >= 1
+        assert partitions_after_polls(before) == before
+        admin.create_partitions({topic: NewPartitions(total_count=before + 2)})  # scaling out: the group rebalances
+        assert partitions_after_polls(before + 2) == before + 2
+    finally:
+        admin.close()
+        collector.close()
+        producer.close()
+
+
 def test_scale_mode_ingest_api_produces_to_kafka(store, kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
     from driftline.config import Settings
     from driftline.server import create_app

@@ -22,6 +22,7 @@ from detectors.drift_sql import (
     Source,
     bin_counts,
     category_counts,
+    key_layouts,
     null_counts,
     numeric_stats,
     window_facts,
@@ -89,14 +90,15 @@ def summarize_window(store: Store, src: Source, profile: Profile, *, bins: int |
     rows = int(facts["rows"])
     if rows == 0:
         return WindowSummary(rows=0, numeric={}, edges={}, fine={}, categorical={}, nulls={}, facts=facts)
-    num = numeric_stats(store, src, counts_only=bins is not None)
+    layouts = key_layouts(store, src)
+    num = numeric_stats(store, src, counts_only=bins is not None, layouts=layouts)
     edges = {}
     for f, fp in profile.features.items():
         if fp.kind == "numeric" and fp.edges.size and f in num and (src.maps or f in src.pseudo_num):
             edges[f] = fp.edges if bins is None else np.unique(np.concatenate(
                 [fp.edges[:1], coarse_bins(fp, bins), fp.edges[-1:]]))
     grids = {f: g for f in edges if (g := profile.features[f].grid) is not None}
-    fine = bin_counts(store, src, edges, {f: s.n for f, s in num.items()}, rows, grids=grids)
+    fine = bin_counts(store, src, edges, {f: s.n for f, s in num.items()}, grids=grids, layouts=layouts)
     return WindowSummary(rows=rows, numeric=num, edges=edges, fine=fine, categorical=category_counts(store, src),
                          nulls=null_counts(store, src), facts=facts)
 

@@ -10,15 +10,17 @@ event contract does not allow as feature names, so they never collide.
 Bin counts take one scan for every feature: per feature a code per row (the reference's counting
 grid, :mod:`detectors.grid`, when its edges come from one; else the bin index, a sum of comparisons
 with the edges or ``roundDown`` for long edge lists) counted by ``countResample``, a few numbers per
-feature back. Map values are read with ``features_num['name']`` (20 lookups of a 20-key map cost
-about what one ``ARRAY JOIN`` of the map costs, and need no ``GROUP BY``). A feature absent from a
-row reads as 0 there, so the absent rows (known exactly from the keys pass) are taken out of the
-bin holding 0.
+feature back. Map values are read by position: the event tables keep, per row, a signature of its
+numeric features' keys in stored order (``num_layout``), so the rows of one layout hold every feature
+at the same index of ``features_num.values`` (reading that is 10 to 30 times cheaper than 20 lookups
+by key, measured). A source's commonest layouts (:func:`key_layouts`) are each read by position, in
+one branch of the scan; the rows of any other layout are read by key.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +31,7 @@ from collector.sql import literal
 from collector.store import Store
 from detectors.grid import Grid
 
-__all__ = ["Source", "window_source", "upload_source", "labels_source", "QUANTILE_LEVELS", "numeric_stats",
+__all__ = ["Source", "Layouts", "key_layouts", "window_source", "upload_source", "labels_source", "QUANTILE_LEVELS", "numeric_stats",
            "bin_counts", "grid_counts", "grid_for", "sample_ranges", "category_counts", "null_counts", "window_facts"]
 
 #: Reference quantile grid: bins for every test are subsets of these edges.
@@ -91,19 +93,76 @@ def _q(levels: Sequence[float]) -> str:
     return ", ".join(repr(float(x)) for x in levels)
 
 
+#: Key layouts of a source read by position (the commonest first); rows of the others are read by key.
+MAX_LAYOUTS = 4
+
+
+@dataclass(frozen=True)
+class Layouts:
+    """How the rows of a source hold their numeric (Map) features."""
+    groups: tuple[tuple[int, tuple[str, ...], int], ...] = ()   # (num_layout, keys in stored order, rows)
+    rest_rows: int = 0                                          # rows of other layouts (read by key)
+    present: Mapping[str, int] = field(default_factory=dict)    # rows holding each Map feature
+
+    def branches(self) -> list[tuple[str, dict[str, int] | None]]:
+        """(condition, position of every key) per layout read by position, then (condition, None) for
+        the rows of every other layout."""
+        out: list[tuple[str, dict[str, int] | None]] = [
+            (f"num_layout = {sig}", {k: i + 1 for i, k in enumerate(keys)}) for sig, keys, _ in self.groups]
+        if self.rest_rows:
+            out.append((self._rest(), None))
+        return out
+
+    def _rest(self) -> str:
+        return f"num_layout NOT IN ({', '.join(str(sig) for sig, _, _ in self.groups)})" if self.groups else "1"
+
+
+def key_layouts(store: Store, src: Source, *, limit: int | None = None) -> Layouts:
+    """The key layouts of ``src``'s rows (at most ``limit``, default :data:`MAX_LAYOUTS`, read by
+    position), and how many rows hold each Map feature. Two cheap queries, a third when rows of other
+    layouts exist."""
+    if not src.maps:
+        return Layouts()
+    limit = MAX_LAYOUTS if limit is None else limit
+    sigs = store.rows(f"SELECT num_layout AS s, count() AS n FROM {src.table} WHERE {src.where} "
+                      "GROUP BY s ORDER BY n DESC, s", src.params)
+    top = [(int(r["s"]), int(r["n"])) for r in sigs[:limit]]
+    keys: dict[int, tuple[str, ...]] = {}
+    if top:
+        q = " UNION ALL ".join(f"""SELECT * FROM (SELECT num_layout AS s, mapKeys(features_num) AS k FROM {src.table}
+                                   WHERE ({src.where}) AND num_layout = {sig} LIMIT 1)""" for sig, _ in top)
+        keys = {int(r["s"]): tuple(str(k) for k in r["k"]) for r in store.rows(q, src.params)}
+    groups = tuple((sig, keys[sig], n) for sig, n in top)
+    present: Counter[str] = Counter()
+    for _, ks, n in groups:
+        for k in ks:
+            present[k] += n
+    lay = Layouts(groups, sum(int(r["n"]) for r in sigs[limit:]))
+    if lay.rest_rows:
+        for r in store.rows(f"""SELECT toString(k) AS k, count() AS n FROM {src.table} ARRAY JOIN features_num.keys AS k
+                                WHERE ({src.where}) AND {lay._rest()} GROUP BY k""", src.params):
+            present[r["k"]] += int(r["n"])
+    return Layouts(groups, lay.rest_rows, dict(present))
+
+
 def numeric_stats(store: Store, src: Source, *, quantiles: bool = False, counts_only: bool = False,
-                  only: Collection[str] | None = None) -> dict[str, NumStats]:
+                  only: Collection[str] | None = None, layouts: Layouts | None = None) -> dict[str, NumStats]:
     """Count, min, max, mean, std (and the reference quantile grid) per numeric feature.
 
     ``counts_only``: only the counts of the Map features are exact (a scan of the keys alone,
-    several times cheaper); their min, max, mean and std are NaN. ``only``: these features alone.
+    several times cheaper, or none when the source's ``layouts`` are given); their min, max, mean and
+    std are NaN. ``only``: these features alone.
     """
     qa = f", quantilesTDigest({_q(QUANTILE_LEVELS)})(v) AS q" if quantiles else ""
     out: dict[str, NumStats] = {}
     rows: list[dict[str, Any]] = []
     keys = "" if only is None else f" AND has({literal(sorted(only) or [''])}, k)"
     pseudo = {k: v for k, v in src.pseudo_num.items() if only is None or k in only}
-    if counts_only and pseudo:             # one query: the keys of the Map, the pseudo features' statistics
+    if counts_only and src.maps and layouts is not None:   # the Map features' counts are known already
+        nan = float("nan")
+        rows = [{"k": k, "n": n, "lo": nan, "hi": nan, "mean": nan, "std": nan}
+                for k, n in layouts.present.items() if only is None or k in only]
+    elif counts_only and pseudo:             # one query: the keys of the Map, the pseudo features' statistics
         stats = ", ".join(f"({literal(name)}, count({col}), min({col}), max({col}), avg({col}), stddevPop({col}))"
                           for name, col in pseudo.items())
         parts = [f"""SELECT t.1 AS k, t.2 AS n, t.3 AS lo, t.4 AS hi, t.5 AS mean, t.6 AS std
@@ -145,12 +204,6 @@ def _f(x: Any) -> float:
     return float("nan") if x is None else float(x)
 
 
-def _value_expr(src: Source, feature: str) -> str:
-    if feature in src.pseudo_num:
-        return f"ifNull({src.pseudo_num[feature]}, 0)"
-    return f"features_num[{literal(feature)}]"
-
-
 #: Up to this many edges a bin index is a sum of comparisons (vectorised, about twice as fast as
 #: ``roundDown`` on these machines); above it, ``roundDown`` over the sorted edges.
 MAX_COMPARISON_EDGES = 16
@@ -190,42 +243,80 @@ def _edge_codes(x: str, edges: np.ndarray, grid: Grid | None) -> _Codes:
     return _Codes(expr, k + 1, np.arange(1, k + 1))
 
 
+def _pooled(parts: Sequence[NumStats]) -> NumStats | None:
+    """Count, min, max, mean and standard deviation of the union of disjoint row sets."""
+    parts = [p for p in parts if p.n]
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    n = sum(p.n for p in parts)
+    mean = sum(p.n * p.mean for p in parts) / n
+    var = sum(p.n * (p.std ** 2 + (p.mean - mean) ** 2) for p in parts) / n
+    return NumStats(n, min(p.lo for p in parts), max(p.hi for p in parts), mean, float(np.sqrt(var)))
+
+
 def _scan(store: Store, src: Source, codes: Mapping[str, str | _Codes], stats: Sequence[str] = (),
-          absent: Mapping[str, int] | None = None) -> tuple[dict[str, np.ndarray], dict[str, NumStats]]:
-    """One scan: per feature of ``codes`` the count of every code (a ``Grid``: its cells; a ``_Codes``:
-    the values below each threshold), and for the Map features in ``stats`` count, min, max, mean and
-    standard deviation. ``absent``: rows without the feature (they read as 0 and are skipped in the
-    statistics; the caller takes them out of the counts)."""
+          layouts: Layouts | None = None) -> tuple[dict[str, np.ndarray], dict[str, NumStats]]:
+    """One scan: per feature of ``codes`` the count of every code among the rows holding it (a ``Grid``:
+    its cells; a ``_Codes``: the values below each threshold), and for the features in ``stats`` count,
+    min, max, mean and standard deviation.
+
+    The scan has a branch per key layout of ``layouts`` (Map values read by position), one for the rows
+    of other layouts (read by key, ``mapContains`` telling the absent ones), or a single branch when
+    the source has no Map features; the branches' numbers are added up here."""
     names = list(dict.fromkeys([*codes, *stats]))
     if not names:
         return {}, {}
-    absent = absent or {}
-    cols, aggs, outer = [], [], []
-    for i, f in enumerate(names):
-        cols.append(f"{_value_expr(src, f)} AS x{i}")
-        c = codes.get(f)
-        if isinstance(c, Grid):
-            aggs.append(f"countResample(0, {c.codes}, 1)({c.code_expr(f'x{i}')}) AS h{i}")
-            outer.append(f"h{i}")
-        elif isinstance(c, _Codes):               # values below each threshold, from the cumulative code counts
-            aggs.append(f"arrayCumSum(countResample(0, {c.n}, 1)({c.expr.replace('{x}', f'x{i}')})) AS cs{i}")
-            outer.append(f"arrayMap(t -> cs{i}[t], {literal([int(t) for t in c.thresholds])}) AS h{i}"
-                         if len(c.thresholds) else f"[] AS h{i}")
-        if f in stats:
-            if absent.get(f):
-                cols.append(f"mapContains(features_num, {literal(f)}) AS p{i}")
-                aggs.append(f"countIf(p{i}) AS n{i}, minIf(x{i}, p{i}) AS lo{i}, maxIf(x{i}, p{i}) AS hi{i}, "
-                            f"avgIf(x{i}, p{i}) AS mean{i}, stddevPopIf(x{i}, p{i}) AS std{i}")
+    if not src.maps:
+        branches: list[tuple[str, dict[str, int] | None]] = [("1", {})]
+    else:
+        branches = (layouts if layouts is not None else Layouts(rest_rows=1)).branches()
+    selects = []
+    for cond, pos in branches:
+        cols, aggs, outer = [], [], []
+        for i, f in enumerate(names):
+            if f in src.pseudo_num:
+                x, p = f"ifNull({src.pseudo_num[f]}, 0)", f"isNotNull({src.pseudo_num[f]})"
+            elif pos is None:
+                x, p = f"features_num[{literal(f)}]", f"mapContains(features_num, {literal(f)})"
+            elif f in pos:
+                x, p = f"features_num.values[{pos[f]}]", None
             else:
-                aggs.append(f"count() AS n{i}, min(x{i}) AS lo{i}, max(x{i}) AS hi{i}, avg(x{i}) AS mean{i}, "
-                            f"stddevPop(x{i}) AS std{i}")
-            outer.append(f"n{i}, lo{i}, hi{i}, mean{i}, std{i}")
-    r = store.rows(f"""SELECT {', '.join(outer)} FROM (
-                         SELECT {', '.join(aggs)} FROM (SELECT {', '.join(cols)} FROM {src.table} WHERE {src.where}))""",
-                   src.params)[0]
-    counts = {f: np.asarray(r[f"h{i}"], dtype=np.int64) for i, f in enumerate(names) if f in codes}
-    st = {f: NumStats(int(r[f"n{i}"]), _f(r[f"lo{i}"]), _f(r[f"hi{i}"]), _f(r[f"mean{i}"]), _f(r[f"std{i}"]))
-          for i, f in enumerate(names) if f in stats and r[f"n{i}"]}
+                x, p = "toFloat64(0)", "0"              # no row of this layout holds the feature
+            cols.append(f"{x} AS x{i}" + (f", {p} AS p{i}" if p else ""))
+            cnt, arg = ("countResampleIf", f", p{i}") if p else ("countResample", "")
+            c = codes.get(f)
+            if isinstance(c, Grid):
+                aggs.append(f"{cnt}(0, {c.codes}, 1)({c.code_expr(f'x{i}')}{arg}) AS h{i}")
+                outer.append(f"h{i}")
+            elif isinstance(c, _Codes):               # values below each threshold, from the cumulative code counts
+                aggs.append(f"arrayCumSum({cnt}(0, {c.n}, 1)({c.expr.replace('{x}', f'x{i}')}{arg})) AS cs{i}")
+                outer.append(f"arrayMap(t -> cs{i}[t], {literal([int(t) for t in c.thresholds])}) AS h{i}"
+                             if len(c.thresholds) else f"[] AS h{i}")
+            if f in stats:
+                if p:
+                    aggs.append(f"countIf(p{i}) AS n{i}, minIf(x{i}, p{i}) AS lo{i}, maxIf(x{i}, p{i}) AS hi{i}, "
+                                f"avgIf(x{i}, p{i}) AS mean{i}, stddevPopIf(x{i}, p{i}) AS std{i}")
+                else:
+                    aggs.append(f"count() AS n{i}, min(x{i}) AS lo{i}, max(x{i}) AS hi{i}, avg(x{i}) AS mean{i}, "
+                                f"stddevPop(x{i}) AS std{i}")
+                outer.append(f"n{i}, lo{i}, hi{i}, mean{i}, std{i}")
+        selects.append(f"""SELECT {', '.join(outer)} FROM (
+                             SELECT {', '.join(aggs)} FROM (SELECT {', '.join(cols)} FROM {src.table}
+                                                             WHERE ({src.where}) AND {cond}))""")
+    counts: dict[str, np.ndarray] = {}
+    parts: dict[str, list[NumStats]] = {}
+    # one statement: the branches have the same columns, ClickHouse runs them side by side, one row each
+    for r in store.rows(" UNION ALL ".join(selects), src.params) if selects else []:
+        for i, f in enumerate(names):
+            if f in codes:
+                h = np.asarray(r[f"h{i}"], dtype=np.int64)
+                counts[f] = counts[f] + h if f in counts else h
+            if f in stats:
+                parts.setdefault(f, []).append(
+                    NumStats(int(r[f"n{i}"]), _f(r[f"lo{i}"]), _f(r[f"hi{i}"]), _f(r[f"mean{i}"]), _f(r[f"std{i}"])))
+    st = {f: ps for f, p in parts.items() if (ps := _pooled(p)) is not None}
     return counts, st
 
 
@@ -251,39 +342,37 @@ def grid_for(lo: float, hi: float, *, margin: float = GRID_MARGIN) -> Grid | Non
         return None
 
 
-def grid_counts(store: Store, src: Source, grids: Mapping[str, Grid], present: Mapping[str, int], total: int, *,
-                stats: Sequence[str] = ()) -> tuple[dict[str, np.ndarray], dict[str, NumStats]]:
-    """Code counts of every feature on its grid (absent rows taken out), and the statistics of the Map
-    features in ``stats``, in one scan."""
-    absent = {f: total - int(present.get(f, 0)) for f in [*grids, *stats]}
-    counts, st = _scan(store, src, grids, [f for f in stats if f not in src.pseudo_num], absent)
-    for f, c in counts.items():
-        if absent[f]:
-            c[grids[f].code_of(0.0)] -= absent[f]
+def grid_counts(store: Store, src: Source, grids: Mapping[str, Grid], *, stats: Sequence[str] = (),
+                layouts: Layouts | None = None) -> tuple[dict[str, np.ndarray], dict[str, NumStats]]:
+    """Code counts of every feature on its grid (rows holding it), and the statistics of the Map
+    features in ``stats``, in one scan (``layouts``: the source's, from :func:`key_layouts`)."""
+    counts, st = _scan(store, src, grids, [f for f in stats if f not in src.pseudo_num], layouts)
+    for f, g in grids.items():
+        counts.setdefault(f, np.zeros(g.codes, dtype=np.int64))
     return counts, st
 
 
-def bin_counts(store: Store, src: Source, edges: Mapping[str, np.ndarray], present: Mapping[str, int],
-               total: int, *, grids: Mapping[str, Grid] | None = None) -> dict[str, np.ndarray]:
+def bin_counts(store: Store, src: Source, edges: Mapping[str, np.ndarray], present: Mapping[str, int], *,
+               grids: Mapping[str, Grid] | None = None, layouts: Layouts | None = None) -> dict[str, np.ndarray]:
     """Counts per bin ``[-inf, e0), [e0, e1), ..., [e_last, inf)`` for every feature, in one scan.
 
     A feature whose inner edges are boundaries of its reference grid (``grids``) is counted with the
     grid's code; the others with a sum of comparisons (short edge lists) or ``roundDown``.
-    ``present``: non-null values per feature in this source (from :func:`numeric_stats`); ``total``:
-    the source's rows. Returns the counts (length ``len(edges) + 1``) per feature.
+    ``present``: non-null values per feature in this source (from :func:`numeric_stats`);
+    ``layouts``: the source's, from :func:`key_layouts`. Returns the counts (length
+    ``len(edges) + 1``) per feature.
     """
     feats = [f for f in edges if (f in src.pseudo_num or src.maps)]
     out = {f: np.zeros(len(edges[f]) + 1, dtype=np.int64) for f in feats}
-    if not feats or not total:
+    feats = [f for f in feats if present.get(f)]
+    if not feats:
         return out
     grids = grids or {}
     plans = {f: _edge_codes("{x}", np.asarray(edges[f], dtype=float), grids.get(f)) for f in feats}
-    below, _ = _scan(store, src, plans)
+    below, _ = _scan(store, src, plans, layouts=layouts)
     for f in feats:
-        out[f] = np.diff(np.concatenate([[0], below[f], [total]]))
-        absent = total - int(present.get(f, 0))
-        if absent:
-            out[f][int(np.searchsorted(edges[f], 0.0, side="right"))] -= absent
+        b = below.get(f, np.zeros(len(edges[f]), dtype=np.int64))
+        out[f] = np.diff(np.concatenate([[0], b, [int(present[f])]]))
     return out
 
 

@@ -103,4 +103,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        component="detectors",
+        number=4,
+        name="numeric feature layout of uploaded rows",
+        # as collector migration 5 does for predictions: uploaded baselines are read by position too
+        statements=(
+            """
+            ALTER TABLE {db}.reference_rows
+                ADD COLUMN IF NOT EXISTS num_layout UInt64 MATERIALIZED cityHash64(mapKeys(features_num))
+            """,
+            "ALTER TABLE {db}.reference_rows MODIFY COLUMN features_num CODEC(LZ4)",
+        ),
+    ),
 )

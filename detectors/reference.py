@@ -35,6 +35,7 @@ from detectors.drift_sql import (
     category_counts,
     grid_counts,
     grid_for,
+    key_layouts,
     null_counts,
     numeric_stats,
     sample_ranges,
@@ -105,14 +106,15 @@ def regroup(fine_edges: np.ndarray, fine_counts: np.ndarray, edges: np.ndarray) 
 
 def numeric_profiles(store: Store, src: Source, rows: int) -> dict[str, FeatureProfile]:
     """Profiles of the numeric features of ``src`` (``rows`` rows): see the module docstring."""
-    keys = numeric_stats(store, src, counts_only=True)       # exact n (and the pseudo features' statistics)
+    layouts = key_layouts(store, src)
+    keys = numeric_stats(store, src, counts_only=True, layouts=layouts)  # exact n (and the pseudo features' statistics)
     if not keys:
         return {}
     present = {f: st.n for f, st in keys.items()}
     ranges = sample_ranges(store, src)
     grids = {f: g for f, st in keys.items()
              if (g := grid_for(st.lo, st.hi) if f in src.pseudo_num else grid_for(*ranges.get(f, (0.0, 0.0))))}
-    counts, stats = grid_counts(store, src, grids, present, rows, stats=[f for f in keys if f not in src.pseudo_num])
+    counts, stats = grid_counts(store, src, grids, stats=[f for f in keys if f not in src.pseudo_num], layouts=layouts)
     stats.update({f: st for f, st in keys.items() if f in src.pseudo_num})
     out: dict[str, FeatureProfile] = {}
     retry: dict[str, Grid] = {}
@@ -127,13 +129,13 @@ def numeric_profiles(store: Store, src: Source, rows: int) -> dict[str, FeatureP
         elif (c is None or max(c[0], c[-1]) * 100 > st.n) and (g := grid_for(st.lo, st.hi, margin=0.0)):
             retry[f] = g                                     # values outside the first grid: once more, on the range
     if retry:
-        again, _ = grid_counts(store, src, retry, present, rows)
+        again, _ = grid_counts(store, src, retry, layouts=layouts)
         out.update({f: _grid_profile(f, stats[f], retry[f], c) for f, c in again.items() if resolves(c, stats[f].n)})
     rest = [f for f in stats if f not in out]
     if rest:                                                 # not resolved by a grid: TDigest edges, then counts
         q = numeric_stats(store, src, quantiles=True, only=rest)
         edges = {f: _edges(stats[f].lo, stats[f].hi, q[f].quantiles) for f in rest if f in q}
-        binned = bin_counts(store, src, edges, present, rows)
+        binned = bin_counts(store, src, edges, present, layouts=layouts)
         for f, e in edges.items():
             st = stats[f]
             out[f] = FeatureProfile(feature=f, kind="numeric", n=st.n, quantiles=np.asarray(q[f].quantiles), edges=e,

@@ -30,7 +30,9 @@ def _rows(rng: np.random.Generator, n: int, shift: float, cats: list[str]) -> li
         elif i % 10 == 1:
             f["x"] = None         # explicit null
         elif i % 10 == 2:
-            f["x"] = 0.0          # a real zero (the bin holding 0 gets the absent-row correction)
+            f["x"] = 0.0          # a real zero (rows read by key see 0 for an absent feature too)
+        elif i % 10 == 3:
+            f = dict(reversed(f.items()))  # the same features in another order: another layout
         out.append(f)
     return out
 
@@ -52,8 +54,16 @@ def two_windows(store):  # noqa: ANN001, ANN201
     return ref, cur, rids
 
 
-def test_sql_bin_counts_equal_numpy_on_the_raw_values(store, two_windows) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("max_layouts", [4, 1, 0])  # 0: every row read by key; 1: most rows by position, the rest by key
+def test_sql_bin_counts_equal_numpy_on_the_raw_values(store, two_windows, monkeypatch, max_layouts) -> None:  # noqa: ANN001
+    from detectors import drift_sql
+
+    monkeypatch.setattr(drift_sql, "MAX_LAYOUTS", max_layouts)
     ref, cur, _ = two_windows
+    lay = drift_sql.key_layouts(store, window_source("m1", T0, T0 + H))
+    assert {ks for _, ks, _ in lay.groups} <= {("x", "k"), ("k", "x"), ("k",)}
+    assert len(lay.groups) == min(max_layouts, 3) and sum(n for *_, n in lay.groups) + lay.rest_rows == len(ref)
+    assert lay.present == {"x": sum(1 for r in ref if "x" in r and r["x"] is not None), "k": len(ref)}
     prof = reference_from_window(store, "m1", T0, T0 + H, name="w0")
     fp = prof.features["x"]
     full = np.concatenate([[-np.inf], fp.edges, [np.inf]])

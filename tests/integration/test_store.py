@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from collector.migrations import migrate
 from collector.writer import EventWriter
 from driftline.server import all_migrations
@@ -115,7 +117,7 @@ def test_dead_letters_of_an_older_store_move_to_the_deduplicated_table() -> None
         for _ in range(2):  # the old table kept a redelivered dead letter twice
             old.execute(f"INSERT INTO {{db}}.dead_letters (source, kind, event_index, event_id, field, reason, payload) "
                         f"VALUES ({values})")
-        assert [m.number for m in migrate(old, all_migrations()) if m.component == "collector"] == [3, 4]
+        assert [m.number for m in migrate(old, all_migrations()) if m.component == "collector"] == [3, 4, 5]
         rows = old.rows("SELECT source, kind, event_index, event_id, field, reason, payload FROM {db}.dead_letters")
         assert [tuple(r.values()) for r in rows] == [row]
         # a migration cut short and run again (statements are re-runnable) changes nothing
@@ -126,5 +128,33 @@ def test_dead_letters_of_an_older_store_move_to_the_deduplicated_table() -> None
         assert int(old.scalar("SELECT count() FROM {db}.dead_letters")) == 1
         assert old.scalar("SELECT engine FROM system.tables WHERE database = %(d)s AND name = 'dead_letters'",
                           {"d": old.database}) == "View"
+    finally:
+        old.drop_database()
+
+
+def test_predictions_stored_before_the_layout_column_are_read_by_position() -> None:
+    import uuid
+
+    from collector.migrations import COLLECTOR_MIGRATIONS
+    from collector.store import ChdbStore
+    from detectors.drift_sql import grid_counts, grid_for, key_layouts, numeric_stats, window_source
+    from tests.conftest import _CHDB_PATH
+    from tests.detector_data import T0, insert_predictions
+
+    old = ChdbStore(_CHDB_PATH, database=f"t_{uuid.uuid4().hex[:12]}")
+    try:
+        migrate(old, [m for m in COLLECTOR_MIGRATIONS if m.number <= 4])  # a store made before migration 5
+        feats = [{"a": float(i), "b": -float(i)} if i % 3 else {"b": 1.0} for i in range(30)]
+        insert_predictions(old, start=T0, seconds=60, features=feats)
+        assert [m.number for m in migrate(old, all_migrations()) if m.component == "collector"] == [5]
+        src = window_source("m1", T0, T0 + dt.timedelta(minutes=5))
+        lay = key_layouts(old, src)   # the signature of the older part is computed when read
+        assert sorted((ks, n) for _, ks, n in lay.groups) == [(("a", "b"), 20), (("b",), 10)]
+        st = numeric_stats(old, src)  # by key, for comparison
+        g = {"a": grid_for(0.0, 29.0), "b": grid_for(-29.0, 1.0)}
+        counts, stats = grid_counts(old, src, g, stats=["a", "b"], layouts=lay)
+        assert {f: (s.n, s.lo, s.hi) for f, s in stats.items()} == {f: (s.n, s.lo, s.hi) for f, s in st.items()}
+        assert stats["a"].mean == pytest.approx(st["a"].mean) and stats["b"].std == pytest.approx(st["b"].std)
+        assert int(counts["a"].sum()) == 20 and int(counts["b"].sum()) == 30
     finally:
         old.drop_database()

@@ -99,8 +99,9 @@ def summarize_window(store: Store, src: Source, profile: Profile, *, bins: int |
                 [fp.edges[:1], coarse_bins(fp, bins), fp.edges[-1:]]))
     grids = {f: g for f in edges if (g := profile.features[f].grid) is not None}
     fine = bin_counts(store, src, edges, {f: s.n for f, s in num.items()}, grids=grids, layouts=layouts)
-    return WindowSummary(rows=rows, numeric=num, edges=edges, fine=fine, categorical=category_counts(store, src),
-                         nulls=null_counts(store, src), facts=facts)
+    return WindowSummary(rows=rows, numeric=num, edges=edges, fine=fine,
+                         categorical=category_counts(store, src, layouts=layouts),
+                         nulls=null_counts(store, src, layouts=layouts), facts=facts)
 
 
 def binned_numeric(fp: FeatureProfile, cur_edges: np.ndarray, cur_counts: np.ndarray, cur: NumStats, *,

@@ -99,10 +99,14 @@ MAX_LAYOUTS = 4
 
 @dataclass(frozen=True)
 class Layouts:
-    """How the rows of a source hold their numeric (Map) features."""
+    """A census of a source's rows: how they hold their numeric (Map) features, and what else they hold."""
     groups: tuple[tuple[int, tuple[str, ...], int], ...] = ()   # (num_layout, keys in stored order, rows)
     rest_rows: int = 0                                          # rows of other layouts (read by key)
     present: Mapping[str, int] = field(default_factory=dict)    # rows holding each Map feature
+    rows: int = 0                                               # all rows
+    pseudo: Mapping[str, NumStats] = field(default_factory=dict)  # statistics of the numeric pseudo features
+    categorical_rows: Mapping[str, int] = field(default_factory=dict)  # "" (any Map category), pseudo ones
+    null_rows: int = 0                                          # rows with an explicit null feature
 
     def branches(self) -> list[tuple[str, dict[str, int] | None]]:
         """(condition, position of every key) per layout read by position, then (condition, None) for
@@ -118,14 +122,36 @@ class Layouts:
 
 
 def key_layouts(store: Store, src: Source, *, limit: int | None = None) -> Layouts:
-    """The key layouts of ``src``'s rows (at most ``limit``, default :data:`MAX_LAYOUTS`, read by
-    position), and how many rows hold each Map feature. Two cheap queries, a third when rows of other
-    layouts exist."""
-    if not src.maps:
-        return Layouts()
+    """A census of ``src`` in one scan (plus a tiny query for the keys of each layout, and one more when
+    rows of uncommon layouts exist): its rows; its key layouts (at most ``limit``, default
+    :data:`MAX_LAYOUTS`, read by position) and the rows holding each Map feature; the numeric pseudo
+    features' statistics; whether any row holds a category or an explicit null (the queries for those
+    are skipped when none does)."""
     limit = MAX_LAYOUTS if limit is None else limit
-    sigs = store.rows(f"SELECT num_layout AS s, count() AS n FROM {src.table} WHERE {src.where} "
-                      "GROUP BY s ORDER BY n DESC, s", src.params)
+    aggs = ["count() AS n"]
+    for i, col in enumerate(src.pseudo_num.values()):
+        aggs.append(f"count({col}) AS pn{i}, min({col}) AS plo{i}, max({col}) AS phi{i}, avg({col}) AS pmean{i}, "
+                    f"stddevPop({col}) AS pstd{i}")
+    aggs += [f"count({col}) AS pc{i}" for i, col in enumerate(src.pseudo_cat.values())]
+    if src.maps:
+        aggs += ["countIf(notEmpty(features_cat)) AS cat", "countIf(notEmpty(features_null)) AS nul"]
+        sigs = store.rows(f"SELECT num_layout AS s, {', '.join(aggs)} FROM {src.table} WHERE {src.where} "
+                          "GROUP BY s ORDER BY n DESC, s", src.params)
+    else:
+        sigs = [r for r in store.rows(f"SELECT 0 AS s, {', '.join(aggs)} FROM {src.table} WHERE {src.where}",
+                                      src.params) if r["n"]]
+    pseudo: dict[str, NumStats] = {}
+    for i, name in enumerate(src.pseudo_num):
+        ps = _pooled([NumStats(int(r[f"pn{i}"]), _f(r[f"plo{i}"]), _f(r[f"phi{i}"]), _f(r[f"pmean{i}"]),
+                               _f(r[f"pstd{i}"])) for r in sigs])
+        if ps is not None:
+            pseudo[name] = ps
+    cats = {name: sum(int(r[f"pc{i}"]) for r in sigs) for i, name in enumerate(src.pseudo_cat)}
+    facts = {"rows": sum(int(r["n"]) for r in sigs), "pseudo": pseudo,
+             "null_rows": sum(int(r.get("nul", 0)) for r in sigs),
+             "categorical_rows": {"": sum(int(r.get("cat", 0)) for r in sigs), **cats}}
+    if not src.maps:
+        return Layouts(**facts)
     top = [(int(r["s"]), int(r["n"])) for r in sigs[:limit]]
     keys: dict[int, tuple[str, ...]] = {}
     if top:
@@ -142,7 +168,7 @@ def key_layouts(store: Store, src: Source, *, limit: int | None = None) -> Layou
         for r in store.rows(f"""SELECT toString(k) AS k, count() AS n FROM {src.table} ARRAY JOIN features_num.keys AS k
                                 WHERE ({src.where}) AND {lay._rest()} GROUP BY k""", src.params):
             present[r["k"]] += int(r["n"])
-    return Layouts(groups, lay.rest_rows, dict(present))
+    return Layouts(groups, lay.rest_rows, dict(present), **facts)
 
 
 def numeric_stats(store: Store, src: Source, *, quantiles: bool = False, counts_only: bool = False,
@@ -158,10 +184,13 @@ def numeric_stats(store: Store, src: Source, *, quantiles: bool = False, counts_
     rows: list[dict[str, Any]] = []
     keys = "" if only is None else f" AND has({literal(sorted(only) or [''])}, k)"
     pseudo = {k: v for k, v in src.pseudo_num.items() if only is None or k in only}
-    if counts_only and src.maps and layouts is not None:   # the Map features' counts are known already
+    if counts_only and layouts is not None:    # known from the census: the Map features' counts, the pseudo ones
         nan = float("nan")
         rows = [{"k": k, "n": n, "lo": nan, "hi": nan, "mean": nan, "std": nan}
                 for k, n in layouts.present.items() if only is None or k in only]
+        rows += [{"k": k, "n": st.n, "lo": st.lo, "hi": st.hi, "mean": st.mean, "std": st.std}
+                 for k, st in layouts.pseudo.items() if k in pseudo]
+        pseudo = {}
     elif counts_only and pseudo:             # one query: the keys of the Map, the pseudo features' statistics
         stats = ", ".join(f"({literal(name)}, count({col}), min({col}), max({col}), avg({col}), stddevPop({col}))"
                           for name, col in pseudo.items())
@@ -376,17 +405,21 @@ def bin_counts(store: Store, src: Source, edges: Mapping[str, np.ndarray], prese
     return out
 
 
-def category_counts(store: Store, src: Source, *, limit: int = MAX_CATEGORIES_READ
+def category_counts(store: Store, src: Source, *, limit: int = MAX_CATEGORIES_READ, layouts: Layouts | None = None
                     ) -> dict[str, tuple[int, int, dict[str, int]]]:
-    """Per categorical feature: (non-null rows, distinct values, counts of its ``limit`` most frequent values)."""
+    """Per categorical feature: (non-null rows, distinct values, counts of its ``limit`` most frequent values).
+    ``layouts``: the source's census; what no row holds is not queried."""
     out: dict[str, tuple[int, int, dict[str, int]]] = {}
+    held = layouts.categorical_rows if layouts is not None else {}
     parts = []                              # one query: per feature and value its count, the feature's total
-    if src.maps:                            # and distinct values over the groups, the top ``limit`` kept
+    if src.maps and held.get("", 1):        # and distinct values over the groups, the top ``limit`` kept
         parts.append(f"""SELECT toString(k) AS k, v, count() AS c, sum(c) OVER (PARTITION BY k) AS n,
                                 count() OVER (PARTITION BY k) AS d
                          FROM {src.table} ARRAY JOIN mapKeys(features_cat) AS k, mapValues(features_cat) AS v
                          WHERE {src.where} GROUP BY k, v""")
     for name, col in src.pseudo_cat.items():
+        if not held.get(name, 1):
+            continue
         parts.append(f"""SELECT {literal(name)} AS k, assumeNotNull({col}) AS v, count() AS c, sum(c) OVER () AS n,
                                 count() OVER () AS d
                          FROM {src.table} WHERE {src.where} AND {col} IS NOT NULL GROUP BY v""")
@@ -399,9 +432,9 @@ def category_counts(store: Store, src: Source, *, limit: int = MAX_CATEGORIES_RE
     return out
 
 
-def null_counts(store: Store, src: Source) -> dict[str, int]:
-    """Rows where each feature was sent as an explicit null."""
-    if not src.maps:
+def null_counts(store: Store, src: Source, *, layouts: Layouts | None = None) -> dict[str, int]:
+    """Rows where each feature was sent as an explicit null (``layouts``: the census; none, no query)."""
+    if not src.maps or (layouts is not None and not layouts.null_rows):
         return {}
     rows = store.rows(f"SELECT k, count() AS n FROM {src.table} ARRAY JOIN features_null AS k WHERE {src.where} GROUP BY k",
                       src.params)

@@ -29,6 +29,7 @@ import numpy as np
 from collector.store import Store
 from detectors.drift_sql import (
     QUANTILE_LEVELS,
+    Layouts,
     NumStats,
     Source,
     bin_counts,
@@ -39,7 +40,6 @@ from detectors.drift_sql import (
     null_counts,
     numeric_stats,
     sample_ranges,
-    window_facts,
     window_source,
 )
 from detectors.grid import Grid, grid_quantiles, resolves
@@ -104,9 +104,10 @@ def regroup(fine_edges: np.ndarray, fine_counts: np.ndarray, edges: np.ndarray) 
     return np.add.reduceat(np.asarray(fine_counts), np.concatenate([[0], pos + 1]))
 
 
-def numeric_profiles(store: Store, src: Source, rows: int) -> dict[str, FeatureProfile]:
-    """Profiles of the numeric features of ``src`` (``rows`` rows): see the module docstring."""
-    layouts = key_layouts(store, src)
+def numeric_profiles(store: Store, src: Source, layouts: Layouts | None = None) -> dict[str, FeatureProfile]:
+    """Profiles of the numeric features of ``src`` (``layouts``: its census, taken if not given): see the
+    module docstring."""
+    layouts = layouts if layouts is not None else key_layouts(store, src)
     keys = numeric_stats(store, src, counts_only=True, layouts=layouts)  # exact n (and the pseudo features' statistics)
     if not keys:
         return {}
@@ -166,16 +167,17 @@ def build_profile(store: Store, src: Source, *, model: str, name: str, source: s
     """Summarise ``src`` (and optionally a labels source) into a profile: one full pass for the numeric
     features in the common case, a few cheap ones for the rest."""
     feats: dict[str, FeatureProfile] = {}
-    rows = int(window_facts(store, src, rows_only=True)["rows"])
+    rows = 0
     for s in [src] + ([labels] if labels is not None else []):
-        srows = rows if s is src else int(window_facts(store, s, rows_only=True)["rows"])
-        feats.update(numeric_profiles(store, s, srows))
-        for f, (n, distinct, top) in category_counts(store, s).items():
+        census = key_layouts(store, s)
+        rows = census.rows if s is src else rows
+        feats.update(numeric_profiles(store, s, census))
+        for f, (n, distinct, top) in category_counts(store, s, layouts=census).items():
             kept = list(top.items())[:max_categories]
             feats.setdefault(f, FeatureProfile(
                 feature=f, kind="categorical", n=n, categories=tuple(k for k, _ in kept),
                 category_counts=tuple(c for _, c in kept), other_count=n - sum(c for _, c in kept), distinct=distinct))
-        for f in null_counts(store, s):
+        for f in null_counts(store, s, layouts=census):
             feats.setdefault(f, FeatureProfile(feature=f, kind="null", n=0))
     w0, w1 = window or (_EPOCH, _EPOCH)
     return Profile(model=model, name=name, source=source, rows=rows, features=feats, window_start=w0, window_end=w1)

@@ -20,7 +20,7 @@ from collector.store import Store
 from detectors.drift_sql import (
     NumStats,
     Source,
-    bin_counts,
+    bins_and_stats,
     category_counts,
     key_layouts,
     null_counts,
@@ -91,14 +91,18 @@ def summarize_window(store: Store, src: Source, profile: Profile, *, bins: int |
     if rows == 0:
         return WindowSummary(rows=0, numeric={}, edges={}, fine={}, categorical={}, nulls={}, facts=facts)
     layouts = key_layouts(store, src)
-    num = numeric_stats(store, src, counts_only=bins is not None, layouts=layouts)
+    num = numeric_stats(store, src, counts_only=True, layouts=layouts)   # exact counts; statistics below
     edges = {}
     for f, fp in profile.features.items():
         if fp.kind == "numeric" and fp.edges.size and f in num and (src.maps or f in src.pseudo_num):
             edges[f] = fp.edges if bins is None else np.unique(np.concatenate(
                 [fp.edges[:1], coarse_bins(fp, bins), fp.edges[-1:]]))
     grids = {f: g for f in edges if (g := profile.features[f].grid) is not None}
-    fine = bin_counts(store, src, edges, {f: s.n for f, s in num.items()}, grids=grids, layouts=layouts)
+    # the full grid (KS, Wasserstein) also needs the Map features' min, max, mean and std: the same scan
+    map_stats = [f for f in num if f not in src.pseudo_num] if bins is None else []
+    fine, st = bins_and_stats(store, src, edges, {f: s.n for f, s in num.items()}, grids=grids, layouts=layouts,
+                              stats=map_stats)
+    num.update(st)
     return WindowSummary(rows=rows, numeric=num, edges=edges, fine=fine,
                          categorical=category_counts(store, src, layouts=layouts),
                          nulls=null_counts(store, src, layouts=layouts), facts=facts)

@@ -32,7 +32,7 @@ from collector.store import Store
 from detectors.grid import Grid
 
 __all__ = ["Source", "Layouts", "key_layouts", "window_source", "upload_source", "labels_source", "QUANTILE_LEVELS", "numeric_stats",
-           "bin_counts", "grid_counts", "grid_for", "sample_ranges", "category_counts", "null_counts", "window_facts"]
+           "bin_counts", "bins_and_stats", "grid_counts", "grid_for", "sample_ranges", "category_counts", "null_counts", "window_facts"]
 
 #: Reference quantile grid: bins for every test are subsets of these edges.
 QUANTILE_LEVELS: tuple[float, ...] = tuple(round(i / 100, 2) for i in range(1, 100))
@@ -391,18 +391,27 @@ def bin_counts(store: Store, src: Source, edges: Mapping[str, np.ndarray], prese
     ``layouts``: the source's, from :func:`key_layouts`. Returns the counts (length
     ``len(edges) + 1``) per feature.
     """
+    return bins_and_stats(store, src, edges, present, grids=grids, layouts=layouts)[0]
+
+
+def bins_and_stats(store: Store, src: Source, edges: Mapping[str, np.ndarray], present: Mapping[str, int], *,
+                   grids: Mapping[str, Grid] | None = None, layouts: Layouts | None = None,
+                   stats: Sequence[str] = ()) -> tuple[dict[str, np.ndarray], dict[str, NumStats]]:
+    """:func:`bin_counts`, and in the same scan count, min, max, mean and standard deviation of the Map
+    features in ``stats``."""
     feats = [f for f in edges if (f in src.pseudo_num or src.maps)]
     out = {f: np.zeros(len(edges[f]) + 1, dtype=np.int64) for f in feats}
     feats = [f for f in feats if present.get(f)]
-    if not feats:
-        return out
+    stats = [f for f in stats if src.maps and f not in src.pseudo_num and present.get(f)]
+    if not feats and not stats:
+        return out, {}
     grids = grids or {}
     plans = {f: _edge_codes("{x}", np.asarray(edges[f], dtype=float), grids.get(f)) for f in feats}
-    below, _ = _scan(store, src, plans, layouts=layouts)
+    below, st = _scan(store, src, plans, stats, layouts=layouts)
     for f in feats:
         b = below.get(f, np.zeros(len(edges[f]), dtype=np.int64))
         out[f] = np.diff(np.concatenate([[0], b, [int(present[f])]]))
-    return out
+    return out, st
 
 
 def category_counts(store: Store, src: Source, *, limit: int = MAX_CATEGORIES_READ, layouts: Layouts | None = None

@@ -158,3 +158,10 @@ def test_predictions_stored_before_the_layout_column_are_read_by_position() -> N
         assert int(counts["a"].sum()) == 20 and int(counts["b"].sum()) == 30
     finally:
         old.drop_database()
+
+
+def test_chdb_sessions_do_not_jit_compile_expressions(store) -> None:  # type: ignore[no-untyped-def]
+    # the detectors' expressions change with every reference: compiling them cost 0.2-0.6 s per run
+    got = {r["name"]: r["value"] for r in store.rows(
+        "SELECT name, value FROM system.settings WHERE name IN ('compile_expressions', 'compile_aggregate_expressions')")}
+    assert got == {"compile_expressions": "0", "compile_aggregate_expressions": "0"}

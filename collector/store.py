@@ -163,6 +163,10 @@ class Store(ABC):
 # chDB
 
 
+#: The detectors' scans spell out every feature's grid and thresholds: a model with a few hundred features
+#: passes ClickHouse's default limit of 256 KiB per query (parsed before any SETTINGS clause applies).
+MAX_QUERY_BYTES = 16 * 1024 * 1024
+
 _SESSIONS: dict[str, tuple[Any, threading.RLock]] = {}
 _SESSIONS_LOCK = threading.Lock()
 
@@ -204,8 +208,9 @@ def _session_for(path: str) -> tuple[Any, threading.RLock]:
         # reference and window, so ClickHouse would keep compiling new ones, each inside the query that
         # reaches its third use (0.2 to 0.6 s of a 0.3 s detector run, measured). A server gets the same
         # settings on the detectors' scans (detectors.drift_sql.NO_JIT).
-        for setting in ("compile_expressions", "compile_aggregate_expressions"):
-            s.query(f"SET {setting} = 0", "CSV")
+        for setting, value in (("compile_expressions", 0), ("compile_aggregate_expressions", 0),
+                               ("max_query_size", MAX_QUERY_BYTES)):
+            s.query(f"SET {setting} = {value}", "CSV")
         entry = _SESSIONS[path] = (s, threading.RLock())
         return entry
 
@@ -324,7 +329,7 @@ class ClickHouseStore(Store):
             password=password,
             connect_timeout=connect_timeout,
             send_receive_timeout=send_receive_timeout,
-            settings={"use_numpy": False},
+            settings={"use_numpy": False, "max_query_size": MAX_QUERY_BYTES},
         )
         self._lock = threading.Lock()  # one clickhouse-driver Client is not thread-safe
         try:

@@ -113,15 +113,6 @@ class Layouts:
     categorical_rows: Mapping[str, int] = field(default_factory=dict)  # "" (any Map category), pseudo ones
     null_rows: int = 0                                          # rows with an explicit null feature
 
-    def branches(self) -> list[tuple[str, dict[str, int] | None]]:
-        """(condition, position of every key) per layout read by position, then (condition, None) for
-        the rows of every other layout."""
-        out: list[tuple[str, dict[str, int] | None]] = [
-            (f"num_layout = {sig}", {k: i + 1 for i, k in enumerate(keys)}) for sig, keys, _ in self.groups]
-        if self.rest_rows:
-            out.append((self._rest(), None))
-        return out
-
     def _rest(self) -> str:
         return f"num_layout NOT IN ({', '.join(str(sig) for sig, _, _ in self.groups)})" if self.groups else "1"
 
@@ -163,12 +154,14 @@ def key_layouts(store: Store, src: Source, *, limit: int | None = None) -> Layou
         q = " UNION ALL ".join(f"""SELECT * FROM (SELECT num_layout AS s, mapKeys(features_num) AS k FROM {src.table}
                                    WHERE ({src.where}) AND num_layout = {sig} LIMIT 1)""" for sig, _ in top)
         keys = {int(r["s"]): tuple(str(k) for k in r["k"]) for r in store.rows(q, src.params)}
-    groups = tuple((sig, keys[sig], n) for sig, n in top)
+    # a layout whose rows went between the two queries (replaced by a redelivery, dropped) is left to the
+    # rows read by key
+    groups = tuple((sig, keys[sig], n) for sig, n in top if sig in keys)
     present: Counter[str] = Counter()
     for _, ks, n in groups:
         for k in ks:
             present[k] += n
-    lay = Layouts(groups, sum(int(r["n"]) for r in sigs[limit:]))
+    lay = Layouts(groups, facts["rows"] - sum(n for _, _, n in groups))
     if lay.rest_rows:
         for r in store.rows(f"""SELECT toString(k) AS k, count() AS n FROM {src.table} ARRAY JOIN features_num.keys AS k
                                 WHERE ({src.where}) AND {lay._rest()} GROUP BY k""", src.params):
@@ -296,62 +289,73 @@ def _scan(store: Store, src: Source, codes: Mapping[str, str | _Codes], stats: S
     its cells; a ``_Codes``: the values below each threshold), and for the features in ``stats`` count,
     min, max, mean and standard deviation.
 
-    The scan has a branch per key layout of ``layouts`` (Map values read by position), one for the rows
-    of other layouts (read by key, ``mapContains`` telling the absent ones), or a single branch when
-    the source has no Map features; the branches' numbers are added up here."""
+    The rows of the source's common key ``layouts`` are read by position (a constant position when every
+    layout holds the feature at the same one, else the position of the row's layout); the rows of other
+    layouts are read by key, in a second branch of the same statement (``mapContains`` telling the rows
+    without the feature). One aggregation counts both branches."""
     names = list(dict.fromkeys([*codes, *stats]))
     if not names:
         return {}, {}
+    branches: list[tuple[str, tuple[tuple[int, tuple[str, ...], int], ...] | None]] = []
     if not src.maps:
-        branches: list[tuple[str, dict[str, int] | None]] = [("1", {})]
+        branches.append(("1", ()))
     else:
-        branches = (layouts if layouts is not None else Layouts(rest_rows=1)).branches()
-    selects = []
-    for cond, pos in branches:
-        cols, aggs, outer = [], [], []
-        for i, f in enumerate(names):
+        lay = layouts if layouts is not None else Layouts(rest_rows=1)
+        if lay.groups:
+            branches.append((f"num_layout IN ({', '.join(str(sig) for sig, _, _ in lay.groups)})", lay.groups))
+        if lay.rest_rows:
+            branches.append((lay._rest(), None))
+    if not branches:
+        return {}, {}
+    reads: list[list[tuple[str, str | None]]] = []       # per branch, per feature: (value, presence or None)
+    for _, groups in branches:
+        row = []
+        for f in names:
             if f in src.pseudo_num:
-                x, p = f"ifNull({src.pseudo_num[f]}, 0)", f"isNotNull({src.pseudo_num[f]})"
-            elif pos is None:
-                x, p = f"features_num[{literal(f)}]", f"mapContains(features_num, {literal(f)})"
-            elif f in pos:
-                x, p = f"features_num.values[{pos[f]}]", None
+                row.append((f"ifNull({src.pseudo_num[f]}, 0)", f"isNotNull({src.pseudo_num[f]})"))
+            elif groups is None:
+                row.append((f"features_num[{literal(f)}]", f"mapContains(features_num, {literal(f)})"))
             else:
-                x, p = "toFloat64(0)", "0"              # no row of this layout holds the feature
-            cols.append(f"{x} AS x{i}" + (f", {p} AS p{i}" if p else ""))
-            cnt, arg = ("countResampleIf", f", p{i}") if p else ("countResample", "")
-            c = codes.get(f)
-            if isinstance(c, Grid):
-                aggs.append(f"{cnt}(0, {c.codes}, 1)({c.code_expr(f'x{i}')}{arg}) AS h{i}")
-                outer.append(f"h{i}")
-            elif isinstance(c, _Codes):               # values below each threshold, from the cumulative code counts
-                aggs.append(f"arrayCumSum({cnt}(0, {c.n}, 1)({c.expr.replace('{x}', f'x{i}')}{arg})) AS cs{i}")
-                outer.append(f"arrayMap(t -> cs{i}[t], {literal([int(t) for t in c.thresholds])}) AS h{i}"
-                             if len(c.thresholds) else f"[] AS h{i}")
-            if f in stats:
-                if p:
-                    aggs.append(f"countIf(p{i}) AS n{i}, minIf(x{i}, p{i}) AS lo{i}, maxIf(x{i}, p{i}) AS hi{i}, "
-                                f"avgIf(x{i}, p{i}) AS mean{i}, stddevPopIf(x{i}, p{i}) AS std{i}")
+                pos = [ks.index(f) + 1 if f in ks else 0 for _, ks, _ in groups]
+                if not any(pos):                       # no row of these layouts holds the feature
+                    row.append(("toFloat64(0)", "0"))
+                elif len(set(pos)) == 1:
+                    row.append((f"features_num.values[{pos[0]}]", None))
                 else:
-                    aggs.append(f"count() AS n{i}, min(x{i}) AS lo{i}, max(x{i}) AS hi{i}, avg(x{i}) AS mean{i}, "
-                                f"stddevPop(x{i}) AS std{i}")
-                outer.append(f"n{i}, lo{i}, hi{i}, mean{i}, std{i}")
-        selects.append(f"""SELECT {', '.join(outer)} FROM (
-                             SELECT {', '.join(aggs)} FROM (SELECT {', '.join(cols)} FROM {src.table}
-                                                             WHERE ({src.where}) AND {cond}))""")
-    counts: dict[str, np.ndarray] = {}
-    parts: dict[str, list[NumStats]] = {}
-    # one statement: the branches have the same columns, ClickHouse runs them side by side, one row each
-    sql = (selects[0] if len(selects) == 1 else f"SELECT * FROM ({' UNION ALL '.join(selects)})") + NO_JIT
-    for r in store.rows(sql, src.params) if selects else []:
-        for i, f in enumerate(names):
-            if f in codes:
-                h = np.asarray(r[f"h{i}"], dtype=np.int64)
-                counts[f] = counts[f] + h if f in counts else h
-            if f in stats:
-                parts.setdefault(f, []).append(
-                    NumStats(int(r[f"n{i}"]), _f(r[f"lo{i}"]), _f(r[f"hi{i}"]), _f(r[f"mean{i}"]), _f(r[f"std{i}"])))
-    st = {f: ps for f, p in parts.items() if (ps := _pooled(p)) is not None}
+                    at = f"transform(num_layout, {literal([sig for sig, _, _ in groups])}, {literal(pos)}, 0)"
+                    row.append((f"features_num.values[{at}]", f"{at} > 0"))
+        reads.append(row)
+    checked = [any(r[i][1] is not None for r in reads) for i in range(len(names))]   # needs a presence column
+    selects = []
+    for (cond, _), row in zip(branches, reads, strict=True):
+        cols = []
+        for i, (x, p) in enumerate(row):
+            cols.append(f"{x} AS x{i}" + (f", {p or 1} AS p{i}" if checked[i] else ""))
+        selects.append(f"SELECT {', '.join(cols)} FROM {src.table} WHERE ({src.where}) AND {cond}")
+    aggs, outer = [], []
+    for i, f in enumerate(names):
+        cnt, arg = ("countResampleIf", f", p{i}") if checked[i] else ("countResample", "")
+        c = codes.get(f)
+        if isinstance(c, Grid):
+            aggs.append(f"{cnt}(0, {c.codes}, 1)({c.code_expr(f'x{i}')}{arg}) AS h{i}")
+            outer.append(f"h{i}")
+        elif isinstance(c, _Codes):                   # values below each threshold, from the cumulative code counts
+            aggs.append(f"arrayCumSum({cnt}(0, {c.n}, 1)({c.expr.replace('{x}', f'x{i}')}{arg})) AS cs{i}")
+            outer.append(f"arrayMap(t -> cs{i}[t], {literal([int(t) for t in c.thresholds])}) AS h{i}"
+                         if len(c.thresholds) else f"[] AS h{i}")
+        if f in stats:
+            if checked[i]:
+                aggs.append(f"countIf(p{i}) AS n{i}, minIf(x{i}, p{i}) AS lo{i}, maxIf(x{i}, p{i}) AS hi{i}, "
+                            f"avgIf(x{i}, p{i}) AS mean{i}, stddevPopIf(x{i}, p{i}) AS std{i}")
+            else:
+                aggs.append(f"count() AS n{i}, min(x{i}) AS lo{i}, max(x{i}) AS hi{i}, avg(x{i}) AS mean{i}, "
+                            f"stddevPop(x{i}) AS std{i}")
+            outer.append(f"n{i}, lo{i}, hi{i}, mean{i}, std{i}")
+    rows = " UNION ALL ".join(selects)
+    r = store.rows(f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(aggs)} FROM ({rows})){NO_JIT}", src.params)[0]
+    counts = {f: np.asarray(r[f"h{i}"], dtype=np.int64) for i, f in enumerate(names) if f in codes}
+    st = {f: NumStats(int(r[f"n{i}"]), _f(r[f"lo{i}"]), _f(r[f"hi{i}"]), _f(r[f"mean{i}"]), _f(r[f"std{i}"]))
+          for i, f in enumerate(names) if f in stats and r[f"n{i}"]}
     return counts, st
 
 

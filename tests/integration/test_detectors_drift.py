@@ -237,3 +237,28 @@ def test_grid_profiles_count_exactly_and_fall_back_when_they_do_not_resolve(stor
         s = summarize_window(store, src, prof, bins=bins)
         e = s.edges["g"]
         assert s.fine["g"].tolist() == np.histogram(c_g, np.concatenate([[-np.inf], e, [np.inf]]))[0].tolist()
+
+
+def test_a_wide_model_with_many_layouts_is_counted_on_the_full_grid(store) -> None:  # noqa: ANN001
+    # 300 features, one missing per row (6 layouts: more than are read by position): the full-grid scan spells
+    # out about 100 thresholds per feature, past ClickHouse's default 256 KiB per query
+    rng = np.random.default_rng(11)
+    names = [f"feature_{j:03d}" for j in range(300)]
+
+    def rows(n: int, shift: float) -> list[dict]:
+        out = []
+        for i in range(n):
+            f = {k: float(np.round(rng.normal(shift + j % 7, 1), 2)) for j, k in enumerate(names)}
+            del f[names[i % 6]]
+            out.append(f)
+        return out
+
+    ref, cur = rows(240, 0.0), rows(240, 0.3)
+    insert_predictions(store, start=T0, seconds=3000, features=ref)
+    insert_predictions(store, start=T0 + H, seconds=3000, features=cur)
+    prof = reference_from_window(store, "m1", T0, T0 + H, name="wide", labels=False)
+    summary = summarize_window(store, window_source("m1", T0 + H, T0 + 2 * H), prof)
+    for k in (names[0], names[5], names[299]):
+        full = np.concatenate([[-np.inf], prof.features[k].edges, [np.inf]])
+        assert summary.fine[k].tolist() == np.histogram(_raw(cur, k), full)[0].tolist()
+        assert summary.numeric[k].n == len(_raw(cur, k)) and summary.numeric[k].hi == _raw(cur, k).max()

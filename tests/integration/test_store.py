@@ -162,6 +162,8 @@ def test_predictions_stored_before_the_layout_column_are_read_by_position() -> N
 
 def test_chdb_sessions_do_not_jit_compile_expressions(store) -> None:  # type: ignore[no-untyped-def]
     # the detectors' expressions change with every reference: compiling them cost 0.2-0.6 s per run
+    # and a wide model's scans (every feature's thresholds spelled out) pass the 256 KiB default query size
     got = {r["name"]: r["value"] for r in store.rows(
-        "SELECT name, value FROM system.settings WHERE name IN ('compile_expressions', 'compile_aggregate_expressions')")}
-    assert got == {"compile_expressions": "0", "compile_aggregate_expressions": "0"}
+        "SELECT name, value FROM system.settings "
+        "WHERE name IN ('compile_expressions', 'compile_aggregate_expressions', 'max_query_size')")}
+    assert got == {"compile_expressions": "0", "compile_aggregate_expressions": "0", "max_query_size": str(16 << 20)}

@@ -173,36 +173,23 @@ def numeric_stats(store: Store, src: Source, *, quantiles: bool = False, counts_
                   only: Collection[str] | None = None, layouts: Layouts | None = None) -> dict[str, NumStats]:
     """Count, min, max, mean, std (and the reference quantile grid) per numeric feature.
 
-    ``counts_only``: only the counts of the Map features are exact (a scan of the keys alone,
-    several times cheaper, or none when the source's ``layouts`` are given); their min, max, mean and
-    std are NaN. ``only``: these features alone.
+    ``counts_only``: only the counts of the Map features are exact (from the census,
+    :func:`key_layouts`, taken unless ``layouts`` is given); their min, max, mean and std are NaN.
+    ``only``: these features alone.
     """
     qa = f", quantilesTDigest({_q(QUANTILE_LEVELS)})(v) AS q" if quantiles else ""
     out: dict[str, NumStats] = {}
     rows: list[dict[str, Any]] = []
     keys = "" if only is None else f" AND has({literal(sorted(only) or [''])}, k)"
     pseudo = {k: v for k, v in src.pseudo_num.items() if only is None or k in only}
-    if counts_only and layouts is not None:    # known from the census: the Map features' counts, the pseudo ones
+    if counts_only:                 # from the census: the Map features' counts, the pseudo features' statistics
+        layouts = layouts if layouts is not None else key_layouts(store, src)
         nan = float("nan")
         rows = [{"k": k, "n": n, "lo": nan, "hi": nan, "mean": nan, "std": nan}
                 for k, n in layouts.present.items() if only is None or k in only]
         rows += [{"k": k, "n": st.n, "lo": st.lo, "hi": st.hi, "mean": st.mean, "std": st.std}
                  for k, st in layouts.pseudo.items() if k in pseudo]
         pseudo = {}
-    elif counts_only and pseudo:             # one query: the keys of the Map, the pseudo features' statistics
-        stats = ", ".join(f"({literal(name)}, count({col}), min({col}), max({col}), avg({col}), stddevPop({col}))"
-                          for name, col in pseudo.items())
-        parts = [f"""SELECT t.1 AS k, t.2 AS n, t.3 AS lo, t.4 AS hi, t.5 AS mean, t.6 AS std
-                     FROM (SELECT [{stats}] AS a FROM {src.table} WHERE {src.where}) ARRAY JOIN a AS t"""]
-        if src.maps:
-            parts.append(f"""SELECT toString(k) AS k, count() AS n, nan AS lo, nan AS hi, nan AS mean, nan AS std
-                             FROM {src.table} ARRAY JOIN features_num.keys AS k WHERE {src.where}{keys} GROUP BY k""")
-        rows = store.rows(" UNION ALL ".join(parts), src.params)
-        pseudo = {}
-    elif src.maps and counts_only:
-        rows = store.rows(
-            f"""SELECT k, count() AS n, nan AS lo, nan AS hi, nan AS mean, nan AS std
-                FROM {src.table} ARRAY JOIN features_num.keys AS k WHERE {src.where}{keys} GROUP BY k""", src.params)
     elif src.maps and (only is None or set(only) - set(pseudo)):
         rows = store.rows(
             f"""SELECT k, count() AS n, min(v) AS lo, max(v) AS hi, avg(v) AS mean, stddevPop(v) AS std{qa}

@@ -13,8 +13,8 @@ with the edges or ``roundDown`` for long edge lists) counted by ``countResample`
 feature back. Map values are read by position: the event tables keep, per row, a signature of its
 numeric features' keys in stored order (``num_layout``), so the rows of one layout hold every feature
 at the same index of ``features_num.values`` (reading that is 10 to 30 times cheaper than 20 lookups
-by key, measured). A source's commonest layouts (:func:`key_layouts`) are each read by position, in
-one branch of the scan; the rows of any other layout are read by key.
+by key, measured). The rows of a source's commonest layouts (:func:`key_layouts`, a census of the
+source) are read by position, the rows of any other layout by key, in a second branch of the scan.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as _dt
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,7 @@ from collector.store import Store
 from detectors.grid import Grid
 
 __all__ = ["Source", "Layouts", "key_layouts", "window_source", "upload_source", "labels_source", "QUANTILE_LEVELS", "numeric_stats",
-           "bin_counts", "bins_and_stats", "grid_counts", "grid_for", "sample_ranges", "category_counts", "null_counts", "window_facts"]
+           "bins_and_stats", "grid_counts", "grid_for", "sample_ranges", "category_counts", "null_counts", "window_facts"]
 
 #: Reference quantile grid: bins for every test are subsets of these edges.
 QUANTILE_LEVELS: tuple[float, ...] = tuple(round(i / 100, 2) for i in range(1, 100))
@@ -105,16 +105,23 @@ MAX_LAYOUTS = 4
 @dataclass(frozen=True)
 class Layouts:
     """A census of a source's rows: how they hold their numeric (Map) features, and what else they hold."""
-    groups: tuple[tuple[int, tuple[str, ...], int], ...] = ()   # (num_layout, keys in stored order, rows)
-    rest_rows: int = 0                                          # rows of other layouts (read by key)
-    present: Mapping[str, int] = field(default_factory=dict)    # rows holding each Map feature
     rows: int = 0                                               # all rows
+    groups: tuple[tuple[int, tuple[str, ...], int], ...] = ()   # (num_layout, keys in stored order, rows)
+    present: Mapping[str, int] = field(default_factory=dict)    # rows holding each Map feature
     pseudo: Mapping[str, NumStats] = field(default_factory=dict)  # statistics of the numeric pseudo features
     categorical_rows: Mapping[str, int] = field(default_factory=dict)  # "" (any Map category), pseudo ones
     null_rows: int = 0                                          # rows with an explicit null feature
 
-    def _rest(self) -> str:
-        return f"num_layout NOT IN ({', '.join(str(sig) for sig, _, _ in self.groups)})" if self.groups else "1"
+    @property
+    def rest_rows(self) -> int:
+        """Rows of the other layouts (read by key)."""
+        return self.rows - sum(n for _, _, n in self.groups)
+
+    def condition(self, common: bool) -> str:
+        """SQL condition on the rows of the common layouts (``common``) or on the rest."""
+        if not self.groups:
+            return "0" if common else "1"
+        return f"num_layout {'' if common else 'NOT '}IN ({', '.join(str(sig) for sig, _, _ in self.groups)})"
 
 
 def key_layouts(store: Store, src: Source, *, limit: int | None = None) -> Layouts:
@@ -143,11 +150,11 @@ def key_layouts(store: Store, src: Source, *, limit: int | None = None) -> Layou
         if ps is not None:
             pseudo[name] = ps
     cats = {name: sum(int(r[f"pc{i}"]) for r in sigs) for i, name in enumerate(src.pseudo_cat)}
-    facts = {"rows": sum(int(r["n"]) for r in sigs), "pseudo": pseudo,
-             "null_rows": sum(int(r.get("nul", 0)) for r in sigs),
-             "categorical_rows": {"": sum(int(r.get("cat", 0)) for r in sigs), **cats}}
+    census = Layouts(rows=sum(int(r["n"]) for r in sigs), pseudo=pseudo,
+                     null_rows=sum(int(r.get("nul", 0)) for r in sigs),
+                     categorical_rows={"": sum(int(r.get("cat", 0)) for r in sigs), **cats})
     if not src.maps:
-        return Layouts(**facts)
+        return census
     top = [(int(r["s"]), int(r["n"])) for r in sigs[:limit]]
     keys: dict[int, tuple[str, ...]] = {}
     if top:
@@ -156,17 +163,16 @@ def key_layouts(store: Store, src: Source, *, limit: int | None = None) -> Layou
         keys = {int(r["s"]): tuple(str(k) for k in r["k"]) for r in store.rows(q, src.params)}
     # a layout whose rows went between the two queries (replaced by a redelivery, dropped) is left to the
     # rows read by key
-    groups = tuple((sig, keys[sig], n) for sig, n in top if sig in keys)
+    census = replace(census, groups=tuple((sig, keys[sig], n) for sig, n in top if sig in keys))
     present: Counter[str] = Counter()
-    for _, ks, n in groups:
+    for _, ks, n in census.groups:
         for k in ks:
             present[k] += n
-    lay = Layouts(groups, facts["rows"] - sum(n for _, _, n in groups))
-    if lay.rest_rows:
+    if census.rest_rows:
         for r in store.rows(f"""SELECT toString(k) AS k, count() AS n FROM {src.table} ARRAY JOIN features_num.keys AS k
-                                WHERE ({src.where}) AND {lay._rest()} GROUP BY k""", src.params):
+                                WHERE ({src.where}) AND {census.condition(common=False)} GROUP BY k""", src.params):
             present[r["k"]] += int(r["n"])
-    return Layouts(groups, lay.rest_rows, dict(present), **facts)
+    return replace(census, present=dict(present))
 
 
 def numeric_stats(store: Store, src: Source, *, quantiles: bool = False, counts_only: bool = False,
@@ -270,7 +276,7 @@ def _pooled(parts: Sequence[NumStats]) -> NumStats | None:
     return NumStats(n, min(p.lo for p in parts), max(p.hi for p in parts), mean, float(np.sqrt(var)))
 
 
-def _scan(store: Store, src: Source, codes: Mapping[str, str | _Codes], stats: Sequence[str] = (),
+def _scan(store: Store, src: Source, codes: Mapping[str, Grid | _Codes], stats: Sequence[str] = (),
           layouts: Layouts | None = None) -> tuple[dict[str, np.ndarray], dict[str, NumStats]]:
     """One scan: per feature of ``codes`` the count of every code among the rows holding it (a ``Grid``:
     its cells; a ``_Codes``: the values below each threshold), and for the features in ``stats`` count,
@@ -287,11 +293,11 @@ def _scan(store: Store, src: Source, codes: Mapping[str, str | _Codes], stats: S
     if not src.maps:
         branches.append(("1", ()))
     else:
-        lay = layouts if layouts is not None else Layouts(rest_rows=1)
+        lay = layouts if layouts is not None else key_layouts(store, src)
         if lay.groups:
-            branches.append((f"num_layout IN ({', '.join(str(sig) for sig, _, _ in lay.groups)})", lay.groups))
+            branches.append((lay.condition(common=True), lay.groups))
         if lay.rest_rows:
-            branches.append((lay._rest(), None))
+            branches.append((lay.condition(common=False), None))
     if not branches:
         return {}, {}
     reads: list[list[tuple[str, str | None]]] = []       # per branch, per feature: (value, presence or None)
@@ -378,24 +384,18 @@ def grid_counts(store: Store, src: Source, grids: Mapping[str, Grid], *, stats: 
     return counts, st
 
 
-def bin_counts(store: Store, src: Source, edges: Mapping[str, np.ndarray], present: Mapping[str, int], *,
-               grids: Mapping[str, Grid] | None = None, layouts: Layouts | None = None) -> dict[str, np.ndarray]:
-    """Counts per bin ``[-inf, e0), [e0, e1), ..., [e_last, inf)`` for every feature, in one scan.
+def bins_and_stats(store: Store, src: Source, edges: Mapping[str, np.ndarray], present: Mapping[str, int], *,
+                   grids: Mapping[str, Grid] | None = None, layouts: Layouts | None = None,
+                   stats: Sequence[str] = ()) -> tuple[dict[str, np.ndarray], dict[str, NumStats]]:
+    """Counts per bin ``[-inf, e0), [e0, e1), ..., [e_last, inf)`` for every feature, and count, min, max,
+    mean and standard deviation of the Map features in ``stats``, in one scan.
 
     A feature whose inner edges are boundaries of its reference grid (``grids``) is counted with the
     grid's code; the others with a sum of comparisons (short edge lists) or ``roundDown``.
     ``present``: non-null values per feature in this source (from :func:`numeric_stats`);
     ``layouts``: the source's, from :func:`key_layouts`. Returns the counts (length
-    ``len(edges) + 1``) per feature.
+    ``len(edges) + 1``) per feature, and the statistics.
     """
-    return bins_and_stats(store, src, edges, present, grids=grids, layouts=layouts)[0]
-
-
-def bins_and_stats(store: Store, src: Source, edges: Mapping[str, np.ndarray], present: Mapping[str, int], *,
-                   grids: Mapping[str, Grid] | None = None, layouts: Layouts | None = None,
-                   stats: Sequence[str] = ()) -> tuple[dict[str, np.ndarray], dict[str, NumStats]]:
-    """:func:`bin_counts`, and in the same scan count, min, max, mean and standard deviation of the Map
-    features in ``stats``."""
     feats = [f for f in edges if (f in src.pseudo_num or src.maps)]
     out = {f: np.zeros(len(edges[f]) + 1, dtype=np.int64) for f in feats}
     feats = [f for f in feats if present.get(f)]

@@ -32,7 +32,7 @@ from detectors.drift_sql import (
     Layouts,
     NumStats,
     Source,
-    bin_counts,
+    bins_and_stats,
     category_counts,
     grid_counts,
     grid_for,
@@ -136,7 +136,7 @@ def numeric_profiles(store: Store, src: Source, layouts: Layouts | None = None) 
     if rest:                                                 # not resolved by a grid: TDigest edges, then counts
         q = numeric_stats(store, src, quantiles=True, only=rest)
         edges = {f: _edges(stats[f].lo, stats[f].hi, q[f].quantiles) for f in rest if f in q}
-        binned = bin_counts(store, src, edges, present, layouts=layouts)
+        binned, _ = bins_and_stats(store, src, edges, present, layouts=layouts)
         for f, e in edges.items():
             st = stats[f]
             out[f] = FeatureProfile(feature=f, kind="numeric", n=st.n, quantiles=np.asarray(q[f].quantiles), edges=e,
@@ -170,7 +170,8 @@ def build_profile(store: Store, src: Source, *, model: str, name: str, source: s
     rows = 0
     for s in [src] + ([labels] if labels is not None else []):
         census = key_layouts(store, s)
-        rows = census.rows if s is src else rows
+        if s is src:
+            rows = census.rows
         feats.update(numeric_profiles(store, s, census))
         for f, (n, distinct, top) in category_counts(store, s, layouts=census).items():
             kept = list(top.items())[:max_categories]

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
-from collector.migrations import migrate
+from collector.migrations import COLLECTOR_MIGRATIONS, migrate
+from collector.store import ChdbStore
 from collector.writer import EventWriter
 from driftline.server import all_migrations
 from serving_shim.contract import validate_events
 from tests import factories as f
+from tests.conftest import _CHDB_PATH
 
 
 def _stored(store, table: str = "predictions") -> int:  # type: ignore[no-untyped-def]
@@ -77,8 +82,6 @@ def test_concurrent_inserts_from_threads_lose_nothing(store) -> None:  # type: i
     """
     import threading
 
-    from collector.store import ChdbStore
-
     other = ChdbStore(store.path, database=store.database)  # another store object on the same session
     batches = [validate_events("prediction", [f.prediction(1000 * b + i) for i in range(500)])[0] for b in range(16)]
     errors: list[BaseException] = []
@@ -102,16 +105,19 @@ def test_concurrent_inserts_from_threads_lose_nothing(store) -> None:  # type: i
     assert set(ids) == {e.event_id for good in batches for e in good}
 
 
-def test_dead_letters_of_an_older_store_move_to_the_deduplicated_table() -> None:
-    import uuid
-
-    from collector.migrations import COLLECTOR_MIGRATIONS
-    from collector.store import ChdbStore
-    from tests.conftest import _CHDB_PATH
-
+@contextmanager
+def _older_store(before: int) -> Iterator[ChdbStore]:
+    """A store of its own database, made before collector migration ``before``; dropped afterwards."""
     old = ChdbStore(_CHDB_PATH, database=f"t_{uuid.uuid4().hex[:12]}")
     try:
-        migrate(old, [m for m in COLLECTOR_MIGRATIONS if m.number <= 2])  # a store made before migration 3
+        migrate(old, [m for m in COLLECTOR_MIGRATIONS if m.number < before])
+        yield old
+    finally:
+        old.drop_database()
+
+
+def test_dead_letters_of_an_older_store_move_to_the_deduplicated_table() -> None:
+    with _older_store(3) as old:
         row = ("kafka:t.prediction:0:41", "prediction", 3, "e3", "ts", "Field required", '{"event_id":"e3"}')
         values = ", ".join("'" + v.replace("'", "\\'") + "'" if isinstance(v, str) else str(v) for v in row)
         for _ in range(2):  # the old table kept a redelivered dead letter twice
@@ -128,22 +134,13 @@ def test_dead_letters_of_an_older_store_move_to_the_deduplicated_table() -> None
         assert int(old.scalar("SELECT count() FROM {db}.dead_letters")) == 1
         assert old.scalar("SELECT engine FROM system.tables WHERE database = %(d)s AND name = 'dead_letters'",
                           {"d": old.database}) == "View"
-    finally:
-        old.drop_database()
 
 
 def test_predictions_stored_before_the_layout_column_are_read_by_position() -> None:
-    import uuid
-
-    from collector.migrations import COLLECTOR_MIGRATIONS
-    from collector.store import ChdbStore
     from detectors.drift_sql import grid_counts, grid_for, key_layouts, numeric_stats, window_source
-    from tests.conftest import _CHDB_PATH
     from tests.detector_data import T0, insert_predictions
 
-    old = ChdbStore(_CHDB_PATH, database=f"t_{uuid.uuid4().hex[:12]}")
-    try:
-        migrate(old, [m for m in COLLECTOR_MIGRATIONS if m.number <= 4])  # a store made before migration 5
+    with _older_store(5) as old:
         feats = [{"a": float(i), "b": -float(i)} if i % 3 else {"b": 1.0} for i in range(30)]
         insert_predictions(old, start=T0, seconds=60, features=feats)
         assert [m.number for m in migrate(old, all_migrations()) if m.component == "collector"] == [5]
@@ -156,8 +153,6 @@ def test_predictions_stored_before_the_layout_column_are_read_by_position() -> N
         assert {f: (s.n, s.lo, s.hi) for f, s in stats.items()} == {f: (s.n, s.lo, s.hi) for f, s in st.items()}
         assert stats["a"].mean == pytest.approx(st["a"].mean) and stats["b"].std == pytest.approx(st["b"].std)
         assert int(counts["a"].sum()) == 20 and int(counts["b"].sum()) == 30
-    finally:
-        old.drop_database()
 
 
 def test_chdb_sessions_do_not_jit_compile_expressions(store) -> None:  # type: ignore[no-untyped-def]

@@ -25,8 +25,14 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(store_url=args.store, host=args.host, port=args.port,
                                  kafka_bootstrap=args.kafka, open_localhost=args.open_localhost or None,
                                  slo_files=",".join(args.slo) if args.slo else None)
+    from slo_engine.exceptions import SloEngineError
+
     print(f"driftline: opening store {settings.store_display} and applying migrations ...", flush=True)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except (SloEngineError, ValueError) as exc:   # a refused webhook URL, a bad SLO file, a missing secret
+        print(f"driftline serve: cannot start: {exc}", file=sys.stderr, flush=True)
+        return 2
     keys = app.state.keys
     if not keys.has_admin():
         key = keys.create(scope="admin", name="bootstrap")

@@ -30,7 +30,7 @@ import httpx
 from collector.store import Store
 from slo_engine.exceptions import DeliveryFailed, UrlNotAllowed
 
-__all__ = ["UrlPolicy", "RetryPolicy", "DeliveryRecord", "StoreDeliveryLog", "MemoryDeliveryLog", "HttpSender"]
+__all__ = ["UrlPolicy", "embedded_ipv4", "RetryPolicy", "DeliveryRecord", "StoreDeliveryLog", "MemoryDeliveryLog", "HttpSender"]
 
 _log = logging.getLogger(__name__)
 _Net = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -74,13 +74,47 @@ class UrlPolicy:
             raise UrlNotAllowed(f"{_redact(url)}: cannot resolve {host}: {exc}") from None
         for info in infos:
             ip = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-                ip = ip.ipv4_mapped
-            if any(ip in n for n in self.allow_networks):
-                continue
-            if not ip.is_global or ip.is_multicast:
-                raise UrlNotAllowed(f"{_redact(url)}: {host} resolves to {ip}, an internal address; "
-                                    "allow-list it explicitly to send there")
+            embedded = embedded_ipv4(ip)
+            # ::ffff:a.b.c.d and ::a.b.c.d are notations of the IPv4 address alone; the other forms are IPv6
+            # addresses of their own that also reach the IPv4 one, so both must pass
+            notation = isinstance(ip, ipaddress.IPv6Address) and (ip.ipv4_mapped is not None or ip in _V4_COMPATIBLE)
+            for addr in (embedded if notation and embedded else (ip, *embedded)):
+                if any(addr in n for n in self.allow_networks):
+                    continue
+                if not addr.is_global or addr.is_multicast:
+                    shown = str(ip) if addr == ip else f"{ip} (which embeds {addr})"
+                    raise UrlNotAllowed(f"{_redact(url)}: {host} resolves to {shown}, an internal address; "
+                                        "allow-list it explicitly to send there")
+
+
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_V4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address carries, which is where a packet to it may end up.
+
+    IPv4-mapped (``::ffff:a.b.c.d``), IPv4-compatible (``::a.b.c.d``), NAT64 (``64:ff9b::/96`` and the
+    local-use ``64:ff9b:1::/48``), 6to4 (``2002:AABB:CCDD::/48``), Teredo (server and client) and ISATAP
+    (``…:5efe:a.b.c.d``). Each must pass the policy as well as the IPv6 address itself.
+    """
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return ()
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    out: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        out.append(ip.ipv4_mapped)
+    if ip in _V4_COMPATIBLE and int(ip) > 1:  # not :: or ::1
+        out.append(low32)
+    if any(ip in n for n in _NAT64):
+        out.append(low32)
+    if ip.sixtofour is not None:
+        out.append(ip.sixtofour)
+    if ip.teredo is not None:
+        out.extend(ip.teredo)
+    if (int(ip) >> 32) & 0xFDFFFFFF == 0x00005EFE:  # ISATAP interface id 0000:5efe or 0200:5efe
+        out.append(low32)
+    return tuple(out)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,13 +212,16 @@ class HttpSender:
                 h.update(sign(body))
             wait: float | None = None
             status = 0
+            started = time.monotonic()
             try:
                 resp = self.client.post(url, content=body, headers=h)
                 status = resp.status_code
+                took = f"{(time.monotonic() - started) * 1000:.0f} ms"
                 if 200 <= status < 300:
-                    self._log(notifier, target, dedup_key, action, attempt, status, "delivered")
+                    self._log(notifier, target, dedup_key, action, attempt, status, "delivered", took)
                     return resp
-                last = f"HTTP {status}: {resp.text[:200]}"
+                # status and timing only: the target's reply may hold anything, and read keys see this log
+                last = f"HTTP {status} after {took}"
                 if status == 429:
                     wait = _retry_after(resp.headers.get("Retry-After"), time.time())
                     if wait is not None and wait > self.retry.max_retry_after_s:
@@ -195,7 +232,7 @@ class HttpSender:
                     self._log(notifier, target, dedup_key, action, attempt, status, "failed", last)
                     raise DeliveryFailed(f"{notifier} → {target}: {last}")
             except httpx.HTTPError as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                last = f"{type(exc).__name__} after {(time.monotonic() - started) * 1000:.0f} ms"
             final = attempt == self.retry.max_attempts
             self._log(notifier, target, dedup_key, action, attempt, status, "failed" if final else "retry", last)
             if not final:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Callable
+from typing import Any
 
 from collector.store import Store
 from serving_shim.contract import LATENCY_BUCKETS_MS
@@ -58,15 +59,16 @@ def detector_windows(store: Store, start: _dt.datetime, n: int, alert: Callable[
 
 
 class Receiver:
-    """A real HTTP receiver on 127.0.0.1 in a thread. ``script[path]`` lists (status, headers) replies to
-    use in order before answering 200; every request is recorded as (path, headers, body)."""
+    """A real HTTP receiver on 127.0.0.1 in a thread. ``script[path]`` lists (status, headers) or
+    (status, headers, body) replies to use in order before answering 200 ``ok``; every request is recorded
+    as (path, headers, body)."""
 
     def __init__(self) -> None:
         import http.server
         import threading
 
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
-        self.script: dict[str, list[tuple[int, dict[str, str]]]] = {}
+        self.script: dict[str, list[tuple[Any, ...]]] = {}
         self.lock = threading.Lock()
         outer = self
 
@@ -76,13 +78,14 @@ class Receiver:
                 with outer.lock:
                     outer.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                     replies = outer.script.get(self.path) or []
-                    status, headers = replies.pop(0) if replies else (200, {})
+                    status, headers, *rest = replies.pop(0) if replies else (200, {})
+                reply = (rest[0] if rest else "ok").encode()
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(reply)
 
             def log_message(self, *args: object) -> None:
                 pass

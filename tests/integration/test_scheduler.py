@@ -101,3 +101,16 @@ def test_detectors_job_runs_each_model_once_per_window_and_finds_the_drift(store
     assert job(store, now) == {}  # the same window again: nothing to do
     rows = store.rows("SELECT subject, status FROM {db}.detector_results FINAL WHERE detector = 'drift' AND test = 'psi'")
     assert {r["subject"]: r["status"] for r in rows}.get("x") == "alert"
+
+
+def test_serve_with_an_internal_webhook_url_says_why_and_exits_without_a_traceback(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DRIFTLINE_WEBHOOK_URL": "http://[64:ff9b::a9fe:a9fe]/hook", "DRIFTLINE_WEBHOOK_SECRET": "k"}
+    p = subprocess.run([sys.executable, "-m", "driftline", "serve", "--store", str(tmp_path / "s"), "--port", "0"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert "cannot start" in p.stderr and "169.254.169.254" in p.stderr and "allow-list" in p.stderr
+    assert "Traceback" not in p.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as _dt
 import email.utils
 import json
+import re
 import time
 from collections.abc import Iterator
 
@@ -119,6 +120,46 @@ def test_give_up_on_4xx_long_retry_after_and_exhaustion(receiver) -> None:  # ty
 def test_allow_list_refuses_internal_targets(url: str) -> None:
     with pytest.raises(UrlNotAllowed):
         WebhookNotifier(url=url, secret="k", sender=HttpSender())
+
+
+@pytest.mark.parametrize("url", [
+    "http://[64:ff9b::7f00:1]/x",          # NAT64 of 127.0.0.1
+    "http://[64:ff9b::a9fe:a9fe]/x",       # NAT64 of 169.254.169.254 (cloud metadata)
+    "http://[64:ff9b:1::a01:203]/x",       # local-use NAT64 of 10.1.2.3
+    "http://[2002:7f00:1::1]/x",           # 6to4 of 127.0.0.1
+    "http://[2002:c0a8:101::]/x",          # 6to4 of 192.168.1.1
+    "http://[::127.0.0.1]/x",              # IPv4-compatible
+    "http://[::10.0.0.1]/x",
+    "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/x",  # Teredo: client 127.0.0.1 (obfuscated)
+    "http://[fe80::5efe:a01:203]/x",       # ISATAP of 10.1.2.3
+    "http://[2001:db8::5efe:7f00:1]/x",    # ISATAP of 127.0.0.1 under a prefix
+])
+def test_allow_list_refuses_internal_ipv4_embedded_in_ipv6(url: str) -> None:
+    with pytest.raises(UrlNotAllowed, match="internal address"):
+        UrlPolicy().check(url)
+
+
+def test_allow_list_passes_public_ipv4_embedded_in_ipv6_and_listed_embedded_networks() -> None:
+    UrlPolicy().check("http://[64:ff9b::5db8:d822]/x")       # NAT64 of 93.184.216.34
+    UrlPolicy().check("http://[2002:5db8:d822::1]/x")        # 6to4 of 93.184.216.34
+    UrlPolicy.allowing("10.0.0.0/8").check("http://[::ffff:10.1.2.3]/x")
+    UrlPolicy.allowing("10.0.0.0/8", "64:ff9b::/96").check("http://[64:ff9b::a01:203]/x")
+    with pytest.raises(UrlNotAllowed):   # the IPv6 network listed, the IPv4 it reaches is not
+        UrlPolicy.allowing("64:ff9b::/96").check("http://[64:ff9b::a01:203]/x")
+
+
+def test_delivery_log_keeps_status_and_timing_never_the_reply_body(receiver) -> None:  # type: ignore[no-untyped-def]
+    log, sleeps = MemoryDeliveryLog(), []
+    secret_reply = "internal-token-abc123 stack trace of the target"
+    receiver.script["/leaky"] = [(500, {}, secret_reply)] * 2 + [(401, {}, secret_reply)]
+    s = _sender(log, sleeps, max_attempts=3)
+    with pytest.raises(DeliveryFailed) as info:
+        WebhookNotifier(url=receiver.url + "/leaky", secret="k", sender=s).send([_note()])
+    assert secret_reply not in str(info.value)
+    assert [r.status_code for r in log.records] == [500, 500, 401]
+    for r in log.records:
+        assert "internal-token" not in r.error and "stack" not in r.error
+        assert re.fullmatch(r"HTTP \d{3} after \d+ ms", r.error), r.error
 
 
 def test_allow_list_accepts_public_and_listed() -> None:

@@ -1,16 +1,21 @@
 """The normalised SLO model: what every spec becomes after validation, and what the generator reads.
 
 Everything is frozen and keyword-only. Objectives are fractions (``0.999``); durations are seconds.
-Alert windows are data (:class:`BurnTier`), defaulting to the SRE workbook's table
-(:data:`DEFAULT_TIERS`); a spec may replace them.
+Alert windows are data (:class:`BurnTier`). Unless a spec gives its own, an SLO gets the table of
+its period, versioned in ``slo_engine/alert_windows/google-<days>d.yaml`` (:func:`default_tiers`): the
+SRE workbook's budget fractions and windows, with burn rates that follow from the period.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cache
+from importlib import resources
 from typing import Literal
 
-__all__ = ["SliKind", "Severity", "BurnTier", "DEFAULT_TIERS", "Sli", "Alerting", "Slo", "SLI_KINDS", "SLI_FIELDS"]
+import yaml
+
+__all__ = ["SliKind", "Severity", "BurnTier", "DEFAULT_TIERS", "default_tiers", "Sli", "Alerting", "Slo", "SLI_KINDS", "SLI_FIELDS"]
 
 SliKind = Literal["availability", "latency", "freshness", "drift", "accuracy"]
 Severity = Literal["page", "ticket"]
@@ -36,12 +41,34 @@ class BurnTier:
     short_window_s: int
 
 
-#: The SRE workbook's multiwindow, multi-burn-rate table (chapter 5, "Alerting on SLOs").
-DEFAULT_TIERS: tuple[BurnTier, ...] = (
-    BurnTier(name="page-fast", severity="page", burn_rate=14.4, long_window_s=3600, short_window_s=300),
-    BurnTier(name="page-slow", severity="page", burn_rate=6.0, long_window_s=6 * 3600, short_window_s=1800),
-    BurnTier(name="ticket", severity="ticket", burn_rate=1.0, long_window_s=3 * 86400, short_window_s=6 * 3600),
-)
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(v: str) -> int:
+    return int(v[:-1]) * _UNIT_S[v[-1]]
+
+
+@cache
+def default_tiers(period_s: int) -> tuple[BurnTier, ...]:
+    """The alert windows of an SLO period (28 or 30 days), from ``alert_windows/google-<days>d.yaml``."""
+    days, rest = divmod(period_s, 86400)
+    name = f"google-{days}d.yaml"
+    path = resources.files("slo_engine") / "alert_windows" / name
+    if rest or not path.is_file():
+        raise ValueError(f"window: no alert windows for a period of {period_s} s (tables: 28d, 30d)")
+    doc = yaml.safe_load(path.read_text())
+    if doc.get("kind") != "AlertWindows" or _seconds(doc["period"]) != period_s:
+        raise ValueError(f"alert_windows/{name}: not the AlertWindows table of a {days}-day period")
+    return tuple(
+        BurnTier(name=t["name"], severity=t["severity"], long_window_s=_seconds(t["long"]),
+                 short_window_s=_seconds(t["short"]),
+                 burn_rate=round(t["budget_percent"] / 100 * period_s / _seconds(t["long"]), 6))
+        for t in doc["tiers"]
+    )
+
+
+#: The 30-day table (the SRE workbook's 14.4x / 6x / 1x).
+DEFAULT_TIERS: tuple[BurnTier, ...] = default_tiers(30 * 86400)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,7 +106,7 @@ class Alerting:
     resolves (flap suppression). ``repeat_interval_s``: a firing alert is notified again after this long.
     """
 
-    tiers: tuple[BurnTier, ...] = DEFAULT_TIERS
+    tiers: tuple[BurnTier, ...] = ()   # empty: the table of the SLO's period (default_tiers)
     low_objective: Literal["scale", "keep"] = "scale"
     max_burn_fraction: float = 0.9
     pending_for_s: int = 0
@@ -101,6 +128,10 @@ class Slo:
     labels: tuple[tuple[str, str], ...] = ()
     dashboard_url: str = ""
     source: str = ""  # file:line of the spec, for messages
+
+    def __post_init__(self) -> None:
+        if not self.alerting.tiers:
+            object.__setattr__(self, "alerting", replace(self.alerting, tiers=default_tiers(self.window_s)))
 
     @property
     def error_budget(self) -> float:

@@ -14,7 +14,7 @@ Close to Sloth and OpenSLO::
           availability: {}         # or latency: {threshold_ms: 250}, freshness: {max_age: 5m},
                                    #    drift: {detector: drift}, accuracy: {slice: {region: eu}}
         alerting:
-          tiers:                   # the SRE workbook's table unless given: windows are data
+          tiers:                   # unless given: the period's table (alert_windows/google-28d|30d.yaml)
             - {name: page-fast, severity: page, burn_rate: 14.4, long: 1h, short: 5m}
 
 Every problem is reported at once, each with its file, line and path (:class:`SpecError`).

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from slo_engine.exceptions import SpecError
-from slo_engine.model import DEFAULT_TIERS
+from slo_engine.model import DEFAULT_TIERS, default_tiers
 from slo_engine.rules import alert_rules, rules_document
 from slo_engine.spec import parse_duration, parse_specs
 
@@ -117,3 +117,19 @@ def test_durations() -> None:
     for bad in ("0m", "5 minutes", True, -1, "1w"):
         with pytest.raises(ValueError):
             parse_duration(bad)
+
+
+def test_a_28_day_slo_gets_the_28_day_windows_not_the_30_day_burn_rates() -> None:
+    (s28, s30) = parse_specs("version: driftline/v1\nslos:\n"
+                             "- {name: a, model: m, objective: 99.9, window: 28d, sli: {availability: {}}}\n"
+                             "- {name: b, model: m, objective: 99.9, window: 30d, sli: {availability: {}}}\n")
+    assert [r.burn_rate for r in alert_rules(s28)] == [13.44, 5.6, 0.933333]
+    assert [r.burn_rate for r in alert_rules(s30)] == [14.4, 6.0, 1.0]
+    # the same share of the budget, spent in the same long window, alerts in both periods
+    for r28, r30 in zip(alert_rules(s28), alert_rules(s30), strict=True):
+        assert (r28.long_window_s, r28.short_window_s) == (r30.long_window_s, r30.short_window_s)
+        spent28 = r28.error_rate_threshold * r28.long_window_s / (s28.error_budget * s28.window_s)
+        spent30 = r30.error_rate_threshold * r30.long_window_s / (s30.error_budget * s30.window_s)
+        assert abs(spent28 - spent30) < 1e-6
+    with pytest.raises(ValueError, match="tables: 28d, 30d"):
+        default_tiers(7 * 86400)

@@ -220,6 +220,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.fn(args))
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in _PLATFORM_MODULES:
+            raise
+        print(f"driftline {args.command}: needs the platform, not only the SDK ({exc.name} is not installed): "
+              "pip install 'driftline[server]'", file=sys.stderr)
+        return 2
+
+
+#: Top-level modules of the ``server`` extra: a command that needs one says which install it needs.
+_PLATFORM_MODULES = frozenset({"chdb", "clickhouse_driver", "pyarrow", "numpy", "pandas", "scipy", "fastapi",
+                               "uvicorn", "yaml", "tqdm", "evidently", "streamlit", "plotly", "starlette"})
 
 
 def run() -> None:

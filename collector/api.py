@@ -9,6 +9,7 @@ produced to Kafka).
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from typing import Any, Protocol
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -87,6 +88,18 @@ def _refuse_other_models(decoded: Decoded, principal: Principal, kind: str) -> N
             decoded.errors.append(EventError(i, "model", f"this API key may not write model {ev.model!r}", ev.event_id))
     decoded.good[kind], decoded.indices[kind] = kept, kept_idx
     decoded.errors.sort(key=lambda e: e.index)
+    # a rejected event is kept as a dead letter only where the key may write: its payload's model is one of
+    # the key's models (readers of a model see the dead letters whose payload names it, see dead_letters)
+    decoded.dead = [d for d in decoded.dead if principal.allows_model(_payload_model(d.payload))]
+
+
+def _payload_model(payload: str) -> str:
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return ""
+    model = doc.get("model") if isinstance(doc, dict) else None
+    return model if isinstance(model, str) else ""
 
 
 class IngestResponse(BaseModel):

@@ -144,6 +144,12 @@ def test_finding_3_the_model_in_a_body_is_checked(app, store) -> None:  # type: 
         assert c.delete(f"/v1/slo/silences/{own}", headers=wa).status_code == 200
         active = {s["id"] for s in c.get("/v1/slo/silences", headers=root).json()}
         assert active == {b_silence, global_silence}
+        # ingest: B's events from A's key are refused by index, and leave no dead letter in B's view
+        bad_b, bad_a = (f.prediction(1, model=m, event_id=f"{m}-invalid") for m in (B, A))
+        bad_b["latency_ms"] = bad_a["latency_ms"] = "slow"
+        r = c.post("/v1/predictions", json=[f.prediction(0, model=B), bad_b, bad_a], headers=wa)
+        assert r.json()["accepted"] == 0 and [e["index"] for e in r.json()["rejected"]] == [0, 1, 2]
+        assert [d["event_id"] for d in c.get("/v1/dead-letters", headers=root).json()] == [f"{A}-invalid"]
 
 
 def _seed_two_tenants(app, store, root: dict[str, str]) -> None:  # type: ignore[no-untyped-def]

@@ -96,7 +96,7 @@ def _refuse_other_models(decoded: Decoded, principal: Principal, kind: str) -> N
 def _payload_model(payload: str) -> str:
     try:
         doc = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
     model = doc.get("model") if isinstance(doc, dict) else None
     return model if isinstance(model, str) else ""

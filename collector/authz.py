@@ -177,7 +177,7 @@ def _models_refusal(rule: Rule, principal: Principal, query: Mapping[str, list[s
     if rule.models in (BODY, MATCHERS):
         try:
             doc = json.loads(body or b"")
-        except ValueError:
+        except (ValueError, RecursionError):
             return None  # not JSON: the route refuses it (422) without reading any model's data
         if rule.models == MATCHERS:
             doc = doc.get("matchers") if isinstance(doc, dict) else None

@@ -221,3 +221,12 @@ def test_finding_4_listings_show_only_the_keys_models(app, store) -> None:  # ty
             r = c.get(path, params={"model": A}, headers=ra)
             assert r.status_code == 200 and B not in r.text
         assert c.get("/v1/predictions", headers=ra).status_code == 403  # a scoped key names its model
+
+
+def test_a_scoped_key_with_unreadable_bodies_gets_4xx(app) -> None:  # type: ignore[no-untyped-def]
+    keys = _keys(app)
+    with TestClient(app) as c:
+        for body in (b"[" * 100_000, b"{" * 5000, b"\xff\xfe", b"null", b'{"model": ["alpha"]}', b'"alpha"'):
+            for path in ("/v1/detectors/run", "/v1/references/window", "/v1/slo/silences"):
+                r = c.post(path, content=body, headers={**keys["write_a"], "Content-Type": "application/json"})
+                assert 400 <= r.status_code < 500, (path, body[:20], r.status_code, r.text[:200])

@@ -188,7 +188,8 @@ def _models_refusal(rule: Rule, principal: Principal, query: Mapping[str, list[s
             return None
         model = doc.get("model") if isinstance(doc, dict) else None
         if not isinstance(model, str) or not principal.allows_model(model):
-            return f"model: this key may not act on model {model!r} (its models: {mine})"
+            shown = repr(model)[:100] if model is not None else "(none named)"
+            return f"model: this key may not act on model {shown} (its models: {mine})"
     if rule.models == RESOURCE and resolved is not None:
         if not resolved or not all(principal.allows_model(m) for m in resolved):
             return f"model: this object is not only for models {mine}; it needs a key for every model"

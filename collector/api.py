@@ -9,6 +9,7 @@ produced to Kafka).
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from typing import Any, Protocol
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -17,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from collector.auth import SCOPES, KeyStore, Principal
+from collector.authz import KeyModels
 from collector.ingest import Decoded, decode_message, store_decoded
 from collector.store import Store
 from collector.writer import EventWriter
@@ -86,6 +88,18 @@ def _refuse_other_models(decoded: Decoded, principal: Principal, kind: str) -> N
             decoded.errors.append(EventError(i, "model", f"this API key may not write model {ev.model!r}", ev.event_id))
     decoded.good[kind], decoded.indices[kind] = kept, kept_idx
     decoded.errors.sort(key=lambda e: e.index)
+    # a rejected event is kept as a dead letter only where the key may write: its payload's model is one of
+    # the key's models (readers of a model see the dead letters whose payload names it, see dead_letters)
+    decoded.dead = [d for d in decoded.dead if principal.allows_model(_payload_model(d.payload))]
+
+
+def _payload_model(payload: str) -> str:
+    try:
+        doc = json.loads(payload)
+    except (ValueError, RecursionError):
+        return ""
+    model = doc.get("model") if isinstance(doc, dict) else None
+    return model if isinstance(model, str) else ""
 
 
 class IngestResponse(BaseModel):
@@ -163,18 +177,23 @@ def _since(minutes: int) -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC) - _dt.timedelta(minutes=minutes)
 
 
+#: Dead letters of the key's models: their payload's ``model`` (an unreadable payload is for unscoped keys only).
+_DEAD_LETTER_OF_MODELS = "(empty(%(models)s) OR has(%(models)s, JSONExtractString(payload, 'model')))"
+
+
 def query_router(store: Store) -> APIRouter:
     router = APIRouter(tags=["query"])
 
     @router.get("/v1/models", summary="Models seen, with versions, counts and last event time")
-    def models(minutes: int = Query(1440, ge=1, le=525600)) -> list[dict[str, Any]]:
+    def models(key: KeyModels, minutes: int = Query(1440, ge=1, le=525600)) -> list[dict[str, Any]]:
         return store.rows(
             """
             SELECT model, groupUniqArray(model_version) AS versions, count() AS predictions,
                    countIf(status = 'error') AS errors, max(ts) AS last_ts
-            FROM {db}.predictions FINAL WHERE ts >= %(since)s GROUP BY model ORDER BY model
+            FROM {db}.predictions FINAL WHERE ts >= %(since)s AND (empty(%(models)s) OR has(%(models)s, model))
+            GROUP BY model ORDER BY model
             """,
-            {"since": _since(minutes)},
+            {"since": _since(minutes), "models": list(key)},
         )
 
     @router.get("/v1/predictions", summary="Recent sampled (redacted) predictions with their labels")
@@ -195,15 +214,17 @@ def query_router(store: Store) -> APIRouter:
         )
 
     @router.get("/v1/arrivals", summary="Events stored per minute")
-    def arrivals(model: str | None = None, minutes: int = Query(60, ge=1, le=10080)) -> list[dict[str, Any]]:
+    def arrivals(key: KeyModels, model: str | None = None,
+                 minutes: int = Query(60, ge=1, le=10080)) -> list[dict[str, Any]]:
         return store.rows(
             """
             SELECT toStartOfMinute(ts) AS minute, model, count() AS predictions, countIf(status='error') AS errors
             FROM {db}.predictions FINAL
             WHERE ts >= %(since)s AND (%(model)s = '' OR model = %(model)s)
+              AND (empty(%(models)s) OR has(%(models)s, model))
             GROUP BY minute, model ORDER BY minute, model
             """,
-            {"since": _since(minutes), "model": model or ""},
+            {"since": _since(minutes), "model": model or "", "models": list(key)},
         )
 
     @router.get("/v1/labels/coverage", summary="Share of predictions with a label, and how late labels arrive")
@@ -237,20 +258,24 @@ def query_router(store: Store) -> APIRouter:
                 "labels_waiting_for_prediction": int(orphans or 0), **nan_free}
 
     @router.get("/v1/dead-letters", summary="Rejected events with the field and reason")
-    def dead_letters(limit: int = Query(100, ge=1, le=10000)) -> list[dict[str, Any]]:
+    def dead_letters(key: KeyModels, limit: int = Query(100, ge=1, le=10000)) -> list[dict[str, Any]]:
+        # a dead letter has no model column: a model-scoped key sees those whose payload names its model
         return store.rows(
             "SELECT received_at, source, kind, event_index, event_id, field, reason FROM {db}.dead_letters "
-            "ORDER BY received_at DESC LIMIT %(limit)s",
-            {"limit": limit},
+            f"WHERE {_DEAD_LETTER_OF_MODELS} ORDER BY received_at DESC LIMIT %(limit)s",
+            {"limit": limit, "models": list(key)},
         )
 
     @router.get("/v1/counts", summary="Stored events per kind (deduplicated)")
-    def counts() -> dict[str, int]:
+    def counts(key: KeyModels) -> dict[str, int]:
         out = {}
+        p = {"models": list(key)}
         for kind, table in (("prediction", "predictions"), ("label", "labels"),
                             ("metric_window", "metric_windows"), ("deploy", "deploys")):
-            out[kind] = int(store.scalar(f"SELECT count() FROM {{db}}.{table} FINAL") or 0)
-        out["dead_letter"] = int(store.scalar("SELECT count() FROM {db}.dead_letters") or 0)
+            out[kind] = int(store.scalar(f"SELECT count() FROM {{db}}.{table} FINAL "
+                                         "WHERE empty(%(models)s) OR has(%(models)s, model)", p) or 0)
+        out["dead_letter"] = int(store.scalar(f"SELECT count() FROM {{db}}.dead_letters WHERE {_DEAD_LETTER_OF_MODELS}",
+                                              p) or 0)
         return out
 
     return router
@@ -263,7 +288,7 @@ class KeyRequest(BaseModel):
 
 
 def keys_router(keys: KeyStore) -> APIRouter:
-    """Key management (admin scope)."""
+    """Key management (admins whose key is for every model, see ``collector.authz.ROUTES``)."""
     router = APIRouter(tags=["keys"])
 
     @router.get("/v1/keys", summary="API keys (never their secrets)")

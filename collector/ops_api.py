@@ -21,6 +21,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
 
+from collector.authz import KeyModels
 from collector.store import Store
 from serving_shim.contract import LATENCY_BUCKETS_MS
 
@@ -83,7 +84,7 @@ def ops_router(store: Store) -> APIRouter:
     router = APIRouter(prefix="/v1/ops", tags=["ops"])
 
     @router.get("/models", summary="Models and versions seen in predictions, metric windows or deploys")
-    def models(minutes: int = Query(525600, ge=1, le=525600)) -> list[dict[str, Any]]:
+    def models(key: KeyModels, minutes: int = Query(525600, ge=1, le=525600)) -> list[dict[str, Any]]:
         return store.rows(
             """
             SELECT model, arraySort(groupUniqArray(model_version)) AS versions, max(last) AS last_ts FROM (
@@ -93,9 +94,10 @@ def ops_router(store: Store) -> APIRouter:
                 WHERE window_start >= %(since)s GROUP BY model, model_version
                 UNION ALL SELECT model, model_version, max(ts) AS last FROM {db}.deploys
                 WHERE ts >= %(since)s GROUP BY model, model_version)
+            WHERE empty(%(models)s) OR has(%(models)s, model)
             GROUP BY model ORDER BY model
             """,
-            {"since": _since(minutes)},
+            {"since": _since(minutes), "models": list(key)},
         )
 
     @router.get("/latency", summary="Requests, error rate and latency p50/p95/p99 per time step (all replicas)")

@@ -16,12 +16,16 @@ import datetime as _dt
 import os
 import shutil
 import tempfile
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from pydantic import AfterValidator, BaseModel, Field
+from starlette.datastructures import UploadFile
 
+from collector.authz import KeyModels
 from collector.store import Store
 from detectors.drift import DriftConfig, drift_results, summarize_window
 from detectors.drift_sql import window_source
@@ -68,12 +72,30 @@ class WindowReference(BaseModel):
     model_version: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class DetectorLimits:
+    """Caps of the routes that load rows into Python (from ``driftline.config.Settings``)."""
+
+    max_upload_rows: int = 20_000_000
+    max_upload_columns: int = 2_000
+    max_report_cells: int = 2_000_000   # Evidently report: sample rows x features, per side
+
+
+#: Upload file types by the end of the uploaded file's name (the temp file gets the same ending).
+_UPLOAD_SUFFIXES = (".csv.gz", ".csv", ".tsv", ".parquet", ".pq")
+_UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary", "description": "CSV, TSV, .csv.gz or Parquet"}}}}}}}
+
+
 def _utc(t: _dt.datetime) -> _dt.datetime:
     return t if t.tzinfo else t.replace(tzinfo=_dt.UTC)
 
 
-def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY) -> APIRouter:
+def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY, *,
+                 limits: DetectorLimits | None = None) -> APIRouter:
     router = APIRouter(tags=["drift"])
+    limits = limits or DetectorLimits()
 
     @router.get("/v1/drift/psi", summary="PSI per numeric feature, current window against a reference window")
     def drift_psi(
@@ -125,15 +147,15 @@ def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY) -> APIRout
                 subject: str | None = None, status: str | None = None, start: StoreTime | None = None,
                 end: StoreTime | None = None, run_id: str | None = None,
                 minutes: int | None = Query(None, ge=1, le=525600, description="windows of the last N minutes"),
-                limit: int = Query(1000, ge=1, le=100_000)) -> list[dict[str, Any]]:
+                limit: int = Query(1000, ge=1, le=100_000), *, key: KeyModels) -> list[dict[str, Any]]:
         if minutes is not None and start is None:
             start = _dt.datetime.now(_dt.UTC) - _dt.timedelta(minutes=minutes)
         return query_results(store, model=model, detector=detector, test=test, subject=subject, status=status,
-                             start=start, end=end, run_id=run_id, limit=limit)
+                             start=start, end=end, run_id=run_id, limit=limit, models=key)
 
     @router.get("/v1/references", summary="Stored reference profiles")
-    def references(model: str | None = None) -> list[dict[str, Any]]:
-        return list_references(store, model)
+    def references(key: KeyModels, model: str | None = None) -> list[dict[str, Any]]:
+        return list_references(store, model, models=key)
 
     @router.post("/v1/references/window", summary="Store the profile of a fixed time window as a reference")
     def reference_window(req: WindowReference) -> dict[str, Any]:
@@ -143,21 +165,42 @@ def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY) -> APIRout
                                   version=req.model_version)
         return {"model": p.model, "name": p.name, "rows": p.rows, "features": sorted(p.features)}
 
-    @router.post("/v1/references/upload", summary="Store the profile of an uploaded CSV or Parquet baseline")
-    def reference_upload(model: str, name: str, file: Annotated[UploadFile, File()], prediction: str | None = None,
-                         score: str | None = None, label: str | None = None) -> dict[str, Any]:
+    @router.post("/v1/references/upload", summary="Store the profile of an uploaded CSV or Parquet baseline",
+                 openapi_extra=_UPLOAD_BODY,
+                 responses={413: {"description": "file over the size limit"},
+                            422: {"description": "unreadable file, duplicate columns, too many rows or columns"}})
+    async def reference_upload(request: Request, model: str, name: str, prediction: str | None = None,
+                               score: str | None = None, label: str | None = None) -> dict[str, Any]:
+        # the body (capped by collector.authz) is parsed as it streams: the file part goes to a temp file
+        form = await request.form(max_files=1, max_fields=20)
+        try:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise HTTPException(422, "file: missing (send multipart/form-data with a 'file' part)")
+            filename = os.path.basename(upload.filename or "upload.csv")
+            suffix = next((x for x in _UPLOAD_SUFFIXES if filename.lower().endswith(x)), None)
+            if suffix is None:
+                raise HTTPException(422, f"file: {filename!r} is not a known file type "
+                                         f"(use {', '.join(_UPLOAD_SUFFIXES)})")
+            return await run_in_threadpool(_upload, upload.file, suffix, model, name, prediction, score, label)
+        finally:
+            await form.close()
+
+    def _upload(src: IO[bytes], suffix: str, model: str, name: str, prediction: str | None, score: str | None,
+                label: str | None) -> dict[str, Any]:
         from detectors.upload import upload_reference
 
-        suffix = os.path.splitext(file.filename or "")[1] or ".csv"
-        with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as tmp:
-            shutil.copyfileobj(file.file, tmp)
-        try:
-            p = upload_reference(store, model, name, tmp.name, prediction=prediction, score=score, label=label,
-                                 progress=False)
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
-        finally:
-            os.unlink(tmp.name)
+        with tempfile.TemporaryDirectory(prefix="driftline-upload-") as tmp:
+            path = os.path.join(tmp, "upload" + suffix)
+            with open(path, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+            try:
+                p = upload_reference(store, model, name, path, prediction=prediction, score=score, label=label,
+                                     progress=False, max_rows=limits.max_upload_rows,
+                                     max_columns=limits.max_upload_columns)
+            except (ValueError, KeyError, TypeError, NotImplementedError) as exc:  # pyarrow's errors are these too
+                # never show the server's temp path
+                raise HTTPException(422, str(exc).replace(tmp + os.sep, "").replace(tmp, "")) from None
         return {"model": p.model, "name": p.name, "rows": p.rows, "features": sorted(p.features)}
 
     @router.get("/v1/reports/evidently", response_class=HTMLResponse,
@@ -165,8 +208,15 @@ def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY) -> APIRout
     def evidently(model: str, start: StoreTime, end: StoreTime, reference_start: StoreTime,
                   reference_end: StoreTime, sample: int = Query(10_000, ge=10, le=200_000),
                   model_version: str | None = None) -> HTMLResponse:
-        from detectors.report import evidently_html, window_sample
+        from detectors.report import evidently_html, window_sample, window_shape
 
+        for side, (a, b) in (("reference", (reference_start, reference_end)), ("current", (start, end))):
+            rows, feats = window_shape(store, model, a, b, version=model_version)
+            cells = min(rows, sample) * (feats + 3)  # + the prediction columns
+            if cells > limits.max_report_cells:
+                raise HTTPException(422, f"sample: {min(rows, sample)} rows x {feats} features of the {side} window "
+                                         f"is over the limit of {limits.max_report_cells} cells; ask for sample <= "
+                                         f"{max(10, limits.max_report_cells // (feats + 3))}")
         ref = window_sample(store, model, reference_start, reference_end, sample=sample, version=model_version)
         cur = window_sample(store, model, start, end, sample=sample, version=model_version)
         try:

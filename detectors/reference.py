@@ -240,13 +240,15 @@ def _utc(t: _dt.datetime) -> _dt.datetime:
     return t if t.tzinfo else t.replace(tzinfo=_dt.UTC)
 
 
-def list_references(store: Store, model: str | None = None) -> list[dict]:
+def list_references(store: Store, model: str | None = None, models: Sequence[str] = ()) -> list[dict]:
+    """Stored references, of ``model`` if given, of ``models`` only if not empty."""
     return store.rows(
         """SELECT model, name, max(r.built_at) AS last_built, argMax(r.source, r.built_at) AS source,
                   argMax(r.rows, r.built_at) AS rows, argMax(r.window_start, r.built_at) AS window_start,
                   argMax(r.window_end, r.built_at) AS window_end, uniqExact(r.feature) AS features
-           FROM {db}.detector_references AS r WHERE %(model)s = '' OR model = %(model)s
-           GROUP BY model, name ORDER BY model, name""", {"model": model or ""})
+           FROM {db}.detector_references AS r WHERE (%(model)s = '' OR model = %(model)s)
+             AND (empty(%(models)s) OR has(%(models)s, model))
+           GROUP BY model, name ORDER BY model, name""", {"model": model or "", "models": list(models)})
 
 
 def reference_from_window(store: Store, model: str, start: _dt.datetime, end: _dt.datetime, *, name: str,

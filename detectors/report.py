@@ -14,7 +14,7 @@ import pandas as pd
 
 from collector.store import Store
 
-__all__ = ["window_sample", "file_sample", "evidently_html"]
+__all__ = ["window_sample", "window_shape", "file_sample", "evidently_html"]
 
 
 def window_sample(store: Store, model: str, start: _dt.datetime, end: _dt.datetime, *, sample: int = 10_000,
@@ -34,6 +34,18 @@ def window_sample(store: Store, model: str, start: _dt.datetime, end: _dt.dateti
                 rec[k] = r[col]
         recs.append(rec)
     return pd.DataFrame.from_records(recs)
+
+
+def window_shape(store: Store, model: str, start: _dt.datetime, end: _dt.datetime, *,
+                 version: str | None = None) -> tuple[int, int]:
+    """(predictions, distinct feature names) of the window, counted in the store: what a sample would cost."""
+    vcond = " AND model_version = %(version)s" if version is not None else ""
+    (r,) = store.rows(
+        f"""SELECT count() AS n, length(groupUniqArrayArray(arrayConcat(mapKeys(features_num), mapKeys(features_cat))))
+                   AS f
+            FROM {{db}}.predictions FINAL WHERE model = %(model)s AND ts >= %(start)s AND ts < %(end)s{vcond}""",
+        {"model": model, "start": start, "end": end, "version": version})
+    return int(r["n"]), int(r["f"])
 
 
 def file_sample(path: str, *, sample: int = 10_000, seed: int = 0) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,10 +91,12 @@ def write_results(store: Store, results: Iterable[Result], *, run_id: str, model
 
 def query_results(store: Store, *, model: str | None = None, detector: str | None = None, test: str | None = None,
                   subject: str | None = None, status: str | None = None, start: _dt.datetime | None = None,
-                  end: _dt.datetime | None = None, run_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-    """Latest result per (model, version, detector, subject, test, window), newest windows first."""
-    conds: list[str] = []
-    params: dict[str, Any] = {}
+                  end: _dt.datetime | None = None, run_id: str | None = None, limit: int = 1000,
+                  models: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Latest result per (model, version, detector, subject, test, window), newest windows first.
+    ``models``: only these models' results (empty: every model)."""
+    conds: list[str] = ["(empty(%(models)s) OR has(%(models)s, model))"]
+    params: dict[str, Any] = {"models": list(models)}
     for col, v in (("model", model), ("detector", detector), ("test", test), ("subject", subject),
                    ("status", status), ("run_id", run_id)):
         if v is not None:

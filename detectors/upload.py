@@ -21,30 +21,102 @@ from collector.store import Store
 from detectors.drift_sql import upload_source
 from detectors.reference import Profile, build_profile, save_profile
 
-__all__ = ["upload_reference", "read_batches"]
+__all__ = ["upload_reference", "read_batches", "UploadRefused"]
 
 _KINDS = {"upload_id": "str", "features_num": "map_sf", "features_cat": "map_ss", "features_null": "arr_s",
           "pred_value": "f64n", "pred_score": "f64n", "pred_label": "strn", "label_value": "f64n", "label_class": "strn"}
 
 
-def read_batches(path: str, batch_rows: int) -> tuple[int | None, Iterator[pa.RecordBatch]]:
-    """(total rows if known cheaply, batches) of a CSV or Parquet file."""
+class UploadRefused(ValueError):
+    """A file that cannot be a reference: unreadable, duplicate columns, or over a row or column cap."""
+
+
+def _header_columns(path: str, delimiter: str, max_columns: int | None) -> list[str]:
+    """The column names of a CSV's first line, read with a bound (1 KiB per allowed column)."""
+    import csv as _csv
+
+    bound = (max_columns or 100_000) * 1024
+    with open(path, "rb") as fh:
+        line = fh.readline(bound + 1)
+    if len(line) > bound and not line.endswith(b"\n"):
+        raise UploadRefused(f"header: the first line is longer than {bound} bytes")
+    try:
+        return next(_csv.reader([line.decode("utf-8-sig").rstrip("\r\n")], delimiter=delimiter), [])
+    except UnicodeDecodeError:
+        raise UploadRefused("header: not UTF-8 text") from None
+
+
+def _check_columns(names: Sequence[str], max_columns: int | None) -> None:
+    if max_columns is not None and len(names) > max_columns:
+        raise UploadRefused(f"columns: {len(names)} columns is over the limit of {max_columns}")
+    seen: set[str] = set()
+    dup = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+    if dup:
+        raise UploadRefused(f"columns: {', '.join(repr(d) for d in dup[:10])} appear more than once")
+
+
+def _count_lines(path: str) -> int:
+    with open(path, "rb") as fh:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+
+
+def read_batches(path: str, batch_rows: int, *, max_rows: int | None = None,
+                 max_columns: int | None = None) -> tuple[int | None, Iterator[pa.RecordBatch]]:
+    """(total rows if known cheaply, batches) of a CSV or Parquet file, refused (:class:`UploadRefused`)
+    when unreadable, with duplicate column names, or over ``max_rows`` / ``max_columns``. Messages name
+    the file by its base name only."""
     low = path.lower()
+    shown = os.path.basename(path)
     if low.endswith((".parquet", ".pq")):
         import pyarrow.parquet as pq
 
-        f = pq.ParquetFile(path)
-        return f.metadata.num_rows, f.iter_batches(batch_size=batch_rows)
+        try:
+            f = pq.ParquetFile(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise UploadRefused(f"file: not a readable Parquet file ({type(exc).__name__})") from None
+        _check_columns(f.schema_arrow.names, max_columns)
+        total = f.metadata.num_rows
+        if max_rows is not None and total > max_rows:
+            raise UploadRefused(f"rows: {total} rows is over the limit of {max_rows}")
+        return total, f.iter_batches(batch_size=batch_rows)
     if low.endswith((".csv", ".csv.gz", ".tsv")):
         from pyarrow import csv
 
-        with open(path, "rb") as fh:
-            total = max(0, sum(1 for _ in fh) - 1) if not low.endswith(".gz") else None
+        delimiter = "\t" if low.endswith(".tsv") else ","
+        total = None
+        if not low.endswith(".gz"):
+            _check_columns(_header_columns(path, delimiter, max_columns), max_columns)
+            total = max(0, _count_lines(path) - 1)
+            if max_rows is not None and total > max_rows:
+                raise UploadRefused(f"rows: about {total} rows is over the limit of {max_rows}")
         opts = csv.ReadOptions(block_size=1 << 22)
-        parse = csv.ParseOptions(delimiter="\t" if low.endswith(".tsv") else ",")
-        reader = csv.open_csv(path, read_options=opts, parse_options=parse)
-        return total, iter(reader)
-    raise ValueError(f"{path}: unknown file type (use .csv, .tsv, .csv.gz or .parquet)")
+        try:
+            reader = csv.open_csv(path, read_options=opts, parse_options=csv.ParseOptions(delimiter=delimiter))
+        except (pa.ArrowException, OSError) as exc:
+            raise UploadRefused(f"file: not a readable CSV file ({_scrub(exc, path)})") from None
+        _check_columns(reader.schema.names, max_columns)
+        return total, _bounded(reader, path, max_rows)
+    raise UploadRefused(f"{shown}: unknown file type (use .csv, .tsv, .csv.gz or .parquet)")
+
+
+def _scrub(exc: BaseException, path: str) -> str:
+    """An error message without the server's file path."""
+    return str(exc).replace(path, os.path.basename(path)).replace(os.path.dirname(path) + os.sep, "")
+
+
+def _bounded(reader: Any, path: str, max_rows: int | None) -> Iterator[pa.RecordBatch]:
+    rows = 0
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as exc:
+            raise UploadRefused(f"file: after row {rows}: {_scrub(exc, path)}") from None
+        rows += batch.num_rows
+        if max_rows is not None and rows > max_rows:
+            raise UploadRefused(f"rows: over the limit of {max_rows}")
+        yield batch
 
 
 def _is_num(t: pa.DataType) -> bool:
@@ -65,13 +137,17 @@ def _col(batch: pa.RecordBatch, name: str | None) -> tuple[list[Any] | None, boo
 def upload_reference(store: Store, model: str, name: str, path: str, *, features: Sequence[str] | None = None,
                      exclude: Sequence[str] = (), prediction: str | None = None, score: str | None = None,
                      label: str | None = None, batch_rows: int = 50_000, progress: bool = True,
-                     max_categories: int = 100) -> Profile:
-    """Stage ``path`` in the store, build and store its profile under ``(model, name)``."""
+                     max_categories: int = 100, max_rows: int | None = None,
+                     max_columns: int | None = None) -> Profile:
+    """Stage ``path`` in the store, build and store its profile under ``(model, name)``.
+
+    Refuses (:class:`UploadRefused`) an unreadable file, duplicate columns, or more than ``max_rows`` rows
+    or ``max_columns`` columns, before staging anything (a file that fails half-way leaves no staged rows)."""
     from tqdm import tqdm
 
     if not os.path.exists(path):
         raise FileNotFoundError(path)
-    total, batches = read_batches(path, batch_rows)
+    total, batches = read_batches(path, batch_rows, max_rows=max_rows, max_columns=max_columns)
     uid = uuid.uuid4().hex
     special = {c for c in (prediction, score, label) if c}
     bar = tqdm(total=total, unit="rows", desc=f"upload {os.path.basename(path)}", disable=not progress)
@@ -106,11 +182,11 @@ def upload_reference(store: Store, model: str, name: str, path: str, *, features
             store.insert("reference_rows", out, _KINDS)
             rows += n
             bar.update(n)
-    finally:
         bar.close()
-    try:
         prof = build_profile(store, upload_source(uid), model=model, name=name, source="upload",
                              max_categories=max_categories)
         return save_profile(store, prof)
     finally:
-        store.execute("DELETE FROM {db}.reference_rows WHERE upload_id = %(u)s", {"u": uid})
+        bar.close()
+        if rows:  # staged rows go, whether the profile was stored or the file failed half-way
+            store.execute("DELETE FROM {db}.reference_rows WHERE upload_id = %(u)s", {"u": uid})

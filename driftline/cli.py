@@ -41,7 +41,9 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.open_localhost:
         print("driftline: requests from 127.0.0.1 need no API key (--open-localhost)", flush=True)
     print(f"driftline: serving on http://{settings.host}:{settings.port} (API docs at /docs)", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
+    # h11 refuses a request whose headers pass the limit before any of it reaches the app (httptools has no limit)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, http="h11",
+                h11_max_incomplete_event_size=settings.max_header_bytes)
     return 0
 
 

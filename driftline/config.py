@@ -8,6 +8,10 @@ from dataclasses import dataclass, replace
 
 __all__ = ["Settings"]
 
+#: Integer limits read from ``DRIFTLINE_<NAME>`` (positive whole numbers; ``_`` separators allowed).
+_INT_FIELDS = ("max_header_bytes", "max_key_chars", "key_cache_entries", "max_body_bytes", "max_ingest_bytes",
+               "max_upload_bytes", "max_upload_rows", "max_upload_columns", "max_yaml_nodes", "max_report_cells")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
@@ -31,6 +35,17 @@ class Settings:
     webhook_url: str = ""
     webhook_secret: str = ""
     notify_allow: str = ""                 # comma-separated internal hosts/networks notifiers may reach
+    # Limits, checked before any work (see SECURITY.md). Bytes unless named otherwise.
+    max_header_bytes: int = 16 * 1024      # all request headers together (and uvicorn's h11 limit)
+    max_key_chars: int = 256               # an API key longer than this is refused before any lookup
+    key_cache_entries: int = 4096          # key lookups remembered (a bounded LRU, each for 5 s)
+    max_body_bytes: int = 1024 * 1024      # any body, except ingest and reference uploads
+    max_ingest_bytes: int = 10 * 1024 * 1024
+    max_upload_bytes: int = 200 * 1024 * 1024  # reference uploads (CSV/Parquet), streamed to a temp file
+    max_upload_rows: int = 20_000_000
+    max_upload_columns: int = 2_000
+    max_yaml_nodes: int = 100_000          # SLO spec YAML: nodes after alias expansion
+    max_report_cells: int = 2_000_000      # Evidently report: sample rows x features, per side
 
     @property
     def store_display(self) -> str:
@@ -68,6 +83,15 @@ class Settings:
                 vals["scheduler_interval_s"] = float(env["DRIFTLINE_SCHEDULER_INTERVAL_S"])
             except ValueError:
                 raise ValueError("DRIFTLINE_SCHEDULER_INTERVAL_S: not a number of seconds") from None
+        for f in _INT_FIELDS:
+            if f"DRIFTLINE_{f.upper()}" in env:
+                raw = env[f"DRIFTLINE_{f.upper()}"]
+                try:
+                    vals[f] = int(raw.replace("_", ""))
+                except ValueError:
+                    raise ValueError(f"DRIFTLINE_{f.upper()}: {raw!r} is not a whole number") from None
+                if int(vals[f]) <= 0:  # type: ignore[call-overload]
+                    raise ValueError(f"DRIFTLINE_{f.upper()}: must be positive, got {raw!r}")
         if "DRIFTLINE_SCHEDULER" in env:
             vals["scheduler"] = env["DRIFTLINE_SCHEDULER"].lower() in ("1", "true", "yes")
         if "DRIFTLINE_OPEN_LOCALHOST" in env:

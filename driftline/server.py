@@ -6,10 +6,11 @@ from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
-from collector.api import KafkaIngestSink, StoreIngestSink, ingest_router, keys_router, query_router
-from collector.auth import AuthPolicy, KeyStore
+from collector.api import KafkaIngestSink, Limits, StoreIngestSink, ingest_router, keys_router, query_router
+from collector.auth import KeyStore
+from collector.authz import Authorize, HttpLimits
 from collector.migrations import Migration, migrate
 from collector.store import Store, open_store
 from collector.writer import EventWriter
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     for path in filter(None, (p.strip() for p in settings.slo_files.split(","))):
         from slo_engine import load_specs
 
-        specs.extend(load_specs(path))
+        specs.extend(load_specs(path, max_nodes=settings.max_yaml_nodes))
     scheduler = build_scheduler(store, settings, lambda: app.state.slo_specs) if settings.scheduler else None
 
     @asynccontextmanager
@@ -92,14 +93,22 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "engine": store.engine, "database": store.database}
 
-    keys = KeyStore(store)
+    keys = KeyStore(store, cache_entries=settings.key_cache_entries, max_key_chars=settings.max_key_chars)
     app.state.keys = keys
-    guard = [Depends(AuthPolicy(keys, open_localhost=settings.open_localhost))]
+    from slo_engine.silences import silence_models
+
+    # every route's scope and models, the key, and the size limits: checked before any route runs
+    app.add_middleware(
+        Authorize, keys=keys, open_localhost=settings.open_localhost,
+        limits=HttpLimits(max_header_bytes=settings.max_header_bytes, max_body_bytes=settings.max_body_bytes,
+                          max_ingest_bytes=settings.max_ingest_bytes, max_upload_bytes=settings.max_upload_bytes),
+        resolvers={"silence": lambda params: silence_models(store, params["silence_id"])},
+    )
     from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
     registry = CollectorRegistry()
     app.state.registry = registry
-    app.include_router(ingest_router(sink, registry=registry), dependencies=guard)
+    app.include_router(ingest_router(sink, Limits(max_body_bytes=settings.max_ingest_bytes), registry=registry))
     if scheduler is not None:
         runs = Gauge("driftline_scheduler_job_runs", "Scheduler job runs", ["job"], registry=registry)
         fails = Gauge("driftline_scheduler_job_failures", "Scheduler job failures", ["job"], registry=registry)
@@ -113,16 +122,18 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
 
         return PlainTextResponse(generate_latest(registry).decode(), media_type="text/plain; version=0.0.4")
 
-    app.include_router(query_router(store), dependencies=guard)
-    app.include_router(keys_router(keys), dependencies=guard)
-    from detectors.api import drift_router
+    app.include_router(query_router(store))
+    app.include_router(keys_router(keys))
+    from detectors.api import DetectorLimits, drift_router
     from slo_engine.api import slo_router
 
-    app.include_router(drift_router(store), dependencies=guard)
+    app.include_router(drift_router(store, limits=DetectorLimits(
+        max_upload_rows=settings.max_upload_rows, max_upload_columns=settings.max_upload_columns,
+        max_report_cells=settings.max_report_cells)))
     from collector.ops_api import ops_router
 
-    app.include_router(ops_router(store), dependencies=guard)
+    app.include_router(ops_router(store))
     app.state.slo_specs = specs  # list[slo_engine.Slo], from settings.slo_files
     app.state.scheduler = scheduler
-    app.include_router(slo_router(store, specs=lambda: app.state.slo_specs), dependencies=guard)
+    app.include_router(slo_router(store, specs=lambda: app.state.slo_specs, max_yaml_nodes=settings.max_yaml_nodes))
     return app

@@ -14,7 +14,7 @@ from collector.store import Store
 from slo_engine.exceptions import SilenceError
 from slo_engine.router import SILENCE_MATCHERS, Silence
 
-__all__ = ["create_silence", "expire_silence", "list_silences"]
+__all__ = ["create_silence", "expire_silence", "list_silences", "silence_models"]
 
 _KINDS = {"id": "str", "matchers": "map_ss", "starts_at": "ts", "ends_at": "ts", "created_by": "str",
           "comment": "str", "updated_at": "ts"}
@@ -81,3 +81,12 @@ def expire_silence(store: Store, silence_id: str, *, now: _dt.datetime) -> Silen
                 created_by=s.created_by, comment=s.comment)
     _write(store, s, now + _dt.timedelta(milliseconds=1))
     return s
+
+
+def silence_models(store: Store, silence_id: str) -> tuple[str, ...] | None:
+    """The model a silence matches (``()``: it matches every model), or None when there is no such silence."""
+    rows = store.rows("SELECT matchers FROM {db}.slo_silences FINAL WHERE id = %(id)s", {"id": silence_id})
+    if not rows:
+        return None
+    model = dict(rows[0]["matchers"]).get("model")
+    return (model,) if model else ()

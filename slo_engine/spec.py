@@ -32,7 +32,7 @@ from serving_shim.contract import LATENCY_BUCKETS_MS
 from slo_engine.exceptions import SpecError, SpecProblem
 from slo_engine.model import SLI_KINDS, Alerting, BurnTier, Sli, Slo
 
-__all__ = ["SPEC_VERSION", "load_specs", "parse_specs", "parse_duration"]
+__all__ = ["SPEC_VERSION", "MAX_NODES", "load_specs", "parse_specs", "parse_duration"]
 
 SPEC_VERSION = "driftline/v1"
 _WINDOWS_DAYS = (28, 30)
@@ -61,16 +61,29 @@ class _Node:
     line: int
 
 
-def _plain(node: yaml.Node) -> _Node:
+#: Nodes a spec may have after its aliases are expanded (a few KB of YAML can otherwise name billions).
+MAX_NODES = 100_000
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _plain(node: yaml.Node, budget: list[int], scalars: yaml.SafeLoader) -> _Node:
+    """The node as plain values, counting every node visited (each alias use counts again) against ``budget``."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooLarge
     line = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[str, tuple[_Node, int]] = {}
         for k, v in node.value:
-            out[str(k.value)] = (_plain(v), k.start_mark.line + 1)
+            key = str(k.value) if isinstance(k, yaml.ScalarNode) else "<a key that is not a scalar>"
+            out[key] = (_plain(v, budget, scalars), k.start_mark.line + 1)
         return _Node(out, line)
     if isinstance(node, yaml.SequenceNode):
-        return _Node([_plain(v) for v in node.value], line)
-    return _Node(yaml.SafeLoader.construct_object(yaml.SafeLoader(""), node), line)  # scalars: int, float, bool, str
+        return _Node([_plain(v, budget, scalars) for v in node.value], line)
+    return _Node(scalars.construct_object(node), line)  # scalars: int, float, bool, str
 
 
 class _Reader:
@@ -112,17 +125,24 @@ class _Reader:
         return v
 
 
-def parse_specs(text: str, file: str = "<spec>") -> list[Slo]:
-    """Validate and normalise a spec document. Raises :class:`SpecError` listing every problem."""
+def parse_specs(text: str, file: str = "<spec>", *, max_nodes: int = MAX_NODES) -> list[Slo]:
+    """Validate and normalise a spec document. Raises :class:`SpecError` listing every problem, or naming
+    the limit when the document has more than ``max_nodes`` nodes with its aliases expanded."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+        plain = _plain(root, [max_nodes], yaml.SafeLoader("")) if root is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise SpecError([SpecProblem(file, (mark.line + 1) if mark else 1, "", f"not valid YAML: {exc}")]) from None
+    except _TooLarge:
+        raise SpecError([SpecProblem(file, 1, "", f"more than {max_nodes} YAML nodes with aliases expanded "
+                                                  "(the limit of a spec)")]) from None
+    except RecursionError:
+        raise SpecError([SpecProblem(file, 1, "", "YAML nested too deeply")]) from None
     r = _Reader(file)
-    if root is None:
+    if plain is None:
         raise SpecError([SpecProblem(file, 1, "", "empty spec")])
-    top = r.mapping(_plain(root), "", ("version", "defaults", "slos"))
+    top = r.mapping(plain, "", ("version", "defaults", "slos"))
     if top is None:
         raise SpecError(r.problems)
     version = r.get(top, "version", "", 1, str, required=True)
@@ -154,9 +174,9 @@ def parse_specs(text: str, file: str = "<spec>") -> list[Slo]:
     return out
 
 
-def load_specs(path: str) -> list[Slo]:
+def load_specs(path: str, *, max_nodes: int = MAX_NODES) -> list[Slo]:
     with open(path, encoding="utf-8") as fh:
-        return parse_specs(fh.read(), path)
+        return parse_specs(fh.read(), path, max_nodes=max_nodes)
 
 
 _SLO_FIELDS = ("name", "model", "model_version", "per_version", "description", "objective", "window", "sli",

@@ -6,12 +6,14 @@ import json
 import uuid
 
 import schemathesis
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 
 from collector.migrations import migrate
 from collector.store import ChdbStore
 from driftline.config import Settings
 from driftline.server import all_migrations, create_app
+from tests import factories
 from tests.conftest import _CHDB_PATH
 
 
@@ -30,6 +32,18 @@ app = create_app(Settings(scheduler=False), store=_store)
 ADMIN = app.state.keys.create(scope="admin", name="fuzz")
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
+# two tenants: a key for "alpha" must never receive a byte of "bravo"'s data, whatever it sends
+WRITER_A = app.state.keys.create(scope="write", name="fuzz alpha", models=("alpha",))
+_seed = TestClient(app)
+for _m in ("alpha", "bravo"):
+    _bad = factories.prediction(1, model=_m, event_id=f"{_m}-dead-letter")
+    _bad["latency_ms"] = "slow"
+    _seed.post("/v1/predictions", json=[*(factories.prediction(i, model=_m) for i in range(20)), _bad],
+               headers={"X-API-Key": ADMIN})
+    _seed.post("/v1/metric-windows", json=[factories.metric_window(model=_m)], headers={"X-API-Key": ADMIN})
+    _seed.post("/v1/deploys", json=[factories.deploy(model=_m)], headers={"X-API-Key": ADMIN})
+    _seed.post("/v1/slo/silences", json={"matchers": {"model": _m}, "duration": "1h"}, headers={"X-API-Key": ADMIN})
+
 
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
@@ -41,3 +55,11 @@ def test_no_server_error(case) -> None:  # type: ignore[no-untyped-def]
     if response.status_code in (400, 413, 422) and ctype.startswith("application/json"):
         body = response.json()
         assert body.get("detail") or body.get("rejected"), "a 4xx must say which field and why"
+
+
+@schema.parametrize()
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+def test_a_model_scoped_key_never_sees_another_model(case) -> None:  # type: ignore[no-untyped-def]
+    response = case.call(headers={"X-API-Key": WRITER_A})
+    assert response.status_code < 500, f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:500]}"
+    assert "bravo" not in response.text, f"{case.method} {case.formatted_path} showed model bravo: {response.text[:500]}"

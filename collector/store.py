@@ -6,8 +6,8 @@
 - :class:`ClickHouseStore`: a ClickHouse server (24.x or newer) over the native protocol with
   clickhouse-driver. Older servers are refused with both versions named.
 
-SQL is written once (ClickHouse dialect); ``{db}`` stands for the store's database and
-``%(name)s`` for parameters rendered by :mod:`collector.sql`. Inserts are columnar: a dict of
+SQL is written once (ClickHouse dialect) as templates or fragments of :mod:`collector.sql`: ``{db}``
+stands for the store's database and ``%(name)s`` for bound values, rendered in one pass. Inserts are columnar: a dict of
 column name to a list of values, with the column types declared in :mod:`collector.schema`.
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from collector.exceptions import QueryError, StoreLockedError, StoreUnavailable, StoreVersionError
-from collector.sql import check_identifier, render
+from collector.sql import SQL, check_identifier, render
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,21 +94,21 @@ class Store(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the connection (the chDB session stays for other stores in this process)."""
 
-    def sql(self, sql: str, params: Mapping[str, Any] | None = None) -> str:
+    def sql(self, sql: SQL | str, params: Mapping[str, Any] | None = None) -> str:
         return render(sql, params, self.database)
 
-    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+    def execute(self, sql: SQL | str, params: Mapping[str, Any] | None = None) -> None:
         self._exec(self.sql(sql, params))
 
-    def df(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    def df(self, sql: SQL | str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Run a query and return its (small) result as a DataFrame."""
         return self._df(self.sql(sql, params))
 
-    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    def rows(self, sql: SQL | str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """The result as dicts of Python values (NaN and NULL as None, maps as dicts, arrays as lists)."""
         return self._rows(self.sql(sql, params))
 
-    def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+    def scalar(self, sql: SQL | str, params: Mapping[str, Any] | None = None) -> Any:
         return self._scalar(self.sql(sql, params))
 
     def _rows(self, sql: str) -> list[dict[str, Any]]:
@@ -144,6 +144,8 @@ class Store(ABC):
         (the event tables): duplicates inside one block then collapse at read time, as across blocks.
         """
         check_identifier(table, "table")
+        for name in columns:
+            check_identifier(name, f"column of {table}")
         lengths = {len(v) for v in columns.values()}
         if len(lengths) > 1:
             raise ValueError(f"columns of {table} have different lengths: {sorted(lengths)}")

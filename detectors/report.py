@@ -24,8 +24,8 @@ def window_sample(store: Store, model: str, start: _dt.datetime, end: _dt.dateti
     rows = store.rows(
         f"""SELECT features_num, features_cat, pred_value, pred_score, pred_label FROM {{db}}.predictions FINAL
             WHERE model = %(model)s AND ts >= %(start)s AND ts < %(end)s{vcond}
-            ORDER BY cityHash64(event_id) LIMIT {int(sample)}""",
-        {"model": model, "start": start, "end": end, "version": version})
+            ORDER BY cityHash64(event_id) LIMIT %(sample)s""",
+        {"model": model, "start": start, "end": end, "version": version, "sample": int(sample)})
     recs: list[dict[str, Any]] = []
     for r in rows:
         rec: dict[str, Any] = {**(r["features_num"] or {}), **(r["features_cat"] or {})}

@@ -111,7 +111,7 @@ def query_results(store: Store, *, model: str | None = None, detector: str | Non
         f"""SELECT run_id, run_at, model, model_version, window_start, window_end, detector, subject, test, value,
                    threshold, status, sample_size, detail
             FROM {{db}}.detector_results FINAL WHERE {where}
-            ORDER BY window_start DESC, model, detector, subject, test LIMIT {int(limit)}""", params)
+            ORDER BY window_start DESC, model, detector, subject, test LIMIT %(limit)s""", {**params, "limit": int(limit)})
     for r in rows:
         r["detail"] = json.loads(r["detail"] or "{}")
     return rows

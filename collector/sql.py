@@ -181,22 +181,19 @@ def _lex(template: str) -> tuple[_Token | _Db, ...]:
 # ---------------------------------------------------------------------------------------------
 # Fragments
 
-_Part = str | _Value | _Db | Ident
-
-
 class SQL:
     """A piece of SQL: template text with its values bound (immutable; compose with :func:`sql`, :func:`join`)."""
 
     __slots__ = ("parts",)
 
     def __init__(self, parts: tuple[_Part, ...]) -> None:
-        self.parts = parts
+        self.parts = parts          # nested fragments stay nested (no copying): render flattens them
 
     def __repr__(self) -> str:
         return f"SQL({render(self, None, 'db')!r})"
 
-    def __bool__(self) -> bool:
-        return bool(self.parts)
+
+_Part = str | _Value | _Db | Ident | SQL
 
 
 def sql(template: str, /, **values: Any) -> SQL:
@@ -212,9 +209,7 @@ def _bind(template: str, values: Mapping[str, Any]) -> SQL:
     for tok in _lex(template):
         if isinstance(tok, tuple):
             v = values[tok[0]]          # a missing value is a KeyError naming it
-            if isinstance(v, SQL):
-                parts.extend(v.parts)
-            elif isinstance(v, Ident):
+            if isinstance(v, (SQL, Ident)):
                 parts.append(v)
             else:
                 parts.append(_Value(v))
@@ -232,7 +227,7 @@ def join(sep: str, fragments: Iterable[SQL]) -> SQL:
             raise TypeError(f"join: {type(f).__name__} is not an SQL fragment")
         if k:
             parts.extend(glue)
-        parts.extend(f.parts)
+        parts.append(f)
     return SQL(tuple(parts))
 
 
@@ -246,18 +241,24 @@ def render(statement: SQL | str, params: Mapping[str, Any] | None, database: str
         frag = statement
     else:
         frag = _bind(statement, params or {})
-    db = _quote_ident(check_identifier(database, "database"))
-    out = []
+    out: list[str] = []
+    _emit(frag, out, _quote_ident(check_identifier(database, "database")))
+    return "".join(out)
+
+
+def _emit(frag: SQL, out: list[str], db: str) -> None:
     for p in frag.parts:
-        if isinstance(p, str):
+        t = type(p)
+        if t is str:
             out.append(p)
-        elif isinstance(p, _Value):
-            out.append(_literal(p.v))
-        elif isinstance(p, Ident):
-            out.append(_quote_ident(p.name))
+        elif t is _Value:
+            out.append(_literal(p.v))       # type: ignore[union-attr]
+        elif t is SQL:
+            _emit(p, out, db)               # type: ignore[arg-type]
+        elif t is Ident:
+            out.append(_quote_ident(p.name))  # type: ignore[union-attr]
         else:
             out.append(db)
-    return "".join(out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,6 +287,13 @@ def _quote_string(s: str) -> str:
 
 def _literal(v: Any) -> str:
     """A ClickHouse literal for a Python value."""
+    t = type(v)
+    if t is float:                  # the common cases first (the detectors' scans bind thousands of numbers)
+        return repr(v) if math.isfinite(v) else "nan" if v != v else "inf" if v > 0 else "-inf"
+    if t is int:
+        return str(v)
+    if t is str:
+        return _quote_string(v)
     if v is None:
         return "NULL"
     if isinstance(v, bool):
@@ -318,6 +326,9 @@ def _literal(v: Any) -> str:
     if hasattr(v, "tolist") and hasattr(v, "ndim"):        # numpy arrays and scalars
         return _literal(v.tolist())
     if isinstance(v, (list, tuple)):
+        kinds = set(map(type, v))
+        if kinds == {int} or (kinds == {float} and all(map(math.isfinite, v))):     # bin edges, thresholds
+            return "[" + ", ".join(map(repr, v)) + "]"
         return "[" + ", ".join(_literal(x) for x in v) + "]"
     raise TypeError(f"cannot render a {type(v).__name__} as a ClickHouse literal")
 

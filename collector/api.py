@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from collector.auth import SCOPES, KeyStore, Principal
 from collector.ingest import Decoded, decode_message, store_decoded
+from collector.sql import ident, sql
 from collector.store import Store
 from collector.writer import EventWriter
 from serving_shim.contract import EventError
@@ -249,7 +250,7 @@ def query_router(store: Store) -> APIRouter:
         out = {}
         for kind, table in (("prediction", "predictions"), ("label", "labels"),
                             ("metric_window", "metric_windows"), ("deploy", "deploys")):
-            out[kind] = int(store.scalar(f"SELECT count() FROM {{db}}.{table} FINAL") or 0)
+            out[kind] = int(store.scalar(sql("SELECT count() FROM {db}.%(t)s FINAL", t=ident(table))) or 0)
         out["dead_letter"] = int(store.scalar("SELECT count() FROM {db}.dead_letters") or 0)
         return out
 

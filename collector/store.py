@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from collector.exceptions import QueryError, StoreLockedError, StoreUnavailable, StoreVersionError
-from collector.sql import SQL, check_identifier, render
+from collector.sql import SQL, check_identifier, ident, join, render, sql
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -155,10 +155,15 @@ class Store(ABC):
         return n
 
     def create_database(self) -> None:
-        self._exec(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+        self.execute("CREATE DATABASE IF NOT EXISTS {db}")
 
     def drop_database(self) -> None:
-        self._exec(f"DROP DATABASE IF EXISTS {self.database} SYNC")
+        self.execute("DROP DATABASE IF EXISTS {db} SYNC")
+
+    def _insert_head(self, table: str, names: Sequence[str]) -> SQL:
+        """``INSERT INTO db.table (columns)``, every name through the identifier helper."""
+        return sql("INSERT INTO {db}.%(t)s (%(c)s)", t=ident(table, "table"),
+                   c=join(", ", [sql("%(c)s", c=ident(n, f"column of {table}")) for n in names]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,9 +293,10 @@ class ChdbStore(Store):
                 arrays.append(pa.array(values, type=typ))
             names.append(name)
         batch = pa.Table.from_arrays(arrays, names=names)  # noqa: F841 - read by chDB's Python() table function
-        cols = ", ".join(names)
-        settings = "" if merge else " SETTINGS optimize_on_insert = 0"
-        self._exec(f"INSERT INTO {self.database}.{table} ({cols}){settings} SELECT {cols} FROM Python(batch)")
+        cols = join(", ", [sql("%(c)s", c=ident(n)) for n in names])
+        settings = sql("" if merge else " SETTINGS optimize_on_insert = 0")
+        self.execute(sql("%(head)s%(settings)s SELECT %(cols)s FROM Python(batch)", head=self._insert_head(table, names),
+                         settings=settings, cols=cols))
 
     def server_version(self) -> str:
         return str(self.scalar("SELECT version()"))
@@ -378,7 +384,7 @@ class ClickHouseStore(Store):
             if kinds[name] == "ts":
                 vals = [v if isinstance(v, _dt.datetime) else _dt.datetime.fromtimestamp(v / 1000, _dt.UTC) for v in vals]
             data.append(vals)
-        self._call(f"INSERT INTO {self.database}.{table} ({', '.join(names)}) VALUES", data, columnar=True,
+        self._call(self.sql(sql("%(head)s VALUES", head=self._insert_head(table, names))), data, columnar=True,
                    settings=None if merge else {"optimize_on_insert": 0})
 
     def server_version(self) -> str:

@@ -285,3 +285,32 @@ def test_a_scoped_key_cannot_read_other_data_through_a_placeholder_feature(store
         srv.shutdown()
         srv.server_close()
     assert leaked == {what: [] for what in leaks} and hits == [], (leaked, hits)
+
+
+def test_slo_evaluation_on_hostile_model_slice_and_subject(client, store) -> None:  # noqa: ANN001
+    from slo_engine.evaluate import evaluate
+    from slo_engine.model import Sli, Slo
+
+    r = client.post("/v1/references/window", json={"model": MODEL, "name": REF, "start": T0.isoformat(),
+                                                   "end": (T0 + H).isoformat()})
+    assert r.status_code == 200, r.text
+    r = client.post("/v1/detectors/run", json={"model": MODEL, "window_end": (T0 + 2 * H).isoformat(),
+                                               "window_s": 3600, "reference": REF,
+                                               "config": {"drift": {"tests": {"psi": 0.2}}}})
+    assert r.status_code == 200, r.text
+    day = 86400
+
+    def slo(name: str, sli: Sli) -> Slo:
+        return Slo(name=name, model=MODEL, objective=0.9, window_s=30 * day, sli=sli)
+
+    now = T0 + 2 * H
+    res = {s.slo.name: s for s in evaluate(store, [
+        slo("acc", Sli(kind="accuracy", slice=((SK, SV),))),
+        slo("acc_other", Sli(kind="accuracy", slice=((SK, "%(x)s"),))),
+        slo("drift_bad", Sli(kind="drift", subject=NUM[0])),
+        slo("drift_ok", Sli(kind="drift", subject=NUM[1])),
+    ], now)}
+    assert (res["acc"].good, res["acc"].total) == (2 * N - 2 * (N // 5), 2 * N)
+    assert res["acc_other"].total == 0                      # no row has that slice value
+    assert (res["drift_bad"].good, res["drift_bad"].total) == (0, 1)
+    assert (res["drift_ok"].good, res["drift_ok"].total) == (1, 1)

@@ -7,7 +7,7 @@ A statement is a *template* the programmer wrote, with two kinds of placeholders
 - ``{db}``: the store's database.
 
 The template is read once by a small lexer that knows ClickHouse's string literals (``'...'``),
-quoted identifiers (``"..."``, `````...`````), heredocs (``$$...$$``) and comments (``--``, ``#``,
+quoted identifiers (``"..."``, `````...`````), heredocs (``$$...$$``, ``$tag$...$tag$``) and comments (``--``, ``#``,
 nested ``/* */``): placeholders are recognized only in plain SQL text, never inside those, and a
 value is turned into text only after the scan, so nothing in a value (quotes, ``%(model)s``,
 ``{db}``, ``--``, NUL) is ever read as SQL. Both engines receive the same rendered text.
@@ -98,7 +98,7 @@ class _Value:
 
 _Token = str | tuple[str]          # plain SQL text, or (placeholder name,); "{db}" is the _DB marker
 
-_OPEN = re.compile(r"'|\"|`|--|#|/\*|\$\$|%\(|\{db\}")
+_OPEN = re.compile(r"'|\"|`|--|#|/\*|\$[A-Za-z0-9_]*\$|%\(|\{db\}")
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
@@ -157,11 +157,11 @@ def _lex(template: str) -> tuple[_Token | _Db, ...]:
             i = n if e < 0 else e + 1
         elif tok == "/*":
             i = _skip_block_comment(template, j)
-        elif tok == "$$":
-            e = template.find("$$", j + 2)
+        elif tok[0] == "$":         # a heredoc: $$...$$ or $tag$...$tag$
+            e = template.find(tok, j + len(tok))
             if e < 0:
-                raise ValueError(f"SQL template: unterminated $$ at offset {j}")
-            i = e + 2
+                raise ValueError(f"SQL template: unterminated {tok} at offset {j}")
+            i = e + len(tok)
         elif tok == "{db}":
             out.append(template[start:j])
             out.append(_DB)

@@ -54,17 +54,17 @@ def test_a_value_is_never_read_as_sql(value: str) -> None:
 
 
 def test_placeholders_in_the_templates_literals_and_comments_are_text() -> None:
-    t = ("SELECT '%(a)s {db}', \"%(a)s\", `{db}`, $$%(a)s$$ -- %(a)s {db}\n"
+    t = ("SELECT '%(a)s {db}', \"%(a)s\", `{db}`, $$%(a)s$$, $t$ $$ %(a)s $t$ -- %(a)s {db}\n"
          "/* %(a)s /* {db} */ %(a)s */ # %(a)s\n, %(a)s FROM {db}.t WHERE x % 2 = 0 AND s = 'it''s %(a)s' "
          "AND b = 'back\\' %(a)s'")
     out = r(t, {"a": 1})
-    assert out == ("SELECT '%(a)s {db}', \"%(a)s\", `{db}`, $$%(a)s$$ -- %(a)s {db}\n"
+    assert out == ("SELECT '%(a)s {db}', \"%(a)s\", `{db}`, $$%(a)s$$, $t$ $$ %(a)s $t$ -- %(a)s {db}\n"
                    "/* %(a)s /* {db} */ %(a)s */ # %(a)s\n, 1 FROM `d1`.t WHERE x % 2 = 0 AND s = 'it''s %(a)s' "
                    "AND b = 'back\\' %(a)s'")
 
 
 def test_unterminated_template_literals_are_refused() -> None:
-    for t in ("SELECT 'abc", "SELECT `x", "SELECT /* x", "SELECT $$ x", 'SELECT "x'):
+    for t in ("SELECT 'abc", "SELECT `x", "SELECT /* x", "SELECT $$ x", "SELECT $a$ x $b$", 'SELECT "x'):
         with pytest.raises(ValueError, match="unterminated"):
             r(t, {})
 

@@ -76,15 +76,18 @@ def _store(path: str):  # noqa: ANN202 - bench helper
 def part_load(store_path: str, data: str, rows: int, features: int, t0: _dt.datetime) -> dict:
     s = _store(store_path)
     t = time.perf_counter()
-    fmap = ", ".join(f"'{n}', {n}" for n in _names(features))
+    from collector.sql import ident, join, sql
+
+    fmap = join(", ", [sql("%(k)s, %(c)s", k=n, c=ident(n)) for n in _names(features)])
     for tag, start in (("ref", t0), ("cur", t0 + _dt.timedelta(hours=1))):
-        s.execute(f"""
-            INSERT INTO {{db}}.predictions (event_id, ts, model, model_version, request_id, features_num, status,
-                                            schema_version)
-            SELECT concat('{tag}-', toString(rowNumberInAllBlocks())) AS id,
-                   %(start)s + toIntervalMillisecond(intDiv(rowNumberInAllBlocks() * 3599999, {rows})),
-                   '{MODEL}', 'v1', id, map({fmap}), 'ok', 1
-            FROM file('{os.path.join(data, tag + ".parquet")}', Parquet)""", {"start": start})
+        s.execute(sql("""
+            INSERT INTO {db}.predictions (event_id, ts, model, model_version, request_id, features_num, status,
+                                          schema_version)
+            SELECT concat(%(tag)s, toString(rowNumberInAllBlocks())) AS id,
+                   %(start)s + toIntervalMillisecond(intDiv(rowNumberInAllBlocks() * 3599999, %(rows)s)),
+                   %(model)s, 'v1', id, map(%(fmap)s), 'ok', 1
+            FROM file(%(path)s, Parquet)""", tag=f"{tag}-", start=start, rows=int(rows), model=MODEL, fmap=fmap,
+                      path=os.path.join(data, tag + ".parquet")))
     # merge the freshly inserted parts now, as the background merges of a running store would have:
     # otherwise they run inside the timed step and compete with it for the CPU
     s.execute("OPTIMIZE TABLE {db}.predictions FINAL")

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from collector.auth import SCOPES, KeyStore, Principal
 from collector.authz import KeyModels
 from collector.ingest import Decoded, decode_message, store_decoded
+from collector.sql import SQL, ident, sql
 from collector.store import Store
 from collector.writer import EventWriter
 from serving_shim.contract import EventError
@@ -178,7 +179,9 @@ def _since(minutes: int) -> _dt.datetime:
 
 
 #: Dead letters of the key's models: their payload's ``model`` (an unreadable payload is for unscoped keys only).
-_DEAD_LETTER_OF_MODELS = "(empty(%(models)s) OR has(%(models)s, JSONExtractString(payload, 'model')))"
+def _dead_letters_of(models: KeyModels) -> SQL:
+    """Dead letters have no model column: a model-scoped key sees those whose payload names its model."""
+    return sql("(empty(%(m)s) OR has(%(m)s, JSONExtractString(payload, 'model')))", m=list(models))
 
 
 def query_router(store: Store) -> APIRouter:
@@ -259,23 +262,20 @@ def query_router(store: Store) -> APIRouter:
 
     @router.get("/v1/dead-letters", summary="Rejected events with the field and reason")
     def dead_letters(key: KeyModels, limit: int = Query(100, ge=1, le=10000)) -> list[dict[str, Any]]:
-        # a dead letter has no model column: a model-scoped key sees those whose payload names its model
-        return store.rows(
+        return store.rows(sql(
             "SELECT received_at, source, kind, event_index, event_id, field, reason FROM {db}.dead_letters "
-            f"WHERE {_DEAD_LETTER_OF_MODELS} ORDER BY received_at DESC LIMIT %(limit)s",
-            {"limit": limit, "models": list(key)},
-        )
+            "WHERE %(of)s ORDER BY received_at DESC LIMIT %(limit)s", of=_dead_letters_of(key), limit=limit))
 
     @router.get("/v1/counts", summary="Stored events per kind (deduplicated)")
     def counts(key: KeyModels) -> dict[str, int]:
         out = {}
-        p = {"models": list(key)}
         for kind, table in (("prediction", "predictions"), ("label", "labels"),
                             ("metric_window", "metric_windows"), ("deploy", "deploys")):
-            out[kind] = int(store.scalar(f"SELECT count() FROM {{db}}.{table} FINAL "
-                                         "WHERE empty(%(models)s) OR has(%(models)s, model)", p) or 0)
-        out["dead_letter"] = int(store.scalar(f"SELECT count() FROM {{db}}.dead_letters WHERE {_DEAD_LETTER_OF_MODELS}",
-                                              p) or 0)
+            out[kind] = int(store.scalar(sql("SELECT count() FROM {db}.%(t)s FINAL "
+                                             "WHERE empty(%(models)s) OR has(%(models)s, model)",
+                                             t=ident(table), models=list(key))) or 0)
+        out["dead_letter"] = int(store.scalar(sql("SELECT count() FROM {db}.dead_letters WHERE %(of)s",
+                                                  of=_dead_letters_of(key))) or 0)
         return out
 
     return router

@@ -6,8 +6,8 @@
 - :class:`ClickHouseStore`: a ClickHouse server (24.x or newer) over the native protocol with
   clickhouse-driver. Older servers are refused with both versions named.
 
-SQL is written once (ClickHouse dialect); ``{db}`` stands for the store's database and
-``%(name)s`` for parameters rendered by :mod:`collector.sql`. Inserts are columnar: a dict of
+SQL is written once (ClickHouse dialect) as templates or fragments of :mod:`collector.sql`: ``{db}``
+stands for the store's database and ``%(name)s`` for bound values, rendered in one pass. Inserts are columnar: a dict of
 column name to a list of values, with the column types declared in :mod:`collector.schema`.
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from collector.exceptions import QueryError, StoreLockedError, StoreUnavailable, StoreVersionError
-from collector.sql import check_identifier, render
+from collector.sql import SQL, check_identifier, ident, join, render, sql
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,21 +94,21 @@ class Store(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the connection (the chDB session stays for other stores in this process)."""
 
-    def sql(self, sql: str, params: Mapping[str, Any] | None = None) -> str:
+    def sql(self, sql: SQL | str, params: Mapping[str, Any] | None = None) -> str:
         return render(sql, params, self.database)
 
-    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+    def execute(self, sql: SQL | str, params: Mapping[str, Any] | None = None) -> None:
         self._exec(self.sql(sql, params))
 
-    def df(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    def df(self, sql: SQL | str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Run a query and return its (small) result as a DataFrame."""
         return self._df(self.sql(sql, params))
 
-    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    def rows(self, sql: SQL | str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """The result as dicts of Python values (NaN and NULL as None, maps as dicts, arrays as lists)."""
         return self._rows(self.sql(sql, params))
 
-    def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+    def scalar(self, sql: SQL | str, params: Mapping[str, Any] | None = None) -> Any:
         return self._scalar(self.sql(sql, params))
 
     def _rows(self, sql: str) -> list[dict[str, Any]]:
@@ -144,6 +144,8 @@ class Store(ABC):
         (the event tables): duplicates inside one block then collapse at read time, as across blocks.
         """
         check_identifier(table, "table")
+        for name in columns:
+            check_identifier(name, f"column of {table}")
         lengths = {len(v) for v in columns.values()}
         if len(lengths) > 1:
             raise ValueError(f"columns of {table} have different lengths: {sorted(lengths)}")
@@ -153,10 +155,15 @@ class Store(ABC):
         return n
 
     def create_database(self) -> None:
-        self._exec(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+        self.execute("CREATE DATABASE IF NOT EXISTS {db}")
 
     def drop_database(self) -> None:
-        self._exec(f"DROP DATABASE IF EXISTS {self.database} SYNC")
+        self.execute("DROP DATABASE IF EXISTS {db} SYNC")
+
+    def _insert_head(self, table: str, names: Sequence[str]) -> SQL:
+        """``INSERT INTO db.table (columns)``, every name through the identifier helper."""
+        return sql("INSERT INTO {db}.%(t)s (%(c)s)", t=ident(table, "table"),
+                   c=join(", ", [sql("%(c)s", c=ident(n, f"column of {table}")) for n in names]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,9 +293,10 @@ class ChdbStore(Store):
                 arrays.append(pa.array(values, type=typ))
             names.append(name)
         batch = pa.Table.from_arrays(arrays, names=names)  # noqa: F841 - read by chDB's Python() table function
-        cols = ", ".join(names)
-        settings = "" if merge else " SETTINGS optimize_on_insert = 0"
-        self._exec(f"INSERT INTO {self.database}.{table} ({cols}){settings} SELECT {cols} FROM Python(batch)")
+        cols = join(", ", [sql("%(c)s", c=ident(n)) for n in names])
+        settings = sql("" if merge else " SETTINGS optimize_on_insert = 0")
+        self.execute(sql("%(head)s%(settings)s SELECT %(cols)s FROM Python(batch)", head=self._insert_head(table, names),
+                         settings=settings, cols=cols))
 
     def server_version(self) -> str:
         return str(self.scalar("SELECT version()"))
@@ -376,7 +384,7 @@ class ClickHouseStore(Store):
             if kinds[name] == "ts":
                 vals = [v if isinstance(v, _dt.datetime) else _dt.datetime.fromtimestamp(v / 1000, _dt.UTC) for v in vals]
             data.append(vals)
-        self._call(f"INSERT INTO {self.database}.{table} ({', '.join(names)}) VALUES", data, columnar=True,
+        self._call(self.sql(sql("%(head)s VALUES", head=self._insert_head(table, names))), data, columnar=True,
                    settings=None if merge else {"optimize_on_insert": 0})
 
     def server_version(self) -> str:

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from collector.sql import literal
+from collector.sql import SQL, commas, ident, join, sql
 from collector.store import Store
 from detectors.grid import Grid
 
@@ -41,9 +41,8 @@ MAX_CATEGORIES_READ = 1000  # per feature and window, most frequent first
 
 @dataclass(frozen=True)
 class Source:
-    table: str                      # table expression, e.g. "{db}.predictions FINAL"
-    where: str                      # condition with %(name)s parameters
-    params: Mapping[str, Any]
+    table: SQL                      # table expression, e.g. {db}.predictions FINAL
+    where: SQL                      # condition, its values bound
     maps: bool = True               # has features_num / features_cat / features_null
     pseudo_num: Mapping[str, str] = field(default_factory=dict)   # name -> Nullable column
     pseudo_cat: Mapping[str, str] = field(default_factory=dict)
@@ -51,30 +50,32 @@ class Source:
 
 
 def window_source(model: str, start: _dt.datetime, end: _dt.datetime, version: str | None = None) -> Source:
-    where = "model = %(model)s AND ts >= %(start)s AND ts < %(end)s"
-    if version is not None:
-        where += " AND model_version = %(version)s"
-    return Source("{db}.predictions FINAL", where, {"model": model, "start": start, "end": end, "version": version},
+    where = sql("model = %(model)s AND ts >= %(start)s AND ts < %(end)s%(v)s", model=model, start=start, end=end,
+                v=_version_cond(version))
+    return Source(sql("{db}.predictions FINAL"), where,
                   pseudo_num={"@pred.value": "pred_value", "@pred.score": "pred_score"},
                   pseudo_cat={"@pred.label": "pred_label"})
 
 
 def labels_source(model: str, start: _dt.datetime, end: _dt.datetime, version: str | None = None) -> Source:
     """Labels of the window's predictions: the latest label per request_id (labels may come first)."""
-    vcond = " AND model_version = %(version)s" if version is not None else ""
-    table = f"""(
+    table = sql("""(
         SELECT l.lab.1 AS label_value, l.lab.2 AS label_class
-        FROM (SELECT request_id FROM {{db}}.predictions FINAL
-              WHERE model = %(model)s AND ts >= %(start)s AND ts < %(end)s{vcond}) AS p
+        FROM (SELECT request_id FROM {db}.predictions FINAL
+              WHERE model = %(model)s AND ts >= %(start)s AND ts < %(end)s%(v)s) AS p
         INNER JOIN (SELECT request_id, argMax((label_value, label_class), ts) AS lab
-                    FROM {{db}}.labels FINAL WHERE model = %(model)s GROUP BY request_id) AS l
-        USING (request_id))"""
-    return Source(table, "1", {"model": model, "start": start, "end": end, "version": version}, maps=False,
+                    FROM {db}.labels FINAL WHERE model = %(model)s GROUP BY request_id) AS l
+        USING (request_id))""", model=model, start=start, end=end, v=_version_cond(version))
+    return Source(table, sql("1"), maps=False,
                   pseudo_num={"@label.value": "label_value"}, pseudo_cat={"@label.class": "label_class"}, has_ts=False)
 
 
+def _version_cond(version: str | None) -> SQL:
+    return sql("") if version is None else sql(" AND model_version = %(version)s", version=version)
+
+
 def upload_source(upload_id: str) -> Source:
-    return Source("{db}.reference_rows", "upload_id = %(upload_id)s", {"upload_id": upload_id},
+    return Source(sql("{db}.reference_rows"), sql("upload_id = %(upload_id)s", upload_id=upload_id),
                   pseudo_num={"@pred.value": "pred_value", "@pred.score": "pred_score", "@label.value": "label_value"},
                   pseudo_cat={"@pred.label": "pred_label", "@label.class": "label_class"}, has_ts=False)
 
@@ -89,8 +90,8 @@ class NumStats:
     quantiles: tuple[float, ...] = ()
 
 
-def _q(levels: Sequence[float]) -> str:
-    return ", ".join(repr(float(x)) for x in levels)
+def _q(levels: Sequence[float]) -> SQL:
+    return commas(float(x) for x in levels)
 
 
 #: The scans' expressions embed each reference's grid (new constants with every reference, every window
@@ -117,11 +118,12 @@ class Layouts:
         """Rows of the other layouts (read by key)."""
         return self.rows - sum(n for _, _, n in self.groups)
 
-    def condition(self, common: bool) -> str:
+    def condition(self, common: bool) -> SQL:
         """SQL condition on the rows of the common layouts (``common``) or on the rest."""
         if not self.groups:
-            return "0" if common else "1"
-        return f"num_layout {'' if common else 'NOT '}IN ({', '.join(str(sig) for sig, _, _ in self.groups)})"
+            return sql("0" if common else "1")
+        return sql("num_layout IN (%(s)s)" if common else "num_layout NOT IN (%(s)s)",
+                   s=commas(int(sig) for sig, _, _ in self.groups))
 
 
 def key_layouts(store: Store, src: Source, *, limit: int | None = None) -> Layouts:
@@ -131,18 +133,18 @@ def key_layouts(store: Store, src: Source, *, limit: int | None = None) -> Layou
     features' statistics; whether any row holds a category or an explicit null (the queries for those
     are skipped when none does)."""
     limit = MAX_LAYOUTS if limit is None else limit
-    aggs = ["count() AS n"]
+    aggs = [sql("count() AS n")]
     for i, col in enumerate(src.pseudo_num.values()):
-        aggs.append(f"count({col}) AS pn{i}, min({col}) AS plo{i}, max({col}) AS phi{i}, avg({col}) AS pmean{i}, "
-                    f"stddevPop({col}) AS pstd{i}")
-    aggs += [f"count({col}) AS pc{i}" for i, col in enumerate(src.pseudo_cat.values())]
+        aggs.append(sql(f"count(%(c)s) AS pn{i}, min(%(c)s) AS plo{i}, max(%(c)s) AS phi{i}, avg(%(c)s) AS pmean{i}, "
+                        f"stddevPop(%(c)s) AS pstd{i}", c=ident(col)))
+    aggs += [sql(f"count(%(c)s) AS pc{i}", c=ident(col)) for i, col in enumerate(src.pseudo_cat.values())]
     if src.maps:
-        aggs += ["countIf(notEmpty(features_cat)) AS cat", "countIf(notEmpty(features_null)) AS nul"]
-        sigs = store.rows(f"SELECT num_layout AS s, {', '.join(aggs)} FROM {src.table} WHERE {src.where} "
-                          f"GROUP BY s ORDER BY n DESC, s{NO_JIT}", src.params)
+        aggs.append(sql("countIf(notEmpty(features_cat)) AS cat, countIf(notEmpty(features_null)) AS nul"))
+        sigs = store.rows(sql("SELECT num_layout AS s, %(aggs)s FROM %(t)s WHERE %(w)s GROUP BY s ORDER BY n DESC, s"
+                              + NO_JIT, aggs=join(", ", aggs), t=src.table, w=src.where))
     else:
-        sigs = [r for r in store.rows(f"SELECT 0 AS s, {', '.join(aggs)} FROM {src.table} WHERE {src.where}{NO_JIT}",
-                                      src.params) if r["n"]]
+        sigs = [r for r in store.rows(sql("SELECT 0 AS s, %(aggs)s FROM %(t)s WHERE %(w)s" + NO_JIT,
+                                          aggs=join(", ", aggs), t=src.table, w=src.where)) if r["n"]]
     pseudo: dict[str, NumStats] = {}
     for i, name in enumerate(src.pseudo_num):
         ps = _pooled([NumStats(int(r[f"pn{i}"]), _f(r[f"plo{i}"]), _f(r[f"phi{i}"]), _f(r[f"pmean{i}"]),
@@ -158,9 +160,10 @@ def key_layouts(store: Store, src: Source, *, limit: int | None = None) -> Layou
     top = [(int(r["s"]), int(r["n"])) for r in sigs[:limit]]
     keys: dict[int, tuple[str, ...]] = {}
     if top:
-        q = " UNION ALL ".join(f"""SELECT * FROM (SELECT num_layout AS s, mapKeys(features_num) AS k FROM {src.table}
-                                   WHERE ({src.where}) AND num_layout = {sig} LIMIT 1)""" for sig, _ in top)
-        keys = {int(r["s"]): tuple(str(k) for k in r["k"]) for r in store.rows(q, src.params)}
+        q = join(" UNION ALL ", [sql("""SELECT * FROM (SELECT num_layout AS s, mapKeys(features_num) AS k FROM %(t)s
+                                        WHERE (%(w)s) AND num_layout = %(sig)s LIMIT 1)""",
+                                     t=src.table, w=src.where, sig=sig) for sig, _ in top])
+        keys = {int(r["s"]): tuple(str(k) for k in r["k"]) for r in store.rows(q)}
     # a layout whose rows went between the two queries (replaced by a redelivery, dropped) is left to the
     # rows read by key
     census = replace(census, groups=tuple((sig, keys[sig], n) for sig, n in top if sig in keys))
@@ -169,8 +172,9 @@ def key_layouts(store: Store, src: Source, *, limit: int | None = None) -> Layou
         for k in ks:
             present[k] += n
     if census.rest_rows:
-        for r in store.rows(f"""SELECT toString(k) AS k, count() AS n FROM {src.table} ARRAY JOIN features_num.keys AS k
-                                WHERE ({src.where}) AND {census.condition(common=False)} GROUP BY k""", src.params):
+        for r in store.rows(sql("""SELECT toString(k) AS k, count() AS n FROM %(t)s ARRAY JOIN features_num.keys AS k
+                                   WHERE (%(w)s) AND %(rest)s GROUP BY k""",
+                                t=src.table, w=src.where, rest=census.condition(common=False))):
             present[r["k"]] += int(r["n"])
     return replace(census, present=dict(present))
 
@@ -183,10 +187,10 @@ def numeric_stats(store: Store, src: Source, *, quantiles: bool = False, counts_
     :func:`key_layouts`, taken unless ``layouts`` is given); their min, max, mean and std are NaN.
     ``only``: these features alone.
     """
-    qa = f", quantilesTDigest({_q(QUANTILE_LEVELS)})(v) AS q" if quantiles else ""
+    qa = sql(", quantilesTDigest(%(lv)s)(v) AS q", lv=_q(QUANTILE_LEVELS)) if quantiles else sql("")
     out: dict[str, NumStats] = {}
     rows: list[dict[str, Any]] = []
-    keys = "" if only is None else f" AND has({literal(sorted(only) or [''])}, k)"
+    keys = sql("") if only is None else sql(" AND has(%(only)s, k)", only=sorted(only) or [""])
     pseudo = {k: v for k, v in src.pseudo_num.items() if only is None or k in only}
     if counts_only:                 # from the census: the Map features' counts, the pseudo features' statistics
         layouts = layouts if layouts is not None else key_layouts(store, src)
@@ -197,17 +201,19 @@ def numeric_stats(store: Store, src: Source, *, quantiles: bool = False, counts_
                  for k, st in layouts.pseudo.items() if k in pseudo]
         pseudo = {}
     elif src.maps and (only is None or set(only) - set(pseudo)):
-        rows = store.rows(
-            f"""SELECT k, count() AS n, min(v) AS lo, max(v) AS hi, avg(v) AS mean, stddevPop(v) AS std{qa}
-                FROM {src.table} ARRAY JOIN mapKeys(features_num) AS k, mapValues(features_num) AS v
-                WHERE {src.where}{keys} GROUP BY k""", src.params)
+        rows = store.rows(sql(
+            """SELECT k, count() AS n, min(v) AS lo, max(v) AS hi, avg(v) AS mean, stddevPop(v) AS std%(qa)s
+               FROM %(t)s ARRAY JOIN mapKeys(features_num) AS k, mapValues(features_num) AS v
+               WHERE %(w)s%(keys)s GROUP BY k""", qa=qa, t=src.table, w=src.where, keys=keys))
     if pseudo:
         parts = []
         for i, col in enumerate(pseudo.values()):
-            parts.append(f"count({col}) AS n{i}, min({col}) AS lo{i}, max({col}) AS hi{i}, avg({col}) AS mean{i}, "
-                         f"stddevPop({col}) AS std{i}"
-                         + (f", quantilesTDigest({_q(QUANTILE_LEVELS)})({col}) AS q{i}" if quantiles else ""))
-        r = store.rows(f"SELECT {', '.join(parts)} FROM {src.table} WHERE {src.where}", src.params)[0]
+            parts.append(sql(f"count(%(c)s) AS n{i}, min(%(c)s) AS lo{i}, max(%(c)s) AS hi{i}, avg(%(c)s) AS mean{i}, "
+                             f"stddevPop(%(c)s) AS std{i}%(q)s", c=ident(col),
+                             q=sql(f", quantilesTDigest(%(lv)s)(%(c)s) AS q{i}", lv=_q(QUANTILE_LEVELS), c=ident(col))
+                             if quantiles else sql("")))
+        r = store.rows(sql("SELECT %(parts)s FROM %(t)s WHERE %(w)s", parts=join(", ", parts), t=src.table,
+                           w=src.where))[0]
         for i, name in enumerate(pseudo):
             if r[f"n{i}"]:
                 rows.append({"k": name, **{c: r[f"{c}{i}"] for c in ("n", "lo", "hi", "mean", "std")},
@@ -235,12 +241,12 @@ GRID_MARGIN = 0.1
 
 @dataclass(frozen=True)
 class _Codes:
-    expr: str                       # SQL code of the value ``x``
+    expr: Callable[[SQL], SQL]      # SQL code of a value
     n: int                          # codes 0 .. n - 1
     thresholds: np.ndarray          # x >= edges[i] exactly when code >= thresholds[i]
 
 
-def _edge_codes(x: str, edges: np.ndarray, grid: Grid | None) -> _Codes:
+def _edge_codes(edges: np.ndarray, grid: Grid | None) -> _Codes:
     """How to count ``x`` on ``edges``: the reference grid's code plus a comparison with each outer
     edge when every inner edge is one of the grid's boundaries (the code then rises exactly at every
     edge), else the bin index (a sum of comparisons, or ``roundDown``)."""
@@ -250,16 +256,21 @@ def _edge_codes(x: str, edges: np.ndarray, grid: Grid | None) -> _Codes:
         inner = edges[1:-1]
         if np.array_equal(b[np.minimum(np.searchsorted(b, inner), b.size - 1)], inner):
             lo, hi = float(edges[0]), float(edges[-1])
-            expr = f"({x} >= {literal(lo)}) + ({x} >= {literal(hi)}) + {grid.code_expr(x)}"
+            g = grid
             thr = [int(e >= lo) + int(e >= hi) + grid.code_of(float(e)) for e in edges]
-            return _Codes(expr, grid.codes + 2, np.asarray(thr, dtype=np.int64))
+            return _Codes(lambda x: sql("(%(x)s >= %(lo)s) + (%(x)s >= %(hi)s) + %(code)s", x=x, lo=lo, hi=hi,
+                                        code=g.code_expr(x)), grid.codes + 2, np.asarray(thr, dtype=np.int64))
     if k == 0:
-        return _Codes("0", 1, np.zeros(0, dtype=np.int64))
+        return _Codes(lambda x: sql("0"), 1, np.zeros(0, dtype=np.int64))
+    fl = [float(e) for e in edges]
     if k <= MAX_COMPARISON_EDGES:
-        expr = "toUInt16(" + " + ".join(f"({x} >= {literal(float(e))})" for e in edges) + ")"
+        def expr(x: SQL) -> SQL:
+            return sql("toUInt16(%(s)s)", s=join(" + ", [sql("(%(x)s >= %(e)s)", x=x, e=e) for e in fl]))
     else:
-        bounds = literal([float("-inf"), *map(float, edges)])
-        expr = f"transform(roundDown({x}, {bounds}), {bounds}, {literal(list(range(k + 1)))}, 0)"
+        bounds = [float("-inf"), *fl]
+
+        def expr(x: SQL) -> SQL:
+            return sql("transform(roundDown(%(x)s, %(b)s), %(b)s, %(i)s, 0)", x=x, b=bounds, i=list(range(k + 1)))
     return _Codes(expr, k + 1, np.arange(1, k + 1))
 
 
@@ -289,9 +300,9 @@ def _scan(store: Store, src: Source, codes: Mapping[str, Grid | _Codes], stats: 
     names = list(dict.fromkeys([*codes, *stats]))
     if not names:
         return {}, {}
-    branches: list[tuple[str, tuple[tuple[int, tuple[str, ...], int], ...] | None]] = []
+    branches: list[tuple[SQL, tuple[tuple[int, tuple[str, ...], int], ...] | None]] = []
     if not src.maps:
-        branches.append(("1", ()))
+        branches.append((sql("1"), ()))
     else:
         lay = layouts if layouts is not None else key_layouts(store, src)
         if lay.groups:
@@ -300,52 +311,56 @@ def _scan(store: Store, src: Source, codes: Mapping[str, Grid | _Codes], stats: 
             branches.append((lay.condition(common=False), None))
     if not branches:
         return {}, {}
-    reads: list[list[tuple[str, str | None]]] = []       # per branch, per feature: (value, presence or None)
+    reads: list[list[tuple[SQL, SQL | None]]] = []       # per branch, per feature: (value, presence or None)
     for _, groups in branches:
-        row = []
+        row: list[tuple[SQL, SQL | None]] = []
         for f in names:
             if f in src.pseudo_num:
-                row.append((f"ifNull({src.pseudo_num[f]}, 0)", f"isNotNull({src.pseudo_num[f]})"))
+                c = ident(src.pseudo_num[f])
+                row.append((sql("ifNull(%(c)s, 0)", c=c), sql("isNotNull(%(c)s)", c=c)))
             elif groups is None:
-                row.append((f"features_num[{literal(f)}]", f"mapContains(features_num, {literal(f)})"))
+                row.append((sql("features_num[%(f)s]", f=f), sql("mapContains(features_num, %(f)s)", f=f)))
             else:
                 pos = [ks.index(f) + 1 if f in ks else 0 for _, ks, _ in groups]
                 if not any(pos):                       # no row of these layouts holds the feature
-                    row.append(("toFloat64(0)", "0"))
+                    row.append((sql("toFloat64(0)"), sql("0")))
                 elif len(set(pos)) == 1:
-                    row.append((f"features_num.values[{pos[0]}]", None))
+                    row.append((sql("features_num.values[%(p)s]", p=pos[0]), None))
                 else:
-                    at = f"transform(num_layout, {literal([sig for sig, _, _ in groups])}, {literal(pos)}, 0)"
-                    row.append((f"features_num.values[{at}]", f"{at} > 0"))
+                    at = sql("transform(num_layout, %(sigs)s, %(pos)s, 0)", sigs=[sig for sig, _, _ in groups], pos=pos)
+                    row.append((sql("features_num.values[%(at)s]", at=at), sql("%(at)s > 0", at=at)))
         reads.append(row)
     checked = [any(r[i][1] is not None for r in reads) for i in range(len(names))]   # needs a presence column
     selects = []
     for (cond, _), row in zip(branches, reads, strict=True):
         cols = []
         for i, (x, p) in enumerate(row):
-            cols.append(f"{x} AS x{i}" + (f", {p or 1} AS p{i}" if checked[i] else ""))
-        selects.append(f"SELECT {', '.join(cols)} FROM {src.table} WHERE ({src.where}) AND {cond}")
+            cols.append(sql(f"%(x)s AS x{i}, %(p)s AS p{i}", x=x, p=p or sql("1")) if checked[i]
+                        else sql(f"%(x)s AS x{i}", x=x))
+        selects.append(sql("SELECT %(cols)s FROM %(t)s WHERE (%(w)s) AND %(cond)s", cols=join(", ", cols),
+                           t=src.table, w=src.where, cond=cond))
     aggs, outer = [], []
     for i, f in enumerate(names):
         cnt, arg = ("countResampleIf", f", p{i}") if checked[i] else ("countResample", "")
         c = codes.get(f)
+        xi = sql(f"x{i}")
         if isinstance(c, Grid):
-            aggs.append(f"{cnt}(0, {c.codes}, 1)({c.code_expr(f'x{i}')}{arg}) AS h{i}")
-            outer.append(f"h{i}")
+            aggs.append(sql(f"{cnt}(0, %(n)s, 1)(%(code)s{arg}) AS h{i}", n=c.codes, code=c.code_expr(xi)))
+            outer.append(sql(f"h{i}"))
         elif isinstance(c, _Codes):                   # values below each threshold, from the cumulative code counts
-            aggs.append(f"arrayCumSum({cnt}(0, {c.n}, 1)({c.expr.replace('{x}', f'x{i}')}{arg})) AS cs{i}")
-            outer.append(f"arrayMap(t -> cs{i}[t], {literal([int(t) for t in c.thresholds])}) AS h{i}"
-                         if len(c.thresholds) else f"[] AS h{i}")
+            aggs.append(sql(f"arrayCumSum({cnt}(0, %(n)s, 1)(%(code)s{arg})) AS cs{i}", n=c.n, code=c.expr(xi)))
+            outer.append(sql(f"arrayMap(t -> cs{i}[t], %(t)s) AS h{i}", t=[int(t) for t in c.thresholds])
+                         if len(c.thresholds) else sql(f"[] AS h{i}"))
         if f in stats:
             if checked[i]:
-                aggs.append(f"countIf(p{i}) AS n{i}, minIf(x{i}, p{i}) AS lo{i}, maxIf(x{i}, p{i}) AS hi{i}, "
-                            f"avgIf(x{i}, p{i}) AS mean{i}, stddevPopIf(x{i}, p{i}) AS std{i}")
+                aggs.append(sql(f"countIf(p{i}) AS n{i}, minIf(x{i}, p{i}) AS lo{i}, maxIf(x{i}, p{i}) AS hi{i}, "
+                                f"avgIf(x{i}, p{i}) AS mean{i}, stddevPopIf(x{i}, p{i}) AS std{i}"))
             else:
-                aggs.append(f"count() AS n{i}, min(x{i}) AS lo{i}, max(x{i}) AS hi{i}, avg(x{i}) AS mean{i}, "
-                            f"stddevPop(x{i}) AS std{i}")
-            outer.append(f"n{i}, lo{i}, hi{i}, mean{i}, std{i}")
-    rows = " UNION ALL ".join(selects)
-    r = store.rows(f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(aggs)} FROM ({rows})){NO_JIT}", src.params)[0]
+                aggs.append(sql(f"count() AS n{i}, min(x{i}) AS lo{i}, max(x{i}) AS hi{i}, avg(x{i}) AS mean{i}, "
+                                f"stddevPop(x{i}) AS std{i}"))
+            outer.append(sql(f"n{i}, lo{i}, hi{i}, mean{i}, std{i}"))
+    r = store.rows(sql("SELECT %(outer)s FROM (SELECT %(aggs)s FROM (%(rows)s))" + NO_JIT, outer=join(", ", outer),
+                       aggs=join(", ", aggs), rows=join(" UNION ALL ", selects)))[0]
     counts = {f: np.asarray(r[f"h{i}"], dtype=np.int64) for i, f in enumerate(names) if f in codes}
     st = {f: NumStats(int(r[f"n{i}"]), _f(r[f"lo{i}"]), _f(r[f"hi{i}"]), _f(r[f"mean{i}"]), _f(r[f"std{i}"]))
           for i, f in enumerate(names) if f in stats and r[f"n{i}"]}
@@ -357,11 +372,11 @@ def sample_ranges(store: Store, src: Source, *, rows: int = SAMPLE_ROWS) -> dict
     the same rows every time): where to put the reference grid before the one full pass."""
     if not src.maps:
         return {}
-    res = store.rows(
-        f"""SELECT k, min(v) AS lo, max(v) AS hi
-            FROM (SELECT features_num FROM {src.table} WHERE {src.where} LIMIT {int(rows)})
-            ARRAY JOIN mapKeys(features_num) AS k, mapValues(features_num) AS v
-            GROUP BY k SETTINGS max_threads = 1""", src.params)
+    res = store.rows(sql(
+        """SELECT k, min(v) AS lo, max(v) AS hi
+           FROM (SELECT features_num FROM %(t)s WHERE %(w)s LIMIT %(rows)s)
+           ARRAY JOIN mapKeys(features_num) AS k, mapValues(features_num) AS v
+           GROUP BY k SETTINGS max_threads = 1""", t=src.table, w=src.where, rows=int(rows)))
     return {r["k"]: (float(r["lo"]), float(r["hi"])) for r in res}
 
 
@@ -403,7 +418,7 @@ def bins_and_stats(store: Store, src: Source, edges: Mapping[str, np.ndarray], p
     if not feats and not stats:
         return out, {}
     grids = grids or {}
-    plans = {f: _edge_codes("{x}", np.asarray(edges[f], dtype=float), grids.get(f)) for f in feats}
+    plans = {f: _edge_codes(np.asarray(edges[f], dtype=float), grids.get(f)) for f in feats}
     below, st = _scan(store, src, plans, stats, layouts=layouts)
     for f in feats:
         b = below.get(f, np.zeros(len(edges[f]), dtype=np.int64))
@@ -419,20 +434,21 @@ def category_counts(store: Store, src: Source, *, limit: int = MAX_CATEGORIES_RE
     held = layouts.categorical_rows if layouts is not None else {}
     parts = []                              # one query: per feature and value its count, the feature's total
     if src.maps and held.get("", 1):        # and distinct values over the groups, the top ``limit`` kept
-        parts.append(f"""SELECT toString(k) AS k, v, count() AS c, sum(c) OVER (PARTITION BY k) AS n,
-                                count() OVER (PARTITION BY k) AS d
-                         FROM {src.table} ARRAY JOIN mapKeys(features_cat) AS k, mapValues(features_cat) AS v
-                         WHERE {src.where} GROUP BY k, v""")
+        parts.append(sql("""SELECT toString(k) AS k, v, count() AS c, sum(c) OVER (PARTITION BY k) AS n,
+                                   count() OVER (PARTITION BY k) AS d
+                            FROM %(t)s ARRAY JOIN mapKeys(features_cat) AS k, mapValues(features_cat) AS v
+                            WHERE %(w)s GROUP BY k, v""", t=src.table, w=src.where))
     for name, col in src.pseudo_cat.items():
         if not held.get(name, 1):
             continue
-        parts.append(f"""SELECT {literal(name)} AS k, assumeNotNull({col}) AS v, count() AS c, sum(c) OVER () AS n,
-                                count() OVER () AS d
-                         FROM {src.table} WHERE {src.where} AND {col} IS NOT NULL GROUP BY v""")
+        parts.append(sql("""SELECT %(name)s AS k, assumeNotNull(%(c)s) AS v, count() AS c, sum(c) OVER () AS n,
+                                   count() OVER () AS d
+                            FROM %(t)s WHERE %(w)s AND %(c)s IS NOT NULL GROUP BY v""",
+                         name=name, c=ident(col), t=src.table, w=src.where))
     if not parts:
         return out
-    res = store.rows(f"SELECT k, v, c, n, d FROM ({' UNION ALL '.join(parts)}) ORDER BY k, c DESC, v "
-                     f"LIMIT {int(limit)} BY k", src.params)
+    res = store.rows(sql("SELECT k, v, c, n, d FROM (%(parts)s) ORDER BY k, c DESC, v LIMIT %(limit)s BY k",
+                         parts=join(" UNION ALL ", parts), limit=int(limit)))
     for r in res:
         out.setdefault(r["k"], (int(r["n"]), int(r["d"]), {}))[2][r["v"]] = int(r["c"])
     return out
@@ -442,8 +458,8 @@ def null_counts(store: Store, src: Source, *, layouts: Layouts | None = None) ->
     """Rows where each feature was sent as an explicit null (``layouts``: the census; none, no query)."""
     if not src.maps or (layouts is not None and not layouts.null_rows):
         return {}
-    rows = store.rows(f"SELECT k, count() AS n FROM {src.table} ARRAY JOIN features_null AS k WHERE {src.where} GROUP BY k",
-                      src.params)
+    rows = store.rows(sql("SELECT k, count() AS n FROM %(t)s ARRAY JOIN features_null AS k WHERE %(w)s GROUP BY k",
+                          t=src.table, w=src.where))
     return {r["k"]: int(r["n"]) for r in rows}
 
 
@@ -451,8 +467,8 @@ def window_facts(store: Store, src: Source, *, rows_only: bool = False) -> dict[
     """Rows, newest event time and the 95th percentile of ingest lag (seconds) of a window source
     (``rows_only``: the rows alone)."""
     if not src.has_ts or rows_only:
-        return {"rows": int(store.scalar(f"SELECT count() FROM {src.table} WHERE {src.where}", src.params) or 0)}
-    r = store.rows(f"""SELECT count() AS rows, max(ts) AS newest,
-                              quantile(0.95)(dateDiff('millisecond', ts, ingested_at)) / 1000 AS lag_p95_s
-                       FROM {src.table} WHERE {src.where}""", src.params)[0]
+        return {"rows": int(store.scalar(sql("SELECT count() FROM %(t)s WHERE %(w)s", t=src.table, w=src.where)) or 0)}
+    r = store.rows(sql("""SELECT count() AS rows, max(ts) AS newest,
+                                 quantile(0.95)(dateDiff('millisecond', ts, ingested_at)) / 1000 AS lag_p95_s
+                          FROM %(t)s WHERE %(w)s""", t=src.table, w=src.where))[0]
     return r

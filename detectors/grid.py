@@ -27,7 +27,7 @@ from functools import cached_property
 
 import numpy as np
 
-from collector.sql import literal
+from collector.sql import SQL, sql
 
 __all__ = ["GRID_CELLS", "Grid", "grid_quantiles", "resolves"]
 
@@ -57,9 +57,10 @@ class Grid:
         """Number of codes: below ``lo``, the cells, and the last cell's overflow (``cells + 2``)."""
         return self.cells + 2
 
-    def code_expr(self, x: str) -> str:
-        lo = literal(float(self.lo))
-        return f"({x} >= {lo}) + toUInt32(least(greatest(({x} - {lo}) * {literal(self.scale)}, 0), {self.cells}))"
+    def code_expr(self, x: SQL) -> SQL:
+        """The code of the value ``x`` (an SQL fragment)."""
+        return sql("(%(x)s >= %(lo)s) + toUInt32(least(greatest((%(x)s - %(lo)s) * %(scale)s, 0), %(cells)s))",
+                   x=x, lo=float(self.lo), scale=self.scale, cells=int(self.cells))
 
     @cached_property
     def _boundaries(self) -> np.ndarray:

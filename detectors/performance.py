@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from collector.sql import sql
 from collector.store import Store
 from detectors.results import ALERT, OK, Result
 
@@ -109,7 +110,7 @@ _JOINED = """
     FROM (SELECT request_id, pred_label, pred_value,
                  arrayConcat([''], arrayMap((k, v) -> concat(k, '=', v), mapKeys(slices), mapValues(slices))) AS ss
           FROM {db}.predictions FINAL
-          WHERE model = %(model)s AND ts >= %(start)s AND ts < %(end)s VCOND) AS p
+          WHERE model = %(model)s AND ts >= %(start)s AND ts < %(end)s %(vcond)s) AS p
     INNER JOIN (SELECT request_id, argMax((label_value, label_class), ts) AS lab
                 FROM {db}.labels FINAL WHERE model = %(model)s GROUP BY request_id) AS l USING (request_id)
     ARRAY JOIN ss AS slice
@@ -119,14 +120,14 @@ _JOINED = """
 def performance_results(store: Store, model: str, start: _dt.datetime, end: _dt.datetime, *,
                         version: str | None = None, config: PerformanceConfig | None = None) -> list[Result]:
     cfg = config or PerformanceConfig()
-    params = {"model": model, "start": start, "end": end, "version": version}
-    joined = _JOINED.replace("VCOND", "AND model_version = %(version)s" if version is not None else "")
-    cls_rows = store.rows(f"""SELECT slice, l.lab.2 AS truth, p.pred_label AS pred, count() AS c {joined}
-                              WHERE truth IS NOT NULL AND pred IS NOT NULL GROUP BY slice, truth, pred""", params)
-    reg_rows = store.rows(f"""SELECT slice, count() AS n, sum(abs(e)) AS s_abs, sum(e * e) AS s_sq, sum(e * e * e * e) AS s_4
-                              FROM (SELECT slice, p.pred_value - l.lab.1 AS e {joined}
-                                    WHERE l.lab.1 IS NOT NULL AND p.pred_value IS NOT NULL)
-                              GROUP BY slice""", params)
+    vcond = sql("AND model_version = %(version)s", version=version) if version is not None else sql("")
+    joined = sql(_JOINED, model=model, start=start, end=end, vcond=vcond)
+    cls_rows = store.rows(sql("""SELECT slice, l.lab.2 AS truth, p.pred_label AS pred, count() AS c %(joined)s
+                                 WHERE truth IS NOT NULL AND pred IS NOT NULL GROUP BY slice, truth, pred""", joined=joined))
+    reg_rows = store.rows(sql("""SELECT slice, count() AS n, sum(abs(e)) AS s_abs, sum(e * e) AS s_sq, sum(e * e * e * e) AS s_4
+                                 FROM (SELECT slice, p.pred_value - l.lab.1 AS e %(joined)s
+                                       WHERE l.lab.1 IS NOT NULL AND p.pred_value IS NOT NULL)
+                                 GROUP BY slice""", joined=joined))
     out: list[Result] = []
     slices: dict[str, list[dict]] = {}
     for r in cls_rows:

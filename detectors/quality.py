@@ -8,7 +8,7 @@ import datetime as _dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from collector.sql import literal
+from collector.sql import sql
 from collector.store import Store
 from detectors.drift import WindowSummary
 from detectors.drift_sql import Source
@@ -93,8 +93,9 @@ def feature_freshness(store: Store, src: Source, features: Sequence[str], *, thr
     """Age of timestamp features (epoch seconds) against the event time: p95 of ts - feature, per feature."""
     out = []
     for f in features:
-        r = store.rows(f"""SELECT count() AS n, quantile(0.95)(toUnixTimestamp64Milli(ts) / 1000 - features_num[{literal(f)}]) AS p95
-                           FROM {src.table} WHERE {src.where} AND mapContains(features_num, {literal(f)})""", src.params)[0]
+        r = store.rows(sql("""SELECT count() AS n, quantile(0.95)(toUnixTimestamp64Milli(ts) / 1000 - features_num[%(f)s]) AS p95
+                              FROM %(t)s WHERE %(w)s AND mapContains(features_num, %(f)s)""",
+                           f=f, t=src.table, w=src.where))[0]
         if not r["n"]:
             out.append(Result.no_data("quality", f, "feature_age_p95_s", "no values of this timestamp feature"))
         else:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from collector.sql import sql
 from collector.store import Store
 
 __all__ = ["window_sample", "window_shape", "file_sample", "evidently_html"]
@@ -20,12 +21,12 @@ __all__ = ["window_sample", "window_shape", "file_sample", "evidently_html"]
 def window_sample(store: Store, model: str, start: _dt.datetime, end: _dt.datetime, *, sample: int = 10_000,
                   version: str | None = None) -> pd.DataFrame:
     """Up to ``sample`` predictions of the window as one column per feature (plus prediction columns)."""
-    vcond = " AND model_version = %(version)s" if version is not None else ""
+    vcond = sql(" AND model_version = %(v)s", v=version) if version is not None else sql("")
     rows = store.rows(
-        f"""SELECT features_num, features_cat, pred_value, pred_score, pred_label FROM {{db}}.predictions FINAL
-            WHERE model = %(model)s AND ts >= %(start)s AND ts < %(end)s{vcond}
-            ORDER BY cityHash64(event_id) LIMIT {int(sample)}""",
-        {"model": model, "start": start, "end": end, "version": version})
+        """SELECT features_num, features_cat, pred_value, pred_score, pred_label FROM {db}.predictions FINAL
+           WHERE model = %(model)s AND ts >= %(start)s AND ts < %(end)s%(vcond)s
+           ORDER BY cityHash64(event_id) LIMIT %(sample)s""",
+        {"model": model, "start": start, "end": end, "vcond": vcond, "sample": int(sample)})
     recs: list[dict[str, Any]] = []
     for r in rows:
         rec: dict[str, Any] = {**(r["features_num"] or {}), **(r["features_cat"] or {})}

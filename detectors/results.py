@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from collector.sql import ident, join, sql
 from collector.store import Store
 
 __all__ = ["Result", "STATUSES", "OK", "ALERT", "NOT_ENOUGH_DATA", "ERROR", "write_results", "query_results"]
@@ -95,25 +96,20 @@ def query_results(store: Store, *, model: str | None = None, detector: str | Non
                   models: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Latest result per (model, version, detector, subject, test, window), newest windows first.
     ``models``: only these models' results (empty: every model)."""
-    conds: list[str] = ["(empty(%(models)s) OR has(%(models)s, model))"]
-    params: dict[str, Any] = {"models": list(models)}
-    for col, v in (("model", model), ("detector", detector), ("test", test), ("subject", subject),
-                   ("status", status), ("run_id", run_id)):
-        if v is not None:
-            conds.append(f"{col} = %({col})s")
-            params[col] = v
+    conds = [sql("(empty(%(models)s) OR has(%(models)s, model))", models=list(models))]
+    conds += [sql("%(c)s = %(v)s", c=ident(col), v=v) for col, v in (
+        ("model", model), ("detector", detector), ("test", test), ("subject", subject), ("status", status),
+        ("run_id", run_id)) if v is not None]
     if start is not None:
-        conds.append("window_start >= %(start)s")
-        params["start"] = start
+        conds.append(sql("window_start >= %(v)s", v=start))
     if end is not None:
-        conds.append("window_end <= %(end)s")
-        params["end"] = end
-    where = " AND ".join(conds) or "1"
-    rows = store.rows(
-        f"""SELECT run_id, run_at, model, model_version, window_start, window_end, detector, subject, test, value,
-                   threshold, status, sample_size, detail
-            FROM {{db}}.detector_results FINAL WHERE {where}
-            ORDER BY window_start DESC, model, detector, subject, test LIMIT {int(limit)}""", params)
+        conds.append(sql("window_end <= %(v)s", v=end))
+    rows = store.rows(sql(
+        """SELECT run_id, run_at, model, model_version, window_start, window_end, detector, subject, test, value,
+                  threshold, status, sample_size, detail
+           FROM {db}.detector_results FINAL WHERE %(where)s
+           ORDER BY window_start DESC, model, detector, subject, test LIMIT %(limit)s""",
+        where=join(" AND ", conds) if conds else sql("1"), limit=int(limit)))
     for r in rows:
         r["detail"] = json.loads(r["detail"] or "{}")
     return rows

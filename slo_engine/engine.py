@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from collector.sql import sql
 from collector.store import Store
 from slo_engine.evaluate import SloStatus, evaluate
 from slo_engine.exceptions import DeliveryFailed, NotifierError
@@ -48,8 +49,9 @@ def _utc(t: _dt.datetime) -> _dt.datetime:
 
 
 def load_alert_states(store: Store, *, active_only: bool = False) -> dict[str, AlertState]:
-    where = "WHERE state != 'resolved'" if active_only else ""
-    rows = store.rows(f"SELECT * EXCEPT updated_at FROM {{db}}.slo_alert_state FINAL {where} ORDER BY alert_key")
+    where = sql("WHERE state != 'resolved'" if active_only else "")
+    rows = store.rows(sql("SELECT * EXCEPT updated_at FROM {db}.slo_alert_state FINAL %(where)s ORDER BY alert_key",
+                          where=where))
     out = {}
     for r in rows:
         for k in ("since", "last_true", "last_notified"):

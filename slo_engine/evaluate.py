@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from collector.sql import SQL, join, sql
 from collector.store import Store
 from serving_shim.contract import LATENCY_BUCKETS_MS
 from slo_engine.model import Slo
@@ -24,7 +25,7 @@ from slo_engine.rules import AlertRule, alert_rules, windows_needed
 __all__ = ["WindowValue", "RuleResult", "SloStatus", "evaluate"]
 
 _Key = tuple[str, str]  # (model, model_version)
-_FINAL = "SETTINGS do_not_merge_across_partitions_select_final = 1"  # partitions are days of window_start
+_FINAL = sql("SETTINGS do_not_merge_across_partitions_select_final = 1")  # partitions are days of window_start
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,11 +77,11 @@ def _utc(t: _dt.datetime) -> _dt.datetime:
     return t.replace(tzinfo=_dt.UTC) if t.tzinfo is None else t.astimezone(_dt.UTC)
 
 
-def _band_expr(col: str, windows: Sequence[int]) -> str:
+def _band_expr(col: str, windows: Sequence[int], now: _dt.datetime) -> SQL:
     """0-based band of a row by its age in seconds: band i holds ages in [w[i-1], w[i]), so window w is (now - w, now]."""
-    age = f"dateDiff('millisecond', {col}, %(now)s) / 1000.0"
-    parts = ", ".join(f"age < {w}, {i}" for i, w in enumerate(windows))
-    return f"multiIf({parts}, {len(windows)})".replace("age", f"({age})")
+    age = sql(f"(dateDiff('millisecond', {col}, %(now)s) / 1000.0)", now=now)
+    parts = join(", ", [sql("%(age)s < %(w)s, %(i)s", age=age, w=int(w), i=i) for i, w in enumerate(windows)])
+    return sql("multiIf(%(parts)s, %(n)s)", parts=parts, n=len(windows))
 
 
 def evaluate(store: Store, slos: Sequence[Slo], now: _dt.datetime, *,
@@ -124,17 +125,19 @@ def _source_id(s: Slo) -> str:
 def _metric_window_bands(store: Store, slos: Sequence[Slo], windows: Sequence[int], now: _dt.datetime
                          ) -> dict[_Key, list[dict[str, Any] | None]]:
     typed = any(s.sli.error_types for s in slos)
-    sql = f"""
-        SELECT model, model_version, {_band_expr('addSeconds(window_start, window_s)', windows)} AS band,
+    query = """
+        SELECT model, model_version, %(band)s AS band,
                sum(requests) AS requests, sum(arraySum(mapValues(errors))) AS errors,
-               {'sumMap(errors) AS errors_by_type,' if typed else ''} sumForEach(latency_buckets) AS buckets
-        FROM {{db}}.metric_windows FINAL
+               %(typed)s sumForEach(latency_buckets) AS buckets
+        FROM {db}.metric_windows FINAL
         WHERE model IN %(models)s AND window_start > %(start_data)s AND window_start < %(now)s
           AND addSeconds(window_start, window_s) > %(start)s AND addSeconds(window_start, window_s) <= %(now)s
-        GROUP BY model, model_version, band {_FINAL}
+        GROUP BY model, model_version, band %(final)s
     """
     start = now - _dt.timedelta(seconds=windows[-1])
-    rows = store.rows(sql, {"models": sorted({s.model for s in slos}), "now": now, "start": start,
+    rows = store.rows(query, {"band": _band_expr("addSeconds(window_start, window_s)", windows, now),
+                            "typed": sql("sumMap(errors) AS errors_by_type," if typed else ""), "final": _FINAL,
+                            "models": sorted({s.model for s in slos}), "now": now, "start": start,
                             "start_data": start - _dt.timedelta(seconds=3600)})
     out: dict[_Key, list[dict[str, Any] | None]] = defaultdict(lambda: [None] * len(windows))
     for r in rows:
@@ -170,55 +173,52 @@ def _other_bands(store: Store, s: Slo, group: Sequence[Slo], windows: Sequence[i
                  ) -> dict[_Key, list[list[float]]]:
     sli = s.sli
     params: dict[str, Any] = {"models": sorted({x.model for x in group}), "now": now,
-                              "start": now - _dt.timedelta(seconds=windows[-1])}
+                              "start": now - _dt.timedelta(seconds=windows[-1]), "final": _FINAL}
     if sli.kind == "freshness":
         k = max(1, -(-int(sli.max_age_s or 60) // 60))
-        params["start_data"] = now - _dt.timedelta(seconds=windows[-1] + k * 60)
-        sql = f"""
-            SELECT model, '' AS model_version, {_band_expr('addSeconds(m, 60)', windows)} AS band, count() AS good,
+        params.update(start_data=now - _dt.timedelta(seconds=windows[-1] + k * 60), k=k,
+                      band=_band_expr("addSeconds(m, 60)", windows, now))
+        query = """
+            SELECT model, '' AS model_version, %(band)s AS band, count() AS good,
                    0 AS total
             FROM (SELECT DISTINCT model, toStartOfMinute(window_start) + toIntervalMinute(k) AS m
-                  FROM {{db}}.metric_windows FINAL ARRAY JOIN range({k}) AS k
-                  WHERE model IN %(models)s AND window_start > %(start_data)s AND window_start <= %(now)s {_FINAL})
+                  FROM {db}.metric_windows FINAL ARRAY JOIN range(%(k)s) AS k
+                  WHERE model IN %(models)s AND window_start > %(start_data)s AND window_start <= %(now)s %(final)s)
             WHERE addSeconds(m, 60) > %(start)s AND addSeconds(m, 60) <= %(now)s
             GROUP BY model, band
         """
     elif sli.kind == "drift":
-        params.update(detector=sli.detector, subject=sli.subject or "")
-        subject = "AND subject = %(subject)s" if sli.subject is not None else ""
-        sql = f"""
+        params.update(detector=sli.detector, subject=sli.subject or "", band=_band_expr("max(window_end)", windows, now))
+        params["subject_cond"] = sql("AND subject = %(s)s", s=sli.subject) if sli.subject is not None else sql("")
+        query = """
             SELECT model, model_version, band, count() - countIf(bad) AS good, count() AS total
-            FROM (SELECT model, model_version, window_start, {_band_expr('max(window_end)', windows)} AS band,
+            FROM (SELECT model, model_version, window_start, %(band)s AS band,
                          max(status = 'alert') AS bad
-                  FROM {{db}}.detector_results FINAL
-                  WHERE model IN %(models)s AND detector = %(detector)s {subject}
+                  FROM {db}.detector_results FINAL
+                  WHERE model IN %(models)s AND detector = %(detector)s %(subject_cond)s
                     AND status IN ('ok', 'alert') AND window_end > %(start)s AND window_end <= %(now)s
                   GROUP BY model, model_version, window_start)
             GROUP BY model, model_version, band
         """
     else:
-        where = ""
-        if sli.slice:
-            params.update(slice_key=sli.slice[0][0], slice_value=sli.slice[0][1])
-            where = "AND slices[%(slice_key)s] = %(slice_value)s"
-        if sli.tolerance is not None:
-            params["tol"] = sli.tolerance
-            match = "abs(p.pred_value - l.lv) <= %(tol)s"
-        else:
-            match = "p.pred_label = l.lc"
-        sql = f"""
-            SELECT p.model AS model, p.model_version AS model_version, {_band_expr('p.ts', windows)} AS band,
-                   countIf(ifNull({match}, false)) AS good, count() AS total
+        params["band"] = _band_expr("p.ts", windows, now)
+        params["where"] = sql("AND slices[%(k)s] = %(v)s", k=sli.slice[0][0], v=sli.slice[0][1]) if sli.slice \
+            else sql("")
+        params["match"] = sql("abs(p.pred_value - l.lv) <= %(tol)s", tol=sli.tolerance) if sli.tolerance is not None \
+            else sql("p.pred_label = l.lc")
+        query = """
+            SELECT p.model AS model, p.model_version AS model_version, %(band)s AS band,
+                   countIf(ifNull(%(match)s, false)) AS good, count() AS total
             FROM (SELECT model, model_version, request_id, ts, pred_label, pred_value
-                  FROM {{db}}.predictions FINAL
-                  WHERE model IN %(models)s AND ts > %(start)s AND ts <= %(now)s {where}) AS p
+                  FROM {db}.predictions FINAL
+                  WHERE model IN %(models)s AND ts > %(start)s AND ts <= %(now)s %(where)s) AS p
             INNER JOIN (SELECT model, request_id, argMax(label_class, ts) AS lc, argMax(label_value, ts) AS lv
-                        FROM {{db}}.labels FINAL WHERE model IN %(models)s GROUP BY model, request_id) AS l
+                        FROM {db}.labels FINAL WHERE model IN %(models)s GROUP BY model, request_id) AS l
                 ON p.model = l.model AND p.request_id = l.request_id
             GROUP BY model, model_version, band
         """
     out: dict[_Key, list[list[float]]] = defaultdict(lambda: [[0.0, 0.0] for _ in windows])
-    for r in store.rows(sql, params):
+    for r in store.rows(query, params):
         if r["band"] < len(windows):
             out[(r["model"], r["model_version"])][r["band"]] = [float(r["good"]), float(r["total"])]
     if sli.kind == "freshness":  # total = minutes in the band

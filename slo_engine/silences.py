@@ -10,6 +10,7 @@ import datetime as _dt
 import uuid
 from collections.abc import Mapping
 
+from collector.sql import sql
 from collector.store import Store
 from slo_engine.exceptions import SilenceError
 from slo_engine.router import SILENCE_MATCHERS, Silence
@@ -62,9 +63,9 @@ def create_silence(store: Store, matchers: Mapping[str, str], *, now: _dt.dateti
 
 
 def list_silences(store: Store, *, now: _dt.datetime | None = None, include_expired: bool = False) -> list[Silence]:
-    where = "" if include_expired or now is None else "WHERE ends_at > %(now)s"
-    rows = store.rows(f"SELECT id, matchers, starts_at, ends_at, created_by, comment FROM {{db}}.slo_silences FINAL "
-                      f"{where} ORDER BY starts_at, id", {"now": now})
+    where = sql("") if include_expired or now is None else sql("WHERE ends_at > %(now)s", now=now)
+    rows = store.rows(sql("SELECT id, matchers, starts_at, ends_at, created_by, comment FROM {db}.slo_silences FINAL "
+                          "%(where)s ORDER BY starts_at, id", where=where))
     return [Silence(id=r["id"], matchers=dict(r["matchers"]), starts_at=_utc(r["starts_at"]), ends_at=_utc(r["ends_at"]),
                     created_by=r["created_by"], comment=r["comment"]) for r in rows]
 

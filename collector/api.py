@@ -179,7 +179,7 @@ def _since(minutes: int) -> _dt.datetime:
 
 
 #: Dead letters of the key's models: their payload's ``model`` (an unreadable payload is for unscoped keys only).
-def _dead_letters_of(models: KeyModels) -> SQL:
+def _dead_letters_of(models: tuple[str, ...]) -> SQL:
     """Dead letters have no model column: a model-scoped key sees those whose payload names its model."""
     return sql("(empty(%(m)s) OR has(%(m)s, JSONExtractString(payload, 'model')))", m=list(models))
 

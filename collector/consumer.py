@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.exceptions import StoreUnavailable
-from collector.ingest import Pending, decode_message, store_pending
+from collector.ingest import DEFAULT_LIMITS, DecodeLimits, Pending, decode_message, refuse_batch, store_pending
 from collector.metrics import CollectorMetrics
 from collector.writer import DeadLetter, EventWriter
-from serving_shim.contract import KINDS
+from serving_shim.contract import KINDS, EventError
 from serving_shim.transport import topic_for
 
 __all__ = ["KafkaCollector", "CollectorStats"]
@@ -135,6 +135,7 @@ class KafkaCollector:
         dead_letter_topic: bool = True,
         metrics: CollectorMetrics | None = None,
         auto_offset_reset: str = "earliest",
+        limits: DecodeLimits = DEFAULT_LIMITS,
         **consumer_config: Any,
     ) -> None:
         from kafka import ConsumerRebalanceListener, KafkaConsumer
@@ -142,6 +143,7 @@ class KafkaCollector:
         if batch_max_events < 1 or batch_max_s <= 0:
             raise ValueError("batch_max_events must be >= 1 and batch_max_s > 0")
         self.writer = writer
+        self.limits = limits
         self.batch_max_events = batch_max_events
         self.batch_max_s = batch_max_s
         self.retry_initial_s = retry_initial_s
@@ -203,8 +205,7 @@ class KafkaCollector:
                 hand.messages += 1
                 src = f"kafka:{tp.topic}:{tp.partition}:{m.offset}"
                 hand.raw.append((src, m.value))
-                with _gc_paused():
-                    hand.pending.add(decode_message(m.value, source=src, kind=kind))
+                hand.pending.add(self._decode(m.value, src, kind))
                 hand.offsets[tp] = m.offset + 1
                 hand.first_offsets.setdefault(tp, m.offset)
                 if hand.pending.n_events >= self.batch_max_events:
@@ -213,6 +214,16 @@ class KafkaCollector:
         n = sum(len(v) for v in polled.values())
         self.metrics.consumed.inc(n)
         self.stats.consumed_messages += n
+
+    def _decode(self, value: bytes | None, src: str, kind: str | None) -> Any:
+        """One message's events, or its dead letter: a message the collector cannot read (a tombstone,
+        empty, compressed by its producer, oversized, not JSON, not UTF-8) never stops the partition."""
+        try:
+            with _gc_paused():
+                return decode_message(value, source=src, kind=kind, limits=self.limits)
+        except Exception as exc:  # noqa: BLE001 - a message that breaks the decoder is a dead letter, not a crash loop
+            log.error("could not decode %s (%s); kept as a dead letter", src, type(exc).__name__)
+            return refuse_batch(src, kind, value, "(message)", f"collector could not decode the message: {type(exc).__name__}")
 
     def _due(self) -> bool:
         h = self._hand
@@ -335,8 +346,7 @@ class KafkaCollector:
         dead letter with the reason, so the partitions move on and nothing is lost. Returns 0, or -1
         when even the dead letters cannot be written (then the batch is retried as an outage)."""
         reason = f"store refused the batch: {type(exc).__name__}: {str(exc)[:500]}"
-        letters = [DeadLetter(src, "", -1, "", "(batch)", reason, raw[:65536].decode("utf-8", "replace"))
-                   for src, raw in hand.raw]
+        letters = [DeadLetter.from_error(src, "", EventError(-1, "(batch)", reason), raw) for src, raw in hand.raw]
         try:
             self.writer.write_dead_letters(letters)
         except Exception:  # noqa: BLE001
@@ -358,7 +368,7 @@ class KafkaCollector:
                 self._producer = KafkaProducer(bootstrap_servers=self._bootstrap, compression_type="lz4",
                                                max_block_ms=2000)
             for d in dead:
-                self._producer.send(self._dlq_topic, value=d.payload.encode(), headers=[
+                self._producer.send(self._dlq_topic, value=d.payload, headers=[
                     ("source", d.source.encode()), ("index", str(d.index).encode()), ("kind", d.kind.encode()),
                     ("field", d.field.encode()),
                     ("reason", d.reason.encode()[:1000])])

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 
-from collector.api import KafkaIngestSink, StoreIngestSink, ingest_router, keys_router, query_router
+from collector.api import KafkaIngestSink, Limits, StoreIngestSink, ingest_router, keys_router, query_router
 from collector.auth import AuthPolicy, KeyStore
 from collector.migrations import Migration, migrate
 from collector.store import Store, open_store
@@ -99,7 +99,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
 
     registry = CollectorRegistry()
     app.state.registry = registry
-    app.include_router(ingest_router(sink, registry=registry), dependencies=guard)
+    limits = Limits(max_event_age_s=settings.event_max_age_s, max_event_ahead_s=settings.event_max_ahead_s)
+    app.include_router(ingest_router(sink, limits, registry=registry), dependencies=guard)
     if scheduler is not None:
         runs = Gauge("driftline_scheduler_job_runs", "Scheduler job runs", ["job"], registry=registry)
         fails = Gauge("driftline_scheduler_job_failures", "Scheduler job failures", ["job"], registry=registry)

@@ -263,12 +263,49 @@ class KafkaCollector:
             self._broker_backoff = self.retry_initial_s
             return polled
         except KafkaError as exc:
+            if self._skip_undecodable(exc):
+                return {}
             self.metrics.broker_errors.inc()
             delay = getattr(self, "_broker_backoff", self.retry_initial_s)
             log.warning("broker unavailable (%s); retrying in %.2fs", type(exc).__name__, delay)
             self._stop.wait(random.uniform(delay / 2, delay))
             self._broker_backoff = min(self.retry_max_s, delay * 2)
             return {}
+
+    def _skip_undecodable(self, exc: Exception) -> bool:
+        """A record batch this client cannot decode (compressed with a codec it lacks, such as zstd or
+        snappy without their Python packages; or failing its checksum three fetches in a row) would stop
+        its partition for good: each of its messages becomes a dead letter (no bytes: none could be read),
+        one offset per poll, and consumption goes on. False for every other error."""
+        from kafka.errors import CorruptRecordError, UnsupportedCodecError
+
+        if not isinstance(exc, (UnsupportedCodecError, CorruptRecordError)):
+            return False
+        part = getattr(getattr(self._consumer, "_fetcher", None), "_next_partition_records", None)
+        tp, offset = getattr(part, "topic_partition", None), getattr(part, "next_fetch_offset", None)
+        if tp is None or offset is None or tp not in self._consumer.assignment():
+            return False
+        if isinstance(exc, CorruptRecordError):  # a checksum can fail in transit: fetch again twice first
+            at, n = getattr(self, "_corrupt_at", (None, 0))
+            n = n + 1 if at == (tp, offset) else 1
+            self._corrupt_at = ((tp, offset), n)
+            if n < 3:
+                return False
+        what = "compressed with a codec this collector cannot read" if isinstance(exc, UnsupportedCodecError) \
+            else "a record batch that fails its checksum"
+        src = f"kafka:{tp.topic}:{tp.partition}:{offset}"
+        log.error("%s: %s (%s); kept as a dead letter", src, what, exc)
+        hand = self._hand
+        if hand.empty:
+            hand.started = time.monotonic()
+        hand.messages += 1
+        hand.raw.append((src, b""))
+        hand.pending.add(refuse_batch(src, self._kind_of_topic.get(tp.topic), b"", "(record batch)",
+                                      f"record batch: {what}: {exc}"))
+        hand.offsets[tp] = offset + 1
+        hand.first_offsets.setdefault(tp, offset)
+        self._consumer.seek(tp, offset + 1)
+        return True
 
     def _update_lag(self) -> None:
         try:

@@ -106,3 +106,67 @@ def test_poison_messages_become_dead_letters_and_consumption_goes_on(store, kafk
     finally:
         again.close()
         producer.close()
+
+
+_JAVA_PRODUCER = """
+import java.util.Properties;
+import org.apache.kafka.clients.producer.*;
+
+public class ProduceCompressed {
+    public static void main(String[] a) throws Exception {
+        Properties p = new Properties();
+        p.put("bootstrap.servers", a[0]);
+        p.put("compression.type", a[2]);
+        p.put("linger.ms", "50");
+        p.put("key.serializer", "org.apache.kafka.common.serialization.ByteArraySerializer");
+        p.put("value.serializer", "org.apache.kafka.common.serialization.ByteArraySerializer");
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p)) {
+            java.util.List<java.util.concurrent.Future<RecordMetadata>> sent = new java.util.ArrayList<>();
+            for (int i = 3; i < a.length; i++)
+                sent.add(producer.send(new ProducerRecord<>(a[1], "m1".getBytes("UTF-8"), a[i].getBytes("UTF-8"))));
+            for (java.util.concurrent.Future<RecordMetadata> f : sent) System.out.println(f.get().offset());
+        }
+    }
+}
+"""
+
+
+def _produce_with_java(bootstrap: str, topic: str, codec: str, values: list[str], tmp: Any) -> list[int]:
+    """Messages produced by Kafka's own Java client with ``codec`` (zstd: a codec kafka-python reads only
+    with the zstandard package, which this collector does not install)."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    home = Path(os.environ.get("KAFKA_HOME", Path(__file__).resolve().parents[2] / ".cache" / "kafka"))
+    src = Path(tmp) / "ProduceCompressed.java"
+    src.write_text(_JAVA_PRODUCER)
+    out = subprocess.run(["java", "-cp", f"{home / 'libs'}/*", str(src), bootstrap, topic, codec, *values],
+                         capture_output=True, text=True, timeout=120, check=True)
+    return [int(line) for line in out.stdout.split() if line.isdigit()]
+
+
+def test_a_record_batch_in_a_codec_the_collector_lacks_is_dead_lettered(store, kafka_bootstrap, topic_prefix, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from kafka import codec
+
+    assert not codec.has_zstd()  # else this test would not test anything: it needs a codec the client lacks
+    producer = KafkaTransport(kafka_bootstrap, topic_prefix=topic_prefix)
+    topic = f"{topic_prefix}.prediction"
+    before = [f.prediction(i) for i in range(10)]
+    producer.send("prediction", before, key="m1").get(timeout=30)
+    batch = [encode_batch("prediction", [f.prediction(100 + i)]).decode() for i in range(3)]
+    offsets = _produce_with_java(kafka_bootstrap, topic, "zstd", batch, tmp_path)
+    assert len(offsets) == 3
+    after = [f.prediction(200 + i) for i in range(10)]
+    producer.send("prediction", after, key="m1").get(timeout=30)
+    collector = _collector(store, kafka_bootstrap, topic_prefix, f"{topic_prefix}-g")
+    try:
+        _poll_until(collector, lambda: int(store.scalar("SELECT count() FROM {db}.predictions FINAL")) >= 20)
+        ids = {r["event_id"] for r in store.rows("SELECT event_id FROM {db}.predictions FINAL")}
+        assert ids == {e["event_id"] for e in before + after}
+        rows = store.rows("SELECT source, field, reason FROM {db}.dead_letters ORDER BY source")
+        assert sorted(int(r["source"].rsplit(":", 1)[1]) for r in rows) == offsets
+        assert all(r["field"] == "(record batch)" and "codec" in r["reason"] for r in rows)
+    finally:
+        collector.close()
+        producer.close()

@@ -11,8 +11,9 @@ Limits checked while reading, before any event is validated:
   fails at the first element past the limit, so a body of millions of tiny items costs microseconds,
   not one object per item (NDJSON: blank runs are squeezed and newlines counted, also in C);
 - nesting: msgspec and the json module recurse, so a body nested ~1,000 levels deep raises
-  RecursionError; then a non-recursive tokenizer splits the batch instead, and each event deeper
-  than ``MAX_DEPTH`` levels is rejected on its own (:func:`too_deep`).
+  RecursionError; then (as for a body that is not JSON somewhere, such as a ``NaN``) the elements are
+  found from the nesting depth after each byte, computed with numpy (no recursion, no loop per byte),
+  and each event deeper than ``MAX_DEPTH`` levels is rejected on its own (:func:`too_deep`).
 
 Nothing here raises anything but :class:`~serving_shim.exceptions.ContractError` (and its subclass
 :class:`~serving_shim.exceptions.BatchTooLarge`) for a batch that cannot be read at all.
@@ -20,11 +21,13 @@ Nothing here raises anything but :class:`~serving_shim.exceptions.ContractError`
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from typing import Any
 
 import msgspec as _ms
+import numpy as np
 
 from serving_shim.exceptions import BatchTooLarge, ContractError
 
@@ -172,7 +175,6 @@ def split_batch(data: bytes, *, max_events: int) -> Split:
 
 def _json_error(data: bytes) -> str:
     """The json module's account of why ``data`` is not JSON (line and column), without recursing."""
-    import json
 
     try:
         json.loads(data.decode("utf-8", "replace"))
@@ -183,77 +185,75 @@ def _json_error(data: bytes) -> str:
     return "not valid JSON or NDJSON"
 
 
-_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*+"|[\[\]{},:]')
-
-
 def _split_flat(data: bytes, max_events: int) -> Split:
-    """:func:`split_batch` without recursion, for bodies too deep for msgspec: a tokenizer walks the
-    brackets, strings, commas and colons (Python speed; only hostile or broken bodies come here)."""
-    import json
-
-    top = data[:1]
-    base = 1 if top == b"[" else 2  # the depth just inside the events array
-    depth = 0
-    raws: list[bytes] = []
-    kind: Any = None
-    seg = -1          # where the current element of the events array starts (-1: not in that array)
-    key = b""         # the envelope key whose value comes next
-    prev = b""
-    seen_events = top == b"["
-    for m in _TOKENS.finditer(data):
-        tok = m.group()
-        c = tok[:1]
-        if c in b"[{":
-            depth += 1
-            if c == b"[" and ((top == b"[" and depth == 1) or (depth == 2 and prev == b":" and key == b'"events"')):
-                seg, seen_events = m.end(), True
-        elif c in b"]}":
-            if depth == base and seg >= 0:
-                if c == b"]":
-                    el = data[seg:m.start()].strip()
-                    if el:
-                        raws.append(el)
-                    seg = -1
-            depth -= 1
-            if depth < 0:
-                raise ContractError("body: not valid JSON (unbalanced brackets)")
-        elif c == b",":
-            if depth == base and seg >= 0:
-                raws.append(data[seg:m.start()].strip())
-                seg = m.end()
-        elif c == b'"' and depth == 1 and top == b"{":
-            if prev == b":" and key == b'"kind"':
-                try:
-                    kind = json.loads(tok)
-                except ValueError:
-                    raise ContractError("kind: not valid UTF-8") from None
-            elif prev in (b"{", b","):
-                key = tok
-        if len(raws) > max_events:
-            raise _too_many(max_events)
-        prev = b'"' if c == b'"' else tok
-    if depth != 0:
+    """:func:`split_batch` without recursion, for bodies msgspec cannot read (too deep, or not JSON
+    somewhere): the events array's elements are found from the nesting depth after each byte (numpy, not
+    a loop per byte), so each element gets its own verdict."""
+    blank, depth, opens = _depths(data)
+    if depth[-1] != 0:
         raise ContractError("body: not valid JSON (unbalanced brackets)")
-    if not seen_events:  # an object without an events array: one event (too deep, as it came here)
-        return Split([data])
+    if data[:1] == b"[":
+        lo, base, kind = 0, 1, None
+    else:
+        lo = _value_at_depth_1(data, depth, opens, b"events")
+        if lo is None:  # an object without an events array: one event
+            return Split([data])
+        if data[lo:lo + 1] != b"[":
+            raise ContractError("events: must be a JSON array")
+        base = 2
+        k = _value_at_depth_1(data, depth, opens, b"kind")
+        kind = None
+        if k is not None:
+            m = _STRINGS.match(data, k)
+            try:
+                kind = json.loads(m.group() if m else data[k:k + 64].split(b",")[0].split(b"}")[0])
+            except (ValueError, UnicodeDecodeError):
+                raise ContractError("kind: not a readable value") from None
+    closes = np.flatnonzero(depth[lo + 1:] == base - 1)
+    if not len(closes):
+        raise ContractError("body: not valid JSON (unbalanced brackets)")
+    hi = lo + 1 + int(closes[0])
+    inner = slice(lo + 1, hi)
+    commas = lo + 1 + np.flatnonzero((blank[inner] == 44) & (depth[inner] == base))
+    if len(commas) + 1 > max_events:
+        raise _too_many(max_events)
+    bounds = [lo, *commas.tolist(), hi]
+    raws = [data[bounds[i] + 1:bounds[i + 1]].strip() for i in range(len(bounds) - 1)]
+    if len(raws) == 1 and not raws[0]:
+        raws = []  # []
     return Split(raws, kind)
 
 
+_ESCAPES = re.compile(rb"\\.", re.S)
+
+
+def _depths(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each byte of the JSON ``data``: the byte with strings blanked (quotes included), the nesting
+    depth after it, and whether it opens a string."""
+    a = np.frombuffer(_ESCAPES.sub(b"__", data), dtype=np.uint8)  # an escaped quote is no quote (same length)
+    q = a == 34
+    parity = np.cumsum(q, dtype=np.uint8) & 1  # (wraps at 256: the parity stays right)
+    blank = np.where(q | (parity == 1), np.uint8(32), a)
+    step = (blank == 91).astype(np.int8) + (blank == 123) - (blank == 93) - (blank == 125)
+    opens = q & (parity == 1)
+    return blank, np.cumsum(step, dtype=np.int32), opens
+
+
+def _value_at_depth_1(data: bytes, depth: np.ndarray, opens: np.ndarray, key: bytes) -> int | None:
+    """Where the value of the top-level object's ``key`` starts, if the object has that key."""
+    for m in re.finditer(rb'"' + key + rb'"\s*:\s*', data):
+        i = m.start()
+        if opens[i] and depth[i] == 1:
+            return m.end()
+    return None
+
+
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*+"')
-_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 
 
 def too_deep(raw: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether the JSON ``raw`` nests deeper than ``limit`` levels (never recurses)."""
+    """Whether the JSON ``raw`` nests deeper than ``limit`` levels (never recurses; numpy, no loop per byte)."""
     b = bytes(raw)
     if b.count(b"[") + b.count(b"{") <= limit:
         return False
-    depth = 0
-    for c in _STRINGS.sub(b"", b).translate(None, _NOT_BRACKETS):
-        if c in (91, 123):
-            depth += 1
-            if depth > limit:
-                return True
-        else:
-            depth -= 1
-    return False
+    return bool(_depths(b)[1].max() > limit)

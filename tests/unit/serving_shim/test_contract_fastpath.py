@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from collector.ingest import decode_message
+from collector.ingest import DecodeLimits, decode_message
 from collector.writer import DeadLetter, to_columns
 from serving_shim.contract import (
     TimeWindow,
@@ -205,7 +205,7 @@ def test_label_fast_path_matches_the_models(e: dict[str, Any]) -> None:
 def _old_decode(data: bytes, kind: str) -> tuple[list[Any], list[Any]]:
     """What the collector did before the fast path: decode_batch, then the models."""
     kind, items = decode_batch(data, kind)
-    good, errors = validate_events(kind, items)
+    good, errors = validate_events(kind, items, window=WINDOW)
     return good, errors
 
 
@@ -213,7 +213,7 @@ def _old_decode(data: bytes, kind: str) -> tuple[list[Any], list[Any]]:
 @given(st.lists(predictions(), min_size=1, max_size=8))
 def test_a_mixed_batch_decodes_as_before(events: list[dict[str, Any]]) -> None:
     data = encode_batch("prediction", events)
-    decoded = decode_message(data, source="kafka:t:0:7", kind="prediction")
+    decoded = decode_message(data, source="kafka:t:0:7", kind="prediction", limits=DecodeLimits(window=WINDOW))
     old_good, old_errors = _old_decode(data, "prediction")
     assert [(e.index, e.field, e.reason) for e in decoded.errors] == [(e.index, e.field, e.reason) for e in old_errors]
     assert _columns("prediction", decoded.good["prediction"]) == _columns("prediction", old_good)

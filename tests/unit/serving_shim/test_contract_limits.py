@@ -245,3 +245,26 @@ def test_a_batch_at_the_limit_is_read() -> None:
 def test_unreadable_batches_say_why(body: bytes, words: str) -> None:
     with pytest.raises(ContractError, match=words):
         read_batch(body, None if b"kind" in body else "prediction")
+
+
+def test_a_body_msgspec_cannot_read_is_split_by_its_brackets_not_by_its_strings() -> None:
+    good = json.dumps(_pred(request_id='r "]}, [{ \\" ,')).encode()  # brackets, commas and quotes inside a string
+    deep = b"[" * 1500 + b"]" * 1500
+    env = (b'{"note": "\\"events\\": [1, 2]", "kind": "prediction", "schema_version": 1, "events": ['
+           + good + b", {broken json}, " + deep + b", " + good + b"]}")
+    kind, split = read_batch(env, None)
+    assert kind == "prediction" and len(split.raws) == 4 and split.raws[0] == good and split.raws[1] == b"{broken json}"
+    _, idx, errors = validate_raw_events("prediction", split.raws, window=FIXED)
+    assert idx == [0, 3] and [(e.index, e.reason.split(" (")[0]) for e in errors] == [
+        (1, "not valid JSON"), (2, "nested deeper than 16 levels")]
+    assert read_batch(b"[NaN, 1, " + deep + b"]", "prediction")[1].raws[:2] == [b"NaN", b"1"]
+    assert read_batch(b"[NaN]", "prediction")[1].raws == [b"NaN"]
+    with pytest.raises(ContractError, match="kind: envelope says 'label'"):
+        read_batch(b'{"kind": "label", "events": [' + deep + b"]}", "prediction")
+    for broken in (b"[" + deep, b"[NaN, " + b"[" * 3000, b'{"events": [NaN}'):
+        with pytest.raises(ContractError, match="body: not valid JSON"):
+            read_batch(broken, "prediction")
+    with pytest.raises(BatchTooLarge):
+        read_batch(b"[" + b"NaN," * 20_000 + deep + b"]", "prediction")
+    with pytest.raises(ContractError, match="events: must be a JSON array"):
+        read_batch(b'{"kind": "prediction", "events": {"a": ' + deep + b"}}", "prediction")

@@ -92,12 +92,12 @@ def decode_message(data: bytes | None, *, source: str, kind: str | None = None,
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogatepass")
     if len(data) > limits.max_bytes:
-        return refuse_batch(source, kind, data, "body", f"body: {len(data)} bytes is over the limit of {limits.max_bytes}",
-                        too_large=True)
+        return refuse_batch(source, kind, data, "body",
+                            f"body: {len(data)} bytes is over the limit of {limits.max_bytes}", too_large=True)
     codec = compression_of(data)
     if codec is not None:
-        return refuse_batch(source, kind, data, "body", f"body: compressed with {codec} by its producer; a batch is JSON "
-                        "(compress with the Kafka producer's compression_type instead)")
+        return refuse_batch(source, kind, data, "body", f"body: compressed with {codec} by its producer; a batch is "
+                            "JSON (compress with the Kafka producer's compression_type instead)")
     if kind is not None and (whole := validate_batch_fast(data, kind, max_events=limits.max_events,
                                                           window=limits.window)) is not None:
         return _decoded(source, kind, whole, range(len(whole)), [], lambda i: b"")  # every event good: one pass

@@ -291,8 +291,10 @@ class TimeWindow:
     clock: Callable[[], _dt.datetime] = field(default=_utcnow, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not (self.max_age_s >= 0 and self.max_ahead_s >= 0):
-            raise ValueError("max_age_s and max_ahead_s must be >= 0")
+        for name in ("max_age_s", "max_ahead_s"):
+            v = getattr(self, name)
+            if not 0 <= v <= 1000 * 366 * 86400:  # NaN fails too; beyond, the bounds leave the calendar
+                raise ValueError(f"{name}: must be between 0 and 1,000 years of seconds, got {v}")
 
     def bounds(self) -> tuple[_dt.datetime, _dt.datetime]:
         now = self.clock()

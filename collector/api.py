@@ -19,11 +19,11 @@ from pydantic import BaseModel
 
 from collector.auth import SCOPES, KeyStore, Principal
 from collector.authz import KeyModels
-from collector.ingest import Decoded, decode_message, store_decoded
+from collector.ingest import Decoded, DecodeLimits, decode_message, store_decoded
 from collector.sql import SQL, ident, sql
 from collector.store import Store
 from collector.writer import EventWriter
-from serving_shim.contract import EventError
+from serving_shim.contract import EventError, TimeWindow
 
 __all__ = ["IngestSink", "StoreIngestSink", "KafkaIngestSink", "ingest_router", "query_router", "keys_router", "Limits"]
 
@@ -33,6 +33,13 @@ KIND_OF_PATH = {"predictions": "prediction", "labels": "label", "metric-windows"
 class Limits(BaseModel):
     max_body_bytes: int = 10 * 1024 * 1024
     max_events: int = 10_000
+    #: event times accepted: this long before the server's clock (late events) to this long after it
+    max_event_age_s: float = 7 * 86400.0
+    max_event_ahead_s: float = 3600.0
+
+    def decode_limits(self) -> DecodeLimits:
+        window = TimeWindow(max_age_s=self.max_event_age_s, max_ahead_s=self.max_event_ahead_s)
+        return DecodeLimits(max_bytes=self.max_body_bytes, max_events=self.max_events, window=window)
 
 
 class IngestSink(Protocol):
@@ -112,6 +119,7 @@ def ingest_router(sink: IngestSink, limits: Limits | None = None, registry: Any 
     from prometheus_client import CollectorRegistry, Counter
 
     limits = limits or Limits()
+    decode_limits = limits.decode_limits()
     registry = registry if registry is not None else CollectorRegistry()
     m_accepted = Counter("driftline_ingest_accepted_events", "Events accepted by the ingest API", ["kind"],
                          registry=registry)
@@ -135,9 +143,9 @@ def ingest_router(sink: IngestSink, limits: Limits | None = None, registry: Any 
         return JSONResponse(payload, status_code=status)
 
     def _process(body: bytes, kind: str, principal: Principal | None) -> tuple[int, dict[str, Any]]:
-        decoded = decode_message(body, source="http", kind=kind)
+        decoded = decode_message(body, source="http", kind=kind, limits=decode_limits)
         if decoded.errors and decoded.errors[0].index == -1:
-            raise HTTPException(400, f"{decoded.errors[0].reason}")
+            raise HTTPException(413 if decoded.too_large else 400, f"{decoded.errors[0].reason}")
         total = decoded.n_good + len(decoded.errors)
         if total > limits.max_events:
             raise HTTPException(413, f"events: {total} events is over the limit of {limits.max_events} per batch")

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.exceptions import StoreUnavailable
-from collector.ingest import Pending, decode_message, store_pending
+from collector.ingest import DEFAULT_LIMITS, DecodeLimits, Pending, decode_message, refuse_batch, store_pending
 from collector.metrics import CollectorMetrics
 from collector.writer import DeadLetter, EventWriter
-from serving_shim.contract import KINDS
+from serving_shim.contract import KINDS, EventError
 from serving_shim.transport import topic_for
 
 __all__ = ["KafkaCollector", "CollectorStats"]
@@ -135,6 +135,7 @@ class KafkaCollector:
         dead_letter_topic: bool = True,
         metrics: CollectorMetrics | None = None,
         auto_offset_reset: str = "earliest",
+        limits: DecodeLimits = DEFAULT_LIMITS,
         **consumer_config: Any,
     ) -> None:
         from kafka import ConsumerRebalanceListener, KafkaConsumer
@@ -142,6 +143,7 @@ class KafkaCollector:
         if batch_max_events < 1 or batch_max_s <= 0:
             raise ValueError("batch_max_events must be >= 1 and batch_max_s > 0")
         self.writer = writer
+        self.limits = limits
         self.batch_max_events = batch_max_events
         self.batch_max_s = batch_max_s
         self.retry_initial_s = retry_initial_s
@@ -203,8 +205,7 @@ class KafkaCollector:
                 hand.messages += 1
                 src = f"kafka:{tp.topic}:{tp.partition}:{m.offset}"
                 hand.raw.append((src, m.value))
-                with _gc_paused():
-                    hand.pending.add(decode_message(m.value, source=src, kind=kind))
+                hand.pending.add(self._decode(m.value, src, kind))
                 hand.offsets[tp] = m.offset + 1
                 hand.first_offsets.setdefault(tp, m.offset)
                 if hand.pending.n_events >= self.batch_max_events:
@@ -213,6 +214,16 @@ class KafkaCollector:
         n = sum(len(v) for v in polled.values())
         self.metrics.consumed.inc(n)
         self.stats.consumed_messages += n
+
+    def _decode(self, value: bytes | None, src: str, kind: str | None) -> Any:
+        """One message's events, or its dead letter: a message the collector cannot read (a tombstone,
+        empty, compressed by its producer, oversized, not JSON, not UTF-8) never stops the partition."""
+        try:
+            with _gc_paused():
+                return decode_message(value, source=src, kind=kind, limits=self.limits)
+        except Exception as exc:  # noqa: BLE001 - a message that breaks the decoder is a dead letter, not a crash loop
+            log.error("could not decode %s (%s); kept as a dead letter", src, type(exc).__name__)
+            return refuse_batch(src, kind, value, "(message)", f"collector could not decode the message: {type(exc).__name__}")
 
     def _due(self) -> bool:
         h = self._hand
@@ -252,12 +263,49 @@ class KafkaCollector:
             self._broker_backoff = self.retry_initial_s
             return polled
         except KafkaError as exc:
+            if self._skip_undecodable(exc):
+                return {}
             self.metrics.broker_errors.inc()
             delay = getattr(self, "_broker_backoff", self.retry_initial_s)
             log.warning("broker unavailable (%s); retrying in %.2fs", type(exc).__name__, delay)
             self._stop.wait(random.uniform(delay / 2, delay))
             self._broker_backoff = min(self.retry_max_s, delay * 2)
             return {}
+
+    def _skip_undecodable(self, exc: Exception) -> bool:
+        """A record batch this client cannot decode (compressed with a codec it lacks, such as zstd or
+        snappy without their Python packages; or failing its checksum three fetches in a row) would stop
+        its partition for good: each of its messages becomes a dead letter (no bytes: none could be read),
+        one offset per poll, and consumption goes on. False for every other error."""
+        from kafka.errors import CorruptRecordError, UnsupportedCodecError
+
+        if not isinstance(exc, (UnsupportedCodecError, CorruptRecordError)):
+            return False
+        part = getattr(getattr(self._consumer, "_fetcher", None), "_next_partition_records", None)
+        tp, offset = getattr(part, "topic_partition", None), getattr(part, "next_fetch_offset", None)
+        if tp is None or offset is None or tp not in self._consumer.assignment():
+            return False
+        if isinstance(exc, CorruptRecordError):  # a checksum can fail in transit: fetch again twice first
+            at, n = getattr(self, "_corrupt_at", (None, 0))
+            n = n + 1 if at == (tp, offset) else 1
+            self._corrupt_at = ((tp, offset), n)
+            if n < 3:
+                return False
+        what = "compressed with a codec this collector cannot read" if isinstance(exc, UnsupportedCodecError) \
+            else "a record batch that fails its checksum"
+        src = f"kafka:{tp.topic}:{tp.partition}:{offset}"
+        log.error("%s: %s (%s); kept as a dead letter", src, what, exc)
+        hand = self._hand
+        if hand.empty:
+            hand.started = time.monotonic()
+        hand.messages += 1
+        hand.raw.append((src, b""))
+        hand.pending.add(refuse_batch(src, self._kind_of_topic.get(tp.topic), b"", "(record batch)",
+                                      f"record batch: {what}: {exc}"))
+        hand.offsets[tp] = offset + 1
+        hand.first_offsets.setdefault(tp, offset)
+        self._consumer.seek(tp, offset + 1)
+        return True
 
     def _update_lag(self) -> None:
         try:
@@ -335,8 +383,7 @@ class KafkaCollector:
         dead letter with the reason, so the partitions move on and nothing is lost. Returns 0, or -1
         when even the dead letters cannot be written (then the batch is retried as an outage)."""
         reason = f"store refused the batch: {type(exc).__name__}: {str(exc)[:500]}"
-        letters = [DeadLetter(src, "", -1, "", "(batch)", reason, raw[:65536].decode("utf-8", "replace"))
-                   for src, raw in hand.raw]
+        letters = [DeadLetter.from_error(src, "", EventError(-1, "(batch)", reason), raw) for src, raw in hand.raw]
         try:
             self.writer.write_dead_letters(letters)
         except Exception:  # noqa: BLE001
@@ -358,7 +405,7 @@ class KafkaCollector:
                 self._producer = KafkaProducer(bootstrap_servers=self._bootstrap, compression_type="lz4",
                                                max_block_ms=2000)
             for d in dead:
-                self._producer.send(self._dlq_topic, value=d.payload.encode(), headers=[
+                self._producer.send(self._dlq_topic, value=d.payload, headers=[
                     ("source", d.source.encode()), ("index", str(d.index).encode()), ("kind", d.kind.encode()),
                     ("field", d.field.encode()),
                     ("reason", d.reason.encode()[:1000])])

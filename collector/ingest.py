@@ -7,7 +7,6 @@ and the reason, and nothing raw is logged.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -15,18 +14,32 @@ from typing import Any
 
 from collector.writer import DeadLetter, EventWriter, to_columns
 from serving_shim.contract import (
+    DEFAULT_WINDOW,
+    MAX_BATCH_EVENTS,
+    BatchTooLarge,
     ContractError,
     EventError,
-    decode_batch,
-    decode_raw_batch,
+    TimeWindow,
+    compression_of,
+    read_batch,
     validate_batch_fast,
-    validate_events,
     validate_raw_events,
 )
 
-__all__ = ["Decoded", "Pending", "decode_message", "store_decoded", "store_pending"]
+__all__ = ["Decoded", "DecodeLimits", "Pending", "decode_message", "refuse_batch", "store_decoded", "store_pending"]
 
-MAX_DEAD_LETTER_PAYLOAD = 64 * 1024
+
+@dataclass(frozen=True, kw_only=True)
+class DecodeLimits:
+    """What one batch (an HTTP body, a Kafka message) may hold: its bytes, its events (counted while
+    reading) and the times of its events (``window``; ``None``: any time)."""
+
+    max_bytes: int = 10 * 1024 * 1024
+    max_events: int = MAX_BATCH_EVENTS
+    window: TimeWindow | None = DEFAULT_WINDOW
+
+
+DEFAULT_LIMITS = DecodeLimits()
 
 
 @dataclass
@@ -38,6 +51,8 @@ class Decoded:
     errors: list[EventError] = field(default_factory=list)
     #: for each kind, the batch index of each good event (parallel to ``good[kind]``)
     indices: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    #: the whole batch was refused for its size (bytes or events): HTTP 413
+    too_large: bool = False
 
     @property
     def n_good(self) -> int:
@@ -67,44 +82,50 @@ class Pending:
         return sum(self.counts.values()) + len(self.dead)
 
 
-def _payload(raw: Any) -> str:
-    s = raw if isinstance(raw, str) else json.dumps(raw, separators=(",", ":"), default=str)
-    return s[:MAX_DEAD_LETTER_PAYLOAD]
-
-
-def decode_message(data: bytes, *, source: str, kind: str | None = None) -> Decoded:
-    """Decode one wire batch (Kafka message value or HTTP body)."""
-    if kind is not None and (whole := validate_batch_fast(data, kind)) is not None:
-        return _decoded(source, kind, whole, range(len(whole)), [], str)  # every event good: one compiled pass
-    fast = decode_raw_batch(data, kind)
-    if fast is not None:  # an envelope or array of a high-volume kind: compiled validation, see the contract
-        kind, raws = fast
-        good, indices, errors = validate_raw_events(kind, raws)
-        return _decoded(source, kind, good, indices, errors,
-                        lambda i: bytes(raws[i])[:MAX_DEAD_LETTER_PAYLOAD].decode("utf-8", "replace"))
+def decode_message(data: bytes | None, *, source: str, kind: str | None = None,
+                   limits: DecodeLimits = DEFAULT_LIMITS) -> Decoded:
+    """Decode one wire batch (Kafka message value or HTTP body). Never raises for bad input: a batch that
+    cannot be read at all (a null value, empty, compressed by its producer, over ``limits``, not JSON, a
+    wrong kind) becomes one dead letter with index -1; each bad event in a readable batch becomes its own."""
+    if data is None:
+        return refuse_batch(source, kind, b"", "value", "null value (a tombstone): no batch to read")
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
+    if len(data) > limits.max_bytes:
+        return refuse_batch(source, kind, data, "body",
+                            f"body: {len(data)} bytes is over the limit of {limits.max_bytes}", too_large=True)
+    codec = compression_of(data)
+    if codec is not None:
+        return refuse_batch(source, kind, data, "body", f"body: compressed with {codec} by its producer; a batch is "
+                            "JSON (compress with the Kafka producer's compression_type instead)")
+    if kind is not None and (whole := validate_batch_fast(data, kind, max_events=limits.max_events,
+                                                          window=limits.window)) is not None:
+        return _decoded(source, kind, whole, range(len(whole)), [], lambda i: b"")  # every event good: one pass
     try:
-        kind, items = decode_batch(data, kind)
-    except (ContractError, UnicodeDecodeError) as exc:
+        kind, split = read_batch(data, kind, max_events=limits.max_events)
+    except ContractError as exc:
         reason = str(exc)
-        fld = reason.split(":", 1)[0] if isinstance(exc, ContractError) else "body"
-        out = Decoded()
-        out.errors.append(EventError(-1, fld, reason))
-        out.dead.append(DeadLetter(source, kind or "", -1, "", fld, reason, data[:MAX_DEAD_LETTER_PAYLOAD].decode("utf-8", "replace")))
-        return out
-    good, errors = validate_events(kind, items)
-    bad = {e.index for e in errors}
-    return _decoded(source, kind, good, [i for i in range(len(items)) if i not in bad], errors,
-                    lambda i: _payload(items[i]))
+        return refuse_batch(source, kind, data, reason.split(":", 1)[0], reason, too_large=isinstance(exc, BatchTooLarge))
+    good, indices, errors = validate_raw_events(kind, split.raws, window=limits.window, lines=split.lines)
+    return _decoded(source, kind, good, indices, errors, lambda i: split.raws[i])
+
+
+def refuse_batch(source: str, kind: str | None, data: Any, fld: str, reason: str, *, too_large: bool = False) -> Decoded:
+    """The whole batch refused: one error and one dead letter (index -1) with its bytes."""
+    out = Decoded(too_large=too_large)
+    out.errors.append(EventError(-1, fld, reason))
+    out.dead.append(DeadLetter.from_error(source, kind or "", out.errors[0], data))
+    return out
 
 
 def _decoded(source: str, kind: str, good: list[Any], indices: Iterable[int], errors: list[EventError],
-             payload: Callable[[int], str]) -> Decoded:
-    """The good events with their batch positions, and a dead letter (with ``payload(index)``) per error."""
+             raw: Callable[[int], Any]) -> Decoded:
+    """The good events with their batch positions, and a dead letter (with the bytes ``raw(index)``) per error."""
     out = Decoded()
     out.good[kind].extend(good)
     out.indices[kind].extend(indices)
     out.errors.extend(errors)
-    out.dead.extend(DeadLetter.from_error(source, kind, e, payload(e.index)) for e in errors)
+    out.dead.extend(DeadLetter.from_error(source, kind, e, raw(e.index)) for e in errors)
     return out
 
 

@@ -38,6 +38,7 @@ MIN_SERVER_VERSION = (24, 1)
 ARROW_TYPES: dict[str, pa.DataType] = {
     "str": pa.string(),
     "strn": pa.string(),
+    "bytes": pa.binary(),  # a String column holding any bytes (dead letters' original payloads)
     "f64": pa.float64(),
     "f64n": pa.float64(),
     "u64": pa.uint64(),

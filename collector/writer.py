@@ -16,7 +16,8 @@ from typing import Any
 from collector.store import Store
 from serving_shim.contract import DeployEvent, EventError, MetricWindowEvent
 
-__all__ = ["TABLE_FOR_KIND", "KINDS_OF_COLUMNS", "MapColumn", "to_columns", "EventWriter", "DeadLetter"]
+__all__ = ["TABLE_FOR_KIND", "KINDS_OF_COLUMNS", "MapColumn", "to_columns", "EventWriter", "DeadLetter",
+           "dead_letter_payload", "MAX_DEAD_LETTER_PAYLOAD"]
 
 TABLE_FOR_KIND = {
     "prediction": "predictions",
@@ -48,7 +49,7 @@ KINDS_OF_COLUMNS: dict[str, dict[str, str]] = {
     },
     "dead_letters": {
         "source": "str", "kind": "str", "event_index": "i32", "event_id": "str", "field": "str",
-        "reason": "str", "payload": "str",
+        "reason": "str", "payload": "bytes",
     },
 }
 
@@ -174,9 +175,24 @@ def to_columns(kind: str, events: Sequence[Any], into: dict[str, Any] | None = N
     return table, cols
 
 
+#: bytes of a rejected event or message kept in its dead letter
+MAX_DEAD_LETTER_PAYLOAD = 64 * 1024
+
+
+def dead_letter_payload(raw: Any) -> bytes:
+    """What a dead letter keeps of the bytes it was made from: the original bytes (not a decoded or
+    re-encoded copy), cut at :data:`MAX_DEAD_LETTER_PAYLOAD`. Every dead letter's payload is made here."""
+    if raw is None:
+        return b""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    return bytes(memoryview(raw)[:MAX_DEAD_LETTER_PAYLOAD])
+
+
 @dataclass(frozen=True)
 class DeadLetter:
-    """A rejected event or message: where it came from, why, and its original bytes.
+    """A rejected event or message: where it came from (``kafka:topic:partition:offset`` or ``http``),
+    why, and its original bytes (:func:`dead_letter_payload`).
 
     Payloads were redacted by the shim before they left the model server; they are stored here
     and never written to logs.
@@ -188,11 +204,12 @@ class DeadLetter:
     event_id: str
     field: str
     reason: str
-    payload: str
+    payload: bytes
 
     @classmethod
-    def from_error(cls, source: str, kind: str, err: EventError, payload: str) -> DeadLetter:
-        return cls(source, kind, err.index, err.event_id or "", err.field, err.reason, payload)
+    def from_error(cls, source: str, kind: str, err: EventError, raw: Any) -> DeadLetter:
+        """The dead letter of ``err`` (index -1: the whole batch) made from the bytes ``raw``."""
+        return cls(source, kind, err.index, err.event_id or "", err.field, err.reason, dead_letter_payload(raw))
 
 
 class EventWriter:

@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 from collector.consumer import KafkaCollector
+from collector.ingest import DecodeLimits
 from collector.metrics import CollectorMetrics
 from collector.writer import EventWriter
 from driftline.config import Settings
@@ -31,7 +32,8 @@ def run_collector(settings: Settings, *, group_id: str = "driftline-collector", 
         start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
     collector = KafkaCollector(EventWriter(store), bootstrap_servers=settings.kafka_bootstrap, group_id=group_id,
                                topic_prefix=settings.topic_prefix, batch_max_events=batch_max_events,
-                               batch_max_s=batch_max_s, metrics=metrics)
+                               batch_max_s=batch_max_s, metrics=metrics,
+                               limits=DecodeLimits(window=settings.event_window()))
 
     def _on_signal(signum: int, _frame: Any) -> None:
         log.warning("signal %d: finishing the batch in hand, then leaving the group", signum)

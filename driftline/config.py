@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from serving_shim.contract import TimeWindow
+
 __all__ = ["Settings"]
 
 #: Integer limits read from ``DRIFTLINE_<NAME>`` (positive whole numbers; ``_`` separators allowed).
@@ -46,6 +48,8 @@ class Settings:
     max_upload_columns: int = 2_000
     max_yaml_nodes: int = 100_000          # SLO spec YAML: nodes after alias expansion
     max_report_cells: int = 2_000_000      # Evidently report: sample rows x features, per side
+    event_max_age_s: float = 7 * 86400.0   # events older than this (by the server's clock) are refused
+    event_max_ahead_s: float = 3600.0      # and so are events dated further ahead than this
 
     @property
     def store_display(self) -> str:
@@ -72,7 +76,7 @@ class Settings:
                 vals["port"] = int(env["DRIFTLINE_PORT"])
             except ValueError:
                 raise ValueError(f"DRIFTLINE_PORT: {env['DRIFTLINE_PORT']!r} is not a port number") from None
-        for f in ("detector_window_s", "detector_every_s"):
+        for f in ("detector_window_s", "detector_every_s", "event_max_age_s", "event_max_ahead_s"):
             if f"DRIFTLINE_{f.upper()}" in env:
                 try:
                     vals[f] = float(env[f"DRIFTLINE_{f.upper()}"])
@@ -97,4 +101,10 @@ class Settings:
         if "DRIFTLINE_OPEN_LOCALHOST" in env:
             vals["open_localhost"] = env["DRIFTLINE_OPEN_LOCALHOST"].lower() in ("1", "true", "yes")
         vals.update({k: v for k, v in overrides.items() if v is not None})
-        return replace(s, **vals)  # type: ignore[arg-type]
+        out = replace(s, **vals)  # type: ignore[arg-type]
+        out.event_window()  # a negative window is refused at start
+        return out
+
+    def event_window(self) -> TimeWindow:
+        """The event times ingest and collectors accept, around the server's clock."""
+        return TimeWindow(max_age_s=self.event_max_age_s, max_ahead_s=self.event_max_ahead_s)

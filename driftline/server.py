@@ -108,7 +108,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
 
     registry = CollectorRegistry()
     app.state.registry = registry
-    app.include_router(ingest_router(sink, Limits(max_body_bytes=settings.max_ingest_bytes), registry=registry))
+    limits = Limits(max_body_bytes=settings.max_ingest_bytes, max_event_age_s=settings.event_max_age_s,
+                    max_event_ahead_s=settings.event_max_ahead_s)
+    app.include_router(ingest_router(sink, limits, registry=registry))
     if scheduler is not None:
         runs = Gauge("driftline_scheduler_job_runs", "Scheduler job runs", ["job"], registry=registry)
         fails = Gauge("driftline_scheduler_job_failures", "Scheduler job failures", ["job"], registry=registry)

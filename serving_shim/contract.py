@@ -14,6 +14,13 @@ other languages can send events over HTTP.
 
 Validation never raises on bad *events*: :func:`validate_events` returns the good events and one
 :class:`EventError` per bad one, naming the field and the reason.
+
+Limits (the same in the models and in the compiled fast path): names 128 characters, strings 8,192,
+finite numbers only, at most :data:`MAX_FEATURES` features, :data:`MAX_CLASSES` probabilities,
+:data:`MAX_SLICES` slices, :data:`MAX_ANNOTATIONS` annotations, :data:`MAX_ERROR_TYPES` error types,
+counts up to :data:`MAX_COUNT`, nesting :data:`MAX_DEPTH` levels per event, :data:`MAX_BATCH_EVENTS`
+events per batch (counted while reading), and event times inside a :class:`TimeWindow` around the
+reader's clock (7 days back, 1 hour ahead unless the reader passes another).
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ import datetime as _dt
 import json
 import math
 import re as _re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import msgspec as _ms
@@ -38,7 +46,8 @@ from pydantic import (
     model_validator,
 )
 
-from serving_shim.exceptions import ContractError
+from serving_shim._internal.framing import MAX_DEPTH, Split, compression_of, is_ndjson, split_batch, too_deep
+from serving_shim.exceptions import BatchTooLarge, ContractError
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -53,9 +62,16 @@ __all__ = [
     "Event",
     "EventError",
     "ContractError",
+    "BatchTooLarge",
+    "TimeWindow",
+    "DEFAULT_WINDOW",
+    "MAX_DEPTH",
+    "MAX_BATCH_EVENTS",
+    "Split",
+    "read_batch",
+    "compression_of",
     "MODEL_FOR_KIND",
     "validate_events",
-    "decode_raw_batch",
     "validate_batch_fast",
     "validate_raw_events",
     "encode_batch",
@@ -72,8 +88,17 @@ LATENCY_BUCKETS_MS: tuple[float, ...] = (
 KINDS = ("prediction", "label", "metric_window", "deploy")
 
 MAX_FEATURES = 1000
+MAX_CLASSES = 1000
+MAX_SLICES = 64
+MAX_ANNOTATIONS = 64
+MAX_ERROR_TYPES = 64
+#: requests (and error and bucket counts) of one metric window from one replica: 10 billion is ~2.8M
+#: requests a second for an hour; sums over a year of windows stay exact in a double
+MAX_COUNT = 10**10
 MAX_NAME_LEN = 128
 MAX_STRING_LEN = 8192
+#: events in one batch (an HTTP body or a Kafka message), unless the reader allows another number
+MAX_BATCH_EVENTS = 10_000
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LEN, pattern=r"^[A-Za-z0-9_.:\-/]+$")]
 #: Feature, slice and class names: any non-empty string up to 128 characters (no regex on the hot path).
@@ -126,18 +151,15 @@ class Prediction(BaseModel):
     and/or class probabilities. At least one must be present."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    value: float | None = None
+    value: FiniteFloat | None = None
     label: ShortStr | None = None
-    score: float | None = None
-    probabilities: dict[Key, float] | None = None
+    score: FiniteFloat | None = None
+    probabilities: Annotated[dict[Key, FiniteFloat], Field(max_length=MAX_CLASSES)] | None = None
 
     @model_validator(mode="after")
     def _something(self) -> Prediction:
         if self.value is None and self.label is None and self.score is None and not self.probabilities:
             raise ValueError("needs at least one of value, label, score, probabilities")
-        for k, x in (("value", self.value), ("score", self.score)):
-            if x is not None and not math.isfinite(x):
-                raise ValueError(f"{k} must be a finite number, got {x}")
         return self
 
 
@@ -151,8 +173,8 @@ class PredictionEvent(_Event):
     request_id: Id = Field(description="Joins labels to this prediction; also the sampling key.")
     features: dict[Key, FeatureValue] = Field(default_factory=dict, max_length=MAX_FEATURES)
     prediction: Prediction
-    slices: dict[Key, ShortStr] = Field(default_factory=dict, max_length=64)
-    latency_ms: float | None = Field(default=None, ge=0)
+    slices: dict[Key, ShortStr] = Field(default_factory=dict, max_length=MAX_SLICES)
+    latency_ms: FiniteFloat | None = Field(default=None, ge=0)
     status: Literal["ok", "error"] = "ok"
     error_type: Name | None = None
 
@@ -188,12 +210,13 @@ class MetricWindowEvent(_Event):
     window_start: UtcDatetime
     window_s: int = Field(ge=1, le=3600)
     source: Id = Field(description="Replica that counted; windows from several replicas add up.")
-    requests: int = Field(ge=0)
-    errors: dict[Name, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
-    latency_buckets: list[Annotated[int, Field(ge=0)]] = Field(
-        description=f"Counts per latency bucket, upper bounds {list(LATENCY_BUCKETS_MS)} ms plus one overflow bucket."
+    requests: int = Field(ge=0, le=MAX_COUNT)
+    errors: dict[Name, Annotated[int, Field(ge=0, le=MAX_COUNT)]] = Field(default_factory=dict, max_length=MAX_ERROR_TYPES)
+    latency_buckets: list[Annotated[int, Field(ge=0, le=MAX_COUNT)]] = Field(
+        description=f"Counts per latency bucket, upper bounds {list(LATENCY_BUCKETS_MS)} ms plus one overflow bucket.",
+        max_length=len(LATENCY_BUCKETS_MS) + 1,
     )
-    latency_sum_ms: float = Field(ge=0)
+    latency_sum_ms: FiniteFloat = Field(ge=0)
 
     @model_validator(mode="after")
     def _sums(self) -> MetricWindowEvent:
@@ -214,7 +237,7 @@ class DeployEvent(_Event):
     kind: Literal["deploy"] = "deploy"
     ts: UtcDatetime
     model_version: Name
-    annotations: dict[Name, ShortStr] = Field(default_factory=dict)
+    annotations: dict[Name, ShortStr] = Field(default_factory=dict, max_length=MAX_ANNOTATIONS)
 
 
 Event = PredictionEvent | LabelEvent | MetricWindowEvent | DeployEvent
@@ -229,29 +252,106 @@ _LIST_ADAPTERS = {k: TypeAdapter(list[m]) for k, m in MODEL_FOR_KIND.items()}  #
 
 @dataclass(frozen=True)
 class EventError:
-    """Why one event was rejected: its position in the batch, the field (dotted path) and the reason."""
+    """Why one event was rejected: its position in the batch, the field (dotted path) and the reason;
+    for NDJSON, also the event's line in the body (1-based)."""
 
     index: int
     field: str
     reason: str
     event_id: str | None = None
+    line: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "field": self.field, "reason": self.reason, "event_id": self.event_id}
+        d = {"index": self.index, "field": self.field, "reason": self.reason, "event_id": self.event_id}
+        if self.line is not None:
+            d["line"] = self.line
+        return d
+
+
+def _utcnow() -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC)
+
+
+def _span(seconds: float) -> str:
+    for unit, n in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= n and seconds % n == 0:
+            k = int(seconds // n)
+            return f"{k} {unit}{'s' if k != 1 else ''}"
+    return f"{seconds:g} seconds"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimeWindow:
+    """Event times a reader accepts: from ``max_age_s`` before its clock (late events) to ``max_ahead_s``
+    after it (clock skew). A deploy dated 9998 or a metric window dated 2300 is refused, naming the field
+    and this window. ``clock`` is injectable for tests."""
+
+    max_age_s: float = 7 * 86400.0
+    max_ahead_s: float = 3600.0
+    clock: Callable[[], _dt.datetime] = field(default=_utcnow, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("max_age_s", "max_ahead_s"):
+            v = getattr(self, name)
+            if not 0 <= v <= 1000 * 366 * 86400:  # NaN fails too; beyond, the bounds leave the calendar
+                raise ValueError(f"{name}: must be between 0 and 1,000 years of seconds, got {v}")
+
+    def bounds(self) -> tuple[_dt.datetime, _dt.datetime]:
+        now = self.clock()
+        return now - _dt.timedelta(seconds=self.max_age_s), now + _dt.timedelta(seconds=self.max_ahead_s)
+
+    def describe(self) -> str:
+        return f"{_span(self.max_age_s)} before to {_span(self.max_ahead_s)} after the server's clock"
+
+
+#: The window readers apply unless they are given another (``None``: no window).
+DEFAULT_WINDOW = TimeWindow()
+
+_TIME_FIELD = {"prediction": "ts", "label": "ts", "deploy": "ts", "metric_window": "window_start"}
+
+
+def _outside_window(kind: str, good: list[Any], window: TimeWindow | None) -> list[tuple[int, EventError]]:
+    """(position in ``good``, error) for each event whose time is outside ``window``; the same check for
+    the models and the fast path's objects (same attributes; a naive time is UTC)."""
+    if window is None or not good:
+        return []
+    lo, hi = window.bounds()
+    name = _TIME_FIELD[kind]
+    out = []
+    for j, e in enumerate(good):
+        t = getattr(e, name)
+        try:
+            t = t.replace(tzinfo=_dt.UTC) if t.tzinfo is None else t.astimezone(_dt.UTC)
+        except OverflowError:  # year 1 or 9999 with an offset: outside any window, said as it came
+            pass
+        if not lo <= t <= hi:
+            out.append((j, EventError(-1, name, f"{t.isoformat()} is outside the accepted window of {window.describe()} "
+                                               f"({lo.isoformat(timespec='seconds')} to {hi.isoformat(timespec='seconds')})",
+                                      e.event_id)))
+    return out
 
 
 def _collapse_feature_unions(errors: list[Any]) -> list[Any]:
-    """A bad feature value fails every member of its union; report it once, in plain words."""
+    """A bad feature value fails every member of its union; report it once, in plain words (the reason
+    of the member it was meant for: a string too long, a number not finite)."""
     out: list[Any] = []
     seen: set[tuple[Any, ...]] = set()
     for e in errors:
         loc = tuple(e["loc"])
-        if len(loc) >= 3 and loc[0] == "features":
+        if len(loc) >= 3 and loc[0] == "features" and loc[2] != "[key]":
             key = loc[:2]
             if key in seen:
                 continue
             seen.add(key)
-            out.append({**e, "loc": key, "msg": "Value error, must be a finite number, a string or null"})
+            group = {x["type"]: x["msg"] for x in errors
+                     if tuple(x["loc"])[:2] == key and len(x["loc"]) >= 3 and x["loc"][2] != "[key]"}
+            if "string_too_long" in group:
+                msg = group["string_too_long"]
+            elif "finite_number" in group:
+                msg = group["finite_number"]
+            else:
+                msg = "Value error, must be a finite number, a string or null"
+            out.append({**e, "loc": key, "msg": msg})
         else:
             out.append(e)
     return out
@@ -272,21 +372,42 @@ def _errors_of(index: int, raw: Any, exc: ValidationError) -> EventError:
     return EventError(index=index, field=fields[0], reason="; ".join(reasons), event_id=eid)
 
 
-def validate_events(kind: str, items: list[Any]) -> tuple[list[Any], list[EventError]]:
+def validate_events(kind: str, items: list[Any], *,
+                    window: TimeWindow | None = DEFAULT_WINDOW) -> tuple[list[Any], list[EventError]]:
     """Validate a batch of raw events (dicts) of one kind.
 
     Returns ``(good, errors)``: the good events as contract models, in order, and one
-    :class:`EventError` per rejected event. Never raises for bad events; raises
-    :class:`ContractError` only for an unknown ``kind``.
+    :class:`EventError` per rejected event (times outside ``window`` included). Never raises for bad
+    events; raises :class:`ContractError` only for an unknown ``kind``.
     """
+    good, indices, errors = _validate_models(kind, items)
+    good, _, errors = _apply_window(kind, good, indices, errors, window)
+    return good, errors
+
+
+def _apply_window(kind: str, good: list[Any], indices: list[int], errors: list[EventError],
+                  window: TimeWindow | None) -> tuple[list[Any], list[int], list[EventError]]:
+    late = _outside_window(kind, good, window)
+    if not late:
+        return good, indices, errors
+    drop = {j for j, _ in late}
+    errors = sorted(errors + [EventError(indices[j], e.field, e.reason, e.event_id) for j, e in late],
+                    key=lambda e: e.index)
+    return ([g for j, g in enumerate(good) if j not in drop], [i for j, i in enumerate(indices) if j not in drop],
+            errors)
+
+
+def _validate_models(kind: str, items: list[Any]) -> tuple[list[Any], list[int], list[EventError]]:
+    """:func:`validate_events` by the models alone, without the time window: (good, their indices, errors)."""
     if kind not in MODEL_FOR_KIND:
         raise ContractError(f"kind: unknown event kind {kind!r} (expected one of {', '.join(KINDS)})")
     try:  # fast path: the whole batch is good
-        return _LIST_ADAPTERS[kind].validate_python(items), []
+        return _LIST_ADAPTERS[kind].validate_python(items), list(range(len(items))), []
     except ValidationError:
         pass
     model = MODEL_FOR_KIND[kind]
     good: list[Any] = []
+    indices: list[int] = []
     errors: list[EventError] = []
     for i, raw in enumerate(items):
         if not isinstance(raw, dict):
@@ -300,9 +421,10 @@ def validate_events(kind: str, items: list[Any]) -> tuple[list[Any], list[EventE
             continue
         try:
             good.append(model.model_validate(raw))
+            indices.append(i)
         except ValidationError as exc:
             errors.append(_errors_of(i, raw, exc))
-    return good, errors
+    return good, indices, errors
 
 
 # -- fast path ------------------------------------------------------------------------------------
@@ -341,7 +463,7 @@ class _FastPrediction(_ms.Struct, forbid_unknown_fields=True, gc=False):
     value: _F_FLOAT | None = None
     label: _F_SHORT | None = None
     score: _F_FLOAT | None = None
-    probabilities: dict[_F_KEY, _F_FLOAT] | None = None
+    probabilities: Annotated[dict[_F_KEY, _F_FLOAT], _ms.Meta(max_length=MAX_CLASSES)] | None = None
 
 
 class _FastPredictionEvent(_ms.Struct, forbid_unknown_fields=True, gc=False):
@@ -353,7 +475,7 @@ class _FastPredictionEvent(_ms.Struct, forbid_unknown_fields=True, gc=False):
     request_id: _F_ID
     prediction: _FastPrediction
     features: Annotated[dict[_F_KEY, _F_FLOAT | _F_SHORT | None], _ms.Meta(max_length=MAX_FEATURES)] = {}
-    slices: Annotated[dict[_F_KEY, _F_SHORT], _ms.Meta(max_length=64)] = {}
+    slices: Annotated[dict[_F_KEY, _F_SHORT], _ms.Meta(max_length=MAX_SLICES)] = {}
     latency_ms: Annotated[float, _ms.Meta(ge=0, le=1.7976931348623157e308)] | None = None
     status: Literal["ok", "error"] = "ok"
     error_type: _F_NAME | None = None
@@ -415,8 +537,6 @@ class _Envelope(_ms.Struct):
     kind: Any = None
 
 
-_ENVELOPE = _ms.json.Decoder(_Envelope)
-_ARRAY = _ms.json.Decoder(list[_ms.Raw])
 #: for each fast kind, decoders of a whole envelope / array of its events in one pass
 _WHOLE = {
     kind: (_ms.json.Decoder(_ms.defstruct(f"_Envelope_{kind}", [("events", list[dec.type]), ("kind", Any, None)])),
@@ -425,77 +545,85 @@ _WHOLE = {
 }
 
 
-def _plain(data: bytes) -> bytes | None:
-    """The batch without leading whitespace, unless it is NDJSON, empty or not UTF-8: that is decode_batch's
-    (msgspec checks the UTF-8 of what it reads, not of envelope fields it skips)."""
-    if isinstance(data, (bytes, bytearray)) and not data.isascii():  # the shim's JSON is ASCII: one fast scan
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    stripped = data.lstrip()
-    if not stripped or (stripped[:1] in (b"{", "{") and (b"\n{" if isinstance(stripped, bytes) else "\n{") in stripped.rstrip()):
-        return None
-    return stripped
-
-
-def validate_batch_fast(data: bytes, kind: str) -> list[Any] | None:
+def validate_batch_fast(data: bytes, kind: str, *, max_events: int = MAX_BATCH_EVENTS,
+                        window: TimeWindow | None = DEFAULT_WINDOW) -> list[Any] | None:
     """All the events of a wire batch of ``kind`` in one pass, if every one of them passes the fast
-    path; ``None`` otherwise (then :func:`decode_raw_batch` and :func:`validate_raw_events` sort
-    the good from the bad)."""
+    path (times inside ``window`` included); ``None`` otherwise (then :func:`read_batch` and
+    :func:`validate_raw_events` sort the good from the bad, and count the events while reading)."""
     whole = _WHOLE.get(kind)
-    stripped = _plain(data) if whole is not None else None
-    if stripped is None:
+    if whole is None or not isinstance(data, (bytes, bytearray)):
         return None
-    env_dec, arr_dec = whole  # type: ignore[misc]
+    # every event of a good batch has one "event_id" key: no more of them, no more events than allowed
+    if data.count(b'"event_id"') > max_events:
+        return None
+    stripped = data.lstrip()
+    if not stripped or is_ndjson(stripped):
+        return None
+    env_dec, arr_dec = whole
     try:
-        if stripped[:1] in (b"{", "{"):
+        if stripped[:1] == b"{":
             env = env_dec.decode(stripped)
             if env.kind not in (None, kind):
                 return None
             events = env.events
         else:
             events = arr_dec.decode(stripped)
-    except (_ms.DecodeError, _ms.ValidationError, UnicodeDecodeError):  # msgspec raises the last for bad UTF-8
+    except (_ms.DecodeError, _ms.ValidationError, UnicodeDecodeError, RecursionError):  # bad UTF-8: the last but one
         return None
     ok = _FAST[kind][1]
     for e in events:
         if not ok(e):
             return None
+    if _outside_window(kind, events, window):
+        return None
     return events
 
 
-def decode_raw_batch(data: bytes, kind: str | None = None) -> tuple[str, list[Any]] | None:
-    """The events of a wire batch as raw JSON each (``msgspec.Raw``, a bytes-like view), without building
-    them; or ``None`` when the batch is not a plain envelope or array of a kind with a fast path (NDJSON,
-    a single event, anything malformed, invalid UTF-8): then :func:`decode_batch` reads it and gives the
-    verdict."""
-    if kind is not None and kind not in _FAST:
-        return None
-    stripped = _plain(data)
-    if stripped is None:
-        return None
+def read_batch(data: bytes, kind: str | None = None, *, max_events: int = MAX_BATCH_EVENTS) -> tuple[str, Split]:
+    """The kind and the events of a wire batch (envelope, array, one object or NDJSON), each event as its
+    own bytes, counted while reading. Raises :class:`BatchTooLarge` past ``max_events`` and
+    :class:`ContractError` for a batch that cannot be read at all (empty, not JSON, a wrong kind)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
+    split = split_batch(bytes(data), max_events=max_events)
+    env_kind = split.kind
+    if env_kind is not None and not isinstance(env_kind, str):
+        raise ContractError(f"kind: must be a string, got {type(env_kind).__name__}")
+    if kind is not None and env_kind not in (None, kind):
+        raise ContractError(f"kind: envelope says {env_kind!r}, endpoint is {kind!r}")
+    kind = env_kind or kind
+    if kind is None:
+        raise ContractError("kind: missing (name it in the envelope or the endpoint)")
+    if kind not in MODEL_FOR_KIND:
+        raise ContractError(f"kind: unknown event kind {kind!r} (expected one of {', '.join(KINDS)})")
+    return kind, split
+
+
+def _load_one(raw: Any) -> Any:
+    """One event's JSON as Python objects, or the EventError that says why it cannot be read."""
+    b = bytes(raw)
     try:
-        if stripped[:1] in (b"{", "{"):
-            env = _ENVELOPE.decode(stripped)
-            if kind is not None and env.kind not in (None, kind):
-                return None
-            kind = env.kind or kind
-            raws = env.events
-        else:
-            raws = _ARRAY.decode(stripped)
-    except (_ms.DecodeError, _ms.ValidationError, UnicodeDecodeError):  # msgspec raises the last for bad UTF-8
-        return None
-    if kind not in _FAST:
-        return None
-    return kind, raws
+        text = b.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return EventError(-1, "(event)", f"not valid UTF-8 (byte 0x{b[exc.start]:02x} at position {exc.start})")
+    if too_deep(b):
+        return EventError(-1, "(event)", f"nested deeper than {MAX_DEPTH} levels")
+    try:
+        return _loads(text)
+    except json.JSONDecodeError as exc:
+        return EventError(-1, "(event)", f"not valid JSON ({exc.msg}: column {exc.colno})")
+    except RecursionError:
+        return EventError(-1, "(event)", f"nested deeper than {MAX_DEPTH} levels")
 
 
-def validate_raw_events(kind: str, raws: list[Any]) -> tuple[list[Any], list[int], list[EventError]]:
+def validate_raw_events(kind: str, raws: list[Any], *, window: TimeWindow | None = DEFAULT_WINDOW,
+                        lines: list[int] | None = None) -> tuple[list[Any], list[int], list[EventError]]:
     """Validate a batch of raw events (JSON bytes or ``msgspec.Raw`` each) of one kind.
 
     Returns ``(good, indices, errors)``: the good events (fast-path objects or contract models, with
-    the same attributes), their positions in the batch, and one :class:`EventError` per rejected event.
+    the same attributes), their positions in the batch, and one :class:`EventError` per rejected event
+    (with its NDJSON line when ``lines`` gives them). Each event is read on its own: one that is not
+    UTF-8, not JSON or nested too deep is rejected alone.
     """
     fast = _FAST.get(kind)
     good: list[Any] = []
@@ -507,7 +635,7 @@ def validate_raw_events(kind: str, raws: list[Any]) -> tuple[list[Any], list[int
         for i, raw in enumerate(raws):
             try:
                 ev = decoder.decode(raw)
-            except (_ms.ValidationError, _ms.DecodeError, UnicodeDecodeError):
+            except (_ms.ValidationError, _ms.DecodeError, UnicodeDecodeError, RecursionError):
                 slow.append((i, raw))
                 continue
             if ok(ev):
@@ -517,28 +645,27 @@ def validate_raw_events(kind: str, raws: list[Any]) -> tuple[list[Any], list[int
                 slow.append((i, raw))
     else:
         slow = list(enumerate(raws))
-    if not slow:
-        return good, indices, errors
-    items = []
-    for _, raw in slow:
-        try:
-            items.append(_loads(bytes(raw).decode("utf-8")))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            items.append(exc)
-    for (i, _), item in zip(slow, items, strict=True):
-        if isinstance(item, Exception):
-            errors.append(EventError(i, "(event)", f"not valid JSON ({item})"))
-            continue
-        g, errs = validate_events(kind, [item])
-        if g:
-            good.append(g[0])
-            indices.append(i)
-        for e in errs:
-            errors.append(EventError(i, e.field, e.reason, e.event_id))
-    if good and indices != sorted(indices):
-        order = sorted(range(len(indices)), key=indices.__getitem__)
-        good = [good[j] for j in order]
-        indices = [indices[j] for j in order]
+    if slow:
+        items, positions = [], []
+        for i, raw in slow:
+            item = _load_one(raw)
+            if isinstance(item, EventError):
+                errors.append(EventError(i, item.field, item.reason))
+            else:
+                items.append(item)
+                positions.append(i)
+        g, gi, errs = _validate_models(kind, items)
+        good.extend(g)
+        indices.extend(positions[j] for j in gi)
+        errors.extend(EventError(positions[e.index], e.field, e.reason, e.event_id) for e in errs)
+        if good and indices != sorted(indices):
+            order = sorted(range(len(indices)), key=indices.__getitem__)
+            good = [good[j] for j in order]
+            indices = [indices[j] for j in order]
+        errors.sort(key=lambda e: e.index)
+    good, indices, errors = _apply_window(kind, good, indices, errors, window)
+    if lines is not None and errors:
+        errors = [EventError(e.index, e.field, e.reason, e.event_id, lines[e.index]) for e in errors]
     return good, indices, errors
 
 
@@ -572,40 +699,22 @@ except ImportError:  # pragma: no cover - orjson is a dependency
     _loads = json.loads
 
 
-def decode_batch(data: bytes, kind: str | None = None) -> tuple[str, list[Any]]:
-    """Read a wire batch: an envelope, a bare JSON array (``kind`` required), or NDJSON lines.
+def decode_batch(data: bytes, kind: str | None = None, *, max_events: int = MAX_BATCH_EVENTS) -> tuple[str, list[Any]]:
+    """Read a wire batch: an envelope, a bare JSON array (``kind`` required), one event, or NDJSON lines.
 
-    Returns ``(kind, raw_events)``; events are validated separately with :func:`validate_events`.
+    Returns ``(kind, raw_events)`` as Python objects; events are validated separately with
+    :func:`validate_events`. Raises :class:`ContractError` when the batch, or any event in it, cannot
+    be read (:func:`read_batch` and :func:`validate_raw_events` reject such events one by one instead).
     """
-    text = data.decode("utf-8", errors="strict") if isinstance(data, (bytes, bytearray)) else data
-    stripped = text.lstrip()
-    if not stripped:
-        raise ContractError("body: empty batch")
-    try:
-        if stripped[0] == "{" and "\n{" in stripped.rstrip():
-            obj: Any = [_loads(line) for line in stripped.splitlines() if line.strip()]
-        else:
-            obj = _loads(stripped)
-    except json.JSONDecodeError as exc:
-        raise ContractError(f"body: not valid JSON or NDJSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-    if isinstance(obj, dict):
-        if "events" not in obj:
-            obj = [obj]
-        else:
-            env_kind = obj.get("kind")
-            if kind is not None and env_kind not in (None, kind):
-                raise ContractError(f"kind: envelope says {env_kind!r}, endpoint is {kind!r}")
-            kind = env_kind or kind
-            obj = obj["events"]
-            if not isinstance(obj, list):
-                raise ContractError("events: must be a JSON array")
-    if not isinstance(obj, list):
-        raise ContractError(f"body: must be a JSON array, an envelope object or NDJSON, got {type(obj).__name__}")
-    if kind is None:
-        raise ContractError("kind: missing (name it in the envelope or the endpoint)")
-    if kind not in MODEL_FOR_KIND:
-        raise ContractError(f"kind: unknown event kind {kind!r} (expected one of {', '.join(KINDS)})")
-    return kind, obj
+    kind, split = read_batch(data, kind, max_events=max_events)
+    out = []
+    for i, raw in enumerate(split.raws):
+        item = _load_one(raw)
+        if isinstance(item, EventError):
+            where = f"line {split.lines[i]}" if split.lines is not None else f"event {i}"
+            raise ContractError(f"body: {where}: {item.reason}")
+        out.append(item)
+    return kind, out
 
 
 def json_schema(kind: str | None = None) -> dict[str, Any]:

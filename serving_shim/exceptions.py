@@ -6,6 +6,7 @@
      └── ShimError
           ├── ShimConfigError (ValueError)  a setting is invalid; raised at construction only
           ├── ContractError (ValueError)    a whole batch could not be read (envelope, kind, JSON)
+          │    └── BatchTooLarge               it holds more events (or bytes) than the reader allows
           └── TransportError                a batch could not be delivered (the raw transports)
 
 The hot path (``Monitor.log`` and friends) raises none of them: bad arguments, full queues and
@@ -14,7 +15,7 @@ dead sinks are counted as drops by reason (``Monitor.metrics()``).
 
 from __future__ import annotations
 
-__all__ = ["ShimError", "ShimConfigError", "ContractError", "TransportError"]
+__all__ = ["ShimError", "ShimConfigError", "ContractError", "BatchTooLarge", "TransportError"]
 
 
 class ShimError(Exception):
@@ -27,6 +28,10 @@ class ShimConfigError(ShimError, ValueError):
 
 class ContractError(ShimError, ValueError):
     """A whole batch could not be read (bad envelope, unknown kind, not JSON)."""
+
+
+class BatchTooLarge(ContractError):
+    """A batch holds more events (or bytes) than the reader allows (HTTP 413); found while reading it."""
 
 
 class TransportError(ShimError):

@@ -15,9 +15,10 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from collector.ingest import decode_message
+from collector.ingest import DecodeLimits, decode_message
 from collector.writer import DeadLetter, to_columns
 from serving_shim.contract import (
+    TimeWindow,
     _loads,
     decode_batch,
     encode_batch,
@@ -25,6 +26,10 @@ from serving_shim.contract import (
     validate_events,
     validate_raw_events,
 )
+
+#: the generated times span 1970-2200: a window from 1970 to 2150 accepts most and refuses some
+WINDOW = TimeWindow(clock=lambda: dt.datetime(2100, 1, 1, tzinfo=dt.UTC), max_age_s=130 * 365.25 * 86400,
+                    max_ahead_s=50 * 365.25 * 86400)
 
 GOOD_NAMES = st.sampled_from(["m", "model-1", "a/b:c.d_e", "x" * 128])
 NAMES = st.one_of(GOOD_NAMES, GOOD_NAMES, GOOD_NAMES, st.sampled_from(["x" * 129, "", "bad name", "m\n", "m\t", "é", "📈"]))
@@ -62,6 +67,12 @@ ANY = st.recursive(
 )
 FEATURE_VALUES = st.one_of(NUMBERS, TEXT, st.none(), NUMBERS, TEXT, st.none(), st.booleans(), st.just([1]), st.just({"a": 1}))
 KEYS = st.one_of(st.text(min_size=1, max_size=6), st.sampled_from(["x", "k" * 128, "a b", "ü", "", "k" * 129]))
+
+
+def LIMIT_MAPS(limit: int, value: Any, other: Any) -> Any:  # noqa: N802 - a strategy, named like the others
+    """Maps at a count limit and one past it."""
+    return st.sampled_from([{f"k{i}": value for i in range(n)} | ({"z": other} if n < limit else {})
+                            for n in (limit - 1, limit, limit + 1)])
 
 
 GOOD_TIMES = st.one_of(
@@ -112,12 +123,13 @@ def predictions(draw: Any) -> dict[str, Any]:
     return draw(_mutated(e, {
         "schema_version": st.sampled_from([2, True, 1.0, "1"]), "event_id": st.sampled_from(["", "x" * 257]),
         "ts": TIMES, "model": NAMES, "model_version": NAMES, "request_id": st.sampled_from(["", 5]),
-        "features": st.dictionaries(KEYS, FEATURE_VALUES, max_size=5),
+        "features": st.one_of(st.dictionaries(KEYS, FEATURE_VALUES, max_size=5), LIMIT_MAPS(1000, 1, 0.5)),
         "prediction": st.fixed_dictionaries({}, optional={
             "value": st.one_of(st.none(), NUMBERS, st.booleans(), TEXT), "label": st.one_of(st.none(), TEXT, NUMBERS),
-            "score": st.one_of(st.none(), NUMBERS), "probabilities": st.dictionaries(KEYS, st.one_of(NUMBERS, TEXT), max_size=3),
+            "score": st.one_of(st.none(), NUMBERS),
+            "probabilities": st.one_of(st.dictionaries(KEYS, st.one_of(NUMBERS, TEXT), max_size=3), LIMIT_MAPS(1000, 0.5, 0.1)),
             "extra": st.just(1)}),
-        "slices": st.dictionaries(KEYS, st.one_of(TEXT, NUMBERS), max_size=3),
+        "slices": st.one_of(st.dictionaries(KEYS, st.one_of(TEXT, NUMBERS), max_size=3), LIMIT_MAPS(64, "a", "b")),
         "latency_ms": st.one_of(NUMBERS, TEXT, st.booleans()), "status": st.sampled_from(["error", "OK", ""]),
         "error_type": NAMES, "kind": st.sampled_from(["label", "prediction"]),
     }))
@@ -156,13 +168,13 @@ def _columns(kind: str, events: list[Any]) -> dict[str, Any]:
 
 def _same_verdict_and_columns(kind: str, raw: bytes, in_hypothesis: bool = True) -> None:
     obj = _loads(raw.decode())  # the collector's JSON reader (orjson, json where orjson refuses)
-    slow_good, slow_errors = validate_events(kind, [obj])
-    fast_good, fast_idx, fast_errors = validate_raw_events(kind, [raw])
+    slow_good, slow_errors = validate_events(kind, [obj], window=WINDOW)
+    fast_good, fast_idx, fast_errors = validate_raw_events(kind, [raw], window=WINDOW)
     assert [(e.field, e.reason) for e in fast_errors] == [(e.field, e.reason) for e in slow_errors], raw
     assert len(fast_good) == len(slow_good), raw
     if in_hypothesis:
         event("accepted" if slow_good else "rejected")
-    whole = validate_batch_fast(b'{"kind": "%s", "events": [%s]}' % (kind.encode(), raw), kind)
+    whole = validate_batch_fast(b'{"kind": "%s", "events": [%s]}' % (kind.encode(), raw), kind, window=WINDOW)
     assert whole is None or len(whole) == len(slow_good) == 1, raw  # the one-pass reading of a whole batch
     if slow_good:
         assert fast_idx == [0]
@@ -193,7 +205,7 @@ def test_label_fast_path_matches_the_models(e: dict[str, Any]) -> None:
 def _old_decode(data: bytes, kind: str) -> tuple[list[Any], list[Any]]:
     """What the collector did before the fast path: decode_batch, then the models."""
     kind, items = decode_batch(data, kind)
-    good, errors = validate_events(kind, items)
+    good, errors = validate_events(kind, items, window=WINDOW)
     return good, errors
 
 
@@ -201,7 +213,7 @@ def _old_decode(data: bytes, kind: str) -> tuple[list[Any], list[Any]]:
 @given(st.lists(predictions(), min_size=1, max_size=8))
 def test_a_mixed_batch_decodes_as_before(events: list[dict[str, Any]]) -> None:
     data = encode_batch("prediction", events)
-    decoded = decode_message(data, source="kafka:t:0:7", kind="prediction")
+    decoded = decode_message(data, source="kafka:t:0:7", kind="prediction", limits=DecodeLimits(window=WINDOW))
     old_good, old_errors = _old_decode(data, "prediction")
     assert [(e.index, e.field, e.reason) for e in decoded.errors] == [(e.index, e.field, e.reason) for e in old_errors]
     assert _columns("prediction", decoded.good["prediction"]) == _columns("prediction", old_good)
@@ -213,8 +225,12 @@ def test_a_mixed_batch_decodes_as_before(events: list[dict[str, Any]]) -> None:
         assert json.loads(d.payload) == json.loads(json.dumps(events[e.index]))
 
 
+def _recent() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
 def test_batches_the_fast_path_leaves_to_decode_batch() -> None:
-    good = {"schema_version": 1, "event_id": "e", "ts": "2026-11-25T10:00:00Z", "model": "m", "model_version": "v",
+    good = {"schema_version": 1, "event_id": "e", "ts": _recent(), "model": "m", "model_version": "v",
             "request_id": "r", "prediction": {"label": "y"}}
     ndjson = (json.dumps(good) + "\n" + json.dumps(good | {"event_id": "f"})).encode()
     d = decode_message(ndjson, source="http", kind="prediction")
@@ -225,13 +241,18 @@ def test_batches_the_fast_path_leaves_to_decode_batch() -> None:
     assert [(e.index, e.field) for e in d.errors] == [(0, "(event)"), (1, "(event)"), (2, "(event)")]
     d = decode_message(b"\xff\xfe", source="http", kind="prediction")
     assert d.errors[0].index == -1 and d.errors[0].field == "body"
-    # bad UTF-8 inside a value, or in an envelope field nobody reads: the whole body is refused, as before
-    for kind, body in (("prediction", json.dumps([good]).encode().replace(b'"r"', b'"r\xff"')),
-                       ("label", b'[{"schema_version":1,"event_id":"l","ts":"2026-11-25T10:00:00Z","model":"m",'
-                                 b'"request_id":"r\xff","value":1}]'),
-                       ("prediction", b'{"note":"\xff","events":' + json.dumps([good]).encode() + b"}")):
+    # bad UTF-8 inside one event rejects that event only, its good neighbours are kept, and its dead letter
+    # holds its original bytes; an envelope field nobody reads does not matter
+    label = {"schema_version": 1, "event_id": "l", "ts": _recent(), "model": "m", "request_id": "r", "value": 1}
+    for kind, body in (
+            ("prediction", json.dumps([good, good | {"event_id": "x"}, good]).encode().replace(b'"x"', b'"x\xff"')),
+            ("label", json.dumps([label, label | {"request_id": "x"}, label]).encode().replace(b'"x"', b'"x\xff"'))):
         d = decode_message(body, source="http", kind=kind)
-        assert not d.n_good and d.errors[0].index == -1 and d.errors[0].field == "body", body
+        assert d.n_good == 2 and [(e.index, e.field) for e in d.errors] == [(1, "(event)")], body
+        assert "not valid UTF-8" in d.errors[0].reason
+        assert b'"x\xff"' in d.dead[0].payload and json.loads(d.dead[0].payload.replace(b"\xff", b""))
+    d = decode_message(b'{"note":"\xff","events":' + json.dumps([good]).encode() + b"}", source="http", kind="prediction")
+    assert d.n_good == 1 and not d.errors
 
 
 def test_times_at_the_edges_get_the_models_verdict() -> None:

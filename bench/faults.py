@@ -31,7 +31,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests import factories as f  # noqa: E402
-from tests.brokers import DedicatedBroker  # noqa: E402
+from tests.brokers import DedicatedBroker, group_offsets  # noqa: E402
 
 PER_MSG = 100
 
@@ -77,27 +77,10 @@ def group_state(bootstrap: str, group: str, topic: str, tries: int = 30) -> tupl
     """(committed, log end) per partition; retried while the broker or the group coordinator is not ready."""
     for _ in range(tries - 1):
         try:
-            return _group_state(bootstrap, group, topic)
+            return group_offsets(bootstrap, group, topic)
         except Exception:  # noqa: BLE001
             time.sleep(1)
-    return _group_state(bootstrap, group, topic)
-
-
-def _group_state(bootstrap: str, group: str, topic: str) -> tuple[dict[int, int], dict[int, int]]:
-    from kafka import KafkaConsumer, TopicPartition
-    from kafka.admin import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    c = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        committed = {tp.partition: o.offset for tp, o in admin.list_group_offsets(group).get(group, {}).items()
-                     if tp.topic == topic}
-        parts = c.partitions_for_topic(topic) or set()
-        ends = {tp.partition: o for tp, o in c.end_offsets([TopicPartition(topic, p) for p in parts]).items()}
-        return committed, ends
-    finally:
-        c.close()
-        admin.close()
+    return group_offsets(bootstrap, group, topic)
 
 
 def wait_committed(bootstrap: str, group: str, topic: str, target: dict[int, int] | None, timeout_s: float) -> float:
@@ -105,7 +88,7 @@ def wait_committed(bootstrap: str, group: str, topic: str, target: dict[int, int
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout_s:
         try:
-            committed, ends = _group_state(bootstrap, group, topic)
+            committed, ends = group_offsets(bootstrap, group, topic)
         except Exception:  # noqa: BLE001 - broker restarting
             time.sleep(0.5)
             continue
@@ -177,6 +160,33 @@ def verdict(name: str, produced: list[str], paths: list[str], bootstrap: str, pr
     return ok
 
 
+def wait_consuming(bootstrap: str, group: str, topic: str, timeout_s: float = 120) -> None:
+    """Until the group has committed something on every partition with messages (its collectors are in)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        committed, ends = group_state(bootstrap, group, topic)
+        if ends and all(committed.get(p, 0) > 0 for p, e in ends.items() if e > 0) and any(ends.values()):
+            return
+        time.sleep(0.3)
+    raise RuntimeError(f"group {group} consumed nothing in {timeout_s}s")
+
+
+def wait_members(bootstrap: str, group: str, n: int, timeout_s: float = 120) -> None:
+    from kafka.admin import KafkaAdminClient
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            g = admin.describe_groups([group]).get(group, {})
+        finally:
+            admin.close()
+        if g.get("group_state") == "Stable" and len(g.get("members", [])) == n:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"group {group} did not reach {n} members in {timeout_s}s")
+
+
 def _final(bootstrap: str, prefix: str, c: Collector, timeout_s: float = 120) -> float:
     took = wait_committed(bootstrap, f"{prefix}-g", f"{prefix}.prediction", None, timeout_s)
     c.term()
@@ -194,7 +204,8 @@ def scenario_kill9(broker: DedicatedBroker, events: int, rng: random.Random) -> 
             c.p.wait(timeout=120)
         else:
             c = Collector(path, boot, prefix, "k")
-            time.sleep(rng.uniform(3.0, 7.0))
+            wait_consuming(boot, group, topic)
+            time.sleep(rng.uniform(0.5, 4.0))
             c.kill9()
         _, at_kill = group_state(boot, group, topic)
         t0 = time.monotonic()
@@ -213,7 +224,8 @@ def scenario_broker(broker: DedicatedBroker, events: int, rng: random.Random) ->
     boot, group, topic = broker.bootstrap, f"{prefix}-g", f"{prefix}.prediction"
     prod = Producer(boot, prefix, events, rate=events / 30).start()
     c = Collector(path, boot, prefix, "b")
-    time.sleep(rng.uniform(4.0, 8.0))
+    wait_consuming(boot, group, topic)
+    time.sleep(rng.uniform(1.0, 4.0))
     t_stop = time.monotonic()
     broker.stop()
     time.sleep(3)
@@ -265,7 +277,9 @@ def scenario_two(broker: DedicatedBroker, events: int, rng: random.Random) -> bo
     prod = Producer(boot, prefix, events, rate=events / 30).start()
     a = Collector(paths[0], boot, prefix, "a")
     b = Collector(paths[1], boot, prefix, "b")
-    time.sleep(rng.uniform(5.0, 9.0))
+    wait_members(boot, group, 2)
+    wait_consuming(boot, group, topic)
+    time.sleep(rng.uniform(1.0, 4.0))
     a.kill9()
     _, at_kill = group_state(boot, group, topic)
     takeover = wait_committed(boot, group, topic, at_kill, 120)

@@ -215,8 +215,13 @@ class KafkaCollector:
                 log.info("assigned %d partitions", len(assigned))
 
         _keep_finished_joins(self._consumer)
-        ensure_topics(bootstrap_servers, [*self.topics, *([self._dlq_topic] if self._dlq_topic else [])])
+        self._topics_checked = self._ensure_topics(timeout_ms=15000)
+        self._topics_check_at = time.monotonic() + 10
         self._consumer.subscribe(self.topics, listener=_Listener())
+
+    def _ensure_topics(self, timeout_ms: int) -> bool:
+        topics = [*self.topics, *([self._dlq_topic] if self._dlq_topic else [])]
+        return ensure_topics(self._bootstrap, topics, timeout_ms=timeout_ms) is not None
 
     # -- polling ---------------------------------------------------------------------------------
 
@@ -255,6 +260,11 @@ class KafkaCollector:
             self._take(polled)
         self._commit_due()
         self._update_lag()
+        if not self._topics_checked and time.monotonic() >= self._topics_check_at:
+            # the broker was away at start: create the missing topics once it answers (the
+            # subscription picks them up with the next metadata refresh)
+            self._topics_checked = self._ensure_topics(timeout_ms=2000)
+            self._topics_check_at = time.monotonic() + 10
         if self._due():
             return self.flush()
         return 0

@@ -97,12 +97,12 @@ def auto_instance_id(group: str, *, lock_dir: str | None = None, max_slots: int 
     raise RuntimeError(f"instance id: all {max_slots} slots of group {group!r} in {folder} are taken")
 
 
-def ensure_topics(bootstrap: str | Sequence[str], topics: Iterable[str], *, timeout_ms: int = 15000) -> list[str]:
+def ensure_topics(bootstrap: str | Sequence[str], topics: Iterable[str], *, timeout_ms: int = 15000) -> list[str] | None:
     """Create the topics that do not exist yet (broker defaults for partitions and replication) and wait
     until each has a leader for every partition, so that a consumer subscribing next sees them complete:
-    no "topic not found", no rebalance a second later when they appear. Returns the topics created.
-    Another collector creating them at the same moment is fine; a broker that is away is only logged
-    (the consumer waits for it)."""
+    no "topic not found", no rebalance a second later when they appear. Returns the topics created, or
+    None when the broker could not be asked (logged; the caller tries again later). Another collector
+    creating them at the same moment is fine."""
     from kafka.admin import KafkaAdminClient
     from kafka.errors import KafkaError
 
@@ -111,8 +111,8 @@ def ensure_topics(bootstrap: str | Sequence[str], topics: Iterable[str], *, time
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms,
                                  bootstrap_timeout_ms=timeout_ms)
     except KafkaError as exc:
-        log.warning("could not check the topics (%s); the consumer will wait for the broker", type(exc).__name__)
-        return []
+        log.warning("could not check the topics (%s); trying again when the broker answers", type(exc).__name__)
+        return None
     try:
         missing = [t for t in wanted if t not in set(admin.list_topics())]
         if missing:
@@ -120,8 +120,8 @@ def ensure_topics(bootstrap: str | Sequence[str], topics: Iterable[str], *, time
             log.info("created topics %s", ", ".join(missing))
         return missing
     except KafkaError as exc:
-        log.warning("could not create the topics (%s); the consumer will wait for them", type(exc).__name__)
-        return []
+        log.warning("could not create the topics (%s); trying again when the broker answers", type(exc).__name__)
+        return None
     finally:
         admin.close()
 

@@ -13,16 +13,14 @@ import time
 from typing import Any
 
 import pytest
-from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.structs import OffsetAndMetadata
 
 from collector.consumer import KafkaCollector
 from collector.group import GroupMembership
 from collector.writer import EventWriter
-from serving_shim.transport import KafkaTransport
 from tests import factories as f
-from tests.brokers import DedicatedBroker
+from tests.brokers import DedicatedBroker, group_offsets, produce_predictions
 
 pytestmark = [
     pytest.mark.kafka,
@@ -43,33 +41,6 @@ def _collect_leaked_sockets() -> Any:
         gc.collect()
 
 
-def _produce(bootstrap: str, prefix: str, events: list[dict[str, Any]], per_msg: int = 100) -> None:
-    t = KafkaTransport(bootstrap, topic_prefix=prefix)
-    try:
-        for i in range(0, len(events), per_msg):
-            chunk = events[i:i + per_msg]
-            t.send("prediction", chunk, key=chunk[0]["model"]).get(timeout=30)
-    finally:
-        t.close()
-
-
-def _group_state(bootstrap: str, group: str, topic: str) -> tuple[dict[int, int], dict[int, int]]:
-    """(committed, log end) per partition of ``topic``, as kafka-consumer-groups --describe reads them."""
-    from kafka import KafkaConsumer
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    c = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        committed = {tp.partition: o.offset for tp, o in admin.list_group_offsets(group).get(group, {}).items()
-                     if tp.topic == topic}
-        parts = c.partitions_for_topic(topic) or set()
-        ends = {tp.partition: off for tp, off in c.end_offsets([TopicPartition(topic, p) for p in parts]).items()}
-        return committed, ends
-    finally:
-        c.close()
-        admin.close()
-
-
 def _collect_proc(path: str, bootstrap: str, prefix: str, instance_id: str) -> subprocess.Popen[str]:
     p = subprocess.Popen([sys.executable, "-m", "driftline", "collect", "--store", path, "--kafka", bootstrap,
                           "--topic-prefix", prefix, "--group", f"{prefix}-g", "--batch-seconds", "0.3",
@@ -84,11 +55,11 @@ def _caught_up_after(bootstrap: str, group: str, topic: str, t0: float, timeout_
     """Seconds from ``t0`` until the group's committed offsets reach the log end on every partition."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        committed, ends = _group_state(bootstrap, group, topic)
+        committed, ends = group_offsets(bootstrap, group, topic)
         if ends and all(committed.get(p, 0) >= e for p, e in ends.items()):
             return time.monotonic() - t0
         time.sleep(0.2)
-    committed, ends = _group_state(bootstrap, group, topic)
+    committed, ends = group_offsets(bootstrap, group, topic)
     pytest.fail(f"not caught up {timeout_s}s after the kill: committed {committed}, log end {ends}")
 
 
@@ -119,12 +90,12 @@ def test_kill_9_of_one_of_two_collectors_moves_its_partitions_within_10s(kafka_b
     a = _collect_proc(paths[0], kafka_bootstrap, topic_prefix, "a")
     b = _collect_proc(paths[1], kafka_bootstrap, topic_prefix, "b")
     try:
-        _produce(kafka_bootstrap, topic_prefix, first)
+        produce_predictions(kafka_bootstrap, topic_prefix, first)
         _caught_up_after(kafka_bootstrap, group, topic, time.monotonic(), 90)
         a.kill()
         a.communicate(timeout=30)
         t0 = time.monotonic()
-        _produce(kafka_bootstrap, topic_prefix, later)   # on every partition, the dead member's included
+        produce_predictions(kafka_bootstrap, topic_prefix, later)   # on every partition, the dead member's included
         took = _caught_up_after(kafka_bootstrap, group, topic, t0, 60)
         print(f"\nkill -9 of one of two collectors: every partition consumed and committed {took:.1f}s after the kill")
         # kafka-python's defaults (45 s session, eager rebalance) took about 45 s here
@@ -143,12 +114,12 @@ def test_kill_9_of_the_only_collector_then_a_restart_resumes_at_once(kafka_boots
     path = tempfile.mkdtemp(prefix="driftline-restart-")
     p = _collect_proc(path, kafka_bootstrap, topic_prefix, "only")
     try:
-        _produce(kafka_bootstrap, topic_prefix, events[:1000])
+        produce_predictions(kafka_bootstrap, topic_prefix, events[:1000])
         _caught_up_after(kafka_bootstrap, group, topic, time.monotonic(), 90)
         p.kill()
         p.communicate(timeout=30)
         t0 = time.monotonic()
-        _produce(kafka_bootstrap, topic_prefix, events[1000:])
+        produce_predictions(kafka_bootstrap, topic_prefix, events[1000:])
         p = _collect_proc(path, kafka_bootstrap, topic_prefix, "only")   # the same static member
         started = time.monotonic() - t0
         took = _caught_up_after(kafka_bootstrap, group, topic, t0, 60)
@@ -171,7 +142,7 @@ def test_start_creates_the_topics_first_and_joins_once(store, kafka_bootstrap, t
             assert set(c.topics) <= set(admin.list_topics()), "the topics must exist before the subscription"
         finally:
             admin.close()
-        _produce(kafka_bootstrap, topic_prefix, events)
+        produce_predictions(kafka_bootstrap, topic_prefix, events)
         deadline = time.monotonic() + 30
         while c.stats.stored_events < len(events) and time.monotonic() < deadline:
             c.poll_once()
@@ -189,7 +160,7 @@ def test_start_creates_the_topics_first_and_joins_once(store, kafka_bootstrap, t
 
 def test_lag_is_the_committed_offset_against_the_log_end_not_the_position(store, kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
     events = [f.prediction(i, model=f"model-{i % 8}") for i in range(2000)]
-    _produce(kafka_bootstrap, topic_prefix, events)
+    produce_predictions(kafka_bootstrap, topic_prefix, events)
     c = KafkaCollector(EventWriter(store), bootstrap_servers=kafka_bootstrap, group_id=f"{topic_prefix}-g",
                        topic_prefix=topic_prefix, kinds=["prediction"], batch_max_s=0.3, lag_interval_s=0.0)
     try:
@@ -238,7 +209,7 @@ def test_a_failed_commit_is_retried_until_the_partition_is_committed(store) -> N
     events = [f.prediction(i, model=f"m{(i // 100) % 4}") for i in range(1000)]   # 10 messages over the partitions
     flaky = _StopsTheBrokerAfterTheFirstStore(store, broker)
     try:
-        _produce(broker.bootstrap, prefix, events)
+        produce_predictions(broker.bootstrap, prefix, events)
         c = KafkaCollector(EventWriter(flaky), bootstrap_servers=broker.bootstrap, group_id=group,  # type: ignore[arg-type]
                            topic_prefix=prefix, kinds=["prediction"], batch_max_s=0.5, batch_max_events=100_000,
                            retry_initial_s=0.2, retry_max_s=2.0)
@@ -250,7 +221,7 @@ def test_a_failed_commit_is_retried_until_the_partition_is_committed(store) -> N
                     break
             assert flaky.inserts >= 1 and c.metrics.commit_failures._value.get() >= 1, "the commit never failed"
             assert not c.uncommitted, "stored offsets were never committed"
-            committed, ends = _group_state(broker.bootstrap, group, f"{prefix}.prediction")
+            committed, ends = group_offsets(broker.bootstrap, group, f"{prefix}.prediction")
             assert {p: committed.get(p, 0) for p in ends} == ends, "a partition was left behind"
             assert int(store.scalar("SELECT count() FROM {db}.predictions FINAL")) == len(events)
         finally:

@@ -87,3 +87,20 @@ def group_offsets(bootstrap: str, group: str, topic: str) -> tuple[dict[int, int
     finally:
         c.close()
         admin.close()
+
+
+def partition_owners(bootstrap: str, group: str) -> dict[str, set[tuple[str, int]]]:
+    """Who holds which partitions now: static member id (or member id) to its (topic, partition) pairs."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        g = admin.describe_groups([group]).get(group, {})
+    finally:
+        admin.close()
+    out: dict[str, set[tuple[str, int]]] = {}
+    for m in g.get("members", []):
+        assignment = m.get("member_assignment") or {}
+        held = {(t["topic"], p) for t in assignment.get("assigned_partitions", []) for p in t["partitions"]}
+        out[m.get("group_instance_id") or m["member_id"]] = held
+    return out

@@ -17,7 +17,6 @@ from kafka.admin import KafkaAdminClient
 from kafka.structs import OffsetAndMetadata
 
 from collector.consumer import KafkaCollector
-from collector.group import GroupMembership
 from collector.writer import EventWriter
 from tests import factories as f
 from tests.brokers import DedicatedBroker, group_offsets, partition_owners, produce_predictions
@@ -253,12 +252,3 @@ def test_collect_on_a_server_store_loads_neither_chdb_nor_the_analytics_stack(cl
     loaded = set(result["modules"])
     assert "clickhouse_driver" in loaded and "kafka" in loaded   # it did run as a collector on that store
     assert not loaded & {"chdb", "pandas", "evidently", "scipy", "sklearn", "fastapi", "uvicorn", "streamlit"}, loaded
-
-
-def test_membership_settings_are_checked() -> None:
-    with pytest.raises(ValueError, match="request_timeout_ms"):
-        GroupMembership(session_timeout_ms=45000, request_timeout_ms=30000)
-    with pytest.raises(ValueError, match="heartbeat_interval_ms"):
-        GroupMembership(session_timeout_ms=6000, heartbeat_interval_ms=3000)
-    with pytest.raises(ValueError, match="instance_id"):
-        GroupMembership(instance_id="has space")

@@ -182,6 +182,9 @@ class KafkaCollector:
             enable_auto_commit=False,
             auto_offset_reset=auto_offset_reset,
             max_poll_records=2000,
+            # kafka-python backs off reconnects and metadata refreshes up to 30 s: after a broker restart the
+            # collector sat idle that long with the broker back. Java's default: 1 s.
+            reconnect_backoff_max_ms=1000,
             **{**self.membership.consumer_config(), **consumer_config},
         )
         collector = self

@@ -282,6 +282,9 @@ def scenario_two(broker: DedicatedBroker, events: int, rng: random.Random) -> bo
     time.sleep(rng.uniform(1.0, 4.0))
     # kill the member holding prediction partitions (the sticky assignor balances the count over all topics)
     owners = partition_owners(boot, group)
+    while sum(t == topic for m in owners.values() for t, _ in m) < len(group_state(boot, group, topic)[1]):
+        time.sleep(0.3)   # a rebalance in between: wait for the stable assignment
+        owners = partition_owners(boot, group)
     victim_id = max(owners, key=lambda m: sum(t == topic for t, _ in owners[m]))
     victim, survivor = (a, b) if victim_id == "a" else (b, a)
     held = sorted(p for t, p in owners[victim_id] if t == topic)

@@ -93,8 +93,14 @@ def test_kill_9_of_one_of_two_collectors_moves_its_partitions_within_10s(kafka_b
         _caught_up_after(kafka_bootstrap, group, topic, time.monotonic(), 90)
         # kill the member that holds prediction partitions (the sticky assignor balances the count over
         # all four topics, so one member may hold none of them)
-        owners = partition_owners(kafka_bootstrap, group)
-        assert set(owners) == {"a", "b"}, owners
+        deadline = time.monotonic() + 30
+        while True:   # a stable assignment, every prediction partition held (not a rebalance in between)
+            owners = partition_owners(kafka_bootstrap, group)
+            held_all = {p for m in owners.values() for t, p in m if t == topic}
+            if set(owners) == {"a", "b"} and held_all == set(group_offsets(kafka_bootstrap, group, topic)[1]):
+                break
+            assert time.monotonic() < deadline, owners
+            time.sleep(0.3)
         victim_id = max(owners, key=lambda m: sum(t == topic for t, _ in owners[m]))
         victim, survivor = (a, b) if victim_id == "a" else (b, a)
         held = sorted(p for t, p in owners[victim_id] if t == topic)

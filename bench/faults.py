@@ -231,11 +231,18 @@ def scenario_broker(broker: DedicatedBroker, events: int, rng: random.Random) ->
     time.sleep(3)
     broker.start()
     down = time.monotonic() - t_stop
+    # recovered: messages produced after the broker came back are consumed and committed
     _, at_up = group_state(boot, group, topic)
-    recover = wait_committed(boot, group, topic, at_up, 180)
+    t_up = time.monotonic()
+    while sum(o for o in group_state(boot, group, topic)[1].values()) <= sum(at_up.values()):
+        time.sleep(0.1)   # the producer's first batch after the restart
+    produced_again = time.monotonic() - t_up   # the producer's own reconnect, not the collector's
+    _, after_up = group_state(boot, group, topic)
+    recover = wait_committed(boot, group, topic, after_up, 180)
     prod.join()
     _final(boot, prefix, c)
-    return verdict("broker", prod.ids, [path], boot, prefix, broker_down=down, recover_after_broker_start=recover,
+    return verdict("broker", prod.ids, [path], boot, prefix, broker_down=down, producer_back_after=produced_again,
+                   collector_recover_after_first_new_message=recover,
                    collector_alive=c.alive() or c.p.returncode == 0)
 
 

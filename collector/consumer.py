@@ -6,9 +6,15 @@
   ``event_id`` and readers use ``FINAL`` (see :mod:`collector.writer`), so results do not change.
 - With the store unavailable it retries with exponential backoff and jitter, commits nothing and
   keeps the batch in hand; it resumes without loss when the store returns.
-- On a rebalance, the batch in hand is released uncommitted; the next owner re-reads it from the
+- A commit that fails (broker away, a rebalance under way) is retried with backoff and jitter until it
+  succeeds or the partition is revoked (its next owner re-reads from the committed offset); consumption
+  goes on meanwhile, and the lag gauge (committed offsets against the log end) shows it.
+- On a rebalance, the batch in hand is released uncommitted (for the revoked partitions' sake; with the
+  cooperative assignor the partitions kept are rewound to it); the next owner re-reads it from the
   committed offsets.
-- ``stop()`` (SIGTERM in ``driftline collect``) finishes the batch in hand, then leaves the group.
+- Group membership (session, heartbeat, static id, assignor): :mod:`collector.group`. The topics are
+  created, or checked, before subscribing.
+- ``stop()`` (SIGTERM in ``driftline collect``) finishes the batch in hand, commits, then leaves the group.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.exceptions import StoreUnavailable
+from collector.group import GroupMembership, ensure_topics, group_lag, leave_group
 from collector.ingest import DEFAULT_LIMITS, DecodeLimits, Pending, decode_message, refuse_batch, store_pending
 from collector.metrics import CollectorMetrics
 from collector.writer import DeadLetter, EventWriter
@@ -136,6 +143,8 @@ class KafkaCollector:
         metrics: CollectorMetrics | None = None,
         auto_offset_reset: str = "earliest",
         limits: DecodeLimits = DEFAULT_LIMITS,
+        membership: GroupMembership | None = None,
+        lag_interval_s: float = 5.0,
         **consumer_config: Any,
     ) -> None:
         from kafka import ConsumerRebalanceListener, KafkaConsumer
@@ -159,27 +168,47 @@ class KafkaCollector:
         self._stop = threading.Event()
         self._hand = _InHand()
         self._released: dict[Any, int] = {}
+        self._to_commit: dict[Any, int] = {}   # stored, not yet committed (a failed commit waits here)
+        self._commit_delay = retry_initial_s
+        self._broker_backoff = retry_initial_s
+        self._commit_at = 0.0
+        self.lag_interval_s = lag_interval_s
+        self._lag_at = 0.0
+        self._lag_labels: set[tuple[str, str]] = set()
         self._producer: Any = None
         self._bootstrap = bootstrap_servers
+        self.membership = membership or GroupMembership()
         self._consumer = KafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset=auto_offset_reset,
             max_poll_records=2000,
-            **consumer_config,
+            # kafka-python backs off reconnects and metadata refreshes up to 30 s: after a broker restart the
+            # collector sat idle that long with the broker back. Java's default: 1 s.
+            reconnect_backoff_max_ms=1000,
+            **{**self.membership.consumer_config(), **consumer_config},
         )
         collector = self
 
         class _Listener(ConsumerRebalanceListener):
             def on_partitions_revoked(self, revoked: Any) -> None:
-                # Runs inside kafka-python's IO loop, where a synchronous commit is impossible. The batch in
-                # hand is released uncommitted: whoever owns these partitions next (this member included)
-                # starts again from the committed offsets, so nothing is lost and nothing is stored twice.
-                if not collector._hand.empty:
-                    log.info("rebalance: releasing %d uncommitted messages for redelivery", collector._hand.messages)
-                    collector._released.update(collector._hand.first_offsets)
-                    collector._hand = _InHand()
+                # Runs inside kafka-python's IO loop (the caller's poll() waits for it), where a synchronous
+                # commit is impossible. A batch in hand that holds messages of a revoked partition is
+                # released uncommitted: whoever owns these partitions next (this member included) starts
+                # again from the committed offsets, so nothing is lost and nothing is stored twice. Under the
+                # cooperative assignor the partitions kept are not re-assigned: rewind them here.
+                hand = collector._hand
+                if hand.empty or not set(revoked) & set(hand.first_offsets):
+                    return
+                log.info("rebalance: releasing %d uncommitted messages for redelivery", hand.messages)
+                kept = set(collector._consumer.assignment()) - set(revoked)
+                for tp, off in hand.first_offsets.items():
+                    if tp in kept:
+                        collector._consumer.seek(tp, off)
+                    else:
+                        collector._released[tp] = off
+                collector._hand = _InHand()
 
             def on_partitions_assigned(self, assigned: Any) -> None:
                 # A partition we keep may keep its fetch position past the released messages: go back.
@@ -191,7 +220,13 @@ class KafkaCollector:
                 log.info("assigned %d partitions", len(assigned))
 
         _keep_finished_joins(self._consumer)
+        self._topics_checked = self._ensure_topics(timeout_ms=15000)
+        self._topics_check_at = time.monotonic() + 10
         self._consumer.subscribe(self.topics, listener=_Listener())
+
+    def _ensure_topics(self, timeout_ms: int) -> bool:
+        topics = [*self.topics, *([self._dlq_topic] if self._dlq_topic else [])]
+        return ensure_topics(self._bootstrap, topics, timeout_ms=timeout_ms) is not None
 
     # -- polling ---------------------------------------------------------------------------------
 
@@ -237,7 +272,13 @@ class KafkaCollector:
         polled = self._poll(int(timeout_s * 1000))
         if polled:
             self._take(polled)
+        self._commit_due()
         self._update_lag()
+        if not self._topics_checked and time.monotonic() >= self._topics_check_at:
+            # the broker was away at start: create the missing topics once it answers (the
+            # subscription picks them up with the next metadata refresh)
+            self._topics_checked = self._ensure_topics(timeout_ms=2000)
+            self._topics_check_at = time.monotonic() + 10
         if self._due():
             return self.flush()
         return 0
@@ -249,6 +290,7 @@ class KafkaCollector:
             polled = self._poll(100)
             if polled:
                 self._take(polled)
+            self._commit_due()
             if self._due():
                 break
         self._update_lag()
@@ -266,7 +308,7 @@ class KafkaCollector:
             if self._skip_undecodable(exc):
                 return {}
             self.metrics.broker_errors.inc()
-            delay = getattr(self, "_broker_backoff", self.retry_initial_s)
+            delay = self._broker_backoff
             log.warning("broker unavailable (%s); retrying in %.2fs", type(exc).__name__, delay)
             self._stop.wait(random.uniform(delay / 2, delay))
             self._broker_backoff = min(self.retry_max_s, delay * 2)
@@ -308,13 +350,72 @@ class KafkaCollector:
         return True
 
     def _update_lag(self) -> None:
+        """Every ``lag_interval_s``: the lag gauge of each assigned partition, from the group's committed
+        offset (:func:`collector.group.group_lag`); partitions no longer assigned leave the gauge."""
+        now = time.monotonic()
+        if now < self._lag_at or self._broker_backoff > self.retry_initial_s:
+            return  # not due, or the broker is away (the poll is backing off)
+        self._lag_at = now + self.lag_interval_s
         try:
-            for tp in self._consumer.assignment():
-                hw = self._consumer.highwater(tp)
-                if hw is not None:
-                    self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - self._consumer.position(tp)))
-        except Exception:  # noqa: BLE001 - lag is best effort; never stops consumption
-            pass
+            lag = group_lag(self._consumer, self._consumer.assignment(), timeout_ms=1000)
+        except Exception as exc:  # noqa: BLE001 - lag is best effort; never stops consumption
+            log.debug("lag not updated: %s", exc)
+            return
+        labels = {(tp.topic, str(tp.partition)): n for tp, n in lag.items()}
+        for gone in self._lag_labels - set(labels):
+            self.metrics.lag.remove(*gone)
+        for key, n in labels.items():
+            self.metrics.lag.labels(*key).set(n)
+        self._lag_labels = set(labels)
+
+    def lag(self) -> dict[Any, int]:
+        """The lag now (committed offsets against the log end) of each partition this member holds."""
+        return group_lag(self._consumer, self._consumer.assignment())
+
+    # -- committing ------------------------------------------------------------------------------
+
+    @property
+    def uncommitted(self) -> dict[Any, int]:
+        """Offsets stored in the store whose commit has not succeeded yet (retried by every poll)."""
+        return dict(self._to_commit)
+
+    def _commit_due(self) -> None:
+        if self._to_commit and time.monotonic() >= self._commit_at:
+            self._commit()
+
+    def _commit(self) -> bool:
+        """Commit what is stored and not yet committed. On failure, retry later (exponential backoff with
+        jitter, from every poll) until it succeeds or the partition is no longer ours: its next owner
+        re-reads from the committed offset, and the dedup keeps the re-read events once."""
+        from kafka.errors import KafkaError
+        from kafka.structs import OffsetAndMetadata
+
+        mine = set(self._consumer.assignment())
+        gone = [tp for tp in self._to_commit if tp not in mine]
+        for tp in gone:
+            log.info("partition %s:%d was revoked before its commit succeeded: its next owner re-reads "
+                     "from the committed offset", tp.topic, tp.partition)
+            del self._to_commit[tp]
+        if not self._to_commit:
+            return True
+        offsets = dict(self._to_commit)
+        try:
+            self._consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()},
+                                  timeout_ms=min(5000, self.membership.request_timeout_ms))
+        except (KafkaError, RuntimeError) as exc:
+            self.metrics.commit_failures.inc()
+            wait = random.uniform(self._commit_delay / 2, self._commit_delay)
+            self._commit_at = time.monotonic() + wait
+            self._commit_delay = min(self.retry_max_s, self._commit_delay * 2)
+            log.warning("commit of %d partitions failed (%s); retrying in %.2fs", len(offsets), type(exc).__name__, wait)
+            return False
+        for tp, off in offsets.items():
+            if self._to_commit.get(tp) == off:
+                del self._to_commit[tp]
+        self.metrics.commits.inc()
+        self._commit_delay = self.retry_initial_s
+        self._commit_at = 0.0
+        return True
 
     # -- storing ---------------------------------------------------------------------------------
 
@@ -324,9 +425,6 @@ class KafkaCollector:
         If stop is requested while the store is still down, nothing is committed: the batch is
         redelivered to whoever consumes these partitions next.
         """
-        from kafka.errors import CommitFailedError, KafkaError
-        from kafka.structs import OffsetAndMetadata
-
         hand = self._hand
         if hand.empty:
             return 0
@@ -369,13 +467,10 @@ class KafkaCollector:
             self.metrics.dead.inc(len(hand.pending.dead))
             self.stats.dead_letters += len(hand.pending.dead)
             self._publish_dead_letters(hand.pending.dead)
-        try:
-            self._consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in hand.offsets.items()})
-            self.metrics.commits.inc()
-        except (CommitFailedError, KafkaError, RuntimeError) as exc:
-            self.metrics.commit_failures.inc()
-            log.warning("commit refused (%s): the batch will be redelivered and deduplicated", type(exc).__name__)
+        for tp, off in hand.offsets.items():
+            self._to_commit[tp] = max(off, self._to_commit.get(tp, off))
         self._hand = _InHand()
+        self._commit()
         return stored
 
     def _dead_letter_batch(self, hand: _InHand, exc: Exception) -> int:
@@ -422,6 +517,17 @@ class KafkaCollector:
         while not self._stop.is_set():
             self.poll_once()
         self.flush()
+        self._final_commit()
+
+    def _final_commit(self) -> None:
+        """At a clean stop: keep retrying a failed commit for ``shutdown_grace_s``, so what is stored is
+        committed before the group hands the partitions on (else the next owner re-reads it)."""
+        deadline = time.monotonic() + self.shutdown_grace_s
+        while self._to_commit and not self._commit() and time.monotonic() < deadline:
+            time.sleep(max(0.0, min(self._commit_at, deadline) - time.monotonic()))
+        if self._to_commit:
+            log.warning("stopping with %d partitions stored but not committed: their next owner re-reads them",
+                        len(self._to_commit))
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish the batch in hand (retrying the store for ``shutdown_grace_s``) and return."""
@@ -431,6 +537,8 @@ class KafkaCollector:
     def close(self) -> None:
         self._stop.set()
         try:
+            self._final_commit()
+            leave_group(self._consumer)   # a static member too: hand the partitions on now, not after the session
             self._consumer.close(autocommit=False)
         finally:
             if self._producer is not None:

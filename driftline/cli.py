@@ -78,12 +78,14 @@ def _collect(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env(store_url=args.store, kafka_bootstrap=args.kafka, topic_prefix=args.topic_prefix)
     return run_collector(settings, group_id=args.group, metrics_port=args.metrics_port,
-                         batch_max_events=args.batch_events, batch_max_s=args.batch_seconds)
+                         batch_max_events=args.batch_events, batch_max_s=args.batch_seconds,
+                         instance_id=args.instance_id or os.environ.get("DRIFTLINE_COLLECTOR_INSTANCE_ID"),
+                         session_timeout_s=args.session_timeout)
 
 
 def _open_migrated(store_url: str | None) -> Store:
     from driftline.config import Settings
-    from driftline.server import open_and_migrate
+    from driftline.migrations import open_and_migrate
 
     return open_and_migrate(Settings.from_env(store_url=store_url))
 
@@ -175,6 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics on 127.0.0.1:PORT")
     s.add_argument("--batch-events", type=int, default=50_000, help="store and commit after this many events (or --batch-seconds)")
     s.add_argument("--batch-seconds", type=float, default=1.0)
+    s.add_argument("--instance-id", default=None,
+                   help="static group member id (default $DRIFTLINE_COLLECTOR_INSTANCE_ID, else 'auto': <host>-<slot>; "
+                        "'none' for a dynamic member)")
+    s.add_argument("--session-timeout", type=float, default=6.0,
+                   help="seconds without a heartbeat before a member's partitions move to the others (6 to 1800)")
     s.set_defaults(fn=_collect)
 
     s = sub.add_parser("keys", help="API keys on a store the server is not holding (else use POST /v1/keys)")

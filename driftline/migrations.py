@@ -6,9 +6,16 @@ benchmarks, a detector run) does not import the web stack.
 
 from __future__ import annotations
 
-from collector.migrations import COLLECTOR_MIGRATIONS, Migration
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-__all__ = ["all_migrations"]
+from collector.migrations import COLLECTOR_MIGRATIONS, Migration, migrate
+
+if TYPE_CHECKING:
+    from collector.store import Store
+    from driftline.config import Settings
+
+__all__ = ["all_migrations", "open_and_migrate"]
 
 
 def all_migrations() -> list[Migration]:
@@ -23,3 +30,12 @@ def all_migrations() -> list[Migration]:
             continue
         out.extend(m.MIGRATIONS)
     return out
+
+
+def open_and_migrate(settings: Settings, extra: Iterable[Migration] = ()) -> Store:
+    """Open the configured store and apply every migration (the server, the collector, the CLI)."""
+    from collector.store import open_store
+
+    store = open_store(settings.store_url, database=settings.database)
+    migrate(store, [*all_migrations(), *extra])
+    return store

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -11,20 +10,13 @@ from fastapi import FastAPI
 from collector.api import KafkaIngestSink, Limits, StoreIngestSink, ingest_router, keys_router, query_router
 from collector.auth import KeyStore
 from collector.authz import Authorize, HttpLimits
-from collector.migrations import Migration, migrate
-from collector.store import Store, open_store
+from collector.store import Store
 from collector.writer import EventWriter
 from driftline.config import Settings
-from driftline.migrations import all_migrations
+from driftline.migrations import all_migrations, open_and_migrate
 from driftline.scheduler import Scheduler, detectors_job, notifier_routes, slo_job
 
 __all__ = ["all_migrations", "create_app", "open_and_migrate"]
-
-
-def open_and_migrate(settings: Settings, extra: Iterable[Migration] = ()) -> Store:
-    store = open_store(settings.store_url, database=settings.database)
-    migrate(store, [*all_migrations(), *extra])
-    return store
 
 
 def build_scheduler(store: Store, settings: Settings, specs: Any) -> Scheduler:

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "kafka.sh"
@@ -54,3 +55,52 @@ class DedicatedBroker:
 
     def stop(self) -> None:
         self._run("stop")
+
+
+def produce_predictions(bootstrap: str, prefix: str, events: list[dict[str, Any]], per_msg: int = 100) -> None:
+    """Send prediction events to ``<prefix>.prediction``, ``per_msg`` a message keyed by its first model,
+    and wait for every acknowledgement."""
+    from serving_shim.transport import KafkaTransport
+
+    t = KafkaTransport(bootstrap, topic_prefix=prefix)
+    try:
+        for i in range(0, len(events), per_msg):
+            chunk = events[i:i + per_msg]
+            t.send("prediction", chunk, key=chunk[0]["model"]).get(timeout=30)
+    finally:
+        t.close()
+
+
+def group_offsets(bootstrap: str, group: str, topic: str) -> tuple[dict[int, int], dict[int, int]]:
+    """(committed offset, log end) per partition of ``topic``, as ``kafka-consumer-groups --describe`` reads them."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    c = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        committed = {tp.partition: o.offset for tp, o in admin.list_group_offsets(group).get(group, {}).items()
+                     if tp.topic == topic}
+        parts = c.partitions_for_topic(topic) or set()
+        ends = {tp.partition: o for tp, o in c.end_offsets([TopicPartition(topic, p) for p in parts]).items()}
+        return committed, ends
+    finally:
+        c.close()
+        admin.close()
+
+
+def partition_owners(bootstrap: str, group: str) -> dict[str, set[tuple[str, int]]]:
+    """Who holds which partitions now: static member id (or member id) to its (topic, partition) pairs."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        g = admin.describe_groups([group]).get(group, {})
+    finally:
+        admin.close()
+    out: dict[str, set[tuple[str, int]]] = {}
+    for m in g.get("members", []):
+        assignment = m.get("member_assignment") or {}
+        held = {(t["topic"], p) for t in assignment.get("assigned_partitions", []) for p in t["partitions"]}
+        out[m.get("group_instance_id") or m["member_id"]] = held
+    return out

@@ -17,9 +17,8 @@ from kafka.admin import KafkaAdminClient
 from collector.consumer import KafkaCollector
 from collector.exceptions import QueryError, StoreUnavailable
 from collector.writer import EventWriter
-from serving_shim.transport import KafkaTransport
 from tests import factories as f
-from tests.brokers import DedicatedBroker
+from tests.brokers import DedicatedBroker, produce_predictions
 
 pytestmark = [
     pytest.mark.kafka,
@@ -39,16 +38,6 @@ def _collect_leaked_sockets() -> Any:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="unclosed <socket.socket", category=ResourceWarning)
         gc.collect()
-
-
-def _produce(bootstrap: str, prefix: str, events: list[dict[str, Any]], per_msg: int = 100) -> None:
-    t = KafkaTransport(bootstrap, topic_prefix=prefix)
-    try:
-        for i in range(0, len(events), per_msg):
-            chunk = events[i:i + per_msg]
-            t.send("prediction", chunk, key=chunk[0]["model"]).get(timeout=30)
-    finally:
-        t.close()
 
 
 def _proc(*args: str) -> subprocess.Popen[str]:
@@ -72,7 +61,7 @@ def _count(store: Any) -> int:
 
 def test_kill_9_mid_batch_then_restart_stores_exactly_the_sent_set(kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
     events = [f.prediction(i, model=f"m{i % 4}") for i in range(12_000)]
-    _produce(kafka_bootstrap, topic_prefix, events)
+    produce_predictions(kafka_bootstrap, topic_prefix, events)
     path = tempfile.mkdtemp(prefix="driftline-kill9-")
     common = ["--path", path, "--kafka", kafka_bootstrap, "--prefix", topic_prefix, "--group", f"{topic_prefix}-g"]
     crashed = _proc("run", *common, "--crash-after-stores", "3")
@@ -111,7 +100,7 @@ def test_broker_restart_during_a_run_loses_nothing(store) -> None:  # type: igno
     stop = threading.Event()
     th = threading.Thread(target=lambda: [collector.poll_once() for _ in iter(stop.is_set, True)], daemon=True)
     try:
-        _produce(broker.bootstrap, prefix, events[:3000])
+        produce_predictions(broker.bootstrap, prefix, events[:3000])
         th.start()
         broker.stop()
         time.sleep(2)
@@ -120,7 +109,7 @@ def test_broker_restart_during_a_run_loses_nothing(store) -> None:  # type: igno
         deadline = time.monotonic() + 90
         while True:
             try:
-                _produce(broker.bootstrap, prefix, events[3000:])
+                produce_predictions(broker.bootstrap, prefix, events[3000:])
                 break
             except Exception:
                 if time.monotonic() > deadline:
@@ -180,7 +169,7 @@ def test_store_unavailable_for_30s_commits_nothing_and_loses_nothing(store, kafk
     stop = threading.Event()
     th = threading.Thread(target=lambda: [collector.poll_once() for _ in iter(stop.is_set, True)], daemon=True)
     try:
-        _produce(kafka_bootstrap, topic_prefix, first)
+        produce_predictions(kafka_bootstrap, topic_prefix, first)
         th.start()
         deadline = time.monotonic() + 60
         while _count(store) < len(first) and time.monotonic() < deadline:
@@ -189,7 +178,7 @@ def test_store_unavailable_for_30s_commits_nothing_and_loses_nothing(store, kafk
         time.sleep(1)
         before = _committed(kafka_bootstrap, group)
         flaky.down = True
-        _produce(kafka_bootstrap, topic_prefix, second)
+        produce_predictions(kafka_bootstrap, topic_prefix, second)
         t_down = time.monotonic()
         while time.monotonic() - t_down < 30:
             time.sleep(2)
@@ -212,7 +201,7 @@ def test_store_unavailable_for_30s_commits_nothing_and_loses_nothing(store, kafk
 def test_two_collectors_split_partitions_and_store_every_event_once(store, kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
     group = f"{topic_prefix}-g"
     events = [f.prediction(i, model=f"model-{i % 16}") for i in range(8000)]
-    _produce(kafka_bootstrap, topic_prefix, events[:100])  # creates the topic (4 partitions)
+    produce_predictions(kafka_bootstrap, topic_prefix, events[:100])  # creates the topic (4 partitions)
     a = KafkaCollector(EventWriter(store), bootstrap_servers=kafka_bootstrap, group_id=group, topic_prefix=topic_prefix,
                        kinds=["prediction"], batch_max_s=0.3)
     b = KafkaCollector(EventWriter(store), bootstrap_servers=kafka_bootstrap, group_id=group, topic_prefix=topic_prefix,
@@ -225,7 +214,7 @@ def test_two_collectors_split_partitions_and_store_every_event_once(store, kafka
         deadline = time.monotonic() + 60
         while (not a.assignment() or not b.assignment()) and time.monotonic() < deadline:
             time.sleep(0.2)
-        _produce(kafka_bootstrap, topic_prefix, events[100:])
+        produce_predictions(kafka_bootstrap, topic_prefix, events[100:])
         deadline = time.monotonic() + 90
         while _count(store) < len(events) and time.monotonic() < deadline:
             time.sleep(0.3)
@@ -246,7 +235,7 @@ def test_two_collectors_split_partitions_and_store_every_event_once(store, kafka
 
 def test_sigterm_finishes_the_batch_in_hand(kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
     events = [f.prediction(i) for i in range(3000)]
-    _produce(kafka_bootstrap, topic_prefix, events)
+    produce_predictions(kafka_bootstrap, topic_prefix, events)
     path = tempfile.mkdtemp(prefix="driftline-sigterm-")
     # a long batch window: when SIGTERM arrives the events are in hand, not yet stored
     p = subprocess.Popen([sys.executable, "-m", "driftline", "collect", "--store", path, "--kafka", kafka_bootstrap,
@@ -282,7 +271,7 @@ def test_a_batch_the_store_keeps_refusing_becomes_dead_letters_and_the_partition
                                max_refusals=3)
     events = [f.prediction(i) for i in range(300)]
     try:
-        _produce(kafka_bootstrap, topic_prefix, events)
+        produce_predictions(kafka_bootstrap, topic_prefix, events)
         deadline = time.monotonic() + 60
         while collector.stats.dead_letters < 3 and time.monotonic() < deadline:
             collector.poll_once()

@@ -89,3 +89,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # leave without chDB's C++ global shutdown, which can crash at interpreter exit under load (as the
+    # driftline command does, driftline.cli.run): the output is flushed, the store closed by then
+    os._exit(0)

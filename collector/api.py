@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from collector.auth import SCOPES, KeyStore, Principal
 from collector.ingest import Decoded, decode_message, store_decoded
+from collector.redaction import IngestRedaction
 from collector.store import Store
 from collector.writer import EventWriter
 from serving_shim.contract import EventError
@@ -39,10 +40,13 @@ class IngestSink(Protocol):
 class StoreIngestSink:
     """Embedded mode: write straight to the store (the server owns it)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, redaction: IngestRedaction | None = None) -> None:
         self.writer = EventWriter(store)
+        self.redaction = redaction
 
     def accept(self, decoded: Decoded) -> int:
+        if self.redaction is not None:  # events from senders that are not the SDK (see collector.redaction)
+            self.redaction.apply(decoded)
         return store_decoded(self.writer, decoded)
 
 
@@ -52,12 +56,16 @@ class KafkaIngestSink:
     A body may carry 10,000 events: they go out in messages of at most ``chunk`` events, so a message
     stays well under the broker's default ``message.max.bytes`` (1 MB)."""
 
-    def __init__(self, transport: Any, writer: EventWriter | None = None, chunk: int = 500) -> None:
+    def __init__(self, transport: Any, writer: EventWriter | None = None, chunk: int = 500,
+                 redaction: IngestRedaction | None = None) -> None:
         self.transport = transport
         self.writer = writer
         self.chunk = chunk
+        self.redaction = redaction
 
     def accept(self, decoded: Decoded) -> int:
+        if self.redaction is not None:
+            self.redaction.apply(decoded)
         n = 0
         futures = []
         for kind, events in decoded.good.items():

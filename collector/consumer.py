@@ -26,6 +26,7 @@ from typing import Any
 from collector.exceptions import StoreUnavailable
 from collector.ingest import Pending, decode_message, store_pending
 from collector.metrics import CollectorMetrics
+from collector.redaction import IngestRedaction
 from collector.writer import DeadLetter, EventWriter
 from serving_shim.contract import KINDS
 from serving_shim.transport import topic_for
@@ -134,6 +135,7 @@ class KafkaCollector:
         shutdown_grace_s: float = 10.0,
         dead_letter_topic: bool = True,
         metrics: CollectorMetrics | None = None,
+        redaction: IngestRedaction | None = None,
         auto_offset_reset: str = "earliest",
         **consumer_config: Any,
     ) -> None:
@@ -142,6 +144,7 @@ class KafkaCollector:
         if batch_max_events < 1 or batch_max_s <= 0:
             raise ValueError("batch_max_events must be >= 1 and batch_max_s > 0")
         self.writer = writer
+        self.redaction = redaction  # applied to every decoded message (events from senders other than the SDK)
         self.batch_max_events = batch_max_events
         self.batch_max_s = batch_max_s
         self.retry_initial_s = retry_initial_s
@@ -204,7 +207,8 @@ class KafkaCollector:
                 src = f"kafka:{tp.topic}:{tp.partition}:{m.offset}"
                 hand.raw.append((src, m.value))
                 with _gc_paused():
-                    hand.pending.add(decode_message(m.value, source=src, kind=kind))
+                    decoded = decode_message(m.value, source=src, kind=kind)
+                    hand.pending.add(self.redaction.apply(decoded) if self.redaction is not None else decoded)
                 hand.offsets[tp] = m.offset + 1
                 hand.first_offsets.setdefault(tp, m.offset)
                 if hand.pending.n_events >= self.batch_max_events:
@@ -337,6 +341,8 @@ class KafkaCollector:
         reason = f"store refused the batch: {type(exc).__name__}: {str(exc)[:500]}"
         letters = [DeadLetter(src, "", -1, "", "(batch)", reason, raw[:65536].decode("utf-8", "replace"))
                    for src, raw in hand.raw]
+        if self.redaction is not None:
+            letters = self.redaction.dead_letters(letters)
         try:
             self.writer.write_dead_letters(letters)
         except Exception:  # noqa: BLE001

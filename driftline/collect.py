@@ -11,7 +11,7 @@ from collector.consumer import KafkaCollector
 from collector.metrics import CollectorMetrics
 from collector.writer import EventWriter
 from driftline.config import Settings
-from driftline.server import open_and_migrate
+from driftline.server import ingest_redaction, open_and_migrate
 
 __all__ = ["run_collector"]
 
@@ -31,7 +31,7 @@ def run_collector(settings: Settings, *, group_id: str = "driftline-collector", 
         start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
     collector = KafkaCollector(EventWriter(store), bootstrap_servers=settings.kafka_bootstrap, group_id=group_id,
                                topic_prefix=settings.topic_prefix, batch_max_events=batch_max_events,
-                               batch_max_s=batch_max_s, metrics=metrics)
+                               batch_max_s=batch_max_s, metrics=metrics, redaction=ingest_redaction(settings))
 
     def _on_signal(signum: int, _frame: Any) -> None:
         log.warning("signal %d: finishing the batch in hand, then leaving the group", signum)

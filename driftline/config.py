@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 __all__ = ["Settings"]
 
@@ -31,6 +31,11 @@ class Settings:
     webhook_url: str = ""
     webhook_secret: str = ""
     notify_allow: str = ""                 # comma-separated internal hosts/networks notifiers may reach
+    # server-side redaction of ingested events (collector.redaction): '' = pattern recognizers on every
+    # string, 'off', inline JSON or a JSON/YAML file of Redaction.from_spec; the salt of 'hash'/strict apart
+    redaction: str = ""
+    redaction_salt: str = field(default="", repr=False)
+    raw_dead_letters: bool = False         # keep dead letters' raw bytes (default: redacted copy + sha256)
 
     @property
     def store_display(self) -> str:
@@ -49,7 +54,8 @@ class Settings:
         s = cls()
         vals: dict[str, object] = {}
         for f in ("store_url", "database", "host", "kafka_bootstrap", "topic_prefix", "slo_files",
-                  "detector_reference", "pagerduty_routing_key", "slack_webhook_url", "webhook_url", "webhook_secret", "notify_allow"):
+                  "detector_reference", "pagerduty_routing_key", "slack_webhook_url", "webhook_url", "webhook_secret", "notify_allow",
+                  "redaction", "redaction_salt"):
             if f"DRIFTLINE_{f.upper()}" in env:
                 vals[f] = env[f"DRIFTLINE_{f.upper()}"]
         if "DRIFTLINE_PORT" in env:
@@ -70,6 +76,8 @@ class Settings:
                 raise ValueError("DRIFTLINE_SCHEDULER_INTERVAL_S: not a number of seconds") from None
         if "DRIFTLINE_SCHEDULER" in env:
             vals["scheduler"] = env["DRIFTLINE_SCHEDULER"].lower() in ("1", "true", "yes")
+        if "DRIFTLINE_RAW_DEAD_LETTERS" in env:
+            vals["raw_dead_letters"] = env["DRIFTLINE_RAW_DEAD_LETTERS"].lower() in ("1", "true", "yes")
         if "DRIFTLINE_OPEN_LOCALHOST" in env:
             vals["open_localhost"] = env["DRIFTLINE_OPEN_LOCALHOST"].lower() in ("1", "true", "yes")
         vals.update({k: v for k, v in overrides.items() if v is not None})

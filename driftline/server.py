@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 from collector.api import KafkaIngestSink, StoreIngestSink, ingest_router, keys_router, query_router
 from collector.auth import AuthPolicy, KeyStore
 from collector.migrations import Migration, migrate
+from collector.redaction import IngestRedaction, load_redaction
 from collector.store import Store, open_store
 from collector.writer import EventWriter
 from driftline.config import Settings
@@ -42,6 +43,12 @@ def build_scheduler(store: Store, settings: Settings, specs: Any) -> Scheduler:
     return Scheduler(store, jobs, interval_s=settings.scheduler_interval_s)
 
 
+def ingest_redaction(settings: Settings) -> IngestRedaction:
+    """The server-side redaction of ingested events (``--redaction``, ``DRIFTLINE_REDACTION``)."""
+    return IngestRedaction(load_redaction(settings.redaction, settings.redaction_salt),
+                           raw_dead_letters=settings.raw_dead_letters)
+
+
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     store = store or open_and_migrate(settings)
@@ -50,9 +57,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         from serving_shim.transport import KafkaTransport
 
         producer = KafkaTransport(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix)
-        sink: Any = KafkaIngestSink(producer, EventWriter(store))
+        sink: Any = KafkaIngestSink(producer, EventWriter(store), redaction=ingest_redaction(settings))
     else:
-        sink = StoreIngestSink(store)
+        sink = StoreIngestSink(store, redaction=ingest_redaction(settings))
 
     specs: list[Any] = []
     for path in filter(None, (p.strip() for p in settings.slo_files.split(","))):

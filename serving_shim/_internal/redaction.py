@@ -42,6 +42,14 @@ _SPACY_LABELS = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCATION", "LOC": 
 _NUMBERLESS_ADDRESS = re.compile(r"(?i:\b(?:rue|boulevard|bd|chemin|allée|impasse|quai|avenue)\s)|\bUS(?:S|NS|NV|CGC)\s")
 
 
+#: a company designator: an ORG entity holding one is an organisation, not a misread name
+_ORG_WORD = re.compile(r"(?i)\b(?:inc|ltd|llc|plc|gmbh|ag|sa|sas|corp|corporation|company|co|group|bank|university|"
+                       r"college|school|hospital|institute|foundation|association|agency|department|ministry|"
+                       r"council|club|partners|holdings|technologies|systems|services|solutions)\b\.?")
+_CAP = r"[^\W\d_a-z][^\W\d_A-Z]+(?:[-'’][^\W\d_a-z]?[^\W\d_A-Z]+)*"
+_NAME_RUN = re.compile(rf"(?<![\w]){_CAP}(?:\s+(?:(?:von|van|de|der|den|da|di|du|del|la|le|zu|y|bin|al)\s+)*{_CAP})+")
+
+
 def _n_digits(text: str) -> int:
     return len(text) - len(text.translate(_DIGITS))
 
@@ -155,12 +163,14 @@ class Redactor:
             pol = self._fields.get(name, self._default)
             if pol == "drop":
                 continue
-            if v is None or (isinstance(v, (int, float)) and pol != "hash"):
+            # numbers are hashed only when their field is named ``hash`` (strict mode tokenizes strings)
+            num_hash = self._fields.get(name) == "hash"
+            if v is None or (isinstance(v, (int, float)) and not num_hash):
                 out[name] = v
                 continue
             if hasattr(v, "item") and not isinstance(v, str):  # numpy scalars
                 v = v.item()
-                if isinstance(v, (int, float)) and pol != "hash":
+                if isinstance(v, (int, float)) and not num_hash:
                     out[name] = v
                     continue
             out[name] = self._value(name, pol, v if isinstance(v, str) else str(v))
@@ -177,7 +187,13 @@ class Redactor:
 
     def error_type(self, value: str) -> str:
         pol = self._fields.get("error_type", "text")
-        return "" if pol == "drop" else self._value("error_type", pol, value)
+        if pol == "drop":
+            return ""
+        if pol in ("text", "redact") and "_" in value:  # Err_555-123-4567: the recognizers need word breaks
+            spaced = value.replace("_", " ")
+            red = self._value("error_type", pol, spaced)
+            return value if red == spaced else red
+        return self._value("error_type", pol, value)
 
     def annotations(self, values: Mapping[str, Any]) -> dict[str, str]:
         out = {}
@@ -193,11 +209,20 @@ class Redactor:
         cats = self._categories.get(name)
         if cats is not None and s in cats:
             return s
-        if TOKEN_RE.fullmatch(s):  # already a token (redacted upstream with the same kind of policy)
-            return s
         if pol == "hash" or (self._strict and cats is not None):
-            return self.hash(s)
+            # a token made upstream (the SDK, then the collector) is not tokenized again
+            return s if TOKEN_RE.fullmatch(s) else self.hash(s)
         return self.redact_text(s)
+
+    def policy(self, name: str) -> str:
+        return self._fields.get(name, self._default)
+
+    def hashes_numbers(self, name: str) -> bool:
+        return self._fields.get(name) in ("hash", "drop")
+
+    @property
+    def has_ner(self) -> bool:
+        return self._ner is not None
 
     def hash(self, value: str) -> str:
         assert self.cfg.salt is not None
@@ -237,11 +262,15 @@ class Redactor:
         spans: list[list[tuple[int, int, str]]] = [self._pattern_spans(t) for t in texts]
         if self._ner is not None:
             docs = self._ner.pipe(texts, batch_size=256)
-            for found, doc in zip(spans, docs, strict=True):
+            names = "PERSON" in self._ner_types
+            for text, found, doc in zip(texts, spans, docs, strict=True):
                 for ent in doc.ents:
                     kind = _SPACY_LABELS.get(ent.label_)
-                    if kind in self._ner_types:
-                        found.append((ent.start_char, ent.end_char, kind))
+                    if kind in self._ner_types or (names and kind == "ORGANIZATION" and not _ORG_WORD.search(ent.text)):
+                        # a small pipeline often calls a person's name an ORG: without a company word it is a name
+                        found.append((ent.start_char, ent.end_char, kind if kind in self._ner_types else "PERSON"))
+                if names:  # two or more capitalised words in a row (what NER missed): taken as a name
+                    found.extend((m.start(), m.end(), "PERSON") for m in _NAME_RUN.finditer(text))
         return [_replace(t, s) for t, s in zip(texts, spans, strict=True)]
 
     def _pattern_spans(self, text: str) -> list[tuple[int, int, str]]:

@@ -8,7 +8,7 @@ collector uses the same class for events from senders that are not the SDK.
 Free text goes through pattern recognizers (Presidio's email, IP, IBAN, US SSN and URL recognizers, and
 the shim's address, phone and payment-card recognizers, see :mod:`serving_shim._internal.recognizers`)
 and, when the user installed and named one, a spaCy NER pipeline run in batches (``nlp.pipe``, with only
-its ``tok2vec`` and ``ner`` components). Nothing touches the network: no spaCy model is loaded unless
+its ``ner`` component and what it listens to). Nothing touches the network: no spaCy model is loaded unless
 named (a missing one is an error, never a download), and the email recognizer validates domains against
 tldextract's bundled public-suffix snapshot.
 
@@ -134,7 +134,10 @@ def _ner_pipeline(cfg: Redaction) -> Any:
         raise ShimConfigError(f"spaCy model {name!r} is not installed (the shim never downloads one; "
                               f"pip install it, e.g. en_core_web_sm)")
     nlp = spacy.load(name)
-    keep = {"tok2vec", "ner", "entity_ruler", "span_ruler", "transformer"}
+    keep = {"ner", "entity_ruler", "span_ruler"}
+    for shared in ("tok2vec", "transformer"):  # kept only when the NER component listens to it
+        if shared in nlp.pipe_names and "ner" in getattr(nlp.get_pipe(shared), "listening_components", ()):
+            keep.add(shared)
     nlp.select_pipes(disable=[p for p in nlp.pipe_names if p not in keep])
     return nlp
 

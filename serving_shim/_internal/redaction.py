@@ -46,8 +46,8 @@ _NUMBERLESS_ADDRESS = re.compile(r"(?i:\b(?:rue|boulevard|bd|chemin|allée|impas
 _ORG_WORD = re.compile(r"(?i)\b(?:inc|ltd|llc|plc|gmbh|ag|sa|sas|corp|corporation|company|co|group|bank|university|"
                        r"college|school|hospital|institute|foundation|association|agency|department|ministry|"
                        r"council|club|partners|holdings|technologies|systems|services|solutions)\b\.?")
-_CAP = r"[^\W\d_a-z][^\W\d_A-Z]+(?:[-'’][^\W\d_a-z]?[^\W\d_A-Z]+)*"
-_NAME_RUN = re.compile(rf"(?<![\w]){_CAP}(?:\s+(?:(?:von|van|de|der|den|da|di|du|del|la|le|zu|y|bin|al)\s+)*{_CAP})+")
+_CAP = r"[^\W\d_a-z][^\W\d_A-Z]{1,30}(?:[-'’][^\W\d_a-z]?[^\W\d_A-Z]{1,30}){0,3}"
+_NAME_RUN = re.compile(rf"(?<![\w]){_CAP}(?:\s+(?:(?:von|van|de|der|den|da|di|du|del|la|le|zu|y|bin|al)\s+){{0,3}}{_CAP}){{1,5}}")
 
 
 def _n_digits(text: str) -> int:

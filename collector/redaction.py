@@ -30,7 +30,7 @@ from collector.writer import DeadLetter
 from serving_shim import Redaction
 from serving_shim._internal.events import safe_name
 from serving_shim._internal.redaction import Redactor
-from serving_shim.contract import MAX_STRING_LEN
+from serving_shim.contract import MAX_STRING_LEN, EventError
 from serving_shim.exceptions import ShimConfigError
 
 __all__ = ["IngestRedaction", "load_redaction"]
@@ -99,9 +99,25 @@ class IngestRedaction:
             for kind, events in decoded.good.items():
                 fn = getattr(self, f"_{kind}", None)
                 if fn is not None and events:
-                    decoded.good[kind] = [fn(red, e) for e in events]
+                    decoded.good[kind] = self._events(decoded, kind, fn, red, events)
         decoded.dead[:] = self.dead_letters(decoded.dead)
         return decoded
+
+    def _events(self, decoded: Decoded, kind: str, fn: Any, red: Redactor, events: list[Any]) -> list[Any]:
+        """Each event redacted; one that cannot be is rejected (field ``(redaction)``), never stored as sent."""
+        out, kept_idx = [], []
+        for e, i in zip(events, decoded.indices[kind], strict=True):
+            try:
+                out.append(fn(red, e))
+                kept_idx.append(i)
+            except Exception as exc:  # noqa: BLE001 - the events beside it go on; nothing of it is logged
+                err = EventError(i, "(redaction)", f"redaction failed ({type(exc).__name__})", None)
+                decoded.errors.append(err)
+                decoded.dead.append(DeadLetter.from_error("redaction", kind, err, ""))
+        if len(out) != len(events):
+            decoded.indices[kind] = kept_idx
+            decoded.errors.sort(key=lambda x: x.index)
+        return out
 
     # -- good events -----------------------------------------------------------------------------
     @staticmethod

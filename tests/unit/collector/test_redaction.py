@@ -104,3 +104,18 @@ def test_load_redaction(tmp_path) -> None:  # type: ignore[no-untyped-def]
         load_redaction('{"mode": "strict"}')
     with pytest.raises(ShimConfigError, match="no spec file"):
         load_redaction("/nonexistent/spec.yaml")
+
+
+def test_an_event_that_breaks_redaction_is_rejected_and_its_neighbours_go_on() -> None:
+    class Broken(IngestRedaction):
+        def _prediction(self, red, e):  # type: ignore[no-untyped-def]
+            if e.request_id == "r1":
+                raise RuntimeError("jane@example.com")  # a message holding PII must not surface
+            return super()._prediction(red, e)
+
+    decoded = Broken(Redaction()).apply(decode_message(json.dumps([_prediction(0), _prediction(1), _prediction(2)]).encode(),
+                                                       source="http", kind="prediction"))
+    assert [e.request_id for e in decoded.good["prediction"]] == ["r0", "r2"] and decoded.indices["prediction"] == [0, 2]
+    (err,) = decoded.errors
+    assert (err.index, err.field, err.reason) == (1, "(redaction)", "redaction failed (RuntimeError)")
+    assert len(decoded.dead) == 1 and "jane" not in decoded.dead[0].payload

@@ -88,6 +88,20 @@ class IngestRedaction:
         self.redaction = redaction
         self.raw_dead_letters = raw_dead_letters
         self._red = Redactor(redaction) if redaction is not None else None
+        self._memo: dict[tuple[str, str], str | None] = {}  # (field, value) -> result: values repeat
+        #: fields whose numbers are hashed or dropped too (every other number passes)
+        self._num_fields = frozenset(k for k, p in (redaction.fields if redaction else {}).items() if p in ("hash", "drop"))
+
+    def _field(self, red: Redactor, name: str, value: str) -> str | None:
+        key = (name, value)
+        try:
+            return self._memo[key]
+        except KeyError:
+            pass
+        if len(self._memo) >= 50_000:
+            self._memo.clear()
+        r = self._memo[key] = red.field(name, value)
+        return r
 
     def apply(self, decoded: Decoded) -> Decoded:
         """Redact ``decoded`` in place (and return it)."""
@@ -120,15 +134,15 @@ class IngestRedaction:
         return out
 
     # -- good events -----------------------------------------------------------------------------
-    @staticmethod
-    def _values(red: Redactor, d: dict[str, Any]) -> dict[str, Any]:
+    def _values(self, red: Redactor, d: dict[str, Any]) -> dict[str, Any]:
         out = None
         for k, v in d.items():
-            if v is None:
+            if v.__class__ is str:
+                r = self._field(red, k, v)
+            elif v is None or k not in self._num_fields:
                 continue
-            if v.__class__ is not str and not red.hashes_numbers(k):
-                continue
-            r = red.field(k, v if v.__class__ is str else repr(v))
+            else:
+                r = red.field(k, repr(v))
             if r != v:
                 if out is None:
                     out = dict(d)
@@ -146,7 +160,7 @@ class IngestRedaction:
             ch["slices"] = s
         p = e.prediction
         pch: dict[str, Any] = {}
-        if p.label and (lab := _clip(red.label(p.label))) != p.label:
+        if p.label and (lab := _clip(self._field(red, "label", p.label) or "")) != p.label:
             pch["label"] = lab
         if p.probabilities:
             probs = {safe_name(red.label(k), "class")[:128]: v for k, v in p.probabilities.items()}

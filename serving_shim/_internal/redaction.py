@@ -220,8 +220,6 @@ class Redactor:
     def policy(self, name: str) -> str:
         return self._fields.get(name, self._default)
 
-    def hashes_numbers(self, name: str) -> bool:
-        return self._fields.get(name) in ("hash", "drop")
 
     @property
     def has_ner(self) -> bool:

@@ -203,3 +203,39 @@ def test_strict_mode_never_shows_an_undeclared_field(store, server, records, deb
     assert counts == dict.fromkeys(PATTERN_ENTITIES, 0)
     row = next(p for p in preds if p["request_id"] == recs[0].rid)
     assert row["features_cat"]["email"].startswith("h:") and row["features_cat"]["region"] in ("eu", "us")
+
+
+@pytest.mark.kafka
+def test_raw_events_produced_to_kafka_are_redacted_by_the_collector(store, kafka_bootstrap, topic_prefix, records,  # type: ignore[no-untyped-def]
+                                                                    debug_logs, capfd) -> None:
+    """A sender that produces straight to the event topics: ``driftline collect`` redacts what it stores."""
+    from collector.consumer import KafkaCollector
+    from collector.writer import EventWriter
+    from driftline.server import ingest_redaction
+    from serving_shim.transport import KafkaTransport
+
+    recs = records[:400]
+    events = _raw_events(recs)
+    for i in range(3, len(events), 50):
+        events[i]["latency_ms"] = -1.0
+    t = KafkaTransport(kafka_bootstrap, topic_prefix=topic_prefix)
+    try:
+        for start in range(0, len(events), 100):
+            t.send("prediction", events[start:start + 100], key="leak-http").get(timeout=30)
+    finally:
+        t.close()
+    settings = Settings(redaction=json.dumps({k: v for k, v in SPEC.items() if k != "ner_model"}), redaction_salt=SALT)
+    collector = KafkaCollector(EventWriter(store), bootstrap_servers=kafka_bootstrap, group_id=f"{topic_prefix}-g",
+                               topic_prefix=topic_prefix, batch_max_s=0.5, redaction=ingest_redaction(settings))
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and collector.stats.stored_events + collector.stats.dead_letters < len(events):
+            collector.poll_batch()
+    finally:
+        collector.close()
+    assert collector.stats.dead_letters == 8 and collector.stats.stored_events == len(events) - 8
+    text = "\n".join(json.dumps(store.rows(f"SELECT * FROM {{db}}.{table}"), default=str)
+                     for table in ("predictions", "dead_letters")) + _logs(debug_logs, capfd)
+    counts = {e: len(v) for e, v in count_leaks(text, recs).items()}
+    print(f"\nleaks via kafka collector: {counts} (records {len(recs)})")
+    assert counts == dict.fromkeys(PATTERN_ENTITIES, 0)

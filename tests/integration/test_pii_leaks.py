@@ -13,20 +13,18 @@ import hashlib
 import json
 import logging
 import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from driftline.config import Settings
 from driftline.server import create_app
 from serving_shim import BatchConfig, HttpSink, Monitor, Redaction
 from tests.pii_corpus import PATTERN_ENTITIES, Record, corpus, count_leaks, names_missed
+from tests.servers import running
 
 pytestmark = pytest.mark.slow
 
@@ -42,29 +40,13 @@ def records() -> list[Record]:
     return corpus(N)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(store, request) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """A real uvicorn server (debug log level) over ``store``, with the server-side redaction of ``SPEC``."""
     spec = getattr(request, "param", SPEC)
     settings = Settings(open_localhost=True, scheduler=False, redaction=json.dumps(spec), redaction_salt=SALT)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(settings, store=store), host="127.0.0.1", port=port,
-                                        log_level="debug", lifespan="on"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    th.join(10)
+    with running(create_app(settings, store=store)) as url:
+        yield url
 
 
 @pytest.fixture
@@ -216,7 +198,8 @@ def test_raw_events_produced_to_kafka_are_redacted_by_the_collector(store, kafka
 
     recs = records[:400]
     events = _raw_events(recs)
-    for i in range(3, len(events), 50):
+    bad = range(3, len(events), 50)
+    for i in bad:
         events[i]["latency_ms"] = -1.0
     t = KafkaTransport(kafka_bootstrap, topic_prefix=topic_prefix)
     try:
@@ -233,7 +216,7 @@ def test_raw_events_produced_to_kafka_are_redacted_by_the_collector(store, kafka
             collector.poll_batch()
     finally:
         collector.close()
-    assert collector.stats.dead_letters == 8 and collector.stats.stored_events == len(events) - 8
+    assert collector.stats.dead_letters == len(bad) and collector.stats.stored_events == len(events) - len(bad)
     text = "\n".join(json.dumps(store.rows(f"SELECT * FROM {{db}}.{table}"), default=str)
                      for table in ("predictions", "dead_letters")) + _logs(debug_logs, capfd)
     counts = {e: len(v) for e, v in count_leaks(text, recs).items()}

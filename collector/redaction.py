@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Iterable
 from hashlib import sha256
 from pathlib import Path
@@ -34,6 +35,8 @@ from serving_shim.contract import MAX_STRING_LEN, EventError
 from serving_shim.exceptions import ShimConfigError
 
 __all__ = ["IngestRedaction", "load_redaction"]
+
+log = logging.getLogger("driftline.collector")
 
 #: event keys whose strings are identifiers of the contract (redacted as free text in dead letters)
 _ID_KEYS = frozenset({"schema_version", "kind", "event_id", "model", "model_version", "ts", "request_id", "status",
@@ -109,7 +112,10 @@ class IngestRedaction:
         if red is not None:
             preds = decoded.good.get("prediction")
             if preds and red.has_ner:  # the batch's free texts through the NER pipeline at once
-                red.prefetch(t for e in preds for t in (*red.text_values(e.features), *red.text_values(e.slices)))
+                try:
+                    red.prefetch(t for e in preds for t in (*red.text_values(e.features), *red.text_values(e.slices)))
+                except Exception as exc:  # noqa: BLE001 - each event is then analysed (or rejected) on its own
+                    log.warning("batched redaction failed (%s)", type(exc).__name__)
             for kind, events in decoded.good.items():
                 fn = getattr(self, f"_{kind}", None)
                 if fn is not None and events:
@@ -195,8 +201,16 @@ class IngestRedaction:
         return [self.dead_letter(d) for d in letters]
 
     def dead_letter(self, d: DeadLetter) -> DeadLetter:
-        red = self._red
         digest = sha256(d.payload.encode("utf-8", "surrogatepass")).hexdigest()
+        try:
+            return self._dead_letter(d, digest)
+        except Exception as exc:  # noqa: BLE001 - the hash only, never the bytes; nothing of it is logged
+            log.warning("dead letter redaction failed (%s): kept its hash only", type(exc).__name__)
+            return dataclasses.replace(d, payload=json.dumps({"sha256": digest, "redacted": None}),
+                                       reason=d.reason.split(":", 1)[0][:128], event_id="")
+
+    def _dead_letter(self, d: DeadLetter, digest: str) -> DeadLetter:
+        red = self._red
         if red is None:  # no redaction configured: the hash only, never the bytes
             return dataclasses.replace(d, payload=json.dumps({"sha256": digest, "redacted": None}))
         try:

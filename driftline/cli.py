@@ -137,6 +137,14 @@ def _report(args: argparse.Namespace) -> int:
     return report(args, _open_migrated)
 
 
+def _redaction_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--redaction", default=None, metavar="SPEC",
+                   help="server-side redaction of ingested events: 'off', inline JSON or a JSON/YAML file "
+                        "(the SDK's Redaction spec; salt in $DRIFTLINE_REDACTION_SALT; default: pattern recognizers)")
+    s.add_argument("--raw-dead-letters", action="store_true",
+                   help="keep dead letters' raw bytes (default: a redacted copy and the sha256 of the original)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="driftline", description="ML observability and drift monitoring.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -151,11 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="let requests from 127.0.0.1 in without an API key (embedded mode, one machine)")
     s.add_argument("--slo", action="append", default=[], metavar="FILE",
                    help="SLO spec file (version: driftline/v1); repeat for more")
-    s.add_argument("--redaction", default=None, metavar="SPEC",
-                   help="server-side redaction of ingested events: 'off', inline JSON or a JSON/YAML file "
-                        "(the SDK's Redaction spec; salt in $DRIFTLINE_REDACTION_SALT; default: pattern recognizers)")
-    s.add_argument("--raw-dead-letters", action="store_true",
-                   help="keep dead letters' raw bytes (default: a redacted copy and the sha256 of the original)")
+    _redaction_args(s)
     s.set_defaults(fn=_serve)
 
     s = sub.add_parser("schema", help="print the event contract as JSON Schema")
@@ -174,11 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics on 127.0.0.1:PORT")
     s.add_argument("--batch-events", type=int, default=50_000, help="store and commit after this many events (or --batch-seconds)")
     s.add_argument("--batch-seconds", type=float, default=1.0)
-    s.add_argument("--redaction", default=None, metavar="SPEC",
-                   help="server-side redaction of ingested events: 'off', inline JSON or a JSON/YAML file "
-                        "(the SDK's Redaction spec; salt in $DRIFTLINE_REDACTION_SALT; default: pattern recognizers)")
-    s.add_argument("--raw-dead-letters", action="store_true",
-                   help="keep dead letters' raw bytes (default: a redacted copy and the sha256 of the original)")
+    _redaction_args(s)
     s.set_defaults(fn=_collect)
 
     s = sub.add_parser("keys", help="API keys on a store the server is not holding (else use POST /v1/keys)")

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from collector.auth import SCOPES, KeyStore, Principal
 from collector.authz import KeyModels
 from collector.ingest import Decoded, DecodeLimits, decode_message, store_decoded
+from collector.redaction import IngestRedaction
 from collector.sql import SQL, ident, sql
 from collector.store import Store
 from collector.writer import EventWriter
@@ -49,10 +50,13 @@ class IngestSink(Protocol):
 class StoreIngestSink:
     """Embedded mode: write straight to the store (the server owns it)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, redaction: IngestRedaction | None = None) -> None:
         self.writer = EventWriter(store)
+        self.redaction = redaction
 
     def accept(self, decoded: Decoded) -> int:
+        if self.redaction is not None:  # events from senders that are not the SDK (see collector.redaction)
+            self.redaction.apply(decoded)
         return store_decoded(self.writer, decoded)
 
 
@@ -62,12 +66,16 @@ class KafkaIngestSink:
     A body may carry 10,000 events: they go out in messages of at most ``chunk`` events, so a message
     stays well under the broker's default ``message.max.bytes`` (1 MB)."""
 
-    def __init__(self, transport: Any, writer: EventWriter | None = None, chunk: int = 500) -> None:
+    def __init__(self, transport: Any, writer: EventWriter | None = None, chunk: int = 500,
+                 redaction: IngestRedaction | None = None) -> None:
         self.transport = transport
         self.writer = writer
         self.chunk = chunk
+        self.redaction = redaction
 
     def accept(self, decoded: Decoded) -> int:
+        if self.redaction is not None:
+            self.redaction.apply(decoded)
         n = 0
         futures = []
         for kind, events in decoded.good.items():
@@ -101,7 +109,7 @@ def _refuse_other_models(decoded: Decoded, principal: Principal, kind: str) -> N
     decoded.dead = [d for d in decoded.dead if principal.allows_model(_payload_model(d.payload))]
 
 
-def _payload_model(payload: str) -> str:
+def _payload_model(payload: bytes) -> str:
     try:
         doc = json.loads(payload)
     except (ValueError, RecursionError):
@@ -189,7 +197,9 @@ def _since(minutes: int) -> _dt.datetime:
 #: Dead letters of the key's models: their payload's ``model`` (an unreadable payload is for unscoped keys only).
 def _dead_letters_of(models: tuple[str, ...]) -> SQL:
     """Dead letters have no model column: a model-scoped key sees those whose payload names its model."""
-    return sql("(empty(%(m)s) OR has(%(m)s, JSONExtractString(payload, 'model')))", m=list(models))
+    # the payload is the event as sent or, redacted by the server (collector.redaction), {"sha256", "redacted"}
+    return sql("(empty(%(m)s) OR has(%(m)s, JSONExtractString(payload, 'model')) "
+               "OR has(%(m)s, JSONExtractString(payload, 'redacted', 'model')))", m=list(models))
 
 
 def query_router(store: Store) -> APIRouter:

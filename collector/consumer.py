@@ -33,6 +33,7 @@ from collector.exceptions import StoreUnavailable
 from collector.group import GroupMembership, ensure_topics, group_lag, leave_group
 from collector.ingest import DEFAULT_LIMITS, DecodeLimits, Pending, decode_message, refuse_batch, store_pending
 from collector.metrics import CollectorMetrics
+from collector.redaction import IngestRedaction
 from collector.writer import DeadLetter, EventWriter
 from serving_shim.contract import KINDS, EventError
 from serving_shim.transport import topic_for
@@ -141,6 +142,7 @@ class KafkaCollector:
         shutdown_grace_s: float = 10.0,
         dead_letter_topic: bool = True,
         metrics: CollectorMetrics | None = None,
+        redaction: IngestRedaction | None = None,
         auto_offset_reset: str = "earliest",
         limits: DecodeLimits = DEFAULT_LIMITS,
         membership: GroupMembership | None = None,
@@ -153,6 +155,7 @@ class KafkaCollector:
             raise ValueError("batch_max_events must be >= 1 and batch_max_s > 0")
         self.writer = writer
         self.limits = limits
+        self.redaction = redaction  # applied to every decoded message (events from senders other than the SDK)
         self.batch_max_events = batch_max_events
         self.batch_max_s = batch_max_s
         self.retry_initial_s = retry_initial_s
@@ -240,7 +243,8 @@ class KafkaCollector:
                 hand.messages += 1
                 src = f"kafka:{tp.topic}:{tp.partition}:{m.offset}"
                 hand.raw.append((src, m.value))
-                hand.pending.add(self._decode(m.value, src, kind))
+                decoded = self._decode(m.value, src, kind)
+                hand.pending.add(self.redaction.apply(decoded) if self.redaction is not None else decoded)
                 hand.offsets[tp] = m.offset + 1
                 hand.first_offsets.setdefault(tp, m.offset)
                 if hand.pending.n_events >= self.batch_max_events:
@@ -479,6 +483,8 @@ class KafkaCollector:
         when even the dead letters cannot be written (then the batch is retried as an outage)."""
         reason = f"store refused the batch: {type(exc).__name__}: {str(exc)[:500]}"
         letters = [DeadLetter.from_error(src, "", EventError(-1, "(batch)", reason), raw) for src, raw in hand.raw]
+        if self.redaction is not None:
+            letters = self.redaction.dead_letters(letters)
         try:
             self.writer.write_dead_letters(letters)
         except Exception:  # noqa: BLE001

@@ -24,7 +24,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env(store_url=args.store, host=args.host, port=args.port,
                                  kafka_bootstrap=args.kafka, open_localhost=args.open_localhost or None,
-                                 slo_files=",".join(args.slo) if args.slo else None)
+                                 slo_files=",".join(args.slo) if args.slo else None, redaction=args.redaction,
+                                 raw_dead_letters=args.raw_dead_letters or None)
     from slo_engine.exceptions import SloEngineError
 
     print(f"driftline: opening store {settings.store_display} and applying migrations ...", flush=True)
@@ -76,7 +77,8 @@ def _collect(args: argparse.Namespace) -> int:
     from driftline.config import Settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings.from_env(store_url=args.store, kafka_bootstrap=args.kafka, topic_prefix=args.topic_prefix)
+    settings = Settings.from_env(store_url=args.store, kafka_bootstrap=args.kafka, topic_prefix=args.topic_prefix,
+                                 redaction=args.redaction, raw_dead_letters=args.raw_dead_letters or None)
     return run_collector(settings, group_id=args.group, metrics_port=args.metrics_port,
                          batch_max_events=args.batch_events, batch_max_s=args.batch_seconds,
                          instance_id=args.instance_id or os.environ.get("DRIFTLINE_COLLECTOR_INSTANCE_ID"),
@@ -145,6 +147,14 @@ def _report(args: argparse.Namespace) -> int:
     return report(args, _open_migrated)
 
 
+def _redaction_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--redaction", default=None, metavar="SPEC",
+                   help="server-side redaction of ingested events: 'off', inline JSON or a JSON/YAML file "
+                        "(the SDK's Redaction spec; salt in $DRIFTLINE_REDACTION_SALT; default: pattern recognizers)")
+    s.add_argument("--raw-dead-letters", action="store_true",
+                   help="keep dead letters' raw bytes (default: a redacted copy and the sha256 of the original)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="driftline", description="ML observability and drift monitoring.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -159,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="let requests from 127.0.0.1 in without an API key (embedded mode, one machine)")
     s.add_argument("--slo", action="append", default=[], metavar="FILE",
                    help="SLO spec file (version: driftline/v1); repeat for more")
+    _redaction_args(s)
     s.set_defaults(fn=_serve)
 
     s = sub.add_parser("schema", help="print the event contract as JSON Schema")
@@ -182,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "'none' for a dynamic member)")
     s.add_argument("--session-timeout", type=float, default=6.0,
                    help="seconds without a heartbeat before a member's partitions move to the others (6 to 1800)")
+    _redaction_args(s)
     s.set_defaults(fn=_collect)
 
     s = sub.add_parser("keys", help="API keys on a store the server is not holding (else use POST /v1/keys)")

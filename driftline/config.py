@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from serving_shim.contract import TimeWindow
+
+if TYPE_CHECKING:
+    from collector.redaction import IngestRedaction
 
 __all__ = ["Settings"]
 
@@ -50,6 +54,11 @@ class Settings:
     max_report_cells: int = 2_000_000      # Evidently report: sample rows x features, per side
     event_max_age_s: float = 7 * 86400.0   # events older than this (by the server's clock) are refused
     event_max_ahead_s: float = 3600.0      # and so are events dated further ahead than this
+    # server-side redaction of ingested events (collector.redaction): '' = pattern recognizers on every
+    # string, 'off', inline JSON or a JSON/YAML file of Redaction.from_spec; the salt of 'hash'/strict apart
+    redaction: str = ""
+    redaction_salt: str = field(default="", repr=False)
+    raw_dead_letters: bool = False         # keep dead letters' raw bytes (default: redacted copy + sha256)
 
     @property
     def store_display(self) -> str:
@@ -68,7 +77,8 @@ class Settings:
         s = cls()
         vals: dict[str, object] = {}
         for f in ("store_url", "database", "host", "kafka_bootstrap", "topic_prefix", "slo_files",
-                  "detector_reference", "pagerduty_routing_key", "slack_webhook_url", "webhook_url", "webhook_secret", "notify_allow"):
+                  "detector_reference", "pagerduty_routing_key", "slack_webhook_url", "webhook_url", "webhook_secret", "notify_allow",
+                  "redaction", "redaction_salt"):
             if f"DRIFTLINE_{f.upper()}" in env:
                 vals[f] = env[f"DRIFTLINE_{f.upper()}"]
         if "DRIFTLINE_PORT" in env:
@@ -98,12 +108,20 @@ class Settings:
                     raise ValueError(f"DRIFTLINE_{f.upper()}: must be positive, got {raw!r}")
         if "DRIFTLINE_SCHEDULER" in env:
             vals["scheduler"] = env["DRIFTLINE_SCHEDULER"].lower() in ("1", "true", "yes")
+        if "DRIFTLINE_RAW_DEAD_LETTERS" in env:
+            vals["raw_dead_letters"] = env["DRIFTLINE_RAW_DEAD_LETTERS"].lower() in ("1", "true", "yes")
         if "DRIFTLINE_OPEN_LOCALHOST" in env:
             vals["open_localhost"] = env["DRIFTLINE_OPEN_LOCALHOST"].lower() in ("1", "true", "yes")
         vals.update({k: v for k, v in overrides.items() if v is not None})
         out = replace(s, **vals)  # type: ignore[arg-type]
         out.event_window()  # a negative window is refused at start
         return out
+
+    def ingest_redaction(self) -> IngestRedaction:
+        """The server-side redaction of ingested events (``--redaction``, ``DRIFTLINE_REDACTION``)."""
+        from collector.redaction import IngestRedaction, load_redaction
+
+        return IngestRedaction(load_redaction(self.redaction, self.redaction_salt), raw_dead_letters=self.raw_dead_letters)
 
     def event_window(self) -> TimeWindow:
         """The event times ingest and collectors accept, around the server's clock."""

@@ -43,9 +43,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         from serving_shim.transport import KafkaTransport
 
         producer = KafkaTransport(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix)
-        sink: Any = KafkaIngestSink(producer, EventWriter(store))
+        sink: Any = KafkaIngestSink(producer, EventWriter(store), redaction=settings.ingest_redaction())
     else:
-        sink = StoreIngestSink(store)
+        sink = StoreIngestSink(store, redaction=settings.ingest_redaction())
 
     specs: list[Any] = []
     for path in filter(None, (p.strip() for p in settings.slo_files.split(","))):

@@ -9,21 +9,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from serving_shim.exceptions import ShimConfigError
 
-__all__ = ["Policy", "BatchConfig", "Redaction", "DEFAULT_ENTITIES", "ShimConfigError"]
+__all__ = ["Policy", "Mode", "BatchConfig", "Redaction", "DEFAULT_ENTITIES", "KNOWN_ENTITIES", "NER_ENTITIES",
+           "ShimConfigError"]
 
-#: What happens to one field: ``keep`` as is, ``drop`` it, ``hash`` it (HMAC-SHA256 with a secret
-#: salt: joinable, not readable), or ``redact`` it (Presidio replaces each entity found with ``<TYPE>``).
-Policy = Literal["keep", "drop", "hash", "redact"]
-_POLICIES = ("keep", "drop", "hash", "redact")
+#: What happens to one field: ``keep`` as is, ``drop`` it, ``hash`` it (a token: HMAC-SHA256 with a secret
+#: salt, deterministic, so joins and categorical drift still work; not readable), or ``text`` (free text:
+#: each entity the recognizers or the NER model find is replaced with ``<TYPE>``). ``redact`` is the
+#: older name of ``text``.
+Policy = Literal["keep", "drop", "hash", "text", "redact"]
+_POLICIES = ("keep", "drop", "hash", "text", "redact")
+Mode = Literal["standard", "strict"]
 
-#: Entities the default pattern recognizers look for (Presidio names).
+#: Entities the default recognizers look for (Presidio names; ``STREET_ADDRESS`` is the shim's own).
 DEFAULT_ENTITIES: tuple[str, ...] = (
-    "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IP_ADDRESS", "IBAN_CODE", "US_SSN",
+    "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IP_ADDRESS", "IBAN_CODE", "US_SSN", "STREET_ADDRESS",
 )
+#: Every entity the shim has a pattern recognizer for.
+KNOWN_ENTITIES: tuple[str, ...] = (*DEFAULT_ENTITIES, "URL")
+#: NER entities (spaCy labels are mapped: PERSON; GPE, LOC, FAC -> LOCATION; ORG -> ORGANIZATION; NORP -> NRP).
+NER_ENTITIES: tuple[str, ...] = ("PERSON", "LOCATION", "ORGANIZATION", "NRP")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -64,48 +72,98 @@ class BatchConfig:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Redaction:
-    """What may leave the process. Applied on the background worker, before serialisation.
+    """What may leave the process. Applied on the background worker (and, server side, by the collector).
 
-    - ``fields``: a policy per feature or slice name (see :data:`Policy`).
-    - ``default``: the policy of string fields not named in ``fields`` (``redact``: Presidio looks
-      at them). Numbers and nulls cannot hold text PII and pass unless their field says otherwise
-      (name identifier-like numeric fields with ``hash`` or ``drop``).
-    - ``categories``: known values per field (``{"region": {"eu", "us"}}``) that pass untouched.
-    - ``salt``: the secret key of ``hash`` (required when any field uses it; keep it out of code).
-    - ``entities``: the Presidio entities to find; ``phone_regions``: regions whose national phone
-      formats are recognised (international ``+…`` numbers are found whatever the region).
-    - ``ner_model``: an installed spaCy model name or path (e.g. ``en_core_web_sm``) adding
-      PERSON, LOCATION… via NER. Never downloaded: a missing model is an error at construction.
+    - ``mode``: ``strict`` (recommended) tokenizes every string that is not declared: a field is
+      ``hash``-ed unless ``fields`` names it ``keep`` or ``text``, or ``categories`` lists its values
+      (a value outside the list is tokenized too). ``standard`` runs the recognizers over undeclared
+      strings instead (fails open on PII they do not know, such as names without an NER model).
+    - ``fields``: a policy per feature or slice name (see :data:`Policy`). The other ways out have
+      names of their own: ``label`` (prediction labels, label strings and class names: one policy, so
+      predictions and labels still match), ``error_type`` (error types, also in metric windows) and
+      ``deploy.<key>`` (a deploy annotation).
+    - ``default``: the policy of string fields not named in ``fields`` (``hash`` in strict mode, ``text``
+      otherwise). Numbers and nulls cannot hold text PII and pass unless their field says otherwise
+      (name identifier-like numeric fields with ``hash`` or ``drop``). Error types default to ``text``
+      in both modes (they are names of exception classes; the recognizers still run over them).
+    - ``categories``: known values per field (``{"region": {"eu", "us"}, "label": {"approve", "deny"}}``)
+      that pass untouched.
+    - ``salt``: the secret key of ``hash`` (required when any field uses it, so always in strict mode;
+      keep it out of code, the same in every replica so tokens match).
+    - ``entities``: the entities the pattern recognizers find (:data:`KNOWN_ENTITIES`);
+      ``phone_regions``: regions (``("US", "GB")``) whose national phone formats Presidio's
+      phonenumbers-based recognizer also checks (slower; the shim's own phone recognizer, always on with
+      ``PHONE_NUMBER``, already finds numbers in the usual written forms of any country); ``recognizers``: more Presidio recognizers of your own (another locale's addresses...).
+    - ``ner_model``: an installed spaCy pipeline name or path adding names and places to ``text`` fields
+      (``ner_entities``, default PERSON and LOCATION). Never downloaded: a missing one is an error.
     - ``cache_size``: redacted values remembered (repeated values are not analysed again).
     """
 
+    mode: Mode = "standard"
     fields: Mapping[str, Policy] = field(default_factory=dict)
-    default: Policy = "redact"
+    default: Policy | None = None
     categories: Mapping[str, frozenset[str]] = field(default_factory=dict)
     salt: bytes | None = None
     entities: tuple[str, ...] = DEFAULT_ENTITIES
-    phone_regions: tuple[str, ...] = ("US",)
+    phone_regions: tuple[str, ...] = ()
+    recognizers: tuple[Any, ...] = ()
     ner_model: str | None = None
-    ner_entities: tuple[str, ...] = ("PERSON",)
+    ner_entities: tuple[str, ...] = ("PERSON", "LOCATION")
     cache_size: int = 10_000
 
     def __post_init__(self) -> None:
-        for name, pol in {**self.fields, "(default)": self.default}.items():
+        if self.mode not in ("standard", "strict"):
+            raise ShimConfigError(f"mode must be 'standard' or 'strict', got {self.mode!r}")
+        default = self.default or ("hash" if self.mode == "strict" else "text")
+        for name, pol in {**self.fields, "(default)": default}.items():
             if pol not in _POLICIES:
                 raise ShimConfigError(f"redaction policy of {name!r} must be one of {_POLICIES}, got {pol!r}")
-        uses_hash = self.default == "hash" or "hash" in self.fields.values()
+        if self.mode == "strict" and default not in ("hash", "drop"):
+            raise ShimConfigError(f"strict mode tokenizes undeclared fields: default must be 'hash' or 'drop', got {default!r}")
+        uses_hash = default == "hash" or "hash" in self.fields.values() or self.mode == "strict"
         if uses_hash and not self.salt:
-            raise ShimConfigError("the 'hash' policy needs a secret salt (Redaction(salt=...))")
+            raise ShimConfigError("the 'hash' policy (and strict mode) needs a secret salt (Redaction(salt=...))")
         if self.salt is not None and len(self.salt) < 16:
             raise ShimConfigError("salt must be at least 16 bytes")
         if self.cache_size < 0:
             raise ShimConfigError("cache_size must be >= 0")
+        unknown = [e for e in self.entities if e not in KNOWN_ENTITIES]
+        if unknown:
+            raise ShimConfigError(f"entities: no pattern recognizer for {unknown} (known: {sorted(KNOWN_ENTITIES)})")
+        bad_ner = [e for e in self.ner_entities if e not in NER_ENTITIES]
+        if bad_ner:
+            raise ShimConfigError(f"ner_entities: unknown {bad_ner} (known: {list(NER_ENTITIES)})")
+        object.__setattr__(self, "default", default)
         object.__setattr__(self, "fields", MappingProxyType(dict(self.fields)))
         object.__setattr__(self, "categories", MappingProxyType({k: frozenset(v) for k, v in self.categories.items()}))
         object.__setattr__(self, "entities", tuple(self.entities))
         object.__setattr__(self, "phone_regions", tuple(self.phone_regions))
+        object.__setattr__(self, "recognizers", tuple(self.recognizers))
+        object.__setattr__(self, "ner_entities", tuple(self.ner_entities))
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any], *, salt: bytes | None = None) -> Redaction:
+        """A Redaction from a plain mapping (JSON or YAML): the keys are this class's fields, except the
+        salt, which is passed apart (never in a file), and ``recognizers`` (code, not data).
+
+        ``{"mode": "strict", "fields": {"note": "text"}, "categories": {"region": ["eu", "us"]}}``
+        """
+        if not isinstance(spec, Mapping):
+            raise ShimConfigError(f"redaction spec must be a mapping, got {type(spec).__name__}")
+        allowed = {"mode", "fields", "default", "categories", "entities", "phone_regions", "ner_model",
+                   "ner_entities", "cache_size"}
+        unknown = sorted(set(spec) - allowed)
+        if unknown:
+            raise ShimConfigError(f"redaction spec: unknown keys {unknown} (allowed: {sorted(allowed)}; the salt is passed apart)")
+        kw: dict[str, Any] = dict(spec)
+        for key in ("entities", "phone_regions", "ner_entities"):
+            if key in kw:
+                kw[key] = tuple(kw[key])
+        if "categories" in kw:
+            kw["categories"] = {k: frozenset(str(x) for x in v) for k, v in kw["categories"].items()}
+        return cls(**kw, salt=salt)
 
     def __repr__(self) -> str:  # never print the salt
-        return (f"Redaction(fields={dict(self.fields)!r}, default={self.default!r}, "
+        return (f"Redaction(mode={self.mode!r}, fields={dict(self.fields)!r}, default={self.default!r}, "
                 f"categories={sorted(self.categories)!r}, salt={'<set>' if self.salt else None}, "
                 f"entities={self.entities!r}, ner_model={self.ner_model!r})")

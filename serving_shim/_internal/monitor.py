@@ -207,14 +207,30 @@ class Monitor:
                 "schema_version": SCHEMA_VERSION, "model": self.model, "model_version": self.version,
                 "event_id": ev.event_id("w", *key),
                 "window_start": ws, "window_s": self.window_s, "source": self.source, "requests": n,
-                "errors": {ev.safe_name(k): c for k, c in errors.items()}, "latency_buckets": buckets,
+                "errors": self._error_counts(errors), "latency_buckets": buckets,
                 "latency_sum_ms": lat_sum,
             })
         return self._validated("metric_window", out)
 
+    def _error_counts(self, errors: dict[str, int]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for k, c in errors.items():
+            try:
+                name = ev.safe_name(self._redactor.error_type(k))
+            except Exception:  # noqa: BLE001 - a type that breaks redaction is counted under a placeholder
+                name = "redaction_error"
+            out[name] = out.get(name, 0) + c
+        return out
+
     # -- worker side -------------------------------------------------------------------------
     def _prepare(self, items: list[Any]) -> list[Batch]:
         by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        try:  # free texts of the whole batch through the NER pipeline at once (nlp.pipe)
+            red = self._redactor
+            red.prefetch(t for item in items if item[0] == "prediction"
+                         for t in (*red.text_values(item[3]), *red.text_values(item[8])))
+        except Exception as exc:  # noqa: BLE001 - each event is then analysed (and may fail) on its own
+            log.warning("batched redaction failed (%s)", type(exc).__name__)
         for item in items:
             try:
                 by_kind[item[0]].append(self._event(item))
@@ -233,7 +249,7 @@ class Monitor:
                    "model_version": self.version, "request_id": rid,
                    "features": {ev.safe_name(k, "feature"): ev.clip(ev.number(v))
                                 for k, v in self._redactor.apply(features).items()},
-                   "prediction": ev.normalize_prediction(prediction),
+                   "prediction": self._prediction(prediction),
                    "slices": {ev.safe_name(k, "slice"): ev.clip(str(v)) for k, v in self._redactor.apply(slices).items()}
                    if slices else {},
                    "status": "ok" if ok else "error"}
@@ -241,16 +257,27 @@ class Monitor:
             if isinstance(lat, float) and lat >= 0:
                 out["latency_ms"] = lat
             if not ok:
-                out["error_type"] = ev.safe_name(error_type or "error")
+                out["error_type"] = ev.safe_name(self._redactor.error_type(error_type or "error"))
             return out
         if kind == "label":
             _, _, rid, label, value = item
             return {**base, "event_id": ev.event_id("l", self.model, rid, label, value, repr(now)), "request_id": rid,
-                    **({"label": str(label)} if label is not None else {}),
+                    **({"label": ev.clip(self._redactor.label(str(label)))} if label is not None else {}),
                     **({"value": ev.number(value)} if value is not None else {})}
         _, _, annotations = item
         return {**base, "event_id": ev.event_id("d", self.model, self.version, repr(now)),
-                "model_version": self.version, "annotations": {ev.safe_name(k): str(v) for k, v in annotations.items()}}
+                "model_version": self.version,
+                "annotations": {ev.safe_name(k): ev.clip(v) for k, v in self._redactor.annotations(annotations).items()}}
+
+    def _prediction(self, prediction: Any) -> dict[str, Any]:
+        """The contract's prediction object, its label and class names through the ``label`` policy."""
+        p = ev.normalize_prediction(prediction)
+        red = self._redactor
+        if p.get("label"):
+            p["label"] = ev.clip(red.label(p["label"]))
+        if p.get("probabilities"):
+            p["probabilities"] = {ev.safe_name(red.label(k), "class"): v for k, v in p["probabilities"].items()}
+        return p
 
     def _validated(self, kind: str, events: list[dict[str, Any]]) -> list[Batch]:
         if not events:

@@ -1,28 +1,53 @@
-"""PII redaction with presidio-analyzer, run on the background worker only.
+"""PII redaction with Presidio recognizers (and an optional spaCy NER pipeline), on the background worker.
 
-Free-text values go through Presidio's pattern recognizers (email, phone, credit card, IP, IBAN,
-US SSN by default) and, when the user installed one, a spaCy NER model. Nothing touches the
-network: no spaCy model is loaded unless named (and a missing one is an error, never a download),
-and the email recognizer validates domains against tldextract's bundled public-suffix snapshot.
+One :class:`Redactor` applies one :class:`Redaction` to every way a value leaves: features and slices
+(:meth:`Redactor.apply`), prediction labels, label strings and class names (:meth:`Redactor.label`),
+error types (:meth:`Redactor.error_type`) and deploy annotations (:meth:`Redactor.annotations`). The
+collector uses the same class for events from senders that are not the SDK.
 
-Cheap skips before Presidio: numbers and nulls, known categories, and recognizers whose pattern
-cannot match the text (no ``@`` for email, too few digits for phones, cards, SSNs...). Results of
-repeated values are cached. Raw values are never logged.
+Free text goes through pattern recognizers (Presidio's email, IP, IBAN, US SSN and URL recognizers, and
+the shim's address, phone and payment-card recognizers, see :mod:`serving_shim._internal.recognizers`)
+and, when the user installed and named one, a spaCy NER pipeline run in batches (``nlp.pipe``, with only
+its ``ner`` component and what it listens to). Nothing touches the network: no spaCy model is loaded unless
+named (a missing one is an error, never a download), and the email recognizer validates domains against
+tldextract's bundled public-suffix snapshot.
+
+Cheap skips before Presidio: numbers and nulls, known categories, tokens this redactor made, and
+recognizers whose pattern cannot match the text (no ``@`` for email, too few digits for phones, cards,
+SSNs...). Results of repeated values are cached. Raw values are never logged.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import re
+from collections.abc import Iterable, Mapping
 from hashlib import sha256
 from typing import Any
 
 from serving_shim._internal.config import Redaction, ShimConfigError
 
-__all__ = ["Redactor"]
+__all__ = ["Redactor", "TOKEN_RE"]
 
 log = logging.getLogger("driftline.shim")
 _DIGITS = str.maketrans("", "", "0123456789")
+#: What :meth:`Redactor.hash` makes: a token is never tokenized again (SDK, then collector).
+TOKEN_RE = re.compile(r"h:[0-9a-f]{32}")
+_SPACY_LABELS = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION",
+                 "ORG": "ORGANIZATION", "NORP": "NRP"}
+
+
+# addresses without a digit: French street lines (``rue de Legros``) and ships (``USNS Smith``)
+_NUMBERLESS_ADDRESS = re.compile(r"(?i:\b(?:rue|boulevard|bd|chemin|allée|impasse|quai|avenue)\s)|\bUS(?:S|NS|NV|CGC)\s")
+
+
+#: a company designator: an ORG entity holding one is an organisation, not a misread name
+_ORG_WORD = re.compile(r"(?i)\b(?:inc|ltd|llc|plc|gmbh|ag|sa|sas|corp|corporation|company|co|group|bank|university|"
+                       r"college|school|hospital|institute|foundation|association|agency|department|ministry|"
+                       r"council|club|partners|holdings|technologies|systems|services|solutions)\b\.?")
+_CAP = r"[^\W\d_a-z][^\W\d_A-Z]{1,30}(?:[-'’][^\W\d_a-z]?[^\W\d_A-Z]{1,30}){0,3}"
+_NAME_RUN = re.compile(rf"(?<![\w]){_CAP}(?:\s+(?:(?:von|van|de|der|den|da|di|du|del|la|le|zu|y|bin|al)\s+){{0,3}}{_CAP}){{1,5}}")
 
 
 def _n_digits(text: str) -> int:
@@ -32,12 +57,14 @@ def _n_digits(text: str) -> int:
 # Necessary conditions for each pattern recognizer to match (cheap, conservative).
 _GATES: dict[str, Any] = {
     "EMAIL_ADDRESS": lambda t, d: "@" in t,
-    "PHONE_NUMBER": lambda t, d: d >= 5,
+    "PHONE_NUMBER": lambda t, d: d >= 7,
+    "PHONE_REGIONS": lambda t, d: d >= 7,
     "CREDIT_CARD": lambda t, d: d >= 12,
     "IP_ADDRESS": lambda t, d: ":" in t or (d >= 4 and "." in t),
     "IBAN_CODE": lambda t, d: d >= 2 and len(t) >= 15,
     "US_SSN": lambda t, d: d >= 9,
     "URL": lambda t, d: "." in t,
+    "STREET_ADDRESS": lambda t, d: d >= 1 or _NUMBERLESS_ADDRESS.search(t) is not None,
 }
 
 
@@ -58,7 +85,6 @@ def _offline_email_recognizer() -> Any:
 
 def _recognizers(cfg: Redaction) -> list[tuple[str, Any]]:
     from presidio_analyzer.predefined_recognizers import (
-        CreditCardRecognizer,
         IbanRecognizer,
         IpRecognizer,
         PhoneRecognizer,
@@ -66,112 +92,215 @@ def _recognizers(cfg: Redaction) -> list[tuple[str, Any]]:
         UsSsnRecognizer,
     )
 
+    from serving_shim._internal.recognizers import (
+        AddressRecognizer,
+        IbanChecksumRecognizer,
+        PaymentCardRecognizer,
+        PhonePatternRecognizer,
+    )
+
     factories: dict[str, Any] = {
         "EMAIL_ADDRESS": _offline_email_recognizer,
-        # leniency 0 (POSSIBLE): a phone-shaped number with an unassigned area code is still redacted
-        "PHONE_NUMBER": lambda: PhoneRecognizer(supported_regions=cfg.phone_regions, leniency=0),
-        "CREDIT_CARD": CreditCardRecognizer,
+        "PHONE_NUMBER": PhonePatternRecognizer,
+        "CREDIT_CARD": PaymentCardRecognizer,
         "IP_ADDRESS": IpRecognizer,
         "IBAN_CODE": IbanRecognizer,
         "US_SSN": UsSsnRecognizer,
         "URL": UrlRecognizer,
+        "STREET_ADDRESS": AddressRecognizer,
     }
-    unknown = [e for e in cfg.entities if e not in factories]
-    if unknown:
-        raise ShimConfigError(f"no pattern recognizer for entities {unknown} (known: {sorted(factories)})")
-    return [(e, factories[e]()) for e in cfg.entities]
+    recs = [(e, e, factories[e]()) for e in cfg.entities]
+    if "PHONE_NUMBER" in cfg.entities and cfg.phone_regions:
+        # national formats of the named regions, by phonenumbers (leniency 0: unassigned numbers count too)
+        recs.append(("PHONE_REGIONS", "PHONE_NUMBER", PhoneRecognizer(supported_regions=cfg.phone_regions, leniency=0)))
+    if "IBAN_CODE" in cfg.entities:
+        recs.append(("IBAN_CODE", "IBAN_CODE", IbanChecksumRecognizer()))
+    out: list[tuple[str, Any]] = [(gate, (entity, rec)) for gate, entity, rec in recs]
+    for rec in cfg.recognizers:
+        if not hasattr(rec, "analyze") or not getattr(rec, "supported_entities", None):
+            raise ShimConfigError(f"recognizers: {type(rec).__name__} is not a Presidio recognizer")
+        out.append(("", (rec.supported_entities[0], rec)))
+    return out
 
 
-def _ner_engine(cfg: Redaction) -> Any:
-    """An AnalyzerEngine over the user's installed spaCy model (never downloaded)."""
+def _ner_pipeline(cfg: Redaction) -> Any:
+    """The user's installed spaCy pipeline (never downloaded) with only what NER needs enabled."""
     from pathlib import Path
 
     import spacy
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.nlp_engine import SpacyNlpEngine
-    from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
     name = cfg.ner_model or ""
     if not (spacy.util.is_package(name) or Path(name).exists()):
-        raise ShimConfigError(f"spaCy model {name!r} is not installed (the shim never downloads one)")
-    nlp = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": name}])
-    nlp.load()
-    registry = RecognizerRegistry(supported_languages=["en"])
-    registry.add_recognizer(SpacyRecognizer(supported_entities=list(cfg.ner_entities)))
-    return AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"])
+        raise ShimConfigError(f"spaCy model {name!r} is not installed (the shim never downloads one; "
+                              f"pip install it, e.g. en_core_web_sm)")
+    nlp = spacy.load(name)
+    keep = {"ner", "entity_ruler", "span_ruler"}
+    for shared in ("tok2vec", "transformer"):  # kept only when the NER component listens to it
+        if shared in nlp.pipe_names and "ner" in getattr(nlp.get_pipe(shared), "listening_components", ()):
+            keep.add(shared)
+    nlp.select_pipes(disable=[p for p in nlp.pipe_names if p not in keep])
+    return nlp
 
 
 class Redactor:
-    """Applies a :class:`Redaction` to features and slices (one dict in, a new dict out)."""
+    """Applies a :class:`Redaction` to values on their way out (one dict in, a new dict out)."""
 
     def __init__(self, cfg: Redaction) -> None:
         self.cfg = cfg
         self._fields = dict(cfg.fields)
         self._categories = dict(cfg.categories)
+        self._default = cfg.default or "text"
+        self._strict = cfg.mode == "strict"
         self._recs = _recognizers(cfg)
-        self._ner = _ner_engine(cfg) if cfg.ner_model else None
+        self._ner = _ner_pipeline(cfg) if cfg.ner_model else None
+        self._ner_types = set(cfg.ner_entities)
         self._cache: dict[str, str] = {}
+        self._batch: dict[str, str] = {}
         self.analyzed = 0  # texts analysed (cache misses)
 
-    def apply(self, values: dict[str, Any]) -> dict[str, Any]:
+    # -- the ways out ------------------------------------------------------------------------
+    def apply(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Features or slices: each value by its field's policy (``drop`` leaves the key out)."""
         out: dict[str, Any] = {}
         for name, v in values.items():
-            pol = self._fields.get(name, self.cfg.default)
+            pol = self._fields.get(name, self._default)
             if pol == "drop":
                 continue
-            if v is None or (isinstance(v, (int, float)) and pol != "hash"):
+            # numbers are hashed only when their field is named ``hash`` (strict mode tokenizes strings)
+            num_hash = self._fields.get(name) == "hash"
+            if v is None or (isinstance(v, (int, float)) and not num_hash):
                 out[name] = v
                 continue
             if hasattr(v, "item") and not isinstance(v, str):  # numpy scalars
                 v = v.item()
-                if isinstance(v, (int, float)) and pol != "hash":
+                if isinstance(v, (int, float)) and not num_hash:
                     out[name] = v
                     continue
-            s = v if isinstance(v, str) else str(v)
-            if pol == "keep" or s in self._categories.get(name, ()):
-                out[name] = s
-            elif pol == "hash":
-                out[name] = self.hash(s)
-            else:
-                out[name] = self.redact_text(s)
+            out[name] = self._value(name, pol, v if isinstance(v, str) else str(v))
         return out
+
+    def field(self, name: str, value: str) -> str | None:
+        """One string of the field ``name`` (None: the policy drops it)."""
+        pol = self._fields.get(name, self._default)
+        return None if pol == "drop" else self._value(name, pol, value)
+
+    def label(self, value: str) -> str:
+        """A prediction label, a label string or a class name (one policy: they must still match)."""
+        return self.field("label", value) or ""
+
+    def error_type(self, value: str) -> str:
+        pol = self._fields.get("error_type", "text")
+        if pol == "drop":
+            return ""
+        if pol in ("text", "redact") and "_" in value:  # Err_555-123-4567: the recognizers need word breaks
+            spaced = value.replace("_", " ")
+            red = self._value("error_type", pol, spaced)
+            return value if red == spaced else red
+        return self._value("error_type", pol, value)
+
+    def annotations(self, values: Mapping[str, Any]) -> dict[str, str]:
+        out = {}
+        for k, v in values.items():
+            r = self.field(f"deploy.{k}", str(v))
+            if r is not None:
+                out[k] = r
+        return out
+
+    def _value(self, name: str, pol: str, s: str) -> str:
+        if pol == "keep":
+            return s
+        cats = self._categories.get(name)
+        if cats is not None and s in cats:
+            return s
+        if pol == "hash" or (self._strict and cats is not None):
+            # a token made upstream (the SDK, then the collector) is not tokenized again
+            return s if TOKEN_RE.fullmatch(s) else self.hash(s)
+        return self.redact_text(s)
+
+    def policy(self, name: str) -> str:
+        return self._fields.get(name, self._default)
+
+
+    @property
+    def has_ner(self) -> bool:
+        return self._ner is not None
 
     def hash(self, value: str) -> str:
         assert self.cfg.salt is not None
         return "h:" + hmac.new(self.cfg.salt, value.encode(), sha256).hexdigest()[:32]
 
+    # -- free text ---------------------------------------------------------------------------
+    def text_values(self, values: Mapping[str, Any] | None) -> Iterable[str]:
+        """The strings of ``values`` that :meth:`apply` will analyse as free text."""
+        if not values:
+            return ()
+        return [v for k, v in values.items() if isinstance(v, str)
+                and self._fields.get(k, self._default) in ("text", "redact")
+                and v not in self._categories.get(k, ())]
+
+    def prefetch(self, texts: Iterable[str]) -> None:
+        """Analyse many texts at once (the NER pipeline runs over them in batches); the results serve the
+        :meth:`redact_text` calls that follow, until the next prefetch. Without NER it does nothing."""
+        if self._ner is None:
+            return
+        todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        self._batch = dict(zip(todo, self._analyze_many(todo), strict=True)) if todo else {}
+
     def redact_text(self, text: str) -> str:
         hit = self._cache.get(text)
-        if hit is not None:
-            return hit
-        red = self._analyze(text)
-        if self.cfg.cache_size:
+        if hit is None:
+            hit = self._batch.get(text)
+        if hit is None:
+            hit = self._analyze_many([text])[0]
+        if self.cfg.cache_size and text not in self._cache:
             if len(self._cache) >= self.cfg.cache_size:
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[text] = red
-        return red
+            self._cache[text] = hit
+        return hit
 
-    def _analyze(self, text: str) -> str:
+    def _analyze_many(self, texts: list[str]) -> list[str]:
+        self.analyzed += len(texts)
+        spans: list[list[tuple[int, int, str]]] = [self._pattern_spans(t) for t in texts]
+        if self._ner is not None:
+            docs = self._ner.pipe(texts, batch_size=256)
+            names = "PERSON" in self._ner_types
+            for text, found, doc in zip(texts, spans, docs, strict=True):
+                for ent in doc.ents:
+                    kind = _SPACY_LABELS.get(ent.label_)
+                    if kind in self._ner_types or (names and kind == "ORGANIZATION" and not _ORG_WORD.search(ent.text)):
+                        # a small pipeline often calls a person's name an ORG: without a company word it is a name
+                        found.append((ent.start_char, ent.end_char, kind if kind in self._ner_types else "PERSON"))
+                if names:  # two or more capitalised words in a row (what NER missed): taken as a name
+                    found.extend((m.start(), m.end(), "PERSON") for m in _NAME_RUN.finditer(text))
+        return [_replace(t, s) for t, s in zip(texts, spans, strict=True)]
+
+    def _pattern_spans(self, text: str) -> list[tuple[int, int, str]]:
         d = _n_digits(text)
         spans: list[tuple[int, int, str]] = []
-        self.analyzed += 1
-        for entity, rec in self._recs:
-            if _GATES[entity](text, d):
-                spans.extend((r.start, r.end, r.entity_type) for r in rec.analyze(text, [entity], None))
-        if self._ner is not None:
-            spans.extend((r.start, r.end, r.entity_type) for r in self._ner.analyze(text, language="en"))
-        if not spans:
-            return text
-        spans.sort()
-        parts, pos = [], 0
-        for start, end, kind in spans:
-            if end <= pos:
-                continue  # inside a span already replaced
-            if start < pos:  # overlaps the previous span: extend it
-                pos = end
-                continue
-            parts.append(text[pos:start])
-            parts.append(f"<{kind}>")
+        for gate, (entity, rec) in self._recs:
+            if not gate or _GATES[gate](text, d):
+                spans.extend((r.start, r.end, entity) for r in rec.analyze(text, [entity], None))
+        return spans
+
+
+_PRIORITY = {"US_SSN": 0, "CREDIT_CARD": 1, "IBAN_CODE": 2, "EMAIL_ADDRESS": 3, "IP_ADDRESS": 4, "PHONE_NUMBER": 6,
+             "STREET_ADDRESS": 7}
+
+
+def _replace(text: str, spans: list[tuple[int, int, str]]) -> str:
+    if not spans:
+        return text
+    # the longest span first where two start together; on a tie the most specific entity names it
+    spans.sort(key=lambda sp: (sp[0], -sp[1], _PRIORITY.get(sp[2], 5)))
+    parts, pos = [], 0
+    for start, end, kind in spans:
+        if end <= pos:
+            continue  # inside a span already replaced
+        if start < pos:  # overlaps the previous span: extend it
             pos = end
-        parts.append(text[pos:])
-        return "".join(parts)
+            continue
+        parts.append(text[pos:start])
+        parts.append(f"<{kind}>")
+        pos = end
+    parts.append(text[pos:])
+    return "".join(parts)

@@ -6,19 +6,16 @@ from __future__ import annotations
 import json
 import logging
 import random
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from driftline.config import Settings
 from driftline.server import create_app
 from serving_shim import BatchConfig, HttpSink, KafkaSink, Monitor, Redaction
 from tests.collecting import collect_until
+from tests.servers import running
 
 SALT = b"integration-test-salt-0123456789"
 FIRST = ["Maria", "Jonathan", "Aiko", "Lars", "Fatima", "Chen", "Olga", "Pedro"]
@@ -81,26 +78,10 @@ def capture_all_logs(caplog):  # type: ignore[no-untyped-def]
     return caplog
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def ingest_url(store) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings(open_localhost=True, scheduler=False), store=store), host="127.0.0.1", port=port,
-                                           log_level="debug", lifespan="on"))
-    th = threading.Thread(target=server.run, daemon=True)
-    th.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "ingest API did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    th.join(10)
+    with running(create_app(Settings(open_localhost=True, scheduler=False), store=store)) as url:
+        yield url
 
 
 def test_pii_corpus_over_http_leaves_no_raw_pii(store, ingest_url, capture_all_logs, capfd) -> None:  # type: ignore[no-untyped-def]

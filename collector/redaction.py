@@ -26,8 +26,8 @@ from typing import Any
 
 import msgspec
 
-from collector.ingest import MAX_DEAD_LETTER_PAYLOAD, Decoded
-from collector.writer import DeadLetter, dead_letter_payload
+from collector.ingest import Decoded
+from collector.writer import MAX_DEAD_LETTER_PAYLOAD, DeadLetter, dead_letter_payload
 from serving_shim import Redaction
 from serving_shim._internal.events import safe_name
 from serving_shim._internal.redaction import Redactor

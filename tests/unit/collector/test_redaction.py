@@ -3,6 +3,7 @@ dead letters (redacted copy + sha256, or raw on request), and the spec the serve
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import json
 
@@ -13,10 +14,12 @@ from collector.redaction import IngestRedaction, load_redaction
 from serving_shim import Redaction, ShimConfigError
 
 SALT = b"server-salt-0123456789abcdef"
+#: an event time the server accepts (its window is 7 days back by default)
+TS = (_dt.datetime.now(_dt.UTC) - _dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _prediction(i: int, **extra: object) -> dict[str, object]:
-    return {"schema_version": 1, "event_id": f"e{i}", "ts": "2026-11-25T12:00:00+00:00", "model": "m",
+    return {"schema_version": 1, "event_id": f"e{i}", "ts": TS + "+00:00", "model": "m",
             "model_version": "v1", "request_id": f"r{i}",
             "features": {"email": "jane.roe@example.com", "n": 3.0, "plan": "pro"},
             "prediction": {"label": "call 415-555-0132", "probabilities": {"a": 0.5, "bob@example.com": 0.5}},
@@ -25,7 +28,7 @@ def _prediction(i: int, **extra: object) -> dict[str, object]:
 
 @pytest.mark.parametrize("body", [
     [_prediction(0), _prediction(1)],                                              # the compiled fast path
-    [_prediction(0, ts="2026-11-25T12:00:00"), _prediction(1, latency_ms=1e400)],  # models (and a bad one)
+    [_prediction(0, ts=TS), _prediction(1, latency_ms=1e400)],  # models (and a bad one)
 ])
 def test_good_events_are_redacted_before_they_are_stored(body: list[dict[str, object]]) -> None:
     decoded = decode_message(json.dumps(body).encode(), source="http", kind="prediction")
@@ -47,16 +50,16 @@ def test_strict_server_tokenizes_and_keeps_sdk_tokens() -> None:
 
 def test_labels_deploys_and_metric_windows() -> None:
     ir = IngestRedaction(Redaction())
-    labels = [{"schema_version": 1, "event_id": "l", "ts": "2026-11-25T12:00:00Z", "model": "m", "request_id": "r",
+    labels = [{"schema_version": 1, "event_id": "l", "ts": TS + "Z", "model": "m", "request_id": "r",
                "label": "fraud by jane@example.com"}]
     (lab,) = ir.apply(decode_message(json.dumps(labels).encode(), source="http", kind="label")).good["label"]
     assert lab.label == "fraud by <EMAIL_ADDRESS>"
-    deploys = [{"schema_version": 1, "event_id": "d", "ts": "2026-11-25T12:00:00Z", "model": "m", "model_version": "v",
+    deploys = [{"schema_version": 1, "event_id": "d", "ts": TS + "Z", "model": "m", "model_version": "v",
                 "annotations": {"author": "jane@example.com", "sha": "abc123"}}]
     (dep,) = ir.apply(decode_message(json.dumps(deploys).encode(), source="http", kind="deploy")).good["deploy"]
     assert dict(dep.annotations) == {"author": "<EMAIL_ADDRESS>", "sha": "abc123"}
     windows = [{"schema_version": 1, "event_id": "w", "model": "m", "model_version": "v",
-                "window_start": "2026-11-25T12:00:00Z", "window_s": 10, "source": "s", "requests": 5,
+                "window_start": TS + "Z", "window_s": 10, "source": "s", "requests": 5,
                 "errors": {"Timeout": 1, "Err_415-555-0132": 2}, "latency_buckets": [0] * 14, "latency_sum_ms": 0}]
     (w,) = ir.apply(decode_message(json.dumps(windows).encode(), source="http", kind="metric_window")).good["metric_window"]
     assert dict(w.errors) == {"Timeout": 1, "Err__PHONE_NUMBER_": 2}

@@ -76,7 +76,7 @@ def test_dead_letters_keep_a_redacted_copy_and_the_hash() -> None:
     assert red["features"]["email"] == "<EMAIL_ADDRESS>" and red["note"] == "call <PHONE_NUMBER>"
     assert red["prediction"]["label"] == "call <PHONE_NUMBER>" and red["request_id"] == "r0"
     for secret in ("jane.roe", "415-555-0132", "536-22-1234", "563-6083", "bob@example.com"):
-        assert secret not in d.payload and secret not in d.reason
+        assert secret.encode() not in d.payload and secret not in d.reason
 
 
 def test_a_payload_that_is_not_json_is_redacted_as_text_or_left_out_in_strict_mode() -> None:
@@ -91,7 +91,7 @@ def test_raw_dead_letters_only_when_the_operator_opts_in() -> None:
     raw = json.dumps(_prediction(0, latency_ms=-1.0))
     (d,) = IngestRedaction(Redaction(), raw_dead_letters=True).apply(
         decode_message(f"[{raw}]".encode(), source="http", kind="prediction")).dead
-    assert d.payload == raw
+    assert d.payload == raw.encode()
     (n,) = IngestRedaction(None).apply(decode_message(f"[{raw}]".encode(), source="http", kind="prediction")).dead
     assert json.loads(n.payload) == {"sha256": hashlib.sha256(raw.encode()).hexdigest(), "redacted": None}
 
@@ -121,4 +121,4 @@ def test_an_event_that_breaks_redaction_is_rejected_and_its_neighbours_go_on() -
     assert [e.request_id for e in decoded.good["prediction"]] == ["r0", "r2"] and decoded.indices["prediction"] == [0, 2]
     (err,) = decoded.errors
     assert (err.index, err.field, err.reason) == (1, "(redaction)", "redaction failed (RuntimeError)")
-    assert len(decoded.dead) == 1 and "jane" not in decoded.dead[0].payload
+    assert len(decoded.dead) == 1 and b"jane" not in decoded.dead[0].payload

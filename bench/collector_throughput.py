@@ -9,6 +9,10 @@ Needs the Kafka broker (scripts/kafka.sh start). Two phases, in one run:
    produce to queryable; e2e_p99_s is its 99th percentile, computed in ClickHouse.
 
     python bench/collector_throughput.py [--events 200000] [--batch 500] [--rate 20000] [--seconds 20]
+                                         [--redaction SPEC]
+
+The collector runs as ``driftline collect`` does by default, server-side redaction included (pattern
+recognizers on every string, collector.redaction); ``--redaction off`` measures it without.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from collector.consumer import KafkaCollector  # noqa: E402
 from collector.migrations import migrate  # noqa: E402
 from collector.store import ChdbStore  # noqa: E402
 from collector.writer import EventWriter  # noqa: E402
-from driftline.server import all_migrations  # noqa: E402
+from driftline.config import Settings  # noqa: E402
+from driftline.migrations import all_migrations  # noqa: E402
 from serving_shim.contract import encode_batch  # noqa: E402
 from serving_shim.transport import KafkaTransport  # noqa: E402
 
@@ -55,6 +60,7 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=20_000)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--cores", default="0", help="CPU cores the collector may use (taskset-like), '' for all")
+    ap.add_argument("--redaction", default="", help="server-side redaction spec as for driftline collect ('off': none)")
     a = ap.parse_args()
     if a.cores:
         os.sched_setaffinity(0, {int(c) for c in a.cores.split(",")})
@@ -69,8 +75,10 @@ def main() -> None:
         evs = _events(min(a.batch, a.events - i), i)
         producer.send_raw("prediction", encode_batch("prediction", evs), key=evs[0]["model"].encode())
     producer.flush()
+    redaction = Settings(redaction=a.redaction).ingest_redaction()
     collector = KafkaCollector(EventWriter(store), bootstrap_servers=a.kafka, group_id=f"{prefix}-g",
-                               topic_prefix=prefix, kinds=["prediction"])  # the defaults of `driftline collect`
+                               topic_prefix=prefix, kinds=["prediction"],
+                               redaction=redaction)  # the defaults of `driftline collect`
     while not collector.assignment():  # join the group before the clock starts
         collector.poll_once(0.1)
     t0 = time.perf_counter()
@@ -118,7 +126,7 @@ def main() -> None:
           f"p50={q['p50']:.3f}s p99={q['p99']:.3f}s max={q['mx']:.3f}s", flush=True)
     collector.close()
     producer.close()
-    print(f"collector_throughput events_per_s={eps:.0f} e2e_p99_s={q['p99']:.3f}")
+    print(f"collector_throughput events_per_s={eps:.0f} e2e_p99_s={q['p99']:.3f} redaction={a.redaction or 'default'}")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tests.processes import stop  # noqa: E402
+
 MB = 1024 * 1024
 
 
@@ -181,11 +185,7 @@ def main() -> int:
               f"rss_growth_mb_all={end - start:+.1f} (anchors: < 1 s, unauthenticated < 50 MB)", flush=True)
         return 0 if worst < 1 and unauth_end - start < 50 else 1
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, timeout=20)
         shutil.rmtree(work, ignore_errors=True)
 
 

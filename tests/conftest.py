@@ -17,6 +17,7 @@ import pytest
 from collector.migrations import migrate
 from collector.store import ChdbStore
 from driftline.server import all_migrations
+from tests.processes import stop
 
 _CHDB_PATH = tempfile.mkdtemp(prefix="driftline-test-chdb-")
 
@@ -86,11 +87,7 @@ def clickhouse_server() -> Iterator[tuple[str, int]]:
             pytest.fail(f"clickhouse-server did not start on {port}: {err}", pytrace=False)
         time.sleep(0.2)
     yield "127.0.0.1", port
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc)
     shutil.rmtree(work, ignore_errors=True)
 
 

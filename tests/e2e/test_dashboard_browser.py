@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests import dashboard_data as dd
+from tests.processes import stop
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "screenshots"
@@ -62,11 +63,7 @@ def _streamlit(api: str) -> Iterator[str]:
             time.sleep(0.3)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         log.close()
 
 

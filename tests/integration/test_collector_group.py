@@ -20,6 +20,7 @@ from collector.consumer import KafkaCollector
 from collector.writer import EventWriter
 from tests import factories as f
 from tests.brokers import DedicatedBroker, group_offsets, partition_owners, produce_predictions
+from tests.processes import stop
 
 pytestmark = [
     pytest.mark.kafka,
@@ -72,13 +73,7 @@ def _dump(path: str) -> list[str]:
 
 
 def _stop(p: subprocess.Popen[str]) -> None:
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.communicate()
+    stop(p, timeout=60)
 
 
 def test_kill_9_of_one_of_two_collectors_moves_its_partitions_within_10s(kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]

@@ -8,7 +8,6 @@ produced to Kafka).
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 from typing import Any, Protocol
 
@@ -22,13 +21,15 @@ from collector.authz import KeyModels
 from collector.ingest import Decoded, DecodeLimits, decode_message, store_decoded
 from collector.redaction import IngestRedaction
 from collector.sql import SQL, ident, sql
+from collector.stats import minutes_ago
 from collector.store import Store
-from collector.writer import EventWriter
+from collector.writer import TABLE_FOR_KIND, EventWriter
 from serving_shim.contract import EventError, TimeWindow
+from serving_shim.transport import PATH_FOR_KIND
 
 __all__ = ["IngestSink", "StoreIngestSink", "KafkaIngestSink", "ingest_router", "query_router", "keys_router", "Limits"]
 
-KIND_OF_PATH = {"predictions": "prediction", "labels": "label", "metric-windows": "metric_window", "deploys": "deploy"}
+KIND_OF_PATH = {path: kind for kind, path in PATH_FOR_KIND.items()}
 
 
 class Limits(BaseModel):
@@ -190,9 +191,6 @@ def ingest_router(sink: IngestSink, limits: Limits | None = None, registry: Any 
     return router
 
 
-def _since(minutes: int) -> _dt.datetime:
-    return _dt.datetime.now(_dt.UTC) - _dt.timedelta(minutes=minutes)
-
 
 #: Dead letters of the key's models: their payload's ``model`` (an unreadable payload is for unscoped keys only).
 def _dead_letters_of(models: tuple[str, ...]) -> SQL:
@@ -214,7 +212,7 @@ def query_router(store: Store) -> APIRouter:
             FROM {db}.predictions FINAL WHERE ts >= %(since)s AND (empty(%(models)s) OR has(%(models)s, model))
             GROUP BY model ORDER BY model
             """,
-            {"since": _since(minutes), "models": list(key)},
+            {"since": minutes_ago(minutes), "models": list(key)},
         )
 
     @router.get("/v1/predictions", summary="Recent sampled (redacted) predictions with their labels")
@@ -231,7 +229,7 @@ def query_router(store: Store) -> APIRouter:
             ON p.request_id = l.request_id
             ORDER BY p.ts DESC
             """,
-            {"model": model, "limit": limit, "since": _since(minutes)},
+            {"model": model, "limit": limit, "since": minutes_ago(minutes)},
         )
 
     @router.get("/v1/arrivals", summary="Events stored per minute")
@@ -245,7 +243,7 @@ def query_router(store: Store) -> APIRouter:
               AND (empty(%(models)s) OR has(%(models)s, model))
             GROUP BY minute, model ORDER BY minute, model
             """,
-            {"since": _since(minutes), "model": model or "", "models": list(key)},
+            {"since": minutes_ago(minutes), "model": model or "", "models": list(key)},
         )
 
     @router.get("/v1/labels/coverage", summary="Share of predictions with a label, and how late labels arrive")
@@ -261,7 +259,7 @@ def query_router(store: Store) -> APIRouter:
             LEFT JOIN l ON p.request_id = l.request_id
             SETTINGS join_use_nulls = 0
             """,
-            {"model": model, "since": _since(minutes)},
+            {"model": model, "since": minutes_ago(minutes)},
         )
         r = rows[0] if rows else {"predictions": 0, "labeled": 0, "delay_p50_s": None, "delay_p90_s": None}
         orphans = store.scalar(
@@ -271,7 +269,7 @@ def query_router(store: Store) -> APIRouter:
             LEFT ANTI JOIN (SELECT request_id FROM {db}.predictions FINAL WHERE model = %(model)s) AS p
             ON l.request_id = p.request_id
             """,
-            {"model": model, "since": _since(minutes)},
+            {"model": model, "since": minutes_ago(minutes)},
         )
         n, k = int(r["predictions"]), int(r["labeled"])
         nan_free = {key: (None if v is None or v != v else float(v)) for key, v in r.items() if key.startswith("delay")}
@@ -287,8 +285,7 @@ def query_router(store: Store) -> APIRouter:
     @router.get("/v1/counts", summary="Stored events per kind (deduplicated)")
     def counts(key: KeyModels) -> dict[str, int]:
         out = {}
-        for kind, table in (("prediction", "predictions"), ("label", "labels"),
-                            ("metric_window", "metric_windows"), ("deploy", "deploys")):
+        for kind, table in TABLE_FOR_KIND.items():
             out[kind] = int(store.scalar(sql("SELECT count() FROM {db}.%(t)s FINAL "
                                              "WHERE empty(%(models)s) OR has(%(models)s, model)",
                                              t=ident(table), models=list(key))) or 0)

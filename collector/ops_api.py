@@ -22,10 +22,11 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 
 from collector.authz import KeyModels
+from collector.stats import minutes_ago, wilson_interval
 from collector.store import Store
 from serving_shim.contract import LATENCY_BUCKETS_MS
 
-__all__ = ["ops_router", "histogram_quantile", "wilson_interval", "DEFAULT_REPLICA_HOUR_USD"]
+__all__ = ["ops_router", "histogram_quantile", "DEFAULT_REPLICA_HOUR_USD"]
 
 DEFAULT_REPLICA_HOUR_USD = 0.50
 #: Labels are read from this long before the range starts (a label may arrive before its prediction), so the
@@ -55,21 +56,6 @@ def histogram_quantile(q: float, buckets: Sequence[float], bounds: Sequence[floa
     return float(bounds[-1])
 
 
-def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float | None, float | None]:
-    """Wilson score interval of a proportion ``k/n`` (95% by default)."""
-    if n <= 0:
-        return None, None
-    p = k / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def _since(minutes: int) -> _dt.datetime:
-    return _dt.datetime.now(_dt.UTC) - _dt.timedelta(minutes=minutes)
-
-
 def _step(minutes: int, step_s: int | None) -> int:
     if step_s:
         return step_s
@@ -97,7 +83,7 @@ def ops_router(store: Store) -> APIRouter:
             WHERE empty(%(models)s) OR has(%(models)s, model)
             GROUP BY model ORDER BY model
             """,
-            {"since": _since(minutes), "models": list(key)},
+            {"since": minutes_ago(minutes), "models": list(key)},
         )
 
     @router.get("/latency", summary="Requests, error rate and latency p50/p95/p99 per time step (all replicas)")
@@ -113,7 +99,7 @@ def ops_router(store: Store) -> APIRouter:
             WHERE model = %(model)s AND {_version_where()} AND window_start >= %(since)s
             GROUP BY t ORDER BY t
             """,
-            {"model": model, "version": version, "since": _since(minutes), "step": step},
+            {"model": model, "version": version, "since": minutes_ago(minutes), "step": step},
         )
         out = []
         for r in rows:
@@ -134,7 +120,7 @@ def ops_router(store: Store) -> APIRouter:
         return store.rows(
             "SELECT ts, model, model_version, annotations FROM {db}.deploys FINAL "
             "WHERE model = %(model)s AND ts >= %(since)s ORDER BY ts",
-            {"model": model, "since": _since(minutes)},
+            {"model": model, "since": minutes_ago(minutes)},
         )
 
     @router.get("/versions", summary="The version expected (last deploy) against the versions serving now")
@@ -149,7 +135,7 @@ def ops_router(store: Store) -> APIRouter:
             FROM {db}.metric_windows FINAL WHERE model = %(model)s AND window_start >= %(since)s
             GROUP BY model_version ORDER BY requests DESC, model_version
             """,
-            {"model": model, "since": _since(minutes)},
+            {"model": model, "since": minutes_ago(minutes)},
         )
         expected = last[0]["model_version"] if last else None
         current = serving[0]["model_version"] if serving else None
@@ -160,7 +146,7 @@ def ops_router(store: Store) -> APIRouter:
     @router.get("/summary", summary="Availability, accuracy proxy, label coverage, deploy frequency, cost per 1,000")
     def summary(model: str, version: str = "", minutes: int = _MINUTES,
                 replica_hour_usd: float = Query(DEFAULT_REPLICA_HOUR_USD, ge=0)) -> dict[str, Any]:
-        p = {"model": model, "version": version, "since": _since(minutes), "label_since": _since(minutes + LABEL_LEAD_MIN)}
+        p = {"model": model, "version": version, "since": minutes_ago(minutes), "label_since": minutes_ago(minutes + LABEL_LEAD_MIN)}
         (mw,) = store.rows(
             f"""
             SELECT sum(requests) AS requests, sum(arraySum(mapValues(errors))) AS errors,
@@ -216,8 +202,8 @@ def ops_router(store: Store) -> APIRouter:
             ON p.request_id = l.request_id
             GROUP BY key, value ORDER BY key, value
             """,
-            {"model": model, "version": version, "since": _since(minutes), "key": key,
-             "label_since": _since(minutes + LABEL_LEAD_MIN)},
+            {"model": model, "version": version, "since": minutes_ago(minutes), "key": key,
+             "label_since": minutes_ago(minutes + LABEL_LEAD_MIN)},
         )
         for r in rows:
             n, k = int(r["labelled"]), int(r["correct"])
@@ -238,7 +224,7 @@ def ops_router(store: Store) -> APIRouter:
                       WHERE model = %(model)s AND ts >= %(since)s ORDER BY ts DESC LIMIT %(sample)s))
             GROUP BY feature, kind ORDER BY feature, kind
             """,
-            {"model": model, "since": _since(minutes), "sample": sample},
+            {"model": model, "since": minutes_ago(minutes), "sample": sample},
         )
 
     @router.get("/distribution", summary="One feature's histogram in a reference and a current window")

@@ -82,6 +82,8 @@ _UTC = _dt.UTC
 
 
 def _utc(ts: _dt.datetime) -> _dt.datetime:
+    # the hot-path half of serving_shim.contract.as_utc: the contract has converted aware times already
+    # (and lets naive prediction times through, which mean UTC), so only the zone is attached here
     return ts.replace(tzinfo=_UTC) if ts.tzinfo is None else ts
 
 

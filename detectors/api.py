@@ -33,6 +33,7 @@ from detectors.reference import build_profile, list_references, reference_from_w
 from detectors.results import query_results
 from detectors.runner import PREVIOUS, run_detectors
 from detectors.stattests import DEFAULT_REGISTRY, Registry
+from serving_shim.contract import as_utc
 
 __all__ = ["drift_router"]
 
@@ -88,10 +89,6 @@ _UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-da
     "properties": {"file": {"type": "string", "format": "binary", "description": "CSV, TSV, .csv.gz or Parquet"}}}}}}}
 
 
-def _utc(t: _dt.datetime) -> _dt.datetime:
-    return t if t.tzinfo else t.replace(tzinfo=_dt.UTC)
-
-
 def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY, *,
                  limits: DetectorLimits | None = None) -> APIRouter:
     router = APIRouter(tags=["drift"])
@@ -131,7 +128,7 @@ def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY, *,
 
     @router.post("/v1/detectors/run", summary="Run drift, quality and performance detectors for one window")
     def run(req: RunRequest) -> dict[str, Any]:
-        end = _utc(req.window_end) if req.window_end else _dt.datetime.now(_dt.UTC)
+        end = as_utc(req.window_end) if req.window_end else _dt.datetime.now(_dt.UTC)
         try:
             rep = run_detectors(store, req.model, end, _dt.timedelta(seconds=req.window_s), reference=req.reference,
                                 model_version=req.model_version, config=req.config, registry=registry,
@@ -161,7 +158,7 @@ def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY, *,
     def reference_window(req: WindowReference) -> dict[str, Any]:
         if req.end <= req.start:
             raise HTTPException(422, "end: must be after start")
-        p = reference_from_window(store, req.model, _utc(req.start), _utc(req.end), name=req.name,
+        p = reference_from_window(store, req.model, as_utc(req.start), as_utc(req.end), name=req.name,
                                   version=req.model_version)
         return {"model": p.model, "name": p.name, "rows": p.rows, "features": sorted(p.features)}
 

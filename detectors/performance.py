@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from collector.sql import sql
+from collector.stats import wilson_interval
 from collector.store import Store
 from detectors.results import ALERT, OK, Result
 
-__all__ = ["PerformanceConfig", "wilson", "performance_results", "classification_metrics", "regression_metrics"]
+__all__ = ["PerformanceConfig", "performance_results", "classification_metrics", "regression_metrics"]
 
 _HIGHER_IS_BETTER = {"accuracy": True, "precision": True, "recall": True, "f1": True, "mae": False, "rmse": False}
 
@@ -45,18 +46,6 @@ def _z(confidence: float) -> float:
     from scipy import stats  # imported when a metric needs it, not with the detectors
 
     return float(stats.norm.ppf(0.5 + confidence / 2))
-
-
-def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a proportion k/n."""
-    if n <= 0:
-        raise ValueError("n must be positive")
-    z = _z(confidence)
-    p = k / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, mid - half), min(1.0, mid + half)
 
 
 def _prf(cm: np.ndarray, pos: int | None) -> tuple[float, float, float]:
@@ -78,7 +67,7 @@ def classification_metrics(cm: np.ndarray, classes: list[str], cfg: PerformanceC
     """{metric: (value, low, high, n)} from a confusion matrix."""
     n = int(cm.sum())
     correct = int(np.trace(cm))
-    out: dict[str, tuple] = {"accuracy": (correct / n, *wilson(correct, n, cfg.confidence), n)}
+    out: dict[str, tuple] = {"accuracy": (correct / n, *wilson_interval(correct, n, cfg.confidence), n)}
     pos = classes.index(cfg.positive_class) if cfg.positive_class in classes else None
     p, r, f = _prf(cm, pos)
     rng = np.random.default_rng(cfg.seed)
@@ -88,8 +77,8 @@ def classification_metrics(cm: np.ndarray, classes: list[str], cfg: PerformanceC
     lo, hi = np.quantile(boot, a, axis=0), np.quantile(boot, 1 - a, axis=0)
     if pos is not None:
         tp, npred, ntrue = int(cm[pos, pos]), int(cm[:, pos].sum()), int(cm[pos].sum())
-        out["precision"] = (p, *wilson(tp, npred, cfg.confidence), npred) if npred else (None, None, None, 0)
-        out["recall"] = (r, *wilson(tp, ntrue, cfg.confidence), ntrue) if ntrue else (None, None, None, 0)
+        out["precision"] = (p, *wilson_interval(tp, npred, cfg.confidence), npred) if npred else (None, None, None, 0)
+        out["recall"] = (r, *wilson_interval(tp, ntrue, cfg.confidence), ntrue) if ntrue else (None, None, None, 0)
     else:
         out["precision"] = (p, float(lo[0]), float(hi[0]), n)
         out["recall"] = (r, float(lo[1]), float(hi[1]), n)

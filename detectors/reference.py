@@ -43,6 +43,7 @@ from detectors.drift_sql import (
     window_source,
 )
 from detectors.grid import Grid, grid_quantiles, resolves
+from serving_shim.contract import as_utc
 
 __all__ = ["FeatureProfile", "Profile", "build_profile", "save_profile", "load_profile",
            "reference_from_window", "previous_window_reference", "coarse_bins", "list_references"]
@@ -233,11 +234,7 @@ def load_profile(store: Store, model: str, name: str) -> Profile | None:
             grid=Grid(float(r["grid_lo"]), float(r["grid_hi"]), int(r["grid_cells"])) if r["grid_cells"] else None)
     r0 = rows[0]
     return Profile(model=model, name=name, source=r0["source"], rows=int(r0["rows"]), features=feats,
-                   window_start=_utc(r0["window_start"]), window_end=_utc(r0["window_end"]), built_at=_utc(r0["built_at"]))
-
-
-def _utc(t: _dt.datetime) -> _dt.datetime:
-    return t if t.tzinfo else t.replace(tzinfo=_dt.UTC)
+                   window_start=as_utc(r0["window_start"]), window_end=as_utc(r0["window_end"]), built_at=as_utc(r0["built_at"]))
 
 
 def list_references(store: Store, model: str | None = None, models: Sequence[str] = ()) -> list[dict]:

@@ -110,7 +110,8 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 FeatureValue = FiniteFloat | ShortStr | None
 
 
-def _utc(v: _dt.datetime) -> _dt.datetime:
+def as_utc(v: _dt.datetime) -> _dt.datetime:
+    """``v`` in UTC: a naive time is read as UTC, an aware one converted (ValueError where UTC cannot hold it)."""
     if v.tzinfo is None:
         return v.replace(tzinfo=_dt.UTC)
     try:
@@ -121,7 +122,7 @@ def _utc(v: _dt.datetime) -> _dt.datetime:
 
 #: A time normalised to UTC (naive means UTC). The prediction's ``ts`` skips this on its hot path; the
 #: writer reads a naive prediction time as UTC.
-UtcDatetime = Annotated[_dt.datetime, AfterValidator(_utc)]
+UtcDatetime = Annotated[_dt.datetime, AfterValidator(as_utc)]
 
 
 class _Event(BaseModel):
@@ -671,7 +672,7 @@ def validate_raw_events(kind: str, raws: list[Any], *, window: TimeWindow | None
 
 def _default(o: Any) -> Any:
     if isinstance(o, _dt.datetime):
-        return _utc(o).isoformat()
+        return as_utc(o).isoformat()
     if isinstance(o, BaseModel):
         return o.model_dump(mode="json", exclude_none=True)
     if isinstance(o, _ms.Struct):

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field, replace
 
 from collector.sql import sql
 from collector.store import Store
+from serving_shim.contract import as_utc
 from slo_engine.evaluate import SloStatus, evaluate
 from slo_engine.exceptions import DeliveryFailed, NotifierError
 from slo_engine.model import Slo
 from slo_engine.notifiers import Notification, Notifier
 from slo_engine.router import AlertState, route
-from slo_engine.silences import list_silences
+from slo_engine.silences import list_silences, ms_precision
 
 __all__ = ["EvaluationResult", "evaluate_and_notify", "load_alert_states", "Routes"]
 
@@ -44,8 +45,8 @@ class EvaluationResult:
 
 
 def _utc(t: _dt.datetime) -> _dt.datetime:
-    t = t.replace(tzinfo=_dt.UTC) if t.tzinfo is None else t.astimezone(_dt.UTC)
-    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+    """In UTC, to the millisecond the store keeps."""
+    return ms_precision(as_utc(t))
 
 
 def load_alert_states(store: Store, *, active_only: bool = False) -> dict[str, AlertState]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from collector.sql import SQL, join, sql
 from collector.store import Store
-from serving_shim.contract import LATENCY_BUCKETS_MS
+from serving_shim.contract import LATENCY_BUCKETS_MS, as_utc
 from slo_engine.model import Slo
 from slo_engine.rules import AlertRule, alert_rules, windows_needed
 
@@ -73,10 +73,6 @@ class SloStatus:
         }
 
 
-def _utc(t: _dt.datetime) -> _dt.datetime:
-    return t.replace(tzinfo=_dt.UTC) if t.tzinfo is None else t.astimezone(_dt.UTC)
-
-
 def _band_expr(col: str, windows: Sequence[int], now: _dt.datetime) -> SQL:
     """0-based band of a row by its age in seconds: band i holds ages in [w[i-1], w[i]), so window w is (now - w, now]."""
     age = sql(f"(dateDiff('millisecond', {col}, %(now)s) / 1000.0)", now=now)
@@ -87,7 +83,7 @@ def _band_expr(col: str, windows: Sequence[int], now: _dt.datetime) -> SQL:
 def evaluate(store: Store, slos: Sequence[Slo], now: _dt.datetime, *,
              extra_windows: Iterable[int] = ()) -> list[SloStatus]:
     """Status of every SLO at ``now``: SLI, budget and burn rate over every needed window (plus ``extra_windows``)."""
-    now = _utc(now)
+    now = as_utc(now)
     windows = sorted(set(windows_needed(slos)) | {int(w) for w in extra_windows})
     if not slos:
         return []

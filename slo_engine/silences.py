@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from collector.sql import sql
 from collector.store import Store
+from serving_shim.contract import as_utc
 from slo_engine.exceptions import SilenceError
 from slo_engine.router import SILENCE_MATCHERS, Silence
 
@@ -21,11 +22,8 @@ _KINDS = {"id": "str", "matchers": "map_ss", "starts_at": "ts", "ends_at": "ts",
           "comment": "str", "updated_at": "ts"}
 
 
-def _utc(t: _dt.datetime) -> _dt.datetime:
-    return t.replace(tzinfo=_dt.UTC) if t.tzinfo is None else t.astimezone(_dt.UTC)
-
-
-def _ms(t: _dt.datetime) -> _dt.datetime:
+def ms_precision(t: _dt.datetime) -> _dt.datetime:
+    """``t`` cut to the millisecond (what the store keeps), so a time read back compares equal."""
     return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
@@ -47,11 +45,11 @@ def create_silence(store: Store, matchers: Mapping[str, str], *, now: _dt.dateti
         raise SilenceError(f"unknown matcher {', '.join(bad)} (use {', '.join(SILENCE_MATCHERS)})")
     if "severity" in matchers and matchers["severity"] not in ("page", "ticket"):
         raise SilenceError("severity must be page or ticket")
-    now = _ms(_utc(now))
-    start = _ms(_utc(starts_at)) if starts_at else now
+    now = ms_precision(as_utc(now))
+    start = ms_precision(as_utc(starts_at)) if starts_at else now
     if (ends_at is None) == (duration_s is None):
         raise SilenceError("give exactly one of ends_at and duration")
-    end = _ms(_utc(ends_at)) if ends_at else start + _dt.timedelta(seconds=int(duration_s or 0))
+    end = ms_precision(as_utc(ends_at)) if ends_at else start + _dt.timedelta(seconds=int(duration_s or 0))
     if end <= start:
         raise SilenceError(f"the silence ends ({end.isoformat()}) before it starts ({start.isoformat()})")
     if end <= now:
@@ -66,12 +64,12 @@ def list_silences(store: Store, *, now: _dt.datetime | None = None, include_expi
     where = sql("") if include_expired or now is None else sql("WHERE ends_at > %(now)s", now=now)
     rows = store.rows(sql("SELECT id, matchers, starts_at, ends_at, created_by, comment FROM {db}.slo_silences FINAL "
                           "%(where)s ORDER BY starts_at, id", where=where))
-    return [Silence(id=r["id"], matchers=dict(r["matchers"]), starts_at=_utc(r["starts_at"]), ends_at=_utc(r["ends_at"]),
+    return [Silence(id=r["id"], matchers=dict(r["matchers"]), starts_at=as_utc(r["starts_at"]), ends_at=as_utc(r["ends_at"]),
                     created_by=r["created_by"], comment=r["comment"]) for r in rows]
 
 
 def expire_silence(store: Store, silence_id: str, *, now: _dt.datetime) -> Silence:
-    now = _ms(_utc(now))
+    now = ms_precision(as_utc(now))
     found = [s for s in list_silences(store, include_expired=True) if s.id == silence_id]
     if not found:
         raise SilenceError(f"no silence {silence_id!r}")

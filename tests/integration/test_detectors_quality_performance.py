@@ -9,7 +9,8 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, precision_score, recall_score
 from statsmodels.stats.proportion import proportion_confint
 
-from detectors.performance import PerformanceConfig, performance_results, wilson
+from collector.stats import wilson_interval as wilson
+from detectors.performance import PerformanceConfig, performance_results
 from detectors.runner import run_detectors
 from tests.detector_data import T0, insert_labels, insert_predictions
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from collector.ops_api import histogram_quantile, wilson_interval
+from collector.ops_api import histogram_quantile
+from collector.stats import wilson_interval
 from driftline.config import Settings
 from driftline.server import create_app
 from tests import dashboard_data as dd

@@ -174,6 +174,7 @@ class KafkaCollector:
         self._to_commit: dict[Any, int] = {}   # stored, not yet committed (a failed commit waits here)
         self._commit_delay = retry_initial_s
         self._broker_backoff = retry_initial_s
+        self._corrupt_at: tuple[Any, int] = (None, 0)   # (partition, offset) of a batch failing its CRC, and how often
         self._commit_at = 0.0
         self.lag_interval_s = lag_interval_s
         self._lag_at = 0.0
@@ -332,7 +333,7 @@ class KafkaCollector:
         if tp is None or offset is None or tp not in self._consumer.assignment():
             return False
         if isinstance(exc, CorruptRecordError):  # a checksum can fail in transit: fetch again twice first
-            at, n = getattr(self, "_corrupt_at", (None, 0))
+            at, n = self._corrupt_at
             n = n + 1 if at == (tp, offset) else 1
             self._corrupt_at = ((tp, offset), n)
             if n < 3:

@@ -114,7 +114,8 @@ def ensure_topics(bootstrap: str | Sequence[str], topics: Iterable[str], *, time
         log.warning("could not check the topics (%s); trying again when the broker answers", type(exc).__name__)
         return None
     try:
-        missing = [t for t in wanted if t not in set(admin.list_topics())]
+        existing = set(admin.list_topics())
+        missing = [t for t in wanted if t not in existing]
         if missing:
             admin.create_topics(missing, timeout_ms=timeout_ms, raise_errors=False, wait_for_metadata=True)
             log.info("created topics %s", ", ".join(missing))

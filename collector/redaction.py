@@ -27,7 +27,7 @@ from typing import Any
 import msgspec
 
 from collector.ingest import Decoded
-from collector.writer import MAX_DEAD_LETTER_PAYLOAD, DeadLetter, dead_letter_payload
+from collector.writer import MAX_DEAD_LETTER_PAYLOAD, DeadLetter
 from serving_shim import Redaction
 from serving_shim._internal.events import safe_name
 from serving_shim._internal.redaction import Redactor
@@ -205,7 +205,7 @@ class IngestRedaction:
         return [self.dead_letter(d) for d in letters]
 
     def dead_letter(self, d: DeadLetter) -> DeadLetter:
-        raw = dead_letter_payload(d.payload)        # the bytes as received (cut at the dead-letter cap)
+        raw = d.payload                             # the bytes as received (writer.dead_letter_payload)
         digest = sha256(raw).hexdigest()
         try:
             return self._dead_letter(d, digest, raw.decode("utf-8", "replace"))

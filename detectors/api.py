@@ -26,6 +26,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from starlette.datastructures import UploadFile
 
 from collector.authz import KeyModels
+from collector.stats import minutes_ago
 from collector.store import Store
 from detectors.drift import DriftConfig, drift_results, summarize_window
 from detectors.drift_sql import window_source
@@ -83,7 +84,6 @@ class DetectorLimits:
 
 
 #: Upload file types by the end of the uploaded file's name (the temp file gets the same ending).
-_UPLOAD_SUFFIXES = (".csv.gz", ".csv", ".tsv", ".parquet", ".pq")
 _UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"],
     "properties": {"file": {"type": "string", "format": "binary", "description": "CSV, TSV, .csv.gz or Parquet"}}}}}}}
@@ -146,7 +146,7 @@ def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY, *,
                 minutes: int | None = Query(None, ge=1, le=525600, description="windows of the last N minutes"),
                 limit: int = Query(1000, ge=1, le=100_000), *, key: KeyModels) -> list[dict[str, Any]]:
         if minutes is not None and start is None:
-            start = _dt.datetime.now(_dt.UTC) - _dt.timedelta(minutes=minutes)
+            start = minutes_ago(minutes)
         return query_results(store, model=model, detector=detector, test=test, subject=subject, status=status,
                              start=start, end=end, run_id=run_id, limit=limit, models=key)
 
@@ -175,10 +175,12 @@ def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY, *,
             if not isinstance(upload, UploadFile):
                 raise HTTPException(422, "file: missing (send multipart/form-data with a 'file' part)")
             filename = os.path.basename(upload.filename or "upload.csv")
-            suffix = next((x for x in _UPLOAD_SUFFIXES if filename.lower().endswith(x)), None)
+            from detectors.upload import UPLOAD_SUFFIXES  # pyarrow: imported by the uploads, not with the API
+
+            suffix = next((x for x in UPLOAD_SUFFIXES if filename.lower().endswith(x)), None)
             if suffix is None:
                 raise HTTPException(422, f"file: {filename!r} is not a known file type "
-                                         f"(use {', '.join(_UPLOAD_SUFFIXES)})")
+                                         f"(use {', '.join(UPLOAD_SUFFIXES)})")
             return await run_in_threadpool(_upload, upload.file, suffix, model, name, prediction, score, label)
         finally:
             await form.close()

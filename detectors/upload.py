@@ -21,7 +21,10 @@ from collector.store import Store
 from detectors.drift_sql import upload_source
 from detectors.reference import Profile, build_profile, save_profile
 
-__all__ = ["upload_reference", "read_batches", "UploadRefused"]
+__all__ = ["upload_reference", "read_batches", "UploadRefused", "UPLOAD_SUFFIXES"]
+
+#: The file types a reference upload may be (longest first: ``.csv.gz`` before ``.csv``).
+UPLOAD_SUFFIXES = (".csv.gz", ".csv", ".tsv", ".parquet", ".pq")
 
 _KINDS = {"upload_id": "str", "features_num": "map_sf", "features_cat": "map_ss", "features_null": "arr_s",
           "pred_value": "f64n", "pred_score": "f64n", "pred_label": "strn", "label_value": "f64n", "label_class": "strn"}
@@ -96,7 +99,7 @@ def read_batches(path: str, batch_rows: int, *, max_rows: int | None = None,
             raise UploadRefused(f"file: not a readable CSV file ({_scrub(exc, path)})") from None
         _check_columns(reader.schema.names, max_columns)
         return total, _bounded(reader, path, max_rows)
-    raise UploadRefused(f"{shown}: unknown file type (use .csv, .tsv, .csv.gz or .parquet)")
+    raise UploadRefused(f"{shown}: unknown file type (use {', '.join(UPLOAD_SUFFIXES)})")
 
 
 def _scrub(exc: BaseException, path: str) -> str:

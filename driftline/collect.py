@@ -9,7 +9,6 @@ from typing import Any
 
 from collector.consumer import KafkaCollector
 from collector.group import GroupMembership, auto_instance_id
-from collector.ingest import DecodeLimits
 from collector.metrics import CollectorMetrics
 from collector.writer import EventWriter
 from driftline.config import Settings
@@ -48,7 +47,7 @@ def run_collector(settings: Settings, *, group_id: str = "driftline-collector", 
     collector = KafkaCollector(EventWriter(store), bootstrap_servers=settings.kafka_bootstrap, group_id=group_id,
                                topic_prefix=settings.topic_prefix, batch_max_events=batch_max_events,
                                batch_max_s=batch_max_s, metrics=metrics, membership=membership,
-                               limits=DecodeLimits(window=settings.event_window()), redaction=settings.ingest_redaction())
+                               limits=settings.decode_limits(), redaction=settings.ingest_redaction())
 
     def _on_signal(signum: int, _frame: Any) -> None:
         log.warning("signal %d: finishing the batch in hand, then leaving the group", signum)

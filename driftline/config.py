@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from serving_shim.contract import TimeWindow
 
 if TYPE_CHECKING:
+    from collector.ingest import DecodeLimits
     from collector.redaction import IngestRedaction
 
 __all__ = ["Settings"]
@@ -122,6 +123,12 @@ class Settings:
         from collector.redaction import IngestRedaction, load_redaction
 
         return IngestRedaction(load_redaction(self.redaction, self.redaction_salt), raw_dead_letters=self.raw_dead_letters)
+
+    def decode_limits(self) -> DecodeLimits:
+        """What one batch may hold, for the collector (the ingest API reads the same settings through Limits)."""
+        from collector.ingest import DecodeLimits
+
+        return DecodeLimits(max_bytes=self.max_ingest_bytes, window=self.event_window())
 
     def event_window(self) -> TimeWindow:
         """The event times ingest and collectors accept, around the server's clock."""

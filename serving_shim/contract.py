@@ -322,8 +322,8 @@ def _outside_window(kind: str, good: list[Any], window: TimeWindow | None) -> li
     for j, e in enumerate(good):
         t = getattr(e, name)
         try:
-            t = t.replace(tzinfo=_dt.UTC) if t.tzinfo is None else t.astimezone(_dt.UTC)
-        except OverflowError:  # year 1 or 9999 with an offset: outside any window, said as it came
+            t = as_utc(t)
+        except ValueError:  # year 1 or 9999 with an offset: outside any window, said as it came
             pass
         if not lo <= t <= hi:
             out.append((j, EventError(-1, name, f"{t.isoformat()} is outside the accepted window of {window.describe()} "

@@ -37,11 +37,6 @@ def _silence(s: Any) -> dict[str, Any]:
             "ends_at": s.ends_at.isoformat(), "created_by": s.created_by, "comment": s.comment}
 
 
-def _now(at: _dt.datetime | None) -> _dt.datetime:
-    t = at or _dt.datetime.now(_dt.UTC)
-    return t.replace(tzinfo=_dt.UTC) if t.tzinfo is None else t
-
-
 def _for(models: Sequence[str], model: str | None) -> bool:
     """Whether a key limited to ``models`` (empty: every model) sees an object of ``model`` (None: of every model)."""
     return not models or (model is not None and model in models)
@@ -82,7 +77,7 @@ def slo_router(store: Store, specs: Callable[[], Sequence[Slo]] = tuple,
             extra = [parse_duration(w) for w in window or ()]
         except ValueError as exc:
             raise HTTPException(422, f"window: {exc}") from None
-        return [s.as_dict() for s in evaluate(store, pick(slo, key), _now(at) if at else now_fn(), extra_windows=extra)]
+        return [s.as_dict() for s in evaluate(store, pick(slo, key), at or now_fn(), extra_windows=extra)]
 
     @router.get("/alerts", summary="Alert states (pending, firing, resolved)")
     def alerts(key: KeyModels, active: bool = False) -> list[dict[str, Any]]:

@@ -40,13 +40,13 @@ _ABSENT = _ms.Raw(b"")  # an empty slot of a capped array (a real element is nev
 
 
 @lru_cache(maxsize=8)
-def _capped(max_events: int) -> tuple[Any, Any, Any]:
+def _capped(max_events: int) -> tuple[Any, Any]:
     """Decoders of an array of at most ``max_events`` raw elements, of an envelope holding one, and of a
     single-object body (array_like struct: msgspec refuses the first element past the last slot)."""
     cap = _ms.defstruct(f"_Cap{max_events}", [(f"e{i}", _ms.Raw, _ABSENT) for i in range(max_events)],
                         array_like=True, forbid_unknown_fields=True, gc=False)
     env = _ms.defstruct(f"_CapEnvelope{max_events}", [("events", cap), ("kind", Any, None)], gc=False)
-    return _ms.json.Decoder(cap), _ms.json.Decoder(env), cap
+    return _ms.json.Decoder(cap), _ms.json.Decoder(env)
 
 
 def _elements(capped: Any) -> list[Any]:
@@ -89,10 +89,8 @@ def compression_of(data: bytes) -> str | None:
     return None
 
 
-def _too_many(max_events: int, n: int | None = None) -> BatchTooLarge:
-    if n is None:
-        return BatchTooLarge(f"events: more than {max_events} in one batch (the limit is {max_events})")
-    return BatchTooLarge(f"events: {n} events is over the limit of {max_events} per batch")
+def _too_many(max_events: int) -> BatchTooLarge:
+    return BatchTooLarge(f"events: more than {max_events} in one batch (the limit is {max_events})")
 
 
 _LINE_START = re.compile(rb"^[ \t\r]*\S", re.M)
@@ -139,7 +137,7 @@ def split_batch(data: bytes, *, max_events: int) -> Split:
         raise ContractError("body: empty batch")
     if is_ndjson(stripped):
         return _ndjson(data, max_events)
-    arr_dec, env_dec, _ = _capped(max_events)
+    arr_dec, env_dec = _capped(max_events)
     try:
         if stripped[:1] == b"[":
             return Split(_elements(arr_dec.decode(stripped)))

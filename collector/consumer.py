@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.exceptions import StoreUnavailable
-from collector.group import GroupMembership, ensure_topics, group_lag, leave_group
+from collector.group import GroupMembership, await_topic_metadata, ensure_topics, group_lag, leave_group
 from collector.ingest import DEFAULT_LIMITS, DecodeLimits, Pending, decode_message, refuse_batch, store_pending
 from collector.metrics import CollectorMetrics
 from collector.redaction import IngestRedaction
@@ -227,6 +227,8 @@ class KafkaCollector:
         self._topics_checked = self._ensure_topics(timeout_ms=15000)
         self._topics_check_at = time.monotonic() + 10
         self._consumer.subscribe(self.topics, listener=_Listener())
+        if self._topics_checked:
+            await_topic_metadata(self._consumer, self.topics)
 
     def _ensure_topics(self, timeout_ms: int) -> bool:
         topics = [*self.topics, *([self._dlq_topic] if self._dlq_topic else [])]

@@ -18,6 +18,7 @@ import os
 import re
 import socket
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -125,6 +126,34 @@ def ensure_topics(bootstrap: str | Sequence[str], topics: Iterable[str], *, time
         return None
     finally:
         admin.close()
+
+
+def await_topic_metadata(consumer: Any, topics: Iterable[str], *, timeout_ms: int = 5000) -> bool:
+    """Wait until ``consumer``'s own metadata lists the partitions of every topic it subscribes to.
+
+    A fresh consumer joins its group while its first metadata request is still in flight when the machine is
+    busy; the group leader then assigns with "No partition metadata for topic", hands out nothing, and
+    rebalances again a moment later when the metadata arrives (measured under CPU load: 1 fresh group in 6).
+    Called after ``subscribe`` and before the first poll; returns False when the broker did not answer in
+    time (the first poll then goes on as before). kafka-python 3.0 exposes no public wait with a timeout,
+    so this uses its metadata cache and manager, and does nothing on a client without them."""
+    from kafka.errors import KafkaError
+
+    cluster, manager, net = (getattr(consumer, a, None) for a in ("_cluster", "_manager", "_net"))
+    if cluster is None or manager is None or net is None or not hasattr(manager, "wait_for"):
+        return False
+    wanted = list(topics)
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not all(cluster.partitions_for_topic(t) for t in wanted):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        try:
+            net.run(manager.wait_for, cluster.request_update(), int(left * 1000))
+        except KafkaError:
+            return False
+        time.sleep(0.02)  # a topic the broker does not list yet: do not ask in a tight loop
+    return True
 
 
 def group_lag(consumer: Any, partitions: Iterable[Any], *, timeout_ms: int = 2000) -> dict[Any, int]:

@@ -82,11 +82,6 @@ def _digits(s: str) -> str:
 _RUN = re.compile(r"\d[\d \t().+/-]*\d")
 
 
-def digit_runs(text: str) -> list[str]:
-    """Every run of digits and separators in ``text``, as digits only (a phone or card written any way)."""
-    return [_digits(m.group()) for m in _RUN.finditer(text)]
-
-
 def _variants(entity: str, value: str) -> tuple[list[str], str | None]:
     """Substrings whose presence is a leak, and a digit core to look for in the digit runs."""
     if entity == "email":
@@ -105,17 +100,45 @@ def _variants(entity: str, value: str) -> tuple[list[str], str | None]:
     return [value], _digits(value)  # card, ssn
 
 
+def _found_at(entity: str, value: str, text: str, runs: list[re.Match[str]]) -> int:
+    """Where ``value`` shows in ``text``: as written, or as a digit run that ends with its digit core (the same
+    digits with other separators, or behind a prefix); -1 if nowhere. A run must *end* with the core and be
+    no longer than the value's digits and a short prefix: a core inside a longer run (a timestamp's seconds and
+    microseconds, a log's counter) is a coincidence, not the value."""
+    subs, core = _variants(entity, value)
+    for sub in subs:
+        if sub and (at := text.find(sub)) >= 0:
+            return at
+    if core:
+        limit = len(_digits(value)) + 4
+        for m in runs:
+            digits = _digits(m.group())
+            if digits.endswith(core) and len(digits) <= limit:
+                return m.start()
+    return -1
+
+
 def count_leaks(text: str, records: list[Record]) -> dict[str, list[str]]:
     """For each pattern entity, the values of ``records`` found in ``text`` (as written, or as digits)."""
-    runs = digit_runs(text)
+    runs = list(_RUN.finditer(text))
     leaks: dict[str, list[str]] = {e: [] for e in PATTERN_ENTITIES}
     for rec in records:
         for entity, values in rec.pii.items():
             for value in values:
-                subs, core = _variants(entity, value)
-                if any(s and s in text for s in subs) or (core and any(core in r for r in runs)):
+                if _found_at(entity, value, text, runs) >= 0:
                     leaks[entity].append(value)
     return leaks
+
+
+def leak_context(text: str, leaks: dict[str, list[str]], width: int = 80) -> list[str]:
+    """Where each leaked value shows in ``text``: for the failure message."""
+    runs = list(_RUN.finditer(text))
+    out = []
+    for entity, values in leaks.items():
+        for value in values:
+            at = _found_at(entity, value, text, runs)
+            out.append(f"{entity} {value!r}: ...{text[max(0, at - width):at + width]!r}...")
+    return out
 
 
 def names_missed(redacted: str, names: list[tuple[str, str]]) -> list[str]:

@@ -23,7 +23,7 @@ import pytest
 from driftline.config import Settings
 from driftline.server import create_app
 from serving_shim import BatchConfig, HttpSink, Monitor, Redaction
-from tests.pii_corpus import PATTERN_ENTITIES, Record, corpus, count_leaks, names_missed
+from tests.pii_corpus import PATTERN_ENTITIES, Record, corpus, count_leaks, leak_context, names_missed
 from tests.servers import running
 
 pytestmark = pytest.mark.slow
@@ -87,9 +87,8 @@ def report(where: str, text: str, recs: list[Record], preds: list[dict[str, Any]
     counts = {e: len(v) for e, v in leaks.items()}
     print(f"\nleaks via {where}: {counts} (records {len(recs)}); names caught {caught:.4f} "
           f"({total - len(missed)}/{total}); missed e.g. {missed[:10]}")
-    for e, vals in leaks.items():
-        if vals:
-            print(f"  {e} leaked e.g. {vals[:5]}")
+    for line in leak_context(text, leaks)[:10]:
+        print(f"  leaked: {line}")
     return counts, caught, missed
 
 
@@ -182,9 +181,10 @@ def test_strict_mode_never_shows_an_undeclared_field(store, server, records, deb
     undeclared = ("email", "phone", "card", "iban", "ssn", "ip", "address", "customer")
     shown = [r.features[k] for r in recs for k in undeclared if r.features[k] in text]
     assert shown == []
-    counts = {e: len(v) for e, v in count_leaks(text, recs).items()}
+    leaks = count_leaks(text, recs)
+    counts = {e: len(v) for e, v in leaks.items()}
     print(f"\nleaks via sdk strict: {counts} (records {len(recs)})")
-    assert counts == dict.fromkeys(PATTERN_ENTITIES, 0)
+    assert counts == dict.fromkeys(PATTERN_ENTITIES, 0), "\n".join(leak_context(text, leaks))
     row = next(p for p in preds if p["request_id"] == recs[0].rid)
     assert row["features_cat"]["email"].startswith("h:") and row["features_cat"]["region"] in ("eu", "us")
 
@@ -220,6 +220,7 @@ def test_raw_events_produced_to_kafka_are_redacted_by_the_collector(store, kafka
     assert collector.stats.dead_letters == len(bad) and collector.stats.stored_events == len(events) - len(bad)
     text = "\n".join(json.dumps(store.rows(f"SELECT * FROM {{db}}.{table}"), default=str)
                      for table in ("predictions", "dead_letters")) + _logs(debug_logs, capfd)
-    counts = {e: len(v) for e, v in count_leaks(text, recs).items()}
+    leaks = count_leaks(text, recs)
+    counts = {e: len(v) for e, v in leaks.items()}
     print(f"\nleaks via kafka collector: {counts} (records {len(recs)})")
-    assert counts == dict.fromkeys(PATTERN_ENTITIES, 0)
+    assert counts == dict.fromkeys(PATTERN_ENTITIES, 0), "\n".join(leak_context(text, leaks))

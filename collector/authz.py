@@ -99,6 +99,7 @@ ROUTES: Mapping[tuple[str, str], Rule] = {
     ("POST", "/v1/detectors/run"): Rule(_W, BODY),
     ("GET", "/v1/detectors/results"): Rule(_R, LISTED),
     ("GET", "/v1/references"): Rule(_R, LISTED),
+    ("GET", "/v1/references/distribution"): Rule(_R, QUERY),
     ("POST", "/v1/references/window"): Rule(_W, BODY),
     ("POST", "/v1/references/upload"): Rule(_W, QUERY, body="upload"),
     ("GET", "/v1/reports/evidently"): Rule(_R, QUERY),

@@ -147,9 +147,9 @@ def onboarding(cfg: ApiConfig, what: str = "No model has sent anything yet.") ->
         "`metric_window` events to `/v1/metric-windows`, or wrap your model server with the Python SDK "
         "(`serving_shim`), which counts, samples and sends for you. `driftline schema --kind metric_window` "
         "prints the format.\n\n"
-        "**3. Upload a reference** for drift: post a sample of your training data as prediction events "
-        "timestamped in a past window (a backfill), then choose that window as the reference on the Debug page; "
-        "the drift detectors compare every new window against it.\n\n"
+        "**3. Upload a reference** for drift: `driftline reference train.csv --model churn` stores the profile of "
+        "your training data (CSV or Parquet) as the reference `baseline`; the drift detectors compare every new "
+        "window against it, and the Debug page shows each feature's reference and current distribution.\n\n"
         "**4. Send labels** when ground truth arrives (`/v1/labels`, joined by `request_id`) for accuracy.\n\n"
         "Or see it all at once: `driftline demo` serves a demo model's traffic with a drift in it.")
 

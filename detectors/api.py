@@ -5,6 +5,7 @@
 - ``POST /v1/detectors/run``          run the detectors for one model and window (writes results)
 - ``GET  /v1/detectors/results``      stored results, filtered
 - ``GET  /v1/references``             stored references
+- ``GET  /v1/references/distribution`` one feature of a stored reference against a recent window, same bins
 - ``POST /v1/references/window``      store the profile of a fixed time window
 - ``POST /v1/references/upload``      store the profile of an uploaded CSV/Parquet baseline
 - ``GET  /v1/reports/evidently``      Evidently HTML report, reference window against a sample of current
@@ -19,6 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import IO, Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
@@ -28,12 +30,12 @@ from starlette.datastructures import UploadFile
 from collector.authz import KeyModels
 from collector.stats import minutes_ago
 from collector.store import Store
-from detectors.drift import DriftConfig, drift_results, summarize_window
-from detectors.drift_sql import window_source
-from detectors.reference import build_profile, list_references, reference_from_window
+from detectors.drift import DriftConfig, binned_categorical, binned_numeric, drift_results, summarize_window
+from detectors.drift_sql import NumStats, window_source
+from detectors.reference import Profile, build_profile, list_references, load_profile, reference_from_window
 from detectors.results import query_results
 from detectors.runner import PREVIOUS, run_detectors
-from detectors.stattests import DEFAULT_REGISTRY, Registry
+from detectors.stattests import DEFAULT_REGISTRY, OTHER, Registry
 from serving_shim.contract import as_utc
 
 __all__ = ["drift_router"]
@@ -153,6 +155,39 @@ def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY, *,
     @router.get("/v1/references", summary="Stored reference profiles")
     def references(key: KeyModels, model: str | None = None) -> list[dict[str, Any]]:
         return list_references(store, model, models=key)
+
+    @router.get("/v1/references/distribution",
+                summary="One feature of a stored reference and of the last minutes, counted on the same bins")
+    def reference_distribution(model: str, name: str, feature: str,
+                               minutes: int = Query(60, ge=1, le=525600, description="the current window"),
+                               version: str = "", bins: int = Query(10, ge=2, le=100)) -> dict[str, Any]:
+        prof = load_profile(store, model, name)
+        if prof is None:
+            raise HTTPException(404, f"name: no reference {name!r} of model {model!r} "
+                                     "(store one with `driftline reference` or POST /v1/references/window)")
+        fp = prof.features.get(feature)
+        if fp is None or fp.kind not in ("numeric", "categorical"):
+            raise HTTPException(404, f"feature: {feature!r} has no numeric or categorical profile in reference {name!r}")
+        end = _dt.datetime.now(_dt.UTC)
+        start = minutes_ago(minutes)
+        one = Profile(model=model, name=name, source=prof.source, rows=prof.rows, features={feature: fp})
+        cur = summarize_window(store, window_source(model, start, end, version or None), one, bins=bins)
+        out: dict[str, Any] = {"model": model, "name": name, "feature": feature, "kind": fp.kind,
+                               "source": prof.source, "built_at": prof.built_at, "reference_n": fp.n,
+                               "current_start": start, "current_end": end, "edges": [], "categories": []}
+        if fp.kind == "categorical":
+            n, _, top = cur.categorical.get(feature, (0, 0, {}))
+            b = binned_categorical(fp, n, top)
+            out["categories"] = ["(other)" if c == OTHER else c for c in b.labels]
+        else:  # a feature absent from the window counts zero in every bin of the reference
+            edges = cur.edges.get(feature, fp.edges)
+            counts = cur.fine.get(feature, np.zeros(edges.size + 1, dtype=np.int64))
+            stats = cur.numeric.get(feature, NumStats(n=0, lo=fp.lo, hi=fp.hi, mean=fp.mean, std=fp.std))
+            b = binned_numeric(fp, edges, counts, stats, bins=bins)
+            out["edges"] = np.asarray(b.edges, dtype=float).tolist()
+        out.update(reference=[int(x) for x in b.reference], current=[int(x) for x in b.current],
+                   current_n=int(sum(b.current)))
+        return out
 
     @router.post("/v1/references/window", summary="Store the profile of a fixed time window as a reference")
     def reference_window(req: WindowReference) -> dict[str, Any]:

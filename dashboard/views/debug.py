@@ -9,10 +9,12 @@ from typing import Any
 import streamlit as st
 
 from dashboard import charts
+from dashboard.client import ApiError
 from dashboard.shell import Ctx, run_page
 
-REFERENCE_HELP = ("Drift needs a reference: post a sample of your training data as prediction events timestamped "
-                  "in a past window (a backfill), and point the detectors at that window.")
+REFERENCE_HELP = ("Drift needs a reference: store your training data's profile with "
+                  "`driftline reference train.csv --model MODEL` (CSV or Parquet; the name defaults to `baseline`), "
+                  "or a past window's with `POST /v1/references/window`.")
 
 
 def _in_version(ctx: Ctx, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -47,6 +49,32 @@ def _bin_labels(edges: list[float], n: int) -> list[str]:
     return [str(i) for i in range(n)]
 
 
+def _stored_reference(ctx: Ctx, feature: str) -> bool:
+    """The feature in a stored reference profile against the current range, on the reference's bins; False when
+    the model has no stored reference (rolling ``previous:`` ones are the detectors' own)."""
+    refs = [r for r in ctx.get("/v1/references", model=ctx.model) if not str(r["name"]).startswith("previous:")]
+    if not refs:
+        return False
+    names = [r["name"] for r in sorted(refs, key=lambda r: str(r["last_built"]), reverse=True)]
+    name = str(st.selectbox("Reference", names, index=names.index("baseline") if "baseline" in names else 0,
+                            key="dbg_reference"))
+    try:
+        d = ctx.get("/v1/references/distribution", model=ctx.model, name=name, feature=feature,
+                    version=ctx.version, minutes=ctx.minutes)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        st.info(f"Reference {name!r} has no profile of {feature}.")
+        return True
+    labels = d["categories"] or _bin_labels(d["edges"], len(d["reference"]))
+    st.caption(f"Stored reference {name!r} ({d['source']}, {d['reference_n']:,} values) against the "
+               f"{ctx.range_label.lower()} ({d['current_n']:,} values), on the reference's bins.")
+    if not d["current_n"]:
+        st.info(f"No values of {feature} in the {ctx.range_label.lower()}: only the reference is shown.")
+    st.plotly_chart(charts.distributions(labels, d["reference"], d["current"], feature=feature), key="dbg_dist")
+    return True
+
+
 def distribution(ctx: Ctx, results: list[dict[str, Any]]) -> None:
     st.subheader("Reference and current distribution")
     feats = sorted({f["feature"] for f in ctx.get("/v1/ops/features", model=ctx.model, minutes=max(ctx.minutes, 1440))}
@@ -55,6 +83,9 @@ def distribution(ctx: Ctx, results: list[dict[str, Any]]) -> None:
         st.info("No features in the sampled predictions yet: send predictions with a `features` map.")
         return
     feature = str(st.selectbox("Feature", feats, key="dbg_feature"))
+    if _stored_reference(ctx, feature):
+        return
+    st.info(f"No stored reference for {ctx.model}. {REFERENCE_HELP} Until then, windows of the range are compared.")
     shared = [r for r in results if r["subject"] == feature and "reference_share" in charts.detail_of(r)]
     if shared:
         r = max(shared, key=lambda r: str(r["window_end"]))
@@ -62,7 +93,7 @@ def distribution(ctx: Ctx, results: list[dict[str, Any]]) -> None:
         ref, cur = d["reference_share"], d["current_share"]
         labels = d.get("categories") or _bin_labels([float(e) for e in d.get("edges", [])], len(ref))
         st.caption(f"From the drift detector's {r['test']} result for the window ending {r['window_end']} "
-                   f"(value {r['value']:.3g}, threshold {r['threshold']}), against the stored reference.")
+                   f"(value {r['value']:.3g}, threshold {r['threshold']}), against the window before it.")
         st.plotly_chart(charts.distributions(labels[:len(ref)], ref, cur, feature=feature, normalise=False),
                         key="dbg_dist")
         return
@@ -78,7 +109,7 @@ def distribution(ctx: Ctx, results: list[dict[str, Any]]) -> None:
          (("reference_start", r0), ("reference_end", r1), ("current_start", c0), ("current_end", c1 + _dt.timedelta(minutes=1)))}
     d = ctx.get("/v1/ops/distribution", model=ctx.model, feature=feature, version=ctx.version, **q)
     if d["kind"] == "none" or not sum(d["reference"]):
-        st.info(f"No reference data for {feature} in that window. {REFERENCE_HELP}")
+        st.info(f"No reference data for {feature} in that window.")
         if d["kind"] == "none":
             return
     labels = d["categories"] if d["kind"] == "categorical" else _bin_labels(d["edges"], len(d["reference"]))

@@ -15,7 +15,6 @@ parameter (default 0.50).
 from __future__ import annotations
 
 import datetime as _dt
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,9 +23,9 @@ from fastapi import APIRouter, HTTPException, Query
 from collector.authz import KeyModels
 from collector.stats import minutes_ago, wilson_interval
 from collector.store import Store
-from serving_shim.contract import LATENCY_BUCKETS_MS
+from serving_shim.contract import LATENCY_BUCKETS_MS, as_utc
 
-__all__ = ["ops_router", "histogram_quantile", "DEFAULT_REPLICA_HOUR_USD"]
+__all__ = ["ops_router", "histogram_quantile", "bucket_s", "DEFAULT_REPLICA_HOUR_USD"]
 
 DEFAULT_REPLICA_HOUR_USD = 0.50
 #: Labels are read from this long before the range starts (a label may arrive before its prediction), so the
@@ -56,10 +55,17 @@ def histogram_quantile(q: float, buckets: Sequence[float], bounds: Sequence[floa
     return float(bounds[-1])
 
 
-def _step(minutes: int, step_s: int | None) -> int:
-    if step_s:
-        return step_s
-    return max(60, math.ceil(minutes * 60 / 120 / 60) * 60)  # about 120 points, whole minutes
+#: Bucket sizes of the time series, seconds: a range gets the smallest with at most ``MAX_POINTS`` buckets
+#: (15 minutes: 30 s; 6 hours: 5 minutes; 7 days: 1 hour).
+STEPS_S = (30, 60, 300, 900, 3600, 21600, 86400)
+MAX_POINTS = 200
+#: A range whose data fill fewer buckets than this is bucketed again on the span the data cover.
+MIN_POINTS = 10
+
+
+def bucket_s(seconds: float) -> int:
+    """The bucket size of a time series over ``seconds``."""
+    return next((s for s in STEPS_S if seconds / s <= MAX_POINTS), STEPS_S[-1])
 
 
 def _version_where(col: str = "model_version") -> str:
@@ -86,11 +92,8 @@ def ops_router(store: Store) -> APIRouter:
             {"since": minutes_ago(minutes), "models": list(key)},
         )
 
-    @router.get("/latency", summary="Requests, error rate and latency p50/p95/p99 per time step (all replicas)")
-    def latency(model: str, version: str = "", minutes: int = _MINUTES,
-                step_s: int | None = Query(None, ge=10, le=86400)) -> list[dict[str, Any]]:
-        step = _step(minutes, step_s)
-        rows = store.rows(
+    def _latency_rows(model: str, version: str, since: _dt.datetime, step: int) -> list[dict[str, Any]]:
+        return store.rows(
             f"""
             SELECT toDateTime64(toStartOfInterval(window_start, toIntervalSecond(%(step)s)), 3, 'UTC') AS t, sum(requests) AS requests,
                    sum(arraySum(mapValues(errors))) AS n_errors, sumMap(errors) AS errors_by_type,
@@ -99,8 +102,19 @@ def ops_router(store: Store) -> APIRouter:
             WHERE model = %(model)s AND {_version_where()} AND window_start >= %(since)s
             GROUP BY t ORDER BY t
             """,
-            {"model": model, "version": version, "since": minutes_ago(minutes), "step": step},
+            {"model": model, "version": version, "since": since, "step": step},
         )
+
+    @router.get("/latency", summary="Requests, error rate and latency p50/p95/p99 per time step (all replicas)")
+    def latency(model: str, version: str = "", minutes: int = _MINUTES,
+                step_s: int | None = Query(None, ge=10, le=86400)) -> list[dict[str, Any]]:
+        since = minutes_ago(minutes)
+        step = step_s or bucket_s(minutes * 60)
+        rows = _latency_rows(model, version, since, step)
+        if not step_s and 0 < len(rows) < MIN_POINTS:  # data in a part of the range only: bucket that part
+            span = (_dt.datetime.now(_dt.UTC) - max(since, as_utc(rows[0]["t"]))).total_seconds()
+            if (fine := bucket_s(span)) < step:
+                step, rows = fine, _latency_rows(model, version, since, fine)
         out = []
         for r in rows:
             b = [float(x) for x in r.pop("buckets")]

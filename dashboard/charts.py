@@ -9,7 +9,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-__all__ = ["timeseries", "budget_bars", "burn_rates", "drift_heatmap", "distributions", "slice_intervals",
+__all__ = ["clamped_range", "timeseries", "budget_bars", "burn_rates", "drift_heatmap", "distributions", "slice_intervals",
            "burn_down", "errors_by_type", "detail_of"]
 
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "height": 320, "legend": {"orientation": "h", "y": -0.2}}
@@ -39,9 +39,27 @@ def _deploy_markers(fig: go.Figure, deploys: Sequence[Mapping[str, Any]]) -> Non
                            yanchor="bottom", font={"size": 10})
 
 
+def clamped_range(values: Sequence[float | None], lo: float | None = 0.0, hi: float | None = None) -> list[float] | None:
+    """An axis range around ``values`` with a 5% margin that never passes ``lo`` or ``hi`` (a rate has no
+    negative part; a ratio none above 1): plotly's own range puts a flat zero line in the middle of -1..1.
+    ``None`` without values."""
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return None
+    a, b = min(vals), max(vals)
+    pad = (b - a) * 0.05 or max(abs(b) * 0.05, 0.01 if hi is not None and hi <= 1 else 1.0)
+    low, high = a - pad, b + pad
+    if lo is not None:
+        low, high = max(lo, low), max(high, lo + pad)
+    if hi is not None:
+        low, high = min(low, hi - pad), min(hi, high)
+    return [low, high]
+
+
 def timeseries(rows: Sequence[Mapping[str, Any]], series: Mapping[str, str], *, title: str, y_title: str,
                deploys: Sequence[Mapping[str, Any]] = (), percent: bool = False) -> go.Figure:
-    """Lines of ``series`` (column → legend name) over ``t``, with deploy markers."""
+    """Lines of ``series`` (column → legend name) over ``t``, with deploy markers; the y axis never below 0,
+    and never above 100% with ``percent`` (a ratio)."""
     fig = go.Figure()
     x = [_ts(r["t"]) for r in rows]
     for col, name in series.items():
@@ -49,6 +67,9 @@ def timeseries(rows: Sequence[Mapping[str, Any]], series: Mapping[str, str], *, 
                                  marker={"size": 4}))
     _deploy_markers(fig, deploys)
     fig.update_layout(title=title, yaxis_title=y_title, **_LAYOUT)
+    y_range = clamped_range([r.get(col) for r in rows for col in series], 0.0, 1.0 if percent else None)
+    if y_range is not None:
+        fig.update_yaxes(range=y_range)
     if percent:
         fig.update_yaxes(tickformat=".1%")
     return fig
@@ -86,7 +107,7 @@ def burn_rates(status: Mapping[str, Any]) -> go.Figure:
     ])
     firing = [r["tier"] for r in rules if r.get("firing")]
     title = f"{status['slo']}: burn rate by tier" + (f" — FIRING: {', '.join(firing)}" if firing else "")
-    fig.update_layout(barmode="group", title=title, yaxis_title="× budget rate", **_LAYOUT)
+    fig.update_layout(barmode="group", title=title, yaxis_title="× budget rate", yaxis_rangemode="nonnegative", **_LAYOUT)
     return fig
 
 
@@ -144,4 +165,7 @@ def burn_down(points: Sequence[Mapping[str, Any]], slo: str) -> go.Figure:
                                mode="lines+markers", name="budget remaining", fill="tozeroy"))
     fig.add_hline(y=0, line={"color": RED, "dash": "dash"}, annotation_text="budget exhausted")
     fig.update_layout(title=f"{slo}: error budget remaining", yaxis_tickformat=".0%", **_LAYOUT)
+    y_range = clamped_range([p.get("budget_remaining") for p in points], None, 1.0)  # overspent: below 0
+    if y_range is not None:
+        fig.update_yaxes(range=y_range)
     return fig

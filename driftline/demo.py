@@ -152,7 +152,10 @@ def run_demo(*, duration_s: float = 0, port: int = 8765, store: str = ".driftlin
     server = subprocess.Popen([sys.executable, "-m", "driftline", "serve", "--store", store, "--port", str(port),
                                "--open-localhost", "--slo", SLO_FILE],
                               env={**os.environ, "PYTHONUNBUFFERED": "1", "DRIFTLINE_SCHEDULER_INTERVAL_S": "5",
-                                   "DRIFTLINE_DETECTOR_WINDOW_S": "15", "DRIFTLINE_DETECTOR_EVERY_S": "15"})
+                                   "DRIFTLINE_DETECTOR_WINDOW_S": "15", "DRIFTLINE_DETECTOR_EVERY_S": "15"},
+                              # its own session: a Ctrl-C in the terminal reaches this process only, which
+                              # stops the traffic and flushes the shim before it stops the server
+                              start_new_session=True)
     dash: subprocess.Popen[bytes] | None = None
     try:
         t0 = time.monotonic()
@@ -186,43 +189,47 @@ def run_demo(*, duration_s: float = 0, port: int = 8765, store: str = ".driftlin
         th.start()
         last_summary = 0.0
         baseline = False
-        while duration_s <= 0 or time.monotonic() - traffic.start < duration_s:
-            time.sleep(3)
-            c = _get(base, "/v1/counts")
-            el = time.monotonic() - traffic.start
-            print(f"[{el:5.0f}s] arrived: {c['prediction']:>7} predictions  {c['label']:>6} labels  "
-                  f"{c['metric_window']:>3} metric windows  {c['deploy']} deploy  {c['dead_letter']} dead letters",
-                  flush=True)
-            if not baseline and el >= reference_s + 2:
-                ref = _post(base, "/v1/references/window", {
-                    "model": MODEL, "name": "baseline", "start": ref_start.isoformat(),
-                    "end": (ref_start + _dt.timedelta(seconds=reference_s)).isoformat()})
-                baseline = True
-                print(f"  reference 'baseline' stored: the first {reference_s:.0f} s ({ref['rows']} predictions, "
-                      f"{len(ref['features'])} features); the scheduler's detectors compare every window with it",
+        try:
+            while duration_s <= 0 or time.monotonic() - traffic.start < duration_s:
+                time.sleep(3)
+                c = _get(base, "/v1/counts")
+                el = time.monotonic() - traffic.start
+                print(f"[{el:5.0f}s] arrived: {c['prediction']:>7} predictions  {c['label']:>6} labels  "
+                      f"{c['metric_window']:>3} metric windows  {c['deploy']} deploy  {c['dead_letter']} dead letters",
                       flush=True)
-            if el >= drift_at + 12 and el - last_summary >= 15:
-                last_summary = el
-                now = _now()
-                rows = _get(base, "/v1/drift/psi", model=MODEL, reference_start=ref_start,
-                            reference_end=ref_start + _dt.timedelta(seconds=reference_s),
-                            current_start=now - _dt.timedelta(seconds=10), current_end=now)
-                print(f"  drift summary ({MODEL}, last 10 s against the first {reference_s:.0f} s, PSI, threshold 0.2):", flush=True)
-                for r in rows:
-                    v = r["value"]
-                    shown = "   n/a" if v is None else f"{v:6.3f}"
-                    print(f"    {r['feature']:<12} {shown} {_bar(v or 0, 1.0)} {r['status'].upper()}", flush=True)
-                alerts = _get(base, "/v1/detectors/results", model=MODEL, status="alert", minutes=5, limit=200)
-                latest = max((a["window_end"] for a in alerts), default=None)
-                names = sorted({f"{a['subject']} ({a['test']})" for a in alerts if a["window_end"] == latest})
-                print(f"  detector alerts in the latest window: {', '.join(names) if names else 'none yet'}", flush=True)
-                print("  SLOs (30-day budgets; the scheduler evaluates every 5 s):", flush=True)
-                for line in _slo_lines(base):
-                    print(line, flush=True)
-                firing = [a for a in _get(base, "/v1/slo/alerts", active="true") if a["state"] == "firing"]
-                for a in firing:
-                    print(f"  ALERT {a['severity'].upper()}: {a['slo']} ({a['tier']}) firing since {a['since'][11:19]}",
+                if not baseline and el >= reference_s + 2:
+                    ref = _post(base, "/v1/references/window", {
+                        "model": MODEL, "name": "baseline", "start": ref_start.isoformat(),
+                        "end": (ref_start + _dt.timedelta(seconds=reference_s)).isoformat()})
+                    baseline = True
+                    print(f"  reference 'baseline' stored: the first {reference_s:.0f} s ({ref['rows']} predictions, "
+                          f"{len(ref['features'])} features); the scheduler's detectors compare every window with it",
                           flush=True)
+                if el >= drift_at + 12 and el - last_summary >= 15:
+                    last_summary = el
+                    now = _now()
+                    rows = _get(base, "/v1/drift/psi", model=MODEL, reference_start=ref_start,
+                                reference_end=ref_start + _dt.timedelta(seconds=reference_s),
+                                current_start=now - _dt.timedelta(seconds=10), current_end=now)
+                    print(f"  drift summary ({MODEL}, last 10 s against the first {reference_s:.0f} s, PSI, threshold 0.2):", flush=True)
+                    for r in rows:
+                        v = r["value"]
+                        shown = "   n/a" if v is None else f"{v:6.3f}"
+                        print(f"    {r['feature']:<12} {shown} {_bar(v or 0, 1.0)} {r['status'].upper()}", flush=True)
+                    alerts = _get(base, "/v1/detectors/results", model=MODEL, status="alert", minutes=5, limit=200)
+                    latest = max((a["window_end"] for a in alerts), default=None)
+                    names = sorted({f"{a['subject']} ({a['test']})" for a in alerts if a["window_end"] == latest})
+                    print(f"  detector alerts in the latest window: {', '.join(names) if names else 'none yet'}", flush=True)
+                    print("  SLOs (30-day budgets; the scheduler evaluates every 5 s):", flush=True)
+                    for line in _slo_lines(base):
+                        print(line, flush=True)
+                    firing = [a for a in _get(base, "/v1/slo/alerts", active="true") if a["state"] == "firing"]
+                    for a in firing:
+                        print(f"  ALERT {a['severity'].upper()}: {a['slo']} ({a['tier']}) firing since {a['since'][11:19]}",
+                              flush=True)
+        except KeyboardInterrupt:  # Ctrl-C: the traffic stops, the shim sends what it holds, then the server stops
+            print("\ndriftline demo: stopping (Ctrl-C): sending what the shim holds, then stopping the server",
+                  flush=True)
         traffic.stop.set()
         th.join(timeout=5)
         monitor.shutdown(timeout=10)

@@ -45,3 +45,40 @@ def test_demo_shows_arrivals_and_drift() -> None:
     assert any(line.startswith("  detector alerts in the latest window:") and "income (psi)" in line for line in lines)
     assert "ALERT PAGE: credit-risk-availability" in out.stdout, out.stdout[-3000:]
     assert re.search(r"credit-risk-availability\s+SLI\s+[\d.]+%\s+budget left\s+-", out.stdout), out.stdout[-3000:]
+
+
+def test_demo_ctrl_c_flushes_the_shim_before_the_server_stops() -> None:
+    """Ctrl-C (SIGINT to the terminal's process group) while traffic flows: the shim sends what it holds while
+    the server still answers, then the server stops; exit 0, no failed export, nothing dropped, no traceback."""
+    import threading
+    import time
+
+    store = os.path.join(tempfile.mkdtemp(prefix="driftline-demo-"), "store")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "driftline", "demo", "--no-dashboard", "--port", str(port), "--store", store],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not any(re.match(r"\[\s*\d+s\] arrived:\s+[1-9]", line) for line in list(lines)):
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)[-3000:]
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)   # what a terminal's Ctrl-C does: the foreground process group
+        rc = proc.wait(timeout=90)
+        reader.join(timeout=10)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.stdout.close()  # type: ignore[union-attr]
+        shutil.rmtree(os.path.dirname(store), ignore_errors=True)
+    out = "".join(lines)
+    assert rc == 0, out[-3000:]
+    assert "stopping (Ctrl-C)" in out and re.search(r"done, \d+ predictions sent, 0 dropped by the shim\n", out), out[-3000:]
+    assert "failed" not in out and "Traceback" not in out and "raised" not in out, out[-3000:]
+    with socket.socket() as s:   # the server is gone with the demo: its port is free again
+        assert s.connect_ex(("127.0.0.1", port)) != 0

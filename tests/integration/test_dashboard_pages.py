@@ -123,6 +123,7 @@ def test_debug(api) -> None:  # type: ignore[no-untyped-def]
     at.selectbox(key="dbg_feature").select("y").run()
     assert not at.exception
     assert "No reference data for y in that window" in _texts(at)   # the first 3 of 6 hours are empty
+    assert "driftline reference" in _texts(at)                      # no stored reference: how to store one
     at.sidebar.selectbox(key="dl_range").select("Last hour").run()
     assert not at.exception
     d = _charts(at)["y: reference and current"]["data"]
@@ -163,3 +164,65 @@ def test_unreachable_api_is_a_clear_message(monkeypatch, page) -> None:  # type:
     monkeypatch.setenv("DRIFTLINE_API", f"http://127.0.0.1:{dd.free_port()}")
     at = _run(page)
     assert any("Cannot reach the Driftline API" in e.value for e in at.error)
+
+
+def test_debug_shows_the_stored_reference(api) -> None:  # type: ignore[no-untyped-def]
+    """A stored reference (what `driftline reference` and the demo's `baseline` make) is drawn against the range
+    on its own bins. The reference window holds the same predictions as the range, so the shares are equal."""
+    import datetime as _dt
+
+    now = _dt.datetime.now(_dt.UTC)
+    ref = httpx.post(api + "/v1/references/window", json={"model": dd.MODEL, "name": "baseline",
+                                                           "start": (now - _dt.timedelta(hours=2)).isoformat(),
+                                                           "end": (now + _dt.timedelta(minutes=1)).isoformat()}).json()
+    assert ref["rows"] == 200
+    at = _run("debug")
+    assert at.selectbox(key="dbg_reference").value == "baseline"
+    at.selectbox(key="dbg_feature").select("x").run()
+    assert not at.exception
+    assert "Stored reference 'baseline' (window, 200 values)" in _texts(at) and "driftline reference" not in _texts(at)
+    d = _charts(at)["x: reference and current"]["data"]
+    assert 5 <= len(d[0]["x"]) <= 12 and d[0]["x"][0].startswith("< ") and d[0]["x"][-1].startswith("≥ ")
+    assert sum(d[0]["y"]) == pytest.approx(1.0) and d[0]["y"] == pytest.approx(d[1]["y"])
+    at.selectbox(key="dbg_feature").select("region").run()
+    d = _charts(at)["region: reference and current"]["data"]
+    assert d[0]["x"] == ["eu", "us"] and d[0]["y"] == pytest.approx([0.5, 0.5]) and d[1]["y"] == pytest.approx([0.5, 0.5])
+    # the current range without the reference's values: the reference alone, and a note
+    q = {"model": dd.MODEL, "name": "baseline", "feature": "x", "minutes": 1}
+    r = httpx.get(api + "/v1/references/distribution", params=q).json()
+    assert r["current_n"] == 0 and sum(r["reference"]) == 200 and len(r["reference"]) == len(r["edges"]) + 1
+    assert httpx.get(api + "/v1/references/distribution", params={**q, "name": "nope"}).status_code == 404
+    assert httpx.get(api + "/v1/references/distribution", params={**q, "feature": "nope"}).status_code == 404
+
+
+def test_short_range_charts_are_lines_on_rate_axes_from_zero(empty_api) -> None:  # type: ignore[no-untyped-def]
+    """Ten-second metric windows (the SDK's) over the last 15 minutes: the 15-minute range shows a line of 30 s
+    buckets, not a point a minute; the 6-hour range, where the data cover a part, buckets that part; error rate
+    and availability axes stay within 0..100% (no errors: not a zero line in the middle of -1..1)."""
+    import datetime as _dt
+
+    from serving_shim.contract import LATENCY_BUCKETS_MS, SCHEMA_VERSION
+
+    start = _dt.datetime.now(_dt.UTC).replace(microsecond=0) - _dt.timedelta(minutes=14)
+    b = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+    b[3] = 50
+    windows = [{"schema_version": SCHEMA_VERSION, "event_id": f"w{i}", "model": "tenths", "model_version": "v1",
+                "window_start": (start + _dt.timedelta(seconds=10 * i)).isoformat(), "window_s": 10,
+                "source": "r0", "requests": 50, "errors": {}, "latency_buckets": b, "latency_sum_ms": 500.0}
+               for i in range(84)]
+    assert httpx.post(empty_api + "/v1/metric-windows", json=windows).json()["accepted"] == 84
+    at = _run("oncall")
+    at.sidebar.selectbox(key="dl_range").select("Last 15 minutes").run()
+    assert not at.exception
+    charts = _charts(at)
+    assert len(charts["Latency"]["data"][0]["x"]) >= 27          # 14 minutes of 30 s buckets (was 15 of 60 s)
+    err = charts["Error rate"]
+    assert set(err["data"][0]["y"]) == {0.0}
+    lo, hi = err["layout"]["yaxis"]["range"]
+    assert lo == 0 and 0 < hi <= 1
+    assert charts["Latency"]["layout"]["yaxis"]["range"][0] >= 0
+    at.sidebar.selectbox(key="dl_range").select("Last 6 hours").run()
+    assert len(_charts(at)["Latency"]["data"][0]["x"]) >= 10      # 5-minute buckets would give 3 points
+    at = _run()                                                     # the executive page's availability
+    lo, hi = _charts(at)["Availability"]["layout"]["yaxis"]["range"]
+    assert 0 <= lo < 1 and hi == 1

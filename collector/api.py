@@ -24,7 +24,7 @@ from collector.sql import SQL, ident, sql
 from collector.stats import minutes_ago
 from collector.store import Store
 from collector.writer import TABLE_FOR_KIND, EventWriter
-from serving_shim.contract import EventError, TimeWindow
+from serving_shim.contract import MAX_BATCH_EVENTS, EventError, TimeWindow
 from serving_shim.transport import PATH_FOR_KIND
 
 __all__ = ["IngestSink", "StoreIngestSink", "KafkaIngestSink", "ingest_router", "query_router", "keys_router", "Limits"]
@@ -33,15 +33,18 @@ KIND_OF_PATH = {path: kind for kind, path in PATH_FOR_KIND.items()}
 
 
 class Limits(BaseModel):
-    max_body_bytes: int = 10 * 1024 * 1024
-    max_events: int = 10_000
+    """What one ingest body may hold. Its size in bytes is capped once, by :class:`collector.authz.Authorize`
+    in front of every route (``HttpLimits.max_ingest_bytes``, declared or streamed); its events are counted
+    while it is read (:func:`collector.ingest.decode_message`)."""
+
+    max_events: int = MAX_BATCH_EVENTS
     #: event times accepted: this long before the server's clock (late events) to this long after it
     max_event_age_s: float = 7 * 86400.0
     max_event_ahead_s: float = 3600.0
 
     def decode_limits(self) -> DecodeLimits:
         window = TimeWindow(max_age_s=self.max_event_age_s, max_ahead_s=self.max_event_ahead_s)
-        return DecodeLimits(max_bytes=self.max_body_bytes, max_events=self.max_events, window=window)
+        return DecodeLimits(max_bytes=None, max_events=self.max_events, window=window)  # bytes: capped by authz
 
 
 class IngestSink(Protocol):
@@ -138,14 +141,9 @@ def ingest_router(sink: IngestSink, limits: Limits | None = None, registry: Any 
 
     async def _ingest(path_kind: str, request: Request) -> Any:
         kind = KIND_OF_PATH[path_kind]
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
-            raise HTTPException(413, f"body: {declared} bytes is over the limit of {limits.max_body_bytes}")
         chunks = bytearray()
-        async for chunk in request.stream():
+        async for chunk in request.stream():  # counted against the route's cap by collector.authz.Authorize
             chunks += chunk
-            if len(chunks) > limits.max_body_bytes:
-                raise HTTPException(413, f"body: over the limit of {limits.max_body_bytes} bytes")
         principal = getattr(request.state, "principal", None)
         # decoding, validation and the store write run on a worker thread, never on the event loop
         status, payload = await run_in_threadpool(_process, bytes(chunks), kind, principal)
@@ -155,9 +153,6 @@ def ingest_router(sink: IngestSink, limits: Limits | None = None, registry: Any 
         decoded = decode_message(body, source="http", kind=kind, limits=decode_limits)
         if decoded.errors and decoded.errors[0].index == -1:
             raise HTTPException(413 if decoded.too_large else 400, f"{decoded.errors[0].reason}")
-        total = decoded.n_good + len(decoded.errors)
-        if total > limits.max_events:
-            raise HTTPException(413, f"events: {total} events is over the limit of {limits.max_events} per batch")
         if principal is not None and principal.models:
             _refuse_other_models(decoded, principal, kind)
         accepted = sink.accept(decoded)

@@ -31,10 +31,11 @@ __all__ = ["Decoded", "DecodeLimits", "Pending", "decode_message", "refuse_batch
 
 @dataclass(frozen=True, kw_only=True)
 class DecodeLimits:
-    """What one batch (an HTTP body, a Kafka message) may hold: its bytes, its events (counted while
-    reading) and the times of its events (``window``; ``None``: any time)."""
+    """What one batch (an HTTP body, a Kafka message) may hold: its bytes (``None``: capped before it got
+    here, as HTTP bodies are by :class:`collector.authz.Authorize`), its events (counted while reading) and
+    the times of its events (``window``; ``None``: any time)."""
 
-    max_bytes: int = 10 * 1024 * 1024
+    max_bytes: int | None = 10 * 1024 * 1024
     max_events: int = MAX_BATCH_EVENTS
     window: TimeWindow | None = DEFAULT_WINDOW
 
@@ -91,7 +92,7 @@ def decode_message(data: bytes | None, *, source: str, kind: str | None = None,
         return refuse_batch(source, kind, b"", "value", "null value (a tombstone): no batch to read")
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogatepass")
-    if len(data) > limits.max_bytes:
+    if limits.max_bytes is not None and len(data) > limits.max_bytes:
         return refuse_batch(source, kind, data, "body",
                             f"body: {len(data)} bytes is over the limit of {limits.max_bytes}", too_large=True)
     codec = compression_of(data)

@@ -100,8 +100,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
 
     registry = CollectorRegistry()
     app.state.registry = registry
-    limits = Limits(max_body_bytes=settings.max_ingest_bytes, max_event_age_s=settings.event_max_age_s,
-                    max_event_ahead_s=settings.event_max_ahead_s)
+    limits = Limits(max_event_age_s=settings.event_max_age_s, max_event_ahead_s=settings.event_max_ahead_s)
     app.include_router(ingest_router(sink, limits, registry=registry))
     if scheduler is not None:
         runs = Gauge("driftline_scheduler_job_runs", "Scheduler job runs", ["job"], registry=registry)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -29,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from collector.backoff import Backoff
 from collector.exceptions import StoreUnavailable
 from collector.group import GroupMembership, await_topic_metadata, ensure_topics, group_lag, leave_group
 from collector.ingest import DEFAULT_LIMITS, DecodeLimits, Pending, decode_message, refuse_batch, store_pending
@@ -172,8 +172,8 @@ class KafkaCollector:
         self._hand = _InHand()
         self._released: dict[Any, int] = {}
         self._to_commit: dict[Any, int] = {}   # stored, not yet committed (a failed commit waits here)
-        self._commit_delay = retry_initial_s
-        self._broker_backoff = retry_initial_s
+        self._commit_backoff = Backoff(retry_initial_s, retry_max_s)
+        self._broker_backoff = Backoff(retry_initial_s, retry_max_s)
         self._corrupt_at: tuple[Any, int] = (None, 0)   # (partition, offset) of a batch failing its CRC, and how often
         self._commit_at = 0.0
         self.lag_interval_s = lag_interval_s
@@ -309,16 +309,15 @@ class KafkaCollector:
 
         try:
             polled: dict[Any, list[Any]] = self._consumer.poll(timeout_ms=timeout_ms, max_records=2000)
-            self._broker_backoff = self.retry_initial_s
+            self._broker_backoff.reset()
             return polled
         except KafkaError as exc:
             if self._skip_undecodable(exc):
                 return {}
             self.metrics.broker_errors.inc()
-            delay = self._broker_backoff
+            delay = self._broker_backoff.next()
             log.warning("broker unavailable (%s); retrying in %.2fs", type(exc).__name__, delay)
-            self._stop.wait(random.uniform(delay / 2, delay))
-            self._broker_backoff = min(self.retry_max_s, delay * 2)
+            self._stop.wait(delay)
             return {}
 
     def _skip_undecodable(self, exc: Exception) -> bool:
@@ -360,7 +359,7 @@ class KafkaCollector:
         """Every ``lag_interval_s``: the lag gauge of each assigned partition, from the group's committed
         offset (:func:`collector.group.group_lag`); partitions no longer assigned leave the gauge."""
         now = time.monotonic()
-        if now < self._lag_at or self._broker_backoff > self.retry_initial_s:
+        if now < self._lag_at or self._broker_backoff.failures:
             return  # not due, or the broker is away (the poll is backing off)
         self._lag_at = now + self.lag_interval_s
         try:
@@ -411,16 +410,15 @@ class KafkaCollector:
                                   timeout_ms=min(5000, self.membership.request_timeout_ms))
         except (KafkaError, RuntimeError) as exc:
             self.metrics.commit_failures.inc()
-            wait = random.uniform(self._commit_delay / 2, self._commit_delay)
+            wait = self._commit_backoff.next()
             self._commit_at = time.monotonic() + wait
-            self._commit_delay = min(self.retry_max_s, self._commit_delay * 2)
             log.warning("commit of %d partitions failed (%s); retrying in %.2fs", len(offsets), type(exc).__name__, wait)
             return False
         for tp, off in offsets.items():
             if self._to_commit.get(tp) == off:
                 del self._to_commit[tp]
         self.metrics.commits.inc()
-        self._commit_delay = self.retry_initial_s
+        self._commit_backoff.reset()
         self._commit_at = 0.0
         return True
 
@@ -435,7 +433,7 @@ class KafkaCollector:
         hand = self._hand
         if hand.empty:
             return 0
-        delay = self.retry_initial_s
+        backoff = Backoff(self.retry_initial_s, self.retry_max_s)
         t0 = time.monotonic()
         refusals = 0
         while True:
@@ -460,10 +458,9 @@ class KafkaCollector:
                 log.warning("store unavailable at shutdown; %d messages left uncommitted for redelivery", hand.messages)
                 self._hand = _InHand()
                 return 0
-            sleep = random.uniform(delay / 2, delay)
+            sleep = backoff.next()
             log.warning("store write failed (%s); retrying in %.2fs, nothing committed", type(refused).__name__, sleep)
             time.sleep(sleep)
-            delay = min(self.retry_max_s, delay * 2)
         self.metrics.batch_seconds.observe(time.monotonic() - t0)
         self.metrics.batch_events.observe(stored)
         for kind, n in hand.pending.counts.items():

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from collector.backoff import backoff_delay
 from collector.store import Store
 from slo_engine.exceptions import DeliveryFailed, UrlNotAllowed
 
@@ -128,7 +129,7 @@ class RetryPolicy:
     timeout_s: float = 10.0
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
-        return rng.uniform(0, min(self.cap_s, self.base_s * 2 ** (attempt - 1)))
+        return backoff_delay(attempt, initial_s=self.base_s, max_s=self.cap_s, jitter=1.0, rng=rng)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -67,8 +67,15 @@ def default_tiers(period_s: int) -> tuple[BurnTier, ...]:
     )
 
 
-#: The 30-day table (the SRE workbook's 14.4x / 6x / 1x).
-DEFAULT_TIERS: tuple[BurnTier, ...] = default_tiers(30 * 86400)
+DEFAULT_TIERS: tuple[BurnTier, ...]   # declared, not assigned: module __getattr__ below gives it
+
+
+def __getattr__(name: str) -> tuple[BurnTier, ...]:
+    """``DEFAULT_TIERS``: the 30-day table (the SRE workbook's 14.4x / 6x / 1x), read on first use and cached
+    by :func:`default_tiers`; importing the package reads no file."""
+    if name == "DEFAULT_TIERS":
+        return default_tiers(30 * 86400)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -133,3 +133,14 @@ def test_a_28_day_slo_gets_the_28_day_windows_not_the_30_day_burn_rates() -> Non
         assert abs(spent28 - spent30) < 1e-6
     with pytest.raises(ValueError, match="tables: 28d, 30d"):
         default_tiers(7 * 86400)
+
+
+def test_the_default_tiers_are_read_on_first_use_not_at_import() -> None:
+    import subprocess
+    import sys
+
+    code = ("import slo_engine, slo_engine.model as m; print(m.default_tiers.cache_info().currsize); "
+            "from slo_engine import DEFAULT_TIERS; print(m.default_tiers.cache_info().currsize, len(DEFAULT_TIERS), "
+            "DEFAULT_TIERS is m.DEFAULT_TIERS)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["0", "1", "3", "True"]

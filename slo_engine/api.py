@@ -32,11 +32,6 @@ class SilenceIn(BaseModel):
     comment: str = ""
 
 
-def _silence(s: Any) -> dict[str, Any]:
-    return {"id": s.id, "matchers": dict(s.matchers), "starts_at": s.starts_at.isoformat(),
-            "ends_at": s.ends_at.isoformat(), "created_by": s.created_by, "comment": s.comment}
-
-
 def _for(models: Sequence[str], model: str | None) -> bool:
     """Whether a key limited to ``models`` (empty: every model) sees an object of ``model`` (None: of every model)."""
     return not models or (model is not None and model in models)
@@ -93,7 +88,7 @@ def slo_router(store: Store, specs: Callable[[], Sequence[Slo]] = tuple,
 
     @router.get("/silences", summary="Silences, active ones unless include_expired")
     def silences(key: KeyModels, include_expired: bool = False) -> list[dict[str, Any]]:
-        return [_silence(s) for s in list_silences(store, now=now_fn(), include_expired=include_expired)
+        return [s.as_dict() for s in list_silences(store, now=now_fn(), include_expired=include_expired)
                 if _for(key, s.matchers.get("model"))]
 
     @router.post("/silences", status_code=201, summary="Create a silence (maintenance, retraining)")
@@ -104,12 +99,12 @@ def slo_router(store: Store, specs: Callable[[], Sequence[Slo]] = tuple,
                                starts_at=body.starts_at, created_by=body.created_by, comment=body.comment)
         except (SilenceError, ValueError) as exc:
             raise HTTPException(422, str(exc)) from None
-        return _silence(s)
+        return s.as_dict()
 
     @router.delete("/silences/{silence_id}", summary="Expire a silence now")
     def expire(silence_id: str) -> dict[str, Any]:
         try:
-            return _silence(expire_silence(store, silence_id, now=now_fn()))
+            return expire_silence(store, silence_id, now=now_fn()).as_dict()
         except SilenceError as exc:
             raise HTTPException(404, str(exc)) from None
 

@@ -113,44 +113,37 @@ def _api(a: argparse.Namespace, method: str, path: str, body: Any = None) -> Any
     return r.json()
 
 
+def _emit(out: dict[str, Any] | list[dict[str, Any]]) -> int:
+    """Print an answer as JSON lines (one per silence), the same whether it came from the API or the store."""
+    for row in out if isinstance(out, list) else [out]:
+        print(json.dumps(row))
+    return 0
+
+
 def _silence_add(a: argparse.Namespace, open_store: OpenStore) -> int:
     from slo_engine.silences import create_silence
 
     matchers = {k: v for k, v in (("slo", a.slo), ("model", a.model), ("model_version", a.model_version),
                                   ("severity", a.severity)) if v is not None}
     if a.api:
-        out = _api(a, "POST", "/v1/slo/silences", {"matchers": matchers, "duration": a.duration,
-                                                   "created_by": a.by, "comment": a.comment})
-    else:
-        s = create_silence(open_store(a.store), matchers, now=_dt.datetime.now(_dt.UTC),
-                           duration_s=parse_duration(a.duration), created_by=a.by, comment=a.comment)
-        out = {"id": s.id, "matchers": dict(s.matchers), "starts_at": s.starts_at.isoformat(),
-               "ends_at": s.ends_at.isoformat()}
-    print(json.dumps(out))
-    return 0
+        return _emit(_api(a, "POST", "/v1/slo/silences", {"matchers": matchers, "duration": a.duration,
+                                                          "created_by": a.by, "comment": a.comment}))
+    return _emit(create_silence(open_store(a.store), matchers, now=_dt.datetime.now(_dt.UTC),
+                                duration_s=parse_duration(a.duration), created_by=a.by, comment=a.comment).as_dict())
 
 
 def _silence_list(a: argparse.Namespace, open_store: OpenStore) -> int:
     from slo_engine.silences import list_silences
 
     if a.api:
-        rows = _api(a, "GET", f"/v1/slo/silences?include_expired={str(a.all).lower()}")
-    else:
-        rows = [{"id": s.id, "matchers": dict(s.matchers), "starts_at": s.starts_at.isoformat(),
-                 "ends_at": s.ends_at.isoformat(), "created_by": s.created_by, "comment": s.comment}
-                for s in list_silences(open_store(a.store), now=_dt.datetime.now(_dt.UTC), include_expired=a.all)]
-    for r in rows:
-        print(json.dumps(r))
-    return 0
+        return _emit(_api(a, "GET", f"/v1/slo/silences?include_expired={str(a.all).lower()}"))
+    return _emit([s.as_dict() for s in list_silences(open_store(a.store), now=_dt.datetime.now(_dt.UTC),
+                                                     include_expired=a.all)])
 
 
 def _silence_expire(a: argparse.Namespace, open_store: OpenStore) -> int:
     from slo_engine.silences import expire_silence
 
     if a.api:
-        out = _api(a, "DELETE", f"/v1/slo/silences/{a.id}")
-    else:
-        s = expire_silence(open_store(a.store), a.id, now=_dt.datetime.now(_dt.UTC))
-        out = {"id": s.id, "ends_at": s.ends_at.isoformat()}
-    print(json.dumps(out))
-    return 0
+        return _emit(_api(a, "DELETE", f"/v1/slo/silences/{a.id}"))
+    return _emit(expire_silence(open_store(a.store), a.id, now=_dt.datetime.now(_dt.UTC)).as_dict())

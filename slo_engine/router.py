@@ -60,6 +60,11 @@ class Silence:
     def matches(self, a: AlertState) -> bool:
         return all(getattr(a, k) == v for k, v in self.matchers.items())
 
+    def as_dict(self) -> dict[str, Any]:
+        """As the API and the CLI show it (times in ISO 8601)."""
+        return {"id": self.id, "matchers": dict(self.matchers), "starts_at": self.starts_at.isoformat(),
+                "ends_at": self.ends_at.isoformat(), "created_by": self.created_by, "comment": self.comment}
+
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 

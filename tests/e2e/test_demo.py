@@ -58,8 +58,10 @@ def test_demo_ctrl_c_flushes_the_shim_before_the_server_stops() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "driftline", "demo", "--no-dashboard", "--port", str(port), "--store", store],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    stream = proc.stdout
+    assert stream is not None
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader = threading.Thread(target=lambda: lines.extend(iter(stream.readline, "")), daemon=True)
     reader.start()
     try:
         deadline = time.monotonic() + 120
@@ -74,7 +76,7 @@ def test_demo_ctrl_c_flushes_the_shim_before_the_server_stops() -> None:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        proc.stdout.close()  # type: ignore[union-attr]
+        stream.close()
         shutil.rmtree(os.path.dirname(store), ignore_errors=True)
     out = "".join(lines)
     assert rc == 0, out[-3000:]

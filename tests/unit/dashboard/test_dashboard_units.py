@@ -67,3 +67,15 @@ def test_cli_runs_streamlit_with_the_api_url(monkeypatch) -> None:  # type: igno
     assert cmd[:4] == [sys.executable, "-m", "streamlit", "run"] and cmd[4].endswith("dashboard/app.py")
     assert cmd[cmd.index("--server.port") + 1] == "8600" and cmd[cmd.index("--server.headless") + 1] == "true"
     assert seen["env"]["DRIFTLINE_API"] == "http://api:8000" and seen["env"]["DRIFTLINE_API_KEY"] == "k"
+
+
+def test_rate_axes_stay_within_0_and_100_percent() -> None:
+    assert charts.clamped_range([0.0, 0.0, None]) == [0.0, 1.0]
+    assert charts.clamped_range([0.0, 0.0], 0.0, 1.0) == [0.0, 0.01]
+    avail, overspent = charts.clamped_range([0.9, 1.0], 0.0, 1.0), charts.clamped_range([-9.0, 1.0], None, 1.0)
+    assert avail is not None and 0.85 < avail[0] < 0.9 and avail[1] == 1.0
+    assert overspent is not None and overspent[0] < -9.0 and overspent[1] == 1.0
+    assert charts.clamped_range([None]) is None
+    fig = json.loads(charts.timeseries([{"t": "2026-01-01T00:00:00Z", "e": 0.0}, {"t": "2026-01-01T00:01:00Z", "e": 0.0}],
+                                       {"e": "error rate"}, title="Error rate", y_title="", percent=True).to_json())
+    assert fig["layout"]["yaxis"]["range"] == [0.0, 0.01]

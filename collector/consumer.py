@@ -438,6 +438,7 @@ class KafkaCollector:
         delay = self.retry_initial_s
         t0 = time.monotonic()
         refusals = 0
+        refused: Exception | None = None
         while True:
             try:
                 with _gc_paused():

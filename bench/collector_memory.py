@@ -25,6 +25,13 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collector.migrations import Migration
+    from collector.store import Store
+    from driftline.config import Settings
 
 HEAVY = ("chdb", "pandas", "evidently", "scipy", "sklearn", "fastapi", "uvicorn", "streamlit", "detectors.drift_sql",
          "slo_engine.engine", "httpx", "numpy", "pyarrow", "clickhouse_driver", "kafka", "msgspec", "pydantic")
@@ -48,7 +55,10 @@ def _child(store: str, kafka: str, idle_s: float, old_server_ok: bool) -> None:
         import driftline.collect
 
         collector.store.MIN_SERVER_VERSION = (18, 0)
-        driftline.collect.open_and_migrate = lambda s: collector.store.open_store(s.store_url, database=s.database)  # type: ignore[assignment]
+        def open_without_migrating(settings: Settings, extra: Iterable[Migration] = ()) -> Store:
+            return collector.store.open_store(settings.store_url, database=settings.database)
+
+        driftline.collect.open_and_migrate = open_without_migrating
     prefix = f"membench{uuid.uuid4().hex[:8]}"
     result: dict[str, object] = {}
 
@@ -83,7 +93,7 @@ def _steps(store: str) -> None:
     print("RESULT " + json.dumps(rows), flush=True)
 
 
-def _run(args: list[str]) -> object:
+def _run(args: list[str]) -> Any:
     out = subprocess.run([sys.executable, "-m", "bench.collector_memory", *args], capture_output=True, text=True,
                          timeout=180)
     for line in out.stdout.splitlines():
@@ -114,7 +124,7 @@ def main() -> None:
         extra = ["--old-server-ok"] if name == "clickhouse" and a.old_server_ok else []
         idle = _run(["--child", url, "--kafka", a.kafka, "--idle", str(a.idle), *extra])
         print(f"{name}: idle collector after {a.idle:.0f}s: {json.dumps(idle)}")
-    for step, rss in _run(["--steps", stores[0][1]]):  # type: ignore[union-attr]
+    for step, rss in _run(["--steps", stores[0][1]]):
         print(f"  {step:<28} RSS {rss:7.1f} MB")
 
 

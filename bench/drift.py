@@ -38,10 +38,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    from collector.store import ChdbStore
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = "bench"
@@ -62,7 +66,7 @@ def generate(path: str, rows: int, features: int, shifted: int, shift: float, se
             w.write_table(pa.table(dict(zip(names, cols, strict=True))))
 
 
-def _store(path: str):  # noqa: ANN202 - bench helper
+def _store(path: str) -> ChdbStore:
     sys.path.insert(0, ROOT)
     from collector.migrations import migrate
     from collector.store import ChdbStore
@@ -213,13 +217,14 @@ def main() -> int:
     det = _sub("--part", "detect", *common)
     print("driftline runs (total, reference build, current window + PSI): "
           + "; ".join(f"{x:.3f}s {y:.3f}s {z:.3f}s" for x, y, z in det["runs"]), flush=True)
-    print(f"driftline (median run): reference profile {det['reference_s']:.3f}s (built once, stored) + current window and PSI "
-          f"{det['current_s']:.3f}s (every run) = {det['driftline_s']:.3f}s; peak RSS {det['peak_rss_mb']:.0f} MB, "
-          f"of which {det['baseline_rss_mb']:.0f} MB is the idle process (Python, pyarrow, chDB engine) before any work; "
+    print(f"driftline (median run): reference profile {det['reference_s']:.3f}s (built once, stored) "
+          f"+ current window and PSI {det['current_s']:.3f}s (every run) = {det['driftline_s']:.3f}s; "
+          f"peak RSS {det['peak_rss_mb']:.0f} MB, of which {det['baseline_rss_mb']:.0f} MB is the idle process "
+          f"(Python, pyarrow, chDB engine) before any work; "
           f"resident after the runs: {det['anon_mb']:.0f} MB anonymous + {det['file_mb']:.0f} MB file-backed",
           flush=True)
     run_ev = a.evidently if a.evidently is not None else a.rows <= 2_000_000
-    ev_s, ev = (float("nan"), {})
+    ev_s, ev = float("nan"), dict[str, float]()
     if run_ev:
         ev_s, ev = run_evidently(work)
     print(f"{'feature':<8} {'driftline_psi':>14} {'status':>8} {'evidently_psi':>14}")

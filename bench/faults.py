@@ -104,9 +104,9 @@ class Collector:
 
     def __init__(self, path: str, bootstrap: str, prefix: str, instance: str, crash_after_stores: int = 0) -> None:
         if crash_after_stores:
-            cmd = [sys.executable, "-m", "tests.integration.collector_proc", "run", "--path", path, "--kafka", bootstrap,
-                   "--prefix", prefix, "--group", f"{prefix}-g", "--crash-after-stores", str(crash_after_stores),
-                   "--batch-events", "2000"]
+            cmd = [sys.executable, "-m", "tests.integration.collector_proc", "run", "--path", path,
+                   "--kafka", bootstrap, "--prefix", prefix, "--group", f"{prefix}-g",
+                   "--crash-after-stores", str(crash_after_stores), "--batch-events", "2000"]
         else:
             cmd = [sys.executable, "-m", "driftline", "collect", "--store", path, "--kafka", bootstrap,
                    "--topic-prefix", prefix, "--group", f"{prefix}-g", "--batch-seconds", "0.5",
@@ -260,7 +260,7 @@ def scenario_poison(broker: DedicatedBroker, events: int, rng: random.Random) ->
     for value in poison:
         time.sleep(rng.uniform(0.2, 1.0))
         for key in (b"model-0", b"model-5", b"model-10", b"model-15"):
-            t.send_raw("prediction", value, key=key).get(timeout=30)   # type: ignore[arg-type]
+            t.send_raw("prediction", value, key=key).get(timeout=30)
     t.close()
     restarts = 0
     c = Collector(path, boot, prefix, "p")
@@ -274,7 +274,8 @@ def scenario_poison(broker: DedicatedBroker, events: int, rng: random.Random) ->
         time.sleep(1)
     prod.join()
     _final(boot, prefix, c, 10)
-    return verdict("poison", prod.ids, [path], boot, prefix, poison_messages=4 * len(poison), collector_restarts=restarts)
+    return verdict("poison", prod.ids, [path], boot, prefix, poison_messages=4 * len(poison),
+                   collector_restarts=restarts)
 
 
 def scenario_two(broker: DedicatedBroker, events: int, rng: random.Random) -> bool:
@@ -301,8 +302,8 @@ def scenario_two(broker: DedicatedBroker, events: int, rng: random.Random) -> bo
     prod.join()
     _final(boot, prefix, survivor)
     ids = [set(dump(p)["ids"]) for p in paths]
-    return verdict("two", prod.ids, paths, boot, prefix, killed_held=",".join(map(str, held)), takeover_after_kill=takeover,
-                   stored_by_both=len(ids[0] & ids[1]))
+    return verdict("two", prod.ids, paths, boot, prefix, killed_held=",".join(map(str, held)),
+                   takeover_after_kill=takeover, stored_by_both=len(ids[0] & ids[1]))
 
 
 SCENARIOS = {"kill9": scenario_kill9, "broker": scenario_broker, "poison": scenario_poison, "two": scenario_two}

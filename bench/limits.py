@@ -108,7 +108,8 @@ def _send_until_answer(total: int, chunked: bool) -> Callable[[socket.socket], N
     return send
 
 
-def run(name: str, port: int, pid: int, n: int, make: Callable[[int], tuple[bytes, Callable | None]]) -> tuple[float, float]:
+def run(name: str, port: int, pid: int, n: int,
+        make: Callable[[int], tuple[bytes, Callable | None]]) -> tuple[float, float]:
     before = rss_mb(pid)
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda i: exchange(port, *make(i)), range(n)))

@@ -98,7 +98,7 @@ def ner_texts(model: str, n: int, batch: int = 512) -> tuple[float, float]:
     red = Redactor(Redaction(ner_model=model, cache_size=0))
     red.prefetch(["warm up the pipeline"])
     t0 = time.process_time()
-    out = []
+    out: list[str] = []
     for i in range(0, n, batch):
         chunk = [t for t, _, _ in items[i:i + batch]]
         red.prefetch(chunk)

@@ -17,10 +17,14 @@ import gc
 import statistics
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from serving_shim import Batch, BatchConfig, ExportResult, Monitor, Redaction
 from serving_shim._internal.sampling import is_sampled
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 TARGETS = {"unsampled_p50_us": 3, "unsampled_p99_us": 10, "sampled_p50_us": 15, "sampled_p99_us": 50}
 
@@ -92,11 +96,11 @@ def main() -> None:
     ms = Monitor(model="bench", version="v1", sink=sink_s, sample_rate=1.0, redaction=redaction, batch=batch,
                  registry=_registry())
 
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
     class DiscardSpans(SpanExporter):
-        def export(self, spans):  # type: ignore[no-untyped-def]
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
     provider = TracerProvider()
@@ -145,7 +149,7 @@ def main() -> None:
           + f" otel_span_p50_us={res['otel_span'][0]:.2f}")
 
 
-def _registry():  # type: ignore[no-untyped-def]
+def _registry() -> CollectorRegistry:
     from prometheus_client import CollectorRegistry
 
     return CollectorRegistry()

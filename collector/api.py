@@ -256,7 +256,8 @@ def query_router(store: Store) -> APIRouter:
             """,
             {"model": model, "since": minutes_ago(minutes)},
         )
-        r = rows[0] if rows else {"predictions": 0, "labeled": 0, "delay_p50_s": None, "delay_p90_s": None}
+        r: dict[str, Any] = rows[0] if rows else {"predictions": 0, "labeled": 0,
+                                                  "delay_p50_s": None, "delay_p90_s": None}
         orphans = store.scalar(
             """
             SELECT count() FROM (SELECT DISTINCT request_id FROM {db}.labels FINAL WHERE model = %(model)s

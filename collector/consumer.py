@@ -436,6 +436,7 @@ class KafkaCollector:
         backoff = Backoff(self.retry_initial_s, self.retry_max_s)
         t0 = time.monotonic()
         refusals = 0
+        refused: Exception | None = None
         while True:
             try:
                 with _gc_paused():

@@ -167,13 +167,13 @@ def _lex(template: str) -> tuple[_Token | _Db, ...]:
             out.append(_DB)
             start = i = j + 4
         else:                       # %(
-            e = _PLACEHOLDER.match(template, j)
-            if e is None:
+            m = _PLACEHOLDER.match(template, j)
+            if m is None:
                 i = j + 2
                 continue
             out.append(template[start:j])
-            out.append((e.group(1),))
-            start = i = e.end()
+            out.append((m.group(1),))
+            start = i = m.end()
     out.append(template[start:])
     return tuple(x for x in out if x != "")
 
@@ -248,15 +248,14 @@ def render(statement: SQL | str, params: Mapping[str, Any] | None, database: str
 
 def _emit(frag: SQL, out: list[str], db: str) -> None:
     for p in frag.parts:
-        t = type(p)
-        if t is str:
+        if isinstance(p, str):
             out.append(p)
-        elif t is _Value:
-            out.append(_literal(p.v))       # type: ignore[union-attr]
-        elif t is SQL:
-            _emit(p, out, db)               # type: ignore[arg-type]
-        elif t is Ident:
-            out.append(_quote_ident(p.name))  # type: ignore[union-attr]
+        elif isinstance(p, _Value):
+            out.append(_literal(p.v))
+        elif isinstance(p, SQL):
+            _emit(p, out, db)
+        elif isinstance(p, Ident):
+            out.append(_quote_ident(p.name))
         else:
             out.append(db)
 

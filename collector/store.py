@@ -19,7 +19,7 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -115,7 +115,7 @@ class Store(ABC):
     def _rows(self, sql: str) -> list[dict[str, Any]]:
         import pandas as pd
 
-        out = self._df(sql).to_dict(orient="records")
+        out = cast(list[dict[str, Any]], self._df(sql).to_dict(orient="records"))  # a result's columns are names
         for r in out:
             for k, v in r.items():
                 if isinstance(v, float) and v != v:  # NaN from nullable columns

@@ -169,11 +169,11 @@ def to_columns(kind: str, events: Sequence[Any], into: dict[str, Any] | None = N
     elif kind == "deploy":
         for e in events:
             assert isinstance(e, DeployEvent)
-            for name, v in (
+            for name, value in (
                 ("event_id", e.event_id), ("ts", _utc(e.ts)), ("model", e.model), ("model_version", e.model_version),
                 ("annotations", dict(e.annotations)), ("schema_version", e.schema_version),
             ):
-                cols[name].append(v)
+                cols[name].append(value)
     return table, cols
 
 

@@ -316,8 +316,8 @@ def _scan(store: Store, src: Source, codes: Mapping[str, Grid | _Codes], stats: 
         row: list[tuple[SQL, SQL | None]] = []
         for f in names:
             if f in src.pseudo_num:
-                c = ident(src.pseudo_num[f])
-                row.append((sql("ifNull(%(c)s, 0)", c=c), sql("isNotNull(%(c)s)", c=c)))
+                col = ident(src.pseudo_num[f])
+                row.append((sql("ifNull(%(c)s, 0)", c=col), sql("isNotNull(%(c)s)", c=col)))
             elif groups is None:
                 row.append((sql("features_num[%(f)s]", f=f), sql("mapContains(features_num, %(f)s)", f=f)))
             else:

@@ -82,7 +82,7 @@ class Profile:
     built_at: _dt.datetime | None = None
 
 
-def _edges(lo: float, hi: float, quantiles: Sequence[float]) -> np.ndarray:
+def _edges(lo: float, hi: float, quantiles: Sequence[float] | np.ndarray) -> np.ndarray:
     inner = [q for q in quantiles if lo <= q <= hi]
     return np.unique(np.asarray([lo, *inner, np.nextafter(hi, np.inf)], dtype=float))
 

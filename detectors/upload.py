@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -52,8 +53,7 @@ def _header_columns(path: str, delimiter: str, max_columns: int | None) -> list[
 def _check_columns(names: Sequence[str], max_columns: int | None) -> None:
     if max_columns is not None and len(names) > max_columns:
         raise UploadRefused(f"columns: {len(names)} columns is over the limit of {max_columns}")
-    seen: set[str] = set()
-    dup = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+    dup = sorted(n for n, count in Counter(names).items() if count > 1)
     if dup:
         raise UploadRefused(f"columns: {', '.join(repr(d) for d in dup[:10])} appear more than once")
 

@@ -186,7 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--topic-prefix", default=None)
     s.add_argument("--group", default="driftline-collector")
     s.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics on 127.0.0.1:PORT")
-    s.add_argument("--batch-events", type=int, default=50_000, help="store and commit after this many events (or --batch-seconds)")
+    s.add_argument("--batch-events", type=int, default=50_000,
+                   help="store and commit after this many events (or --batch-seconds)")
     s.add_argument("--batch-seconds", type=float, default=1.0)
     s.add_argument("--instance-id", default=None,
                    help="static group member id (default $DRIFTLINE_COLLECTOR_INSTANCE_ID, else 'auto': <host>-<slot>; "

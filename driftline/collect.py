@@ -57,10 +57,14 @@ def run_collector(settings: Settings, *, group_id: str = "driftline-collector", 
         signal.signal(signal.SIGTERM, _on_signal)
         signal.signal(signal.SIGINT, _on_signal)
     if stop is not None:
-        threading.Thread(target=lambda: (stop.wait(), collector.stop()), daemon=True).start()
+        def stop_when_set() -> None:
+            stop.wait()
+            collector.stop()
+
+        threading.Thread(target=stop_when_set, daemon=True).start()
     member = f"static member {membership.instance_id!r}" if membership.instance_id else "dynamic member"
-    print(f"driftline collect: group {group_id!r} ({member}, session {membership.session_timeout_ms} ms) consuming {', '.join(collector.topics)} into "
-          f"{store.engine} ({settings.store_display})", flush=True)
+    print(f"driftline collect: group {group_id!r} ({member}, session {membership.session_timeout_ms} ms) "
+          f"consuming {', '.join(collector.topics)} into {store.engine} ({settings.store_display})", flush=True)
     try:
         collector.run()
     finally:

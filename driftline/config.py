@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from serving_shim.contract import TimeWindow
 
@@ -76,10 +76,10 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         env = os.environ if environ is None else environ
         s = cls()
-        vals: dict[str, object] = {}
+        vals: dict[str, Any] = {}  # field -> value of its type (checked by replace() below)
         for f in ("store_url", "database", "host", "kafka_bootstrap", "topic_prefix", "slo_files",
-                  "detector_reference", "pagerduty_routing_key", "slack_webhook_url", "webhook_url", "webhook_secret", "notify_allow",
-                  "redaction", "redaction_salt"):
+                  "detector_reference", "pagerduty_routing_key", "slack_webhook_url", "webhook_url", "webhook_secret",
+                  "notify_allow", "redaction", "redaction_salt"):
             if f"DRIFTLINE_{f.upper()}" in env:
                 vals[f] = env[f"DRIFTLINE_{f.upper()}"]
         if "DRIFTLINE_PORT" in env:
@@ -105,7 +105,7 @@ class Settings:
                     vals[f] = int(raw.replace("_", ""))
                 except ValueError:
                     raise ValueError(f"DRIFTLINE_{f.upper()}: {raw!r} is not a whole number") from None
-                if int(vals[f]) <= 0:  # type: ignore[call-overload]
+                if vals[f] <= 0:
                     raise ValueError(f"DRIFTLINE_{f.upper()}: must be positive, got {raw!r}")
         if "DRIFTLINE_SCHEDULER" in env:
             vals["scheduler"] = env["DRIFTLINE_SCHEDULER"].lower() in ("1", "true", "yes")
@@ -114,7 +114,7 @@ class Settings:
         if "DRIFTLINE_OPEN_LOCALHOST" in env:
             vals["open_localhost"] = env["DRIFTLINE_OPEN_LOCALHOST"].lower() in ("1", "true", "yes")
         vals.update({k: v for k, v in overrides.items() if v is not None})
-        out = replace(s, **vals)  # type: ignore[arg-type]
+        out = replace(s, **vals)
         out.event_window()  # a negative window is refused at start
         return out
 
@@ -122,7 +122,8 @@ class Settings:
         """The server-side redaction of ingested events (``--redaction``, ``DRIFTLINE_REDACTION``)."""
         from collector.redaction import IngestRedaction, load_redaction
 
-        return IngestRedaction(load_redaction(self.redaction, self.redaction_salt), raw_dead_letters=self.raw_dead_letters)
+        return IngestRedaction(load_redaction(self.redaction, self.redaction_salt),
+                               raw_dead_letters=self.raw_dead_letters)
 
     def decode_limits(self) -> DecodeLimits:
         """What one batch may hold, for the collector (the ingest API reads the same settings through Limits)."""

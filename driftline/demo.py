@@ -76,7 +76,8 @@ class Traffic:
         self.monitor.log(rid, features, {"label": "default" if score > 0.5 else "repay", "score": round(score, 4)},
                          latency_ms=round(rng.lognormvariate(6.0 if outage else 2.5, 0.5), 2),
                          status="error" if err else "ok",
-                         error_type=("unavailable" if outage else "timeout") if err else None, slices={"region": region})
+                         error_type=("unavailable" if outage else "timeout") if err else None,
+                         slices={"region": region})
         self.sent += 1
         if rng.random() < 0.3:  # ground truth for 30% of requests
             self.monitor.log_label(rid, label="default" if rng.random() < score else "repay")
@@ -90,7 +91,8 @@ class Traffic:
             for _ in range(max(1, int(self.rate / 5))):
                 self._call(drifted, outage)
             if self.failed > reported:
-                print(f"  ! {self.failed - reported} events dropped by the shim: {self.monitor.metrics().dropped}", flush=True)
+                print(f"  ! {self.failed - reported} events dropped by the shim: {self.monitor.metrics().dropped}",
+                      flush=True)
                 reported = self.failed
             self.stop.wait(max(0.0, 0.2 - (time.monotonic() - tick)))
 
@@ -211,7 +213,8 @@ def run_demo(*, duration_s: float = 0, port: int = 8765, store: str = ".driftlin
                     rows = _get(base, "/v1/drift/psi", model=MODEL, reference_start=ref_start,
                                 reference_end=ref_start + _dt.timedelta(seconds=reference_s),
                                 current_start=now - _dt.timedelta(seconds=10), current_end=now)
-                    print(f"  drift summary ({MODEL}, last 10 s against the first {reference_s:.0f} s, PSI, threshold 0.2):", flush=True)
+                    print(f"  drift summary ({MODEL}, last 10 s against the first {reference_s:.0f} s, PSI, "
+                          "threshold 0.2):", flush=True)
                     for r in rows:
                         v = r["value"]
                         shown = "   n/a" if v is None else f"{v:6.3f}"
@@ -219,13 +222,15 @@ def run_demo(*, duration_s: float = 0, port: int = 8765, store: str = ".driftlin
                     alerts = _get(base, "/v1/detectors/results", model=MODEL, status="alert", minutes=5, limit=200)
                     latest = max((a["window_end"] for a in alerts), default=None)
                     names = sorted({f"{a['subject']} ({a['test']})" for a in alerts if a["window_end"] == latest})
-                    print(f"  detector alerts in the latest window: {', '.join(names) if names else 'none yet'}", flush=True)
+                    print(f"  detector alerts in the latest window: {', '.join(names) if names else 'none yet'}",
+                          flush=True)
                     print("  SLOs (30-day budgets; the scheduler evaluates every 5 s):", flush=True)
                     for line in _slo_lines(base):
                         print(line, flush=True)
                     firing = [a for a in _get(base, "/v1/slo/alerts", active="true") if a["state"] == "firing"]
                     for a in firing:
-                        print(f"  ALERT {a['severity'].upper()}: {a['slo']} ({a['tier']}) firing since {a['since'][11:19]}",
+                        print(f"  ALERT {a['severity'].upper()}: {a['slo']} ({a['tier']}) "
+                              f"firing since {a['since'][11:19]}",
                               flush=True)
         except KeyboardInterrupt:  # Ctrl-C: the traffic stops, the shim sends what it holds, then the server stops
             print("\ndriftline demo: stopping (Ctrl-C): sending what the shim holds, then stopping the server",

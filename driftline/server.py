@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -35,6 +36,11 @@ def build_scheduler(store: Store, settings: Settings, specs: Any) -> Scheduler:
     return Scheduler(store, jobs, interval_s=settings.scheduler_interval_s)
 
 
+def _job_stat(scheduler: Scheduler, job: str, counter: str) -> Callable[[], float]:
+    """A gauge's reading of one job's counter (0 before the job's first run)."""
+    return lambda: getattr(scheduler.stats[job], counter) if job in scheduler.stats else 0
+
+
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     store = store or open_and_migrate(settings)
@@ -64,7 +70,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         if producer is not None:
             producer.close()
 
-    app = FastAPI(
+    app: FastAPI = FastAPI(
         title="Driftline",
         version="0.1.0",
         description="Ingest and query API of Driftline: predictions, delayed labels, metric windows, deploys.",
@@ -106,8 +112,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         runs = Gauge("driftline_scheduler_job_runs", "Scheduler job runs", ["job"], registry=registry)
         fails = Gauge("driftline_scheduler_job_failures", "Scheduler job failures", ["job"], registry=registry)
         for name in scheduler.jobs:
-            runs.labels(name).set_function(lambda n=name: scheduler.stats[n].runs if n in scheduler.stats else 0)
-            fails.labels(name).set_function(lambda n=name: scheduler.stats[n].failures if n in scheduler.stats else 0)
+            runs.labels(name).set_function(_job_stat(scheduler, name, "runs"))
+            fails.labels(name).set_function(_job_stat(scheduler, name, "failures"))
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     def metrics() -> Any:

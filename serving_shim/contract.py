@@ -31,6 +31,7 @@ import math
 import re as _re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import GenericAlias
 from typing import Annotated, Any, Literal
 
 import msgspec as _ms
@@ -539,9 +540,10 @@ class _Envelope(_ms.Struct):
 
 
 #: for each fast kind, decoders of a whole envelope / array of its events in one pass
-_WHOLE = {
-    kind: (_ms.json.Decoder(_ms.defstruct(f"_Envelope_{kind}", [("events", list[dec.type]), ("kind", Any, None)])),
-           _ms.json.Decoder(list[dec.type]))
+_WHOLE: dict[str, tuple[_ms.json.Decoder[Any], _ms.json.Decoder[list[Any]]]] = {
+    kind: (_ms.json.Decoder(_ms.defstruct(f"_Envelope_{kind}", [("events", GenericAlias(list, (dec.type,))),
+                                                                ("kind", Any, None)])),
+           _ms.json.Decoder(GenericAlias(list, (dec.type,))))
     for kind, (dec, _) in _FAST.items()
 }
 
@@ -697,7 +699,8 @@ try:  # orjson parses about 3x faster than json; both give the same objects
         except _orjson.JSONDecodeError:
             return json.loads(text)  # for json's error message (line and column)
 except ImportError:  # pragma: no cover - orjson is a dependency
-    _loads = json.loads
+    def _loads(text: str) -> Any:
+        return json.loads(text)
 
 
 def decode_batch(data: bytes, kind: str | None = None, *, max_events: int = MAX_BATCH_EVENTS) -> tuple[str, list[Any]]:

@@ -52,7 +52,7 @@ class KafkaTransport:
         request_timeout_ms: int = 10000,
         **producer_config: Any,
     ) -> None:
-        from kafka import KafkaProducer  # type: ignore[import-untyped]
+        from kafka import KafkaProducer
 
         self.topic_prefix = topic_prefix
         self._producer = KafkaProducer(
@@ -75,7 +75,7 @@ class KafkaTransport:
             key = first["model"] if isinstance(first, dict) else first.model
         return self._producer.send(topic_for(kind, self.topic_prefix), key=key.encode(), value=encode_batch(kind, list(events)))
 
-    def send_raw(self, kind: str, value: bytes, *, key: bytes | None = None) -> Any:
+    def send_raw(self, kind: str, value: bytes | None, *, key: bytes | None = None) -> Any:
         return self._producer.send(topic_for(kind, self.topic_prefix), key=key, value=value)
 
     def flush(self, timeout: float | None = None) -> None:

@@ -31,7 +31,8 @@ from collector.backoff import backoff_delay
 from collector.store import Store
 from slo_engine.exceptions import DeliveryFailed, UrlNotAllowed
 
-__all__ = ["UrlPolicy", "embedded_ipv4", "RetryPolicy", "DeliveryRecord", "StoreDeliveryLog", "MemoryDeliveryLog", "HttpSender"]
+__all__ = ["UrlPolicy", "embedded_ipv4", "RetryPolicy", "DeliveryRecord", "StoreDeliveryLog", "MemoryDeliveryLog",
+           "HttpSender"]
 
 _log = logging.getLogger(__name__)
 _Net = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -61,7 +62,8 @@ class UrlPolicy:
         """Raise :class:`UrlNotAllowed` unless every address the host resolves to is allowed."""
         u = urlsplit(url)
         if u.scheme not in self.schemes:
-            raise UrlNotAllowed(f"{_redact(url)}: scheme {u.scheme!r} not allowed (use {', '.join(sorted(self.schemes))})")
+            raise UrlNotAllowed(f"{_redact(url)}: scheme {u.scheme!r} not allowed "
+                                f"(use {', '.join(sorted(self.schemes))})")
         host = (u.hostname or "").lower().rstrip(".")
         if not host:
             raise UrlNotAllowed(f"{_redact(url)}: no host")

@@ -1,11 +1,11 @@
 """Evaluation in ClickHouse: good and total events of every SLO over every window, in few queries.
 
 All windows end at ``now`` and hold the metric windows that *ended* in them (``window_start +
-window_s``), so a window still being counted never dilutes an outage; they are nested, so each row falls in one *age band* (between two
-consecutive window lengths). One ``GROUP BY model, model_version, band`` per data source gives a few
-rows; cumulative sums over bands give every window. Metric-window SLIs (availability, latency) of all
-SLOs share one scan of ``metric_windows FINAL``; freshness, drift and accuracy SLIs add one query per
-distinct parameter set (``max_age``; detector and subject; slice and tolerance).
+window_s``), so a window still being counted never dilutes an outage; they are nested, so each row falls
+in one *age band* (between two consecutive window lengths). One ``GROUP BY model, model_version, band``
+per data source gives a few rows; cumulative sums over bands give every window. Metric-window SLIs
+(availability, latency) of all SLOs share one scan of ``metric_windows FINAL``; freshness, drift and
+accuracy SLIs add one query per distinct parameter set (``max_age``; detector and subject; slice and tolerance).
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ class SloStatus:
 
 
 def _band_expr(col: str, windows: Sequence[int], now: _dt.datetime) -> SQL:
-    """0-based band of a row by its age in seconds: band i holds ages in [w[i-1], w[i]), so window w is (now - w, now]."""
+    """0-based band of a row by its age in seconds: band i holds ages in [w[i-1], w[i]), so window w is
+    (now - w, now]."""
     age = sql(f"(dateDiff('millisecond', {col}, %(now)s) / 1000.0)", now=now)
     parts = join(", ", [sql("%(age)s < %(w)s, %(i)s", age=age, w=int(w), i=i) for i, w in enumerate(windows)])
     return sql("multiIf(%(parts)s, %(n)s)", parts=parts, n=len(windows))
@@ -184,7 +185,8 @@ def _other_bands(store: Store, s: Slo, group: Sequence[Slo], windows: Sequence[i
             GROUP BY model, band
         """
     elif sli.kind == "drift":
-        params.update(detector=sli.detector, subject=sli.subject or "", band=_band_expr("max(window_end)", windows, now))
+        params.update(detector=sli.detector, subject=sli.subject or "",
+                      band=_band_expr("max(window_end)", windows, now))
         params["subject_cond"] = sql("AND subject = %(s)s", s=sli.subject) if sli.subject is not None else sql("")
         query = """
             SELECT model, model_version, band, count() - countIf(bad) AS good, count() AS total

@@ -15,7 +15,8 @@ from typing import Literal
 
 import yaml
 
-__all__ = ["SliKind", "Severity", "BurnTier", "DEFAULT_TIERS", "default_tiers", "Sli", "Alerting", "Slo", "SLI_KINDS", "SLI_FIELDS"]
+__all__ = ["SliKind", "Severity", "BurnTier", "DEFAULT_TIERS", "default_tiers", "Sli", "Alerting", "Slo", "SLI_KINDS",
+           "SLI_FIELDS"]
 
 SliKind = Literal["availability", "latency", "freshness", "drift", "accuracy"]
 Severity = Literal["page", "ticket"]

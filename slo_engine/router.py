@@ -106,7 +106,8 @@ def route(statuses: Iterable[SloStatus], prior: Mapping[str, AlertState], silenc
                              short_burn_rate=top.short_burn_rate)
             links = ((f"Driftline: {s.slo.name}", s.slo.dashboard_url),) if s.slo.dashboard_url else ()
             summary = (f"{s.slo.name}: {s.slo.sli.kind} SLO of {s.slo.model} {s.model_version or ''} burning error "
-                       f"budget ({', '.join(tiers) or 'clear'}; objective {s.slo.objective * 100:g}%)").replace("  ", " ")
+                       f"budget ({', '.join(tiers) or 'clear'}; objective {s.slo.objective * 100:g}%)"
+                       ).replace("  ", " ")
             n = Notification(action="trigger", dedup_key=key, slo=s.slo.name, model=s.slo.model,
                              model_version=s.model_version, severity=sev, summary=summary, at=now,
                              details=_details(s, tiers), links=links)

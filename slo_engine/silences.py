@@ -64,8 +64,8 @@ def list_silences(store: Store, *, now: _dt.datetime | None = None, include_expi
     where = sql("") if include_expired or now is None else sql("WHERE ends_at > %(now)s", now=now)
     rows = store.rows(sql("SELECT id, matchers, starts_at, ends_at, created_by, comment FROM {db}.slo_silences FINAL "
                           "%(where)s ORDER BY starts_at, id", where=where))
-    return [Silence(id=r["id"], matchers=dict(r["matchers"]), starts_at=as_utc(r["starts_at"]), ends_at=as_utc(r["ends_at"]),
-                    created_by=r["created_by"], comment=r["comment"]) for r in rows]
+    return [Silence(id=r["id"], matchers=dict(r["matchers"]), starts_at=as_utc(r["starts_at"]),
+                    ends_at=as_utc(r["ends_at"]), created_by=r["created_by"], comment=r["comment"]) for r in rows]
 
 
 def expire_silence(store: Store, silence_id: str, *, now: _dt.datetime) -> Silence:

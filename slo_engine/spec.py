@@ -147,7 +147,8 @@ def parse_specs(text: str, file: str = "<spec>", *, max_nodes: int = MAX_NODES) 
         raise SpecError(r.problems)
     version = r.get(top, "version", "", 1, str, required=True)
     if version is not None and version != SPEC_VERSION:
-        r.err(top["version"][0].line, ".version", f"unsupported version {version!r} (this engine reads {SPEC_VERSION!r})")
+        r.err(top["version"][0].line, ".version",
+              f"unsupported version {version!r} (this engine reads {SPEC_VERSION!r})")
     defaults: dict[str, tuple[_Node, int]] = {}
     if "defaults" in top:
         d = r.mapping(top["defaults"][0], ".defaults", ("alerting",))
@@ -195,7 +196,8 @@ def _slo(r: _Reader, n: _Node, path: str, defaults: dict[str, tuple[_Node, int]]
     model = r.get(m, "model", path, n.line, str, required=True)
     objective = r.get(m, "objective", path, n.line, float, required=True)
     if objective is not None and not 0 < objective < 100:
-        r.err(m["objective"][0].line, f"{path}.objective", f"{objective} is not a percentage strictly between 0 and 100")
+        r.err(m["objective"][0].line, f"{path}.objective",
+              f"{objective} is not a percentage strictly between 0 and 100")
     window = r.get(m, "window", path, n.line, "duration", required=True)
     if window is not None and window not in tuple(d * 86400 for d in _WINDOWS_DAYS):
         r.err(m["window"][0].line, f"{path}.window", f"must be {' or '.join(f'{d}d' for d in _WINDOWS_DAYS)}")
@@ -213,7 +215,8 @@ def _slo(r: _Reader, n: _Node, path: str, defaults: dict[str, tuple[_Node, int]]
         return None
     return Slo(
         name=name, model=model, objective=round(objective / 100.0, 12), window_s=window, sli=sli,
-        model_version=r.get(m, "model_version", path, n.line, str), per_version=r.get(m, "per_version", path, n.line, bool, default=False),
+        model_version=r.get(m, "model_version", path, n.line, str),
+        per_version=r.get(m, "per_version", path, n.line, bool, default=False),
         description=r.get(m, "description", path, n.line, str, default=""), alerting=alerting,
         labels=tuple(sorted((str(k), str(v[0].value)) for k, v in labels.items())),
         dashboard_url=r.get(m, "dashboard_url", path, n.line, str, default=""), source=f"{r.file}:{n.line}",

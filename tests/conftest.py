@@ -64,9 +64,11 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def clickhouse_server() -> Iterator[tuple[str, int]]:
     """A real ClickHouse server process (Debian's clickhouse-server package) on a free port."""
-    binary = shutil.which("clickhouse-server") or ("/usr/sbin/clickhouse-server" if os.path.exists("/usr/sbin/clickhouse-server") else None)
+    binary = shutil.which("clickhouse-server") or (
+        "/usr/sbin/clickhouse-server" if os.path.exists("/usr/sbin/clickhouse-server") else None)
     if binary is None:
-        pytest.fail("clickhouse-server is not installed (scripts/setup.sh installs Debian's package as root)", pytrace=False)
+        pytest.fail("clickhouse-server is not installed (scripts/setup.sh installs Debian's package as root)",
+                    pytrace=False)
     work = tempfile.mkdtemp(prefix="driftline-chserver-")
     port, http, interserver = _free_port(), _free_port(), _free_port()
     config = "/etc/clickhouse-server/config.xml"

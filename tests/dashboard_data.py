@@ -72,7 +72,8 @@ def fill(post: Post, store: Store) -> dict[str, Any]:
     labels = []
     for i, p in enumerate(preds[:150]):
         right = p["prediction"]["label"]
-        labels.append(f.label(p["request_id"], model=MODEL, value=right if i < 120 else ("no" if right == "yes" else "yes")))
+        labels.append(f.label(p["request_id"], model=MODEL,
+                              value=right if i < 120 else ("no" if right == "yes" else "yes")))
     assert post("/v1/labels", labels)["accepted"] == 150
     deploys = [f.deploy(model=MODEL, version="v1"), f.deploy(model=MODEL, version="v2")]
     deploys[0]["ts"] = (t - _dt.timedelta(hours=3)).isoformat()

@@ -50,7 +50,8 @@ def insert_labels(store: Store, request_ids: Sequence[str], *, values: Sequence[
                   classes: Sequence[str | None] | None = None, model: str = "m1",
                   ts: _dt.datetime | None = None) -> None:
     n = len(request_ids)
-    cols = {"event_id": [f"l-{uuid.uuid4().hex}" for _ in range(n)], "ts": [ts or T0] * n, "model": [model] * n,
+    cols: dict[str, list[Any]] = {
+            "event_id": [f"l-{uuid.uuid4().hex}" for _ in range(n)], "ts": [ts or T0] * n, "model": [model] * n,
             "request_id": list(request_ids), "label_value": list(values) if values is not None else [None] * n,
             "label_class": list(classes) if classes is not None else [None] * n, "schema_version": [1] * n}
     store.insert("labels", cols, KINDS_OF_COLUMNS["labels"])

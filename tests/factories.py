@@ -14,7 +14,8 @@ def now() -> _dt.datetime:
     return t.replace(microsecond=t.microsecond // 1000 * 1000)  # the store keeps milliseconds
 
 
-def prediction(i: int = 0, *, model: str = "m1", version: str = "v1", ts: _dt.datetime | None = None, **kw: Any) -> dict[str, Any]:
+def prediction(i: int = 0, *, model: str = "m1", version: str = "v1", ts: _dt.datetime | None = None,
+               **kw: Any) -> dict[str, Any]:
     ev: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "event_id": f"p-{uuid.uuid4().hex}",
@@ -23,7 +24,8 @@ def prediction(i: int = 0, *, model: str = "m1", version: str = "v1", ts: _dt.da
         "model_version": version,
         "request_id": f"r-{i}-{uuid.uuid4().hex[:8]}",
         "features": {"x": float(i), "y": i * 0.5 - 3, "region": ["eu", "us"][i % 2], "missing": None},
-        "prediction": {"label": "yes" if i % 3 else "no", "score": (i % 100) / 100, "probabilities": {"yes": 0.6, "no": 0.4}},
+        "prediction": {"label": "yes" if i % 3 else "no", "score": (i % 100) / 100,
+                       "probabilities": {"yes": 0.6, "no": 0.4}},
         "slices": {"region": ["eu", "us"][i % 2]},
         "latency_ms": 1.5 + i % 7,
         "status": "ok",

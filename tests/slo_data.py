@@ -95,7 +95,7 @@ class Receiver:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def bodies(self, path: str) -> list[dict[str, object]]:
+    def bodies(self, path: str) -> list[dict[str, Any]]:
         import json
 
         return [json.loads(b) for p, _, b in self.requests if p == path]

@@ -6,7 +6,7 @@ itself at start and passes the values in.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -102,7 +102,7 @@ class Redaction:
     mode: Mode = "standard"
     fields: Mapping[str, Policy] = field(default_factory=dict)
     default: Policy | None = None
-    categories: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    categories: Mapping[str, Set[str]] = field(default_factory=dict)  # frozensets after __post_init__
     salt: bytes | None = None
     entities: tuple[str, ...] = DEFAULT_ENTITIES
     phone_regions: tuple[str, ...] = ()

@@ -193,9 +193,10 @@ def _split_flat(data: bytes, max_events: int) -> Split:
     if data[:1] == b"[":
         lo, base, kind = 0, 1, None
     else:
-        lo = _value_at_depth_1(data, depth, opens, b"events")
-        if lo is None:  # an object without an events array: one event
+        found = _value_at_depth_1(data, depth, opens, b"events")
+        if found is None:  # an object without an events array: one event
             return Split([data])
+        lo = found
         if data[lo:lo + 1] != b"[":
             raise ContractError("events: must be a JSON array")
         base = 2

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from serving_shim._internal.monitor import COUNTED_BY, Monitor
 
@@ -57,7 +57,7 @@ def instrument(monitor: Monitor, *, request_id_arg: str = "request_id") -> Calla
                 t.prediction = fn(*args, **kwargs)
             return t.prediction
 
-        return wrapper  # type: ignore[return-value]
+        return cast(F, wrapper)  # functools.wraps keeps fn's signature
 
     return deco
 

@@ -10,15 +10,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
+from collector.store import ChdbStore
 from tests import dashboard_data as dd
 from tests.processes import stop
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "screenshots"
@@ -68,7 +74,7 @@ def _streamlit(api: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def dashboard(store) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def dashboard(store: ChdbStore) -> Iterator[str]:
     with dd.serve(store) as (api, app):
         dd.fill(lambda path, body: httpx.post(api + path, json=body, timeout=30).json(), store)
         dd.evaluate_alerts(store, app)
@@ -77,7 +83,7 @@ def dashboard(store) -> Iterator[str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def browser() -> Iterator[object]:
+def browser() -> Iterator[WebDriver]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -94,7 +100,7 @@ def browser() -> Iterator[object]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def _rendered(driver, title: str, charts: int) -> bool:  # type: ignore[no-untyped-def]
+def _rendered(driver: WebDriver, title: str, charts: int) -> bool:
     from selenium.webdriver.common.by import By
 
     if driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]'):
@@ -106,7 +112,7 @@ def _rendered(driver, title: str, charts: int) -> bool:  # type: ignore[no-untyp
 
 
 @pytest.mark.slow
-def test_every_page_renders_without_error(dashboard, browser) -> None:  # type: ignore[no-untyped-def]
+def test_every_page_renders_without_error(dashboard: str, browser: WebDriver) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -115,7 +121,7 @@ def test_every_page_renders_without_error(dashboard, browser) -> None:  # type: 
     for path, title, charts in PAGES:
         t0 = time.monotonic()
         browser.get(f"{dashboard}/{path}")
-        WebDriverWait(browser, 60, poll_frequency=0.2).until(lambda d, t=title, c=charts: _rendered(d, t, c))
+        WebDriverWait(browser, 60, poll_frequency=0.2).until(partial(_rendered, title=title, charts=charts))
         timings[path or "executive"] = time.monotonic() - t0
         time.sleep(0.5)  # let plotly finish drawing for the screenshot
         browser.save_screenshot(str(SHOTS / f"dashboard-{path or 'executive'}.png"))
@@ -131,13 +137,13 @@ def test_every_page_renders_without_error(dashboard, browser) -> None:  # type: 
 
 
 @pytest.mark.slow
-def test_empty_store_and_unreachable_api(store, browser) -> None:  # type: ignore[no-untyped-def]
+def test_empty_store_and_unreachable_api(store: ChdbStore, browser: WebDriver) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     SHOTS.mkdir(exist_ok=True)
 
-    def body_has(text: str):  # type: ignore[no-untyped-def]
+    def body_has(text: str) -> Callable[[WebDriver], bool]:
         return lambda d: text in d.find_element(By.TAG_NAME, "body").text
 
     with dd.serve(store) as (api, _), _streamlit(api) as base:

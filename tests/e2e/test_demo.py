@@ -34,7 +34,8 @@ def test_demo_shows_arrivals_and_drift() -> None:
     out = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.splitlines()
-    arrivals = [int(m.group(2)) for line in lines if (m := re.match(r"\[\s*(\d+)s\] arrived:\s+(\d+) predictions", line))]
+    arrivals = [int(m.group(2)) for line in lines
+                if (m := re.match(r"\[\s*(\d+)s\] arrived:\s+(\d+) predictions", line))]
     assert arrivals and arrivals[0] > 0, out.stdout
     assert arrivals == sorted(arrivals) and arrivals[-1] > arrivals[0]
     drift = {m.group(1): m.group(2) for line in lines if (m := re.match(r"\s+(\w+)\s+[\d.]+ \S+ (OK|DRIFT)$", line))}

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import time
+from typing import Any
 
 from collector.consumer import KafkaCollector
 from collector.migrations import migrate
@@ -56,7 +57,7 @@ def main() -> None:
     if a.crash_after_stores:
         real_write = writer.write_columns  # what the collector stores its batch in hand with
 
-        def write(kind, cols):  # type: ignore[no-untyped-def]
+        def write(kind: str, cols: dict[str, Any]) -> int:
             nonlocal stores, stored_events
             n = real_write(kind, cols)
             stores += 1

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from collector.store import ChdbStore
 from driftline.config import Settings
 from driftline.server import create_app
 from tests import factories as f
@@ -13,13 +17,13 @@ from tests.apiclient import local_client
 
 
 @pytest.fixture
-def client(store):  # type: ignore[no-untyped-def]
+def client(store: ChdbStore) -> Iterator[TestClient]:
     app = create_app(Settings(open_localhost=True), store=store)
     with local_client(app) as c:
         yield c
 
 
-def test_good_and_bad_events_in_one_post(client, store) -> None:  # type: ignore[no-untyped-def]
+def test_good_and_bad_events_in_one_post(client: TestClient, store: ChdbStore) -> None:
     batch = [f.prediction(i) for i in range(6)]
     batch[2]["latency_ms"] = "slow"
     batch[4].pop("model")
@@ -28,7 +32,8 @@ def test_good_and_bad_events_in_one_post(client, store) -> None:  # type: ignore
     assert r.status_code == 200
     body = r.json()
     assert body["accepted"] == 3
-    assert [(e["index"], e["field"]) for e in body["rejected"]] == [(2, "latency_ms"), (4, "model"), (5, "schema_version")]
+    assert [(e["index"], e["field"]) for e in body["rejected"]] == [(2, "latency_ms"), (4, "model"),
+                                                                    (5, "schema_version")]
     assert "unsupported schema_version 3" in body["rejected"][2]["reason"]
     assert client.get("/v1/counts").json()["prediction"] == 3
     dl = client.get("/v1/dead-letters").json()
@@ -37,18 +42,20 @@ def test_good_and_bad_events_in_one_post(client, store) -> None:  # type: ignore
     assert all("payload" not in d for d in dl)
 
 
-def test_ndjson_and_envelope_and_all_kinds(client) -> None:  # type: ignore[no-untyped-def]
+def test_ndjson_and_envelope_and_all_kinds(client: TestClient) -> None:
     preds = [f.prediction(i) for i in range(3)]
     r = client.post("/v1/predictions", content="\n".join(json.dumps(p) for p in preds),
                     headers={"Content-Type": "application/x-ndjson"})
     assert r.json() == {"accepted": 3, "rejected": []}
-    r = client.post("/v1/labels", json={"schema_version": 1, "kind": "label", "events": [f.label(preds[0]["request_id"])]})
+    r = client.post("/v1/labels",
+                    json={"schema_version": 1, "kind": "label", "events": [f.label(preds[0]["request_id"])]})
     assert r.json()["accepted"] == 1
     assert client.post("/v1/metric-windows", json=[f.metric_window()]).json()["accepted"] == 1
     assert client.post("/v1/deploys", json=[f.deploy()]).json()["accepted"] == 1
     # re-posting the same predictions is idempotent
     client.post("/v1/predictions", json=preds)
-    assert client.get("/v1/counts").json() == {"prediction": 3, "label": 1, "metric_window": 1, "deploy": 1, "dead_letter": 0}
+    assert client.get("/v1/counts").json() == {"prediction": 3, "label": 1, "metric_window": 1, "deploy": 1,
+                                               "dead_letter": 0}
     rows = client.get("/v1/predictions", params={"model": "m1"}).json()
     joined = {r["request_id"]: r for r in rows}
     assert joined[preds[0]["request_id"]]["label_class"] == "yes"
@@ -57,7 +64,7 @@ def test_ndjson_and_envelope_and_all_kinds(client) -> None:  # type: ignore[no-u
     assert models[0]["model"] == "m1" and models[0]["predictions"] == 3
 
 
-def test_unreadable_oversize_and_all_rejected(client) -> None:  # type: ignore[no-untyped-def]
+def test_unreadable_oversize_and_all_rejected(client: TestClient) -> None:
     r = client.post("/v1/predictions", content=b"{oops", headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and "not valid JSON" in r.json()["detail"]
     r = client.post("/v1/predictions", json={"schema_version": 1, "kind": "label", "events": []})
@@ -77,17 +84,18 @@ def test_unreadable_oversize_and_all_rejected(client) -> None:  # type: ignore[n
     assert r.status_code == 413 and "body" in r.json()["detail"]
 
 
-def test_openapi_lists_ingest_and_query_routes(client) -> None:  # type: ignore[no-untyped-def]
+def test_openapi_lists_ingest_and_query_routes(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     for p in ("/v1/predictions", "/v1/labels", "/v1/metric-windows", "/v1/deploys", "/v1/models", "/v1/counts"):
         assert p in paths
 
 
-def test_detector_results_route_reads_the_table(client, store) -> None:  # type: ignore[no-untyped-def]
+def test_detector_results_route_reads_the_table(client: TestClient, store: ChdbStore) -> None:
     import datetime as dt
 
     now = dt.datetime.now(dt.UTC)
-    cols = {"run_id": ["r1", "r1"], "run_at": [now, now], "model": ["m1", "m1"], "model_version": ["v1", "v1"],
+    cols: dict[str, list[Any]] = {
+            "run_id": ["r1", "r1"], "run_at": [now, now], "model": ["m1", "m1"], "model_version": ["v1", "v1"],
             "window_start": [now - dt.timedelta(hours=1)] * 2, "window_end": [now, now],
             "detector": ["drift", "drift"], "subject": ["x", "y"], "test": ["psi", "psi"], "value": [0.31, 0.01],
             "threshold": [0.2, 0.2], "status": ["alert", "ok"], "sample_size": [500, 500], "detail": ["{}", "{}"]}
@@ -100,7 +108,7 @@ def test_detector_results_route_reads_the_table(client, store) -> None:  # type:
     assert len(client.get("/v1/detectors/results", params={"model": "m1"}).json()) == 2
 
 
-def test_prometheus_metrics_count_ingest(client) -> None:  # type: ignore[no-untyped-def]
+def test_prometheus_metrics_count_ingest(client: TestClient) -> None:
     bad = f.prediction(2)
     bad.pop("model")
     client.post("/v1/predictions", json=[f.prediction(1), bad])

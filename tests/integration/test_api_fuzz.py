@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import schemathesis
 from fastapi.testclient import TestClient
@@ -18,7 +19,7 @@ from tests.conftest import _CHDB_PATH
 
 
 @schemathesis.serializer("application/x-ndjson")
-def _ndjson(ctx, value):  # type: ignore[no-untyped-def]
+def _ndjson(ctx: schemathesis.SerializationContext, value: Any) -> bytes:
     """NDJSON bodies: a generated string is sent as is, anything else one JSON value per line."""
     if isinstance(value, str | bytes):
         return value.encode() if isinstance(value, str) else value
@@ -47,9 +48,10 @@ for _m in ("alpha", "bravo"):
 
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_no_server_error(case) -> None:  # type: ignore[no-untyped-def]
+def test_no_server_error(case: schemathesis.Case) -> None:
     response = case.call(headers={"X-API-Key": ADMIN})
-    assert response.status_code < 500, f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:500]}"
+    assert response.status_code < 500, \
+        f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:500]}"
     ctype = response.headers.get("content-type", "")
     ctype = ctype[0] if isinstance(ctype, list) else ctype
     if response.status_code in (400, 413, 422) and ctype.startswith("application/json"):
@@ -59,7 +61,9 @@ def test_no_server_error(case) -> None:  # type: ignore[no-untyped-def]
 
 @schema.parametrize()
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
-def test_a_model_scoped_key_never_sees_another_model(case) -> None:  # type: ignore[no-untyped-def]
+def test_a_model_scoped_key_never_sees_another_model(case: schemathesis.Case) -> None:
     response = case.call(headers={"X-API-Key": WRITER_A})
-    assert response.status_code < 500, f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:500]}"
-    assert "bravo" not in response.text, f"{case.method} {case.formatted_path} showed model bravo: {response.text[:500]}"
+    assert response.status_code < 500, \
+        f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:500]}"
+    assert "bravo" not in response.text, \
+        f"{case.method} {case.formatted_path} showed model bravo: {response.text[:500]}"

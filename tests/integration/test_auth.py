@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from collector.store import ChdbStore
 from driftline.config import Settings
 from driftline.server import create_app
 from tests import factories as f
@@ -12,11 +14,11 @@ from tests.apiclient import local_client
 
 
 @pytest.fixture
-def app(store):  # type: ignore[no-untyped-def]
+def app(store: ChdbStore) -> FastAPI:
     return create_app(Settings(), store=store)
 
 
-def test_no_key_is_refused_and_healthz_is_open(app) -> None:  # type: ignore[no-untyped-def]
+def test_no_key_is_refused_and_healthz_is_open(app: FastAPI) -> None:
     with TestClient(app) as c:
         r = c.get("/v1/counts")
         assert r.status_code == 401 and "missing" in r.json()["detail"]
@@ -27,7 +29,7 @@ def test_no_key_is_refused_and_healthz_is_open(app) -> None:  # type: ignore[no-
         assert c.get("/v1/counts").status_code == 401
 
 
-def test_open_localhost_only_from_loopback(store) -> None:  # type: ignore[no-untyped-def]
+def test_open_localhost_only_from_loopback(store: ChdbStore) -> None:
     app = create_app(Settings(open_localhost=True), store=store)
     with local_client(app) as c:
         assert c.get("/v1/counts").status_code == 200
@@ -35,12 +37,13 @@ def test_open_localhost_only_from_loopback(store) -> None:  # type: ignore[no-un
         assert c.get("/v1/counts").status_code == 401
 
 
-def test_scopes_models_and_revocation(app, store) -> None:  # type: ignore[no-untyped-def]
+def test_scopes_models_and_revocation(app: FastAPI, store: ChdbStore) -> None:
     keys = app.state.keys
     admin = keys.create(scope="admin", name="ops")
     with TestClient(app) as c:
         h = {"X-API-Key": admin}
-        writer = c.post("/v1/keys", json={"scope": "write", "name": "m1 server", "models": ["m1"]}, headers=h).json()["key"]
+        writer = c.post("/v1/keys", json={"scope": "write", "name": "m1 server", "models": ["m1"]},
+                        headers=h).json()["key"]
         reader = c.post("/v1/keys", json={"scope": "read"}, headers=h).json()["key"]
         assert c.post("/v1/keys", json={"scope": "root"}, headers=h).status_code == 422
 
@@ -73,7 +76,7 @@ def test_scopes_models_and_revocation(app, store) -> None:  # type: ignore[no-un
         assert all(k.split("_", 2)[2] not in r["key_hash"] for r in stored)
 
 
-def test_label_coverage_and_delay(store) -> None:  # type: ignore[no-untyped-def]
+def test_label_coverage_and_delay(store: ChdbStore) -> None:
     app = create_app(Settings(open_localhost=True), store=store)
     with local_client(app) as c:
         preds = [f.prediction(i) for i in range(10)]

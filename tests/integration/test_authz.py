@@ -8,9 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from collector.authz import LISTED, PUBLIC, ROUTES
+from collector.store import ChdbStore
 from driftline.config import Settings
 from driftline.server import create_app
 from slo_engine.spec import parse_specs
@@ -27,13 +29,13 @@ H = _dt.timedelta(hours=1)
 
 
 @pytest.fixture
-def app(store):  # type: ignore[no-untyped-def]
+def app(store: ChdbStore) -> FastAPI:
     app = create_app(Settings(scheduler=False), store=store)
     app.state.slo_specs = parse_specs(SPEC)
     return app
 
 
-def test_every_route_of_the_app_is_in_the_table(app) -> None:  # type: ignore[no-untyped-def]
+def test_every_route_of_the_app_is_in_the_table(app: FastAPI) -> None:
     paths = TestClient(app).get("/openapi.json").json()["paths"]
     routes = {(m.upper(), p) for p, ops in paths.items() for m in ops}
     assert len(routes) >= 38
@@ -56,7 +58,7 @@ def test_every_route_of_the_app_is_in_the_table(app) -> None:  # type: ignore[no
     assert served and not sorted(served - set(ROUTES))
 
 
-def test_a_path_missing_from_the_table_is_never_reached(store) -> None:  # type: ignore[no-untyped-def]
+def test_a_path_missing_from_the_table_is_never_reached(store: ChdbStore) -> None:
     app = create_app(Settings(scheduler=False), store=store)
     admin = app.state.keys.create(scope="admin")
 
@@ -70,14 +72,14 @@ def test_a_path_missing_from_the_table_is_never_reached(store) -> None:  # type:
         assert c.delete("/v1/counts", headers={"X-API-Key": admin}).status_code == 405
 
 
-def _keys(app) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped-def]
+def _keys(app: FastAPI) -> dict[str, dict[str, str]]:
     k = app.state.keys
     return {name: {"X-API-Key": k.create(scope=scope, name=name, models=models)} for name, scope, models in (
         ("root", "admin", ()), ("admin_a", "admin", (A,)), ("admin_b", "admin", (B,)),
         ("write_a", "write", (A,)), ("read_a", "read", (A,)))}
 
 
-def test_finding_2_a_scoped_admin_cannot_manage_keys(app) -> None:  # type: ignore[no-untyped-def]
+def test_finding_2_a_scoped_admin_cannot_manage_keys(app: FastAPI) -> None:
     keys = _keys(app)
     with TestClient(app) as c:
         admin_b_id = keys["admin_b"]["X-API-Key"].split("_")[1]
@@ -98,7 +100,7 @@ def test_finding_2_a_scoped_admin_cannot_manage_keys(app) -> None:  # type: igno
         assert c.get("/v1/counts", headers=keys["admin_b"]).status_code == 401
 
 
-def test_finding_3_the_model_in_a_body_is_checked(app, store) -> None:  # type: ignore[no-untyped-def]
+def test_finding_3_the_model_in_a_body_is_checked(app: FastAPI, store: ChdbStore) -> None:
     from tests.detector_data import T0
 
     keys = _keys(app)
@@ -135,7 +137,8 @@ def test_finding_3_the_model_in_a_body_is_checked(app, store) -> None:  # type: 
         r = c.post("/v1/slo/silences", json={"matchers": {"model": A}, "duration": "1h"}, headers=wa)
         assert r.status_code == 201
         own = r.json()["id"]
-        b_silence = c.post("/v1/slo/silences", json={"matchers": {"model": B}, "duration": "1h"}, headers=root).json()["id"]
+        b_silence = c.post("/v1/slo/silences", json={"matchers": {"model": B}, "duration": "1h"},
+                           headers=root).json()["id"]
         global_silence = c.post("/v1/slo/silences", json={"matchers": {"severity": "page"}, "duration": "1h"},
                                 headers=root).json()["id"]
         assert c.delete(f"/v1/slo/silences/{b_silence}", headers=wa).status_code == 403
@@ -152,13 +155,14 @@ def test_finding_3_the_model_in_a_body_is_checked(app, store) -> None:  # type: 
         assert [d["event_id"] for d in c.get("/v1/dead-letters", headers=root).json()] == [f"{A}-invalid"]
 
 
-def _seed_two_tenants(app, store, root: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def _seed_two_tenants(app: FastAPI, store: ChdbStore, root: dict[str, str]) -> None:
     from tests.detector_data import T0
 
     rng = np.random.default_rng(2)
     with TestClient(app) as c:
         for m in (A, B):
-            assert c.post("/v1/predictions", json=[f.prediction(i, model=m) for i in range(5)], headers=root).json()["accepted"] == 5
+            assert c.post("/v1/predictions", json=[f.prediction(i, model=m) for i in range(5)],
+                          headers=root).json()["accepted"] == 5
             bad = f.prediction(9, model=m, event_id=f"{m}-bad-event")
             bad["latency_ms"] = "slow"
             c.post("/v1/predictions", json=[bad, f.prediction(10, model=m)], headers=root)
@@ -186,7 +190,7 @@ def _seed_two_tenants(app, store, root: dict[str, str]) -> None:  # type: ignore
             {"k": key, "t": now})
 
 
-def test_finding_4_listings_show_only_the_keys_models(app, store) -> None:  # type: ignore[no-untyped-def]
+def test_finding_4_listings_show_only_the_keys_models(app: FastAPI, store: ChdbStore) -> None:
     keys = _keys(app)
     _seed_two_tenants(app, store, keys["root"])
     listed = sorted(p for (m, p), r in ROUTES.items() if m == "GET" and r.models == LISTED)
@@ -196,7 +200,8 @@ def test_finding_4_listings_show_only_the_keys_models(app, store) -> None:  # ty
         for path in listed:
             full = c.get(path, params=params.get(path, {}), headers=keys["root"])
             assert full.status_code == 200, (path, full.text)
-            assert path == "/v1/counts" or (B in full.text and A in full.text), f"{path}: the seeded data of both models should show: {full.text[:300]}"
+            assert path == "/v1/counts" or (B in full.text and A in full.text), \
+                f"{path}: the seeded data of both models should show: {full.text[:300]}"
             for who in ("read_a", "write_a", "admin_a"):
                 mine = c.get(path, params=params.get(path, {}), headers=keys[who])
                 assert mine.status_code == 200, (path, who, mine.text)
@@ -223,7 +228,7 @@ def test_finding_4_listings_show_only_the_keys_models(app, store) -> None:  # ty
         assert c.get("/v1/predictions", headers=ra).status_code == 403  # a scoped key names its model
 
 
-def test_a_scoped_key_with_unreadable_bodies_gets_4xx(app) -> None:  # type: ignore[no-untyped-def]
+def test_a_scoped_key_with_unreadable_bodies_gets_4xx(app: FastAPI) -> None:
     keys = _keys(app)
     with TestClient(app) as c:
         for body in (b"[" * 100_000, b"{" * 5000, b"\xff\xfe", b"null", b'{"model": ["alpha"]}', b'"alpha"'):

@@ -13,7 +13,7 @@ from collector.exceptions import StoreUnavailable, StoreVersionError
 from collector.store import ClickHouseStore, open_store
 
 
-def test_old_server_is_refused_naming_both_versions(clickhouse_server) -> None:  # type: ignore[no-untyped-def]
+def test_old_server_is_refused_naming_both_versions(clickhouse_server: tuple[str, int]) -> None:
     host, port = clickhouse_server
     client = Client(host=host, port=port)
     server_version = client.execute("SELECT version()")[0][0]
@@ -24,7 +24,7 @@ def test_old_server_is_refused_naming_both_versions(clickhouse_server) -> None: 
     assert server_version in msg and "24.1" in msg and f"{host}:{port}" in msg
 
 
-def test_url_opens_the_native_engine(clickhouse_server) -> None:  # type: ignore[no-untyped-def]
+def test_url_opens_the_native_engine(clickhouse_server: tuple[str, int]) -> None:
     host, port = clickhouse_server
     with pytest.raises(StoreVersionError):
         open_store(f"clickhouse://default:@{host}:{port}/driftline")

@@ -16,6 +16,7 @@ from kafka.admin import KafkaAdminClient
 
 from collector.consumer import KafkaCollector
 from collector.exceptions import QueryError, StoreUnavailable
+from collector.store import ChdbStore
 from collector.writer import EventWriter
 from tests import factories as f
 from tests.brokers import DedicatedBroker, produce_predictions
@@ -59,7 +60,7 @@ def _count(store: Any) -> int:
     return int(store.scalar("SELECT count() FROM {db}.predictions FINAL"))
 
 
-def test_kill_9_mid_batch_then_restart_stores_exactly_the_sent_set(kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
+def test_kill_9_mid_batch_then_restart_stores_exactly_the_sent_set(kafka_bootstrap: str, topic_prefix: str) -> None:
     events = [f.prediction(i, model=f"m{i % 4}") for i in range(12_000)]
     produce_predictions(kafka_bootstrap, topic_prefix, events)
     path = tempfile.mkdtemp(prefix="driftline-kill9-")
@@ -90,7 +91,7 @@ def test_kill_9_mid_batch_then_restart_stores_exactly_the_sent_set(kafka_bootstr
     assert set(got["ids"]) == {e["event_id"] for e in events}
 
 
-def test_broker_restart_during_a_run_loses_nothing(store) -> None:  # type: ignore[no-untyped-def]
+def test_broker_restart_during_a_run_loses_nothing(store: ChdbStore) -> None:
     broker = DedicatedBroker()
     broker.start()
     prefix = "restart"
@@ -159,7 +160,8 @@ def _committed(bootstrap: str, group: str) -> dict[Any, int]:
         admin.close()
 
 
-def test_store_unavailable_for_30s_commits_nothing_and_loses_nothing(store, kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
+def test_store_unavailable_for_30s_commits_nothing_and_loses_nothing(store: ChdbStore, kafka_bootstrap: str,
+                                                                     topic_prefix: str) -> None:
     flaky = _OutageStore(store)
     group = f"{topic_prefix}-g"
     collector = KafkaCollector(EventWriter(flaky), bootstrap_servers=kafka_bootstrap, group_id=group,  # type: ignore[arg-type]
@@ -198,7 +200,8 @@ def test_store_unavailable_for_30s_commits_nothing_and_loses_nothing(store, kafk
         collector.close()
 
 
-def test_two_collectors_split_partitions_and_store_every_event_once(store, kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
+def test_two_collectors_split_partitions_and_store_every_event_once(store: ChdbStore, kafka_bootstrap: str,
+                                                                    topic_prefix: str) -> None:
     group = f"{topic_prefix}-g"
     events = [f.prediction(i, model=f"model-{i % 16}") for i in range(8000)]
     produce_predictions(kafka_bootstrap, topic_prefix, events[:100])  # creates the topic (4 partitions)
@@ -207,7 +210,8 @@ def test_two_collectors_split_partitions_and_store_every_event_once(store, kafka
     b = KafkaCollector(EventWriter(store), bootstrap_servers=kafka_bootstrap, group_id=group, topic_prefix=topic_prefix,
                        kinds=["prediction"], batch_max_s=0.3)
     stop = threading.Event()
-    threads = [threading.Thread(target=lambda c=c: [c.poll_once() for _ in iter(stop.is_set, True)], daemon=True) for c in (a, b)]
+    threads = [threading.Thread(target=lambda c=c: [c.poll_once() for _ in iter(stop.is_set, True)], daemon=True)
+               for c in (a, b)]
     try:
         for t in threads:
             t.start()
@@ -233,7 +237,7 @@ def test_two_collectors_split_partitions_and_store_every_event_once(store, kafka
         b.close()
 
 
-def test_sigterm_finishes_the_batch_in_hand(kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
+def test_sigterm_finishes_the_batch_in_hand(kafka_bootstrap: str, topic_prefix: str) -> None:
     events = [f.prediction(i) for i in range(3000)]
     produce_predictions(kafka_bootstrap, topic_prefix, events)
     path = tempfile.mkdtemp(prefix="driftline-sigterm-")
@@ -264,7 +268,9 @@ class _RefusingStore(_OutageStore):
         return int(self._store.insert(table, *a, **kw))
 
 
-def test_a_batch_the_store_keeps_refusing_becomes_dead_letters_and_the_partitions_move_on(store, kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
+def test_a_batch_the_store_keeps_refusing_becomes_dead_letters_and_the_partitions_move_on(store: ChdbStore,
+                                                                                          kafka_bootstrap: str,
+                                                                                          topic_prefix: str) -> None:
     refusing = _RefusingStore(store)
     collector = KafkaCollector(EventWriter(refusing), bootstrap_servers=kafka_bootstrap, group_id=f"{topic_prefix}-g",  # type: ignore[arg-type]
                                topic_prefix=topic_prefix, batch_max_s=0.3, retry_initial_s=0.01, retry_max_s=0.02,

@@ -17,6 +17,7 @@ from kafka.admin import KafkaAdminClient
 from kafka.structs import OffsetAndMetadata
 
 from collector.consumer import KafkaCollector
+from collector.store import ChdbStore
 from collector.writer import EventWriter
 from tests import factories as f
 from tests.brokers import DedicatedBroker, group_offsets, partition_owners, produce_predictions
@@ -76,7 +77,8 @@ def _stop(p: subprocess.Popen[str]) -> None:
     stop(p, timeout=60)
 
 
-def test_kill_9_of_one_of_two_collectors_moves_its_partitions_within_10s(kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
+def test_kill_9_of_one_of_two_collectors_moves_its_partitions_within_10s(kafka_bootstrap: str,
+                                                                         topic_prefix: str) -> None:
     topic, group = f"{topic_prefix}.prediction", f"{topic_prefix}-g"
     first = [f.prediction(i, model=f"model-{i % 16}") for i in range(2000)]
     later = [f.prediction(i, model=f"model-{i % 16}") for i in range(2000, 4000)]
@@ -111,7 +113,8 @@ def test_kill_9_of_one_of_two_collectors_moves_its_partitions_within_10s(kafka_b
         assert took < 10.0, f"the survivor took over after {took:.1f}s"
         now = partition_owners(kafka_bootstrap, group)
         assert set(now) == {"b" if victim_id == "a" else "a"}, now   # the survivor alone, holding everything
-        assert {p for t, p in next(iter(now.values())) if t == topic} == set(group_offsets(kafka_bootstrap, group, topic)[1])
+        survivor_holds = {p for t, p in next(iter(now.values())) if t == topic}
+        assert survivor_holds == set(group_offsets(kafka_bootstrap, group, topic)[1])
     finally:
         _stop(survivor)
         if victim.poll() is None:
@@ -120,7 +123,7 @@ def test_kill_9_of_one_of_two_collectors_moves_its_partitions_within_10s(kafka_b
     assert ids == {e["event_id"] for e in first + later}
 
 
-def test_kill_9_of_the_only_collector_then_a_restart_resumes_at_once(kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
+def test_kill_9_of_the_only_collector_then_a_restart_resumes_at_once(kafka_bootstrap: str, topic_prefix: str) -> None:
     topic, group = f"{topic_prefix}.prediction", f"{topic_prefix}-g"
     events = [f.prediction(i, model=f"model-{i % 16}") for i in range(3000)]
     path = tempfile.mkdtemp(prefix="driftline-restart-")
@@ -143,7 +146,8 @@ def test_kill_9_of_the_only_collector_then_a_restart_resumes_at_once(kafka_boots
     assert set(_dump(path)) == {e["event_id"] for e in events}
 
 
-def test_start_creates_the_topics_first_and_joins_once(store, kafka_bootstrap, topic_prefix, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_start_creates_the_topics_first_and_joins_once(store: ChdbStore, kafka_bootstrap: str, topic_prefix: str,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
     events = [f.prediction(i, model=f"model-{i % 8}") for i in range(1000)]
     c = KafkaCollector(EventWriter(store), bootstrap_servers=kafka_bootstrap, group_id=f"{topic_prefix}-g",
@@ -170,7 +174,8 @@ def test_start_creates_the_topics_first_and_joins_once(store, kafka_bootstrap, t
         c.close()
 
 
-def test_lag_is_the_committed_offset_against_the_log_end_not_the_position(store, kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
+def test_lag_is_the_committed_offset_against_the_log_end_not_the_position(store: ChdbStore, kafka_bootstrap: str,
+                                                                          topic_prefix: str) -> None:
     events = [f.prediction(i, model=f"model-{i % 8}") for i in range(2000)]
     produce_predictions(kafka_bootstrap, topic_prefix, events)
     c = KafkaCollector(EventWriter(store), bootstrap_servers=kafka_bootstrap, group_id=f"{topic_prefix}-g",
@@ -201,20 +206,24 @@ class _StopsTheBrokerAfterTheFirstStore:
         self.restarted = threading.Event()
         self.inserts = 0
 
+    def _restart_broker(self) -> None:
+        time.sleep(4)
+        self._broker.start()
+        self.restarted.set()
+
     def insert(self, *a: Any, **kw: Any) -> int:
         n = int(self._store.insert(*a, **kw))
         self.inserts += 1
         if self.inserts == 1:
             self._broker.stop()
-            threading.Thread(target=lambda: (time.sleep(4), self._broker.start(), self.restarted.set()),
-                             daemon=True).start()
+            threading.Thread(target=self._restart_broker, daemon=True).start()
         return n
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
 
-def test_a_failed_commit_is_retried_until_the_partition_is_committed(store) -> None:  # type: ignore[no-untyped-def]
+def test_a_failed_commit_is_retried_until_the_partition_is_committed(store: ChdbStore) -> None:
     broker = DedicatedBroker()
     broker.start()
     prefix, group = "commitretry", "commitretry-g"
@@ -242,7 +251,8 @@ def test_a_failed_commit_is_retried_until_the_partition_is_committed(store) -> N
         broker.stop()
 
 
-def test_collect_on_a_server_store_loads_neither_chdb_nor_the_analytics_stack(clickhouse_server, kafka_bootstrap) -> None:  # type: ignore[no-untyped-def]
+def test_collect_on_a_server_store_loads_neither_chdb_nor_the_analytics_stack(clickhouse_server: tuple[str, int],
+                                                                              kafka_bootstrap: str) -> None:
     host, port = clickhouse_server
     out = subprocess.run([sys.executable, "-m", "bench.collector_memory", "--child", f"clickhouse://{host}:{port}/driftline",
                           "--kafka", kafka_bootstrap, "--idle", "4", "--old-server-ok"],

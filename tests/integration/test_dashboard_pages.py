@@ -11,7 +11,9 @@ from typing import Any
 import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Element
 
+from collector.store import ChdbStore
 from tests import dashboard_data as dd
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
@@ -19,7 +21,7 @@ TIMEOUT = 60
 
 
 @pytest.fixture
-def api(store, monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def api(store: ChdbStore, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with dd.serve(store) as (base, app):
         dd.fill(lambda path, body: httpx.post(base + path, json=body, timeout=30).json(), store)
         dd.evaluate_alerts(store, app)
@@ -28,7 +30,7 @@ def api(store, monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def empty_api(store, monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def empty_api(store: ChdbStore, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with dd.serve(store) as (base, _):
         monkeypatch.setenv("DRIFTLINE_API", base)
         yield base
@@ -56,11 +58,11 @@ def _charts(at: AppTest) -> dict[str, dict[str, Any]]:
 
 def _texts(at: AppTest) -> str:
     parts = [e.value for kind in ("markdown", "caption", "info", "success", "warning", "error", "code")
-             for e in at.get(kind)]
+             for e in at.get(kind) if isinstance(e, Element)]
     return "\n".join(str(p) for p in parts)
 
 
-def test_executive(api) -> None:  # type: ignore[no-untyped-def]
+def test_executive(api: str) -> None:
     at = _run()
     m = _metrics(at)
     assert m["Availability"] == dd.AVAILABILITY
@@ -68,7 +70,8 @@ def test_executive(api) -> None:  # type: ignore[no-untyped-def]
     assert m["Cost per 1,000 inferences"] == dd.COST_PER_1K
     assert m["Deployment frequency"] == "8.0/day"          # 2 deploys in the last 6 hours
     assert m["Budget left · availability"] == dd.BUDGET_REMAINING
-    open_alerts = [a for a in httpx.get(api + "/v1/slo/alerts", params={"active": True}).json() if a["state"] == "firing"]
+    open_alerts = [a for a in httpx.get(api + "/v1/slo/alerts",
+                                        params={"active": True}).json() if a["state"] == "firing"]
     assert open_alerts and m["Open alerts"] == str(len(open_alerts))
     charts = _charts(at)
     assert charts["Error budget remaining"]["data"][0]["x"] == [pytest.approx(-9.0)]
@@ -83,7 +86,7 @@ def test_executive(api) -> None:  # type: ignore[no-untyped-def]
     assert _metrics(at)["Availability"] == dd.AVAILABILITY
 
 
-def test_oncall(api) -> None:  # type: ignore[no-untyped-def]
+def test_oncall(api: str) -> None:
     at = _run("oncall")
     m = _metrics(at)
     assert (m["Serving version"], m["Expected version"]) == ("v1", "v2")
@@ -101,7 +104,7 @@ def test_oncall(api) -> None:  # type: ignore[no-untyped-def]
     assert len(at.dataframe) == 1 and "firing" in set(at.dataframe[0].value["state"])
 
 
-def test_debug(api) -> None:  # type: ignore[no-untyped-def]
+def test_debug(api: str) -> None:
     at = _run("debug")
     charts = _charts(at)
     heat = charts["Drift (psi) per feature and window"]["data"][0]
@@ -130,7 +133,7 @@ def test_debug(api) -> None:  # type: ignore[no-untyped-def]
     assert len(d[0]["y"]) == 20 and sum(d[0]["y"]) == pytest.approx(1.0) and sum(d[1]["y"]) == pytest.approx(1.0)
 
 
-def test_slos_and_silences(api) -> None:  # type: ignore[no-untyped-def]
+def test_slos_and_silences(api: str) -> None:
     at = _run("slos")
     m = _metrics(at)
     assert m["Budget remaining"] == dd.BUDGET_REMAINING and m["SLI · availability"] == "90.000%"
@@ -151,7 +154,7 @@ def test_slos_and_silences(api) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("page", [None, "oncall", "debug", "slos"])
-def test_empty_store_tells_what_to_do(empty_api, page) -> None:  # type: ignore[no-untyped-def]
+def test_empty_store_tells_what_to_do(empty_api: str, page: str | None) -> None:
     at = _run(page)
     text = _texts(at)
     assert "No model has sent anything yet" in text
@@ -160,7 +163,7 @@ def test_empty_store_tells_what_to_do(empty_api, page) -> None:  # type: ignore[
 
 
 @pytest.mark.parametrize("page", [None, "debug"])
-def test_unreachable_api_is_a_clear_message(monkeypatch, page) -> None:  # type: ignore[no-untyped-def]
+def test_unreachable_api_is_a_clear_message(monkeypatch: pytest.MonkeyPatch, page: str | None) -> None:
     monkeypatch.setenv("DRIFTLINE_API", f"http://127.0.0.1:{dd.free_port()}")
     at = _run(page)
     assert any("Cannot reach the Driftline API" in e.value for e in at.error)

@@ -6,11 +6,14 @@ import datetime as _dt
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 
+from collector.store import ChdbStore
 from detectors.reference import load_profile
 from detectors.upload import upload_reference
 from driftline.config import Settings
@@ -31,7 +34,7 @@ def _baseline(n: int = 2000) -> pd.DataFrame:
 
 
 @pytest.fixture
-def client(store):  # noqa: ANN001, ANN201
+def client(store: ChdbStore) -> TestClient:
     rng = np.random.default_rng(0)
     insert_predictions(store, start=T0, seconds=3000,
                        features=[{"x": float(v), "plan": "a"} for v in rng.normal(0, 1, 800)])
@@ -40,7 +43,7 @@ def client(store):  # noqa: ANN001, ANN201
     return local_client(create_app(Settings(open_localhost=True, scheduler=False), store=store))
 
 
-def test_run_store_and_query_results(client) -> None:  # noqa: ANN001
+def test_run_store_and_query_results(client: TestClient) -> None:
     r = client.post("/v1/references/window", json={"model": "m1", "name": "day0", "start": T0.isoformat(),
                                                    "end": (T0 + H).isoformat()})
     assert r.status_code == 200 and r.json()["rows"] == 800 and "x" in r.json()["features"]
@@ -66,7 +69,7 @@ def test_run_store_and_query_results(client) -> None:  # noqa: ANN001
     assert r.status_code == 422 and "start" in r.text
 
 
-def test_registry_route_and_legacy_psi(client) -> None:  # noqa: ANN001
+def test_registry_route_and_legacy_psi(client: TestClient) -> None:
     tests = {t["name"]: t for t in client.get("/v1/detectors/tests").json()}
     assert tests["psi"]["default_threshold"] == 0.2 and tests["chisquare"]["alert_when"] == "below"
     rows = client.get("/v1/drift/psi", params={
@@ -75,7 +78,7 @@ def test_registry_route_and_legacy_psi(client) -> None:  # noqa: ANN001
     assert [(r["feature"], r["status"]) for r in rows] == [("x", "drift")]
 
 
-def test_upload_parquet_and_csv_give_the_same_exact_counts(store, tmp_path) -> None:  # noqa: ANN001
+def test_upload_parquet_and_csv_give_the_same_exact_counts(store: ChdbStore, tmp_path: Path) -> None:
     df = _baseline()
     df.to_parquet(tmp_path / "b.parquet")
     df.to_csv(tmp_path / "b.csv", index=False)
@@ -95,7 +98,7 @@ def test_upload_parquet_and_csv_give_the_same_exact_counts(store, tmp_path) -> N
     assert store.scalar("SELECT count() FROM {db}.reference_rows") == 0      # staging rows are deleted
 
 
-def test_upload_route(client, tmp_path) -> None:  # noqa: ANN001
+def test_upload_route(client: TestClient, tmp_path: Path) -> None:
     _baseline(300).to_csv(tmp_path / "b.csv", index=False)
     with open(tmp_path / "b.csv", "rb") as f:
         r = client.post("/v1/references/upload", params={"model": "m1", "name": "train"},
@@ -105,7 +108,7 @@ def test_upload_route(client, tmp_path) -> None:  # noqa: ANN001
 
 
 @EVIDENTLY_WARNINGS
-def test_evidently_report_route(client) -> None:  # noqa: ANN001
+def test_evidently_report_route(client: TestClient) -> None:
     r = client.get("/v1/reports/evidently", params={
         "model": "m1", "start": (T0 + H).isoformat(), "end": (T0 + 2 * H).isoformat(),
         "reference_start": T0.isoformat(), "reference_end": (T0 + H).isoformat(), "sample": 500})
@@ -117,7 +120,7 @@ def test_evidently_report_route(client) -> None:  # noqa: ANN001
     assert r.status_code == 422 and "no rows" in r.text
 
 
-def test_cli_reference_upload(tmp_path) -> None:
+def test_cli_reference_upload(tmp_path: Path) -> None:
     _baseline(1000).to_parquet(tmp_path / "b.parquet")
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     out = subprocess.run([sys.executable, "-m", "driftline", "reference", str(tmp_path / "b.parquet"), "--model", "m9",

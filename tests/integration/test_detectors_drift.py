@@ -5,23 +5,29 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
+from collector.store import ChdbStore
 from detectors.drift import DriftConfig, drift_results, summarize_window
 from detectors.drift_sql import window_source
 from detectors.reference import coarse_bins, load_profile, reference_from_window
+from detectors.results import Result
 from detectors.runner import run_detectors
 from detectors.stattests import psi
 from tests.detector_data import T0, insert_labels, insert_predictions
 
 H = _dt.timedelta(hours=1)
+#: the two_windows fixture: reference rows, current rows, the current rows' request ids
+TwoWindows = tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]
 
 
-def _rows(rng: np.random.Generator, n: int, shift: float, cats: list[str]) -> list[dict]:
+def _rows(rng: np.random.Generator, n: int, shift: float, cats: list[str]) -> list[dict[str, Any]]:
     out = []
     for i in range(n):
         f: dict = {"x": float(np.round(rng.normal(shift, 1), 3)), "c": str(rng.choice(cats)), "k": 7.0, "allnull": None}
@@ -42,7 +48,7 @@ def _raw(rows: list[dict], name: str) -> np.ndarray:
 
 
 @pytest.fixture
-def two_windows(store):  # noqa: ANN001, ANN201
+def two_windows(store: ChdbStore) -> TwoWindows:
     rng = np.random.default_rng(5)
     ref = _rows(rng, 3000, 0.0, ["a", "b", "c"])
     cur = _rows(rng, 2000, 0.7, ["a", "b", "d"])
@@ -54,8 +60,10 @@ def two_windows(store):  # noqa: ANN001, ANN201
     return ref, cur, rids
 
 
-@pytest.mark.parametrize("max_layouts", [4, 1, 0])  # 0: every row read by key; 1: most rows by position, the rest by key
-def test_sql_bin_counts_equal_numpy_on_the_raw_values(store, two_windows, monkeypatch, max_layouts) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("max_layouts", [4, 1,
+                                         0])  # 0: every row read by key; 1: most rows by position, the rest by key
+def test_sql_bin_counts_equal_numpy_on_the_raw_values(store: ChdbStore, two_windows: TwoWindows,
+                                                      monkeypatch: pytest.MonkeyPatch, max_layouts: int) -> None:
     from detectors import drift_sql
 
     monkeypatch.setattr(drift_sql, "MAX_LAYOUTS", max_layouts)
@@ -82,7 +90,7 @@ def test_sql_bin_counts_equal_numpy_on_the_raw_values(store, two_windows, monkey
     assert again is not None and again.features["x"].counts.tolist() == fp.counts.tolist()
 
 
-def test_numeric_tests_equal_independent_computations(store, two_windows) -> None:  # noqa: ANN001
+def test_numeric_tests_equal_independent_computations(store: ChdbStore, two_windows: TwoWindows) -> None:
     ref, cur, _ = two_windows
     prof = reference_from_window(store, "m1", T0, T0 + H, name="w0")
     fp = prof.features["x"]
@@ -113,7 +121,7 @@ def test_numeric_tests_equal_independent_computations(store, two_windows) -> Non
     assert got["wasserstein"].value == pytest.approx(stats.wasserstein_distance(r_x, c_x) / r_x.std(), abs=0.05)
 
 
-def test_categorical_tests_other_bucket_new_and_vanished(store, two_windows) -> None:  # noqa: ANN001
+def test_categorical_tests_other_bucket_new_and_vanished(store: ChdbStore, two_windows: TwoWindows) -> None:
     ref, cur, _ = two_windows
     rep = run_detectors(store, "m1", T0 + 2 * H, H, reference="previous", write=False)
     got = {r.test: r for r in rep.results if r.detector == "drift" and r.subject == "c"}
@@ -122,7 +130,8 @@ def test_categorical_tests_other_bucket_new_and_vanished(store, two_windows) -> 
     cats = list(rv.index)
     table = np.vstack([rv[cats].to_numpy(), [cv.get(c, 0) for c in cats]])
     table = np.hstack([table, [[0], [len(cur) - table[1].sum()]]])   # "other": categories new to the reference
-    assert got["chisquare"].value == pytest.approx(float(stats.chi2_contingency(table, correction=False).pvalue), abs=1e-9)
+    assert got["chisquare"].value == pytest.approx(float(stats.chi2_contingency(table, correction=False).pvalue),
+                                                   abs=1e-9)
     assert got["new_categories"].value == pytest.approx(cv["d"] / len(cur), abs=1e-12)
     assert got["new_categories"].detail["new"] == {"d": int(cv["d"])}
     assert got["vanished_categories"].value == pytest.approx(rv["c"] / len(ref), abs=1e-12)
@@ -132,7 +141,7 @@ def test_categorical_tests_other_bucket_new_and_vanished(store, two_windows) -> 
     assert got["psi"].value == pytest.approx(psi(b), abs=1e-9) and got["psi"].status == "alert"
 
 
-def test_prediction_and_label_drift(store, two_windows) -> None:  # noqa: ANN001
+def test_prediction_and_label_drift(store: ChdbStore, two_windows: TwoWindows) -> None:
     _, cur, rids = two_windows
     ref_rids = [f"ref-{i}" for i in range(400)]
     insert_predictions(store, start=T0 + 2 * H, seconds=3000, features=[{"x": 1.0}] * 400,
@@ -151,7 +160,7 @@ def test_prediction_and_label_drift(store, two_windows) -> None:  # noqa: ANN001
     assert {("@pred.score", "psi"), ("@pred.score", "ks")} <= {(r.subject, r.test) for r in rep2.results}
 
 
-def test_redelivered_events_are_counted_once(store) -> None:  # noqa: ANN001
+def test_redelivered_events_are_counted_once(store: ChdbStore) -> None:
     rng = np.random.default_rng(1)
     feats = [{"x": float(v)} for v in rng.normal(0, 1, 500)]
     ids = [f"e{i}" for i in range(500)]
@@ -161,13 +170,13 @@ def test_redelivered_events_are_counted_once(store) -> None:  # noqa: ANN001
     assert prof.rows == 500 and prof.features["x"].n == 500 and int(prof.features["x"].counts.sum()) == 500
 
 
-def _clean(results) -> None:  # noqa: ANN001
+def _clean(results: Sequence[Result]) -> None:
     for r in results:
         assert r.value is None or math.isfinite(r.value), r
         json.dumps(r.as_dict(), allow_nan=False)
 
 
-def test_bad_inputs_give_a_clear_status(store, two_windows) -> None:  # noqa: ANN001
+def test_bad_inputs_give_a_clear_status(store: ChdbStore, two_windows: TwoWindows) -> None:
     insert_predictions(store, start=T0 + H + _dt.timedelta(minutes=1), seconds=60,
                        features=[{"only_now": float(i)} for i in range(100)])
     rep = run_detectors(store, "m1", T0 + 2 * H, H, reference="previous")
@@ -191,14 +200,14 @@ def test_bad_inputs_give_a_clear_status(store, two_windows) -> None:  # noqa: AN
     assert stored and all(r["value"] is None for r in stored)
 
 
-def test_previous_window_reference_is_built_once(store, two_windows) -> None:  # noqa: ANN001
+def test_previous_window_reference_is_built_once(store: ChdbStore, two_windows: TwoWindows) -> None:
     run_detectors(store, "m1", T0 + 2 * H, H, write=False)
     run_detectors(store, "m1", T0 + 2 * H, H, write=False)
     n = store.scalar("SELECT uniqExact(built_at) FROM {db}.detector_references WHERE name LIKE 'previous:%'")
     assert n == 1
 
 
-def test_psi_only_config_reads_fewer_bins_and_gives_the_same_psi(store, two_windows) -> None:  # noqa: ANN001
+def test_psi_only_config_reads_fewer_bins_and_gives_the_same_psi(store: ChdbStore, two_windows: TwoWindows) -> None:
     prof = reference_from_window(store, "m1", T0, T0 + H, name="w0")
     src = window_source("m1", T0 + H, T0 + 2 * H)
     full = drift_results(prof, summarize_window(store, src, prof), DriftConfig.parse({"psi": None}), features={"x"})
@@ -207,7 +216,7 @@ def test_psi_only_config_reads_fewer_bins_and_gives_the_same_psi(store, two_wind
     assert full[0].value == pytest.approx(cheap[0].value, abs=1e-12)
 
 
-def test_grid_profiles_count_exactly_and_fall_back_when_they_do_not_resolve(store) -> None:  # noqa: ANN001
+def test_grid_profiles_count_exactly_and_fall_back_when_they_do_not_resolve(store: ChdbStore) -> None:
     rng = np.random.default_rng(11)
     n = 6000
     ref = [{"g": float(v), "heavy": float(h)} for v, h in zip(rng.normal(3, 2, n), rng.normal(0, 1, n), strict=True)]
@@ -217,6 +226,7 @@ def test_grid_profiles_count_exactly_and_fall_back_when_they_do_not_resolve(stor
     insert_predictions(store, start=T0, seconds=3500, features=ref,
                        preds=[{"score": float(s)} for s in rng.random(n)])
     prof = reference_from_window(store, "m1", T0, T0 + H, name="grid")
+    assert prof is not None
     g, heavy, score = prof.features["g"], prof.features["heavy"], prof.features["@pred.score"]
     assert g.grid is not None and score.grid is not None and heavy.grid is None
     r_g = _raw(ref, "g")
@@ -225,7 +235,8 @@ def test_grid_profiles_count_exactly_and_fall_back_when_they_do_not_resolve(stor
         assert fp.counts.tolist() == np.histogram(raw, np.concatenate([[-np.inf], fp.edges, [np.inf]]))[0].tolist()
         assert fp.mean == pytest.approx(raw.mean(), rel=1e-9) and fp.std == pytest.approx(raw.std(), rel=1e-9)
     assert np.allclose(np.quantile(r_g, [0.1, 0.5, 0.9]), g.quantiles[[9, 49, 89]], atol=0.05)
-    assert load_profile(store, "m1", "grid").features["g"].grid == g.grid
+    loaded = load_profile(store, "m1", "grid")
+    assert loaded is not None and loaded.features["g"].grid == g.grid
     # a window with values on the reference edges, below its min and above its max
     cur = [{"g": float(v)} for v in rng.normal(3.5, 2.5, 3000)]
     cur += [{"g": float(e)} for e in g.edges] + [{"g": float(np.nextafter(e, -np.inf))} for e in g.edges]
@@ -239,7 +250,7 @@ def test_grid_profiles_count_exactly_and_fall_back_when_they_do_not_resolve(stor
         assert s.fine["g"].tolist() == np.histogram(c_g, np.concatenate([[-np.inf], e, [np.inf]]))[0].tolist()
 
 
-def test_a_wide_model_with_many_layouts_is_counted_on_the_full_grid(store) -> None:  # noqa: ANN001
+def test_a_wide_model_with_many_layouts_is_counted_on_the_full_grid(store: ChdbStore) -> None:
     # 300 features, one missing per row (6 layouts: more than are read by position): the full-grid scan spells
     # out about 100 thresholds per feature, past ClickHouse's default 256 KiB per query
     rng = np.random.default_rng(11)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, preci
 from statsmodels.stats.proportion import proportion_confint
 
 from collector.stats import wilson_interval as wilson
+from collector.store import ChdbStore
 from detectors.performance import PerformanceConfig, performance_results
 from detectors.runner import run_detectors
 from tests.detector_data import T0, insert_labels, insert_predictions
@@ -17,9 +19,9 @@ from tests.detector_data import T0, insert_labels, insert_predictions
 H = _dt.timedelta(hours=1)
 
 
-def test_quality_missing_type_range_schema_and_freshness(store) -> None:  # noqa: ANN001
+def test_quality_missing_type_range_schema_and_freshness(store: ChdbStore) -> None:
     rng = np.random.default_rng(3)
-    ref = [{"x": float(rng.uniform(0, 10)), "plan": "free", "old": 1.0} for _ in range(1000)]
+    ref: list[dict[str, Any]] = [{"x": float(rng.uniform(0, 10)), "plan": "free", "old": 1.0} for _ in range(1000)]
     cur = []
     for i in range(1000):
         f: dict = {"x": float(rng.uniform(0, 10)), "plan": "pro", "brand_new": "y"}
@@ -36,14 +38,16 @@ def test_quality_missing_type_range_schema_and_freshness(store) -> None:  # noqa
     q = {(r.subject, r.test): r for r in rep.results if r.detector == "quality"}
     assert q[("x", "missing_rate")].value == pytest.approx(0.23) and q[("x", "missing_rate")].status == "alert"
     assert q[("x", "missing_rate")].threshold == pytest.approx(0.05)
-    assert q[("x", "type_violation_rate")].value == pytest.approx(0.03) and q[("x", "type_violation_rate")].status == "alert"
+    assert q[("x", "type_violation_rate")].value == pytest.approx(0.03)
+    assert q[("x", "type_violation_rate")].status == "alert"
     lo, hi = min(r["x"] for r in ref), max(r["x"] for r in ref)
     xs = [r["x"] for r in cur if isinstance(r.get("x"), float)]
     below, above = sum(v < lo for v in xs), sum(v > hi for v in xs)
     assert above >= 50 and len(xs) == 770
     assert q[("x", "out_of_range_rate")].value == pytest.approx((below + above) / 770, abs=1e-12)
     assert q[("x", "out_of_range_rate")].status == "alert"
-    assert (q[("x", "out_of_range_rate")].detail["below"], q[("x", "out_of_range_rate")].detail["above"]) == (below, above)
+    assert (q[("x", "out_of_range_rate")].detail["below"],
+            q[("x", "out_of_range_rate")].detail["above"]) == (below, above)
     assert q[("plan", "missing_rate")].status == "ok"
     assert q[("old", "schema")].status == "alert"                     # in the reference, absent now
     assert q[("brand_new", "schema")].status == "alert"               # unknown to the reference
@@ -52,7 +56,7 @@ def test_quality_missing_type_range_schema_and_freshness(store) -> None:  # noqa
     assert fresh.status == "alert" and fresh.value == pytest.approx(1800, abs=5)
 
 
-def _classification(store, n: int = 600):  # noqa: ANN001, ANN202
+def _classification(store: ChdbStore, n: int = 600) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(8)
     truth = rng.choice(["cat", "dog", "fox"], n, p=[0.5, 0.3, 0.2])
     pred = np.where(rng.random(n) < 0.7, truth, rng.choice(["cat", "dog", "fox"], n))
@@ -64,7 +68,7 @@ def _classification(store, n: int = 600):  # noqa: ANN001, ANN202
     return truth, pred, region
 
 
-def test_classification_metrics_per_slice_match_sklearn(store) -> None:  # noqa: ANN001
+def test_classification_metrics_per_slice_match_sklearn(store: ChdbStore) -> None:
     truth, pred, region = _classification(store)
     cfg = PerformanceConfig(min_samples=30, thresholds={"accuracy": 0.95})
     res = {(r.subject, r.test): r for r in performance_results(store, "m1", T0, T0 + H, config=cfg)}
@@ -86,7 +90,7 @@ def test_classification_metrics_per_slice_match_sklearn(store) -> None:  # noqa:
     assert res[("region=tiny", "accuracy")].sample_size == 20
 
 
-def test_binary_precision_recall_with_a_positive_class(store) -> None:  # noqa: ANN001
+def test_binary_precision_recall_with_a_positive_class(store: ChdbStore) -> None:
     rng = np.random.default_rng(2)
     truth = rng.choice(["yes", "no"], 400)
     pred = np.where(rng.random(400) < 0.8, truth, np.where(truth == "yes", "no", "yes"))
@@ -101,7 +105,7 @@ def test_binary_precision_recall_with_a_positive_class(store) -> None:  # noqa: 
     assert (res["precision"].detail["low"], res["precision"].detail["high"]) == pytest.approx((lo, hi), abs=1e-9)
 
 
-def test_regression_metrics_and_labels_arriving_first(store) -> None:  # noqa: ANN001
+def test_regression_metrics_and_labels_arriving_first(store: ChdbStore) -> None:
     rng = np.random.default_rng(4)
     y = rng.normal(10, 3, 300)
     yhat = y + rng.normal(0, 1, 300)
@@ -117,7 +121,7 @@ def test_regression_metrics_and_labels_arriving_first(store) -> None:  # noqa: A
     assert res["mae"].detail["low"] < res["mae"].value < res["mae"].detail["high"]
 
 
-def test_no_labels_is_not_enough_data(store) -> None:  # noqa: ANN001
+def test_no_labels_is_not_enough_data(store: ChdbStore) -> None:
     insert_predictions(store, start=T0, seconds=60, features=[{"x": 1.0}] * 10, preds=[{"label": "a"}] * 10)
     res = performance_results(store, "m1", T0, T0 + H)
     assert [r.status for r in res] == ["not enough data"]
@@ -128,7 +132,7 @@ def test_wilson_matches_statsmodels() -> None:
         assert wilson(k, n) == pytest.approx(proportion_confint(k, n, method="wilson"), abs=1e-12)
 
 
-def test_feature_age_from_timestamp_features(store) -> None:  # noqa: ANN001
+def test_feature_age_from_timestamp_features(store: ChdbStore) -> None:
     n = 100
     start = T0 + H
     feats = [{"x": 1.0, "computed_at": (start + _dt.timedelta(seconds=i * 30)).timestamp() - 120 - (i % 2) * 600}

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 
 from collector.auth import KeyStore
+from collector.store import ChdbStore
 from detectors.reference import load_profile
 from driftline.config import Settings
 from driftline.server import create_app
@@ -49,7 +54,7 @@ def _hostile_rows(rng: np.random.Generator, shift: float, t0: _dt.datetime) -> l
 
 
 @pytest.fixture
-def data(store):  # noqa: ANN001, ANN201
+def data(store: ChdbStore) -> ChdbStore:
     rng = np.random.default_rng(3)
     for h, shift in ((0, 0.0), (1, 3.0)):
         t0 = T0 + h * H
@@ -65,7 +70,7 @@ def data(store):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def client(data):  # noqa: ANN001, ANN201
+def client(data: ChdbStore) -> Iterator[TestClient]:
     with local_client(create_app(Settings(open_localhost=True, scheduler=False), store=data)) as c:
         yield c
 
@@ -75,7 +80,7 @@ def _clean(text: str) -> None:
     assert SECRET not in text and "victim_label" not in text and "1000000.0" not in text and VICTIM not in text
 
 
-def test_detectors_and_references_on_hostile_names(client, store) -> None:  # noqa: ANN001
+def test_detectors_and_references_on_hostile_names(client: TestClient, store: ChdbStore) -> None:
     r = client.post("/v1/references/window", json={"model": MODEL, "name": REF, "start": T0.isoformat(),
                                                    "end": (T0 + H).isoformat()})
     assert r.status_code == 200, r.text
@@ -129,7 +134,7 @@ def test_detectors_and_references_on_hostile_names(client, store) -> None:  # no
     _clean(r.text)
 
 
-def test_reference_upload_with_hostile_column_names(client, store, tmp_path) -> None:  # noqa: ANN001
+def test_reference_upload_with_hostile_column_names(client: TestClient, store: ChdbStore, tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     df = pd.DataFrame({name: rng.normal(0, 1, 500) for name in NUM})
     df[CAT] = [CATS[i % 3] for i in range(500)]
@@ -155,8 +160,8 @@ def test_reference_upload_with_hostile_column_names(client, store, tmp_path) -> 
     _clean(r.text)
 
 
-def test_query_routes_on_hostile_names(client) -> None:  # noqa: ANN001
-    m = {"model": MODEL, "minutes": 3 * 1440}
+def test_query_routes_on_hostile_names(client: TestClient) -> None:
+    m: dict[str, Any] = {"model": MODEL, "minutes": 3 * 1440}
     preds = client.get("/v1/predictions", params={**m, "limit": 10000})
     assert preds.status_code == 200 and len(preds.json()) == 2 * N
     assert all(p["model"] == MODEL for p in preds.json())
@@ -185,7 +190,7 @@ def test_query_routes_on_hostile_names(client) -> None:  # noqa: ANN001
         _clean(client.get(path, params=m).text)
 
 
-def test_ingest_routes_with_hostile_feature_slice_and_annotation_names(client) -> None:  # noqa: ANN001
+def test_ingest_routes_with_hostile_feature_slice_and_annotation_names(client: TestClient) -> None:
     model = "m.h-1:x/y_%"[:-1]                  # model names are restricted by the contract
     before = client.get("/v1/counts").json()
     batch = []
@@ -214,7 +219,7 @@ def test_ingest_routes_with_hostile_feature_slice_and_annotation_names(client) -
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
-def test_evidently_report_on_hostile_names(client) -> None:  # noqa: ANN001
+def test_evidently_report_on_hostile_names(client: TestClient) -> None:
     r = client.get("/v1/reports/evidently", params={
         "model": MODEL, "start": (T0 + H).isoformat(), "end": (T0 + 2 * H).isoformat(),
         "reference_start": T0.isoformat(), "reference_end": (T0 + H).isoformat(), "sample": 200})
@@ -223,7 +228,7 @@ def test_evidently_report_on_hostile_names(client) -> None:  # noqa: ANN001
     _clean(r.text)
 
 
-def test_a_scoped_key_cannot_read_other_data_through_a_placeholder_feature(store, tmp_path) -> None:  # noqa: ANN001
+def test_a_scoped_key_cannot_read_other_data_through_a_placeholder_feature(store: ChdbStore, tmp_path: Path) -> None:
     """The exploit of issue 11: a feature named ``%(model)s`` and a crafted model were rewritten into SQL
     that read api_keys, other models' rows, local files and URLs (its text in an error reason)."""
     import http.server
@@ -287,7 +292,7 @@ def test_a_scoped_key_cannot_read_other_data_through_a_placeholder_feature(store
     assert leaked == {what: [] for what in leaks} and hits == [], (leaked, hits)
 
 
-def test_slo_evaluation_on_hostile_model_slice_and_subject(client, store) -> None:  # noqa: ANN001
+def test_slo_evaluation_on_hostile_model_slice_and_subject(client: TestClient, store: ChdbStore) -> None:
     from slo_engine.evaluate import evaluate
     from slo_engine.model import Sli, Slo
 

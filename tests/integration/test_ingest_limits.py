@@ -4,9 +4,13 @@ are stored, the event count is refused with 413 while reading, times outside the
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
+import httpx2
 import pytest
+from fastapi.testclient import TestClient
 
+from collector.store import ChdbStore
 from driftline.config import Settings
 from driftline.server import create_app
 from tests import factories as f
@@ -14,17 +18,17 @@ from tests.apiclient import local_client
 
 
 @pytest.fixture
-def client(store):  # type: ignore[no-untyped-def]
+def client(store: ChdbStore) -> Iterator[TestClient]:
     app = create_app(Settings(open_localhost=True, scheduler=False), store=store)
     with local_client(app) as c:
         yield c
 
 
-def _post(client, body: bytes, path: str = "/v1/predictions"):  # type: ignore[no-untyped-def]
+def _post(client: TestClient, body: bytes, path: str = "/v1/predictions") -> httpx2.Response:
     return client.post(path, content=body, headers={"Content-Type": "application/json"})
 
 
-def test_deep_nesting_is_a_clear_refusal_and_the_neighbours_are_stored(client) -> None:  # type: ignore[no-untyped-def]
+def test_deep_nesting_is_a_clear_refusal_and_the_neighbours_are_stored(client: TestClient) -> None:
     deep = b"[" * 1000 + b"]" * 1000
     for path in ("/v1/predictions", "/v1/labels", "/v1/metric-windows", "/v1/deploys"):
         r = _post(client, deep, path)
@@ -41,18 +45,19 @@ def test_deep_nesting_is_a_clear_refusal_and_the_neighbours_are_stored(client) -
     assert client.get("/v1/counts").json()["prediction"] == 3
 
 
-def test_event_count_is_refused_while_reading(client) -> None:  # type: ignore[no-untyped-def]
+def test_event_count_is_refused_while_reading(client: TestClient) -> None:
     r = _post(client, b"[" + b",".join([b"0"] * 5_200_000) + b"]")
     assert r.status_code == 413 and "events" in r.json()["detail"]
     r = _post(client, b"\n".join([b'{"a":1}'] * 20_000))
     assert r.status_code == 413
 
 
-def test_times_far_off_and_bad_numbers_are_refused_per_event(client) -> None:  # type: ignore[no-untyped-def]
+def test_times_far_off_and_bad_numbers_are_refused_per_event(client: TestClient) -> None:
     d = f.deploy()
     r = client.post("/v1/deploys", json=[d, f.deploy() | {"ts": "9998-01-01T00:00:00Z"}])
     assert r.status_code == 200 and r.json()["accepted"] == 1
-    assert r.json()["rejected"][0]["field"] == "ts" and "outside the accepted window" in r.json()["rejected"][0]["reason"]
+    (rejected,) = r.json()["rejected"]
+    assert rejected["field"] == "ts" and "outside the accepted window" in rejected["reason"]
     w = f.metric_window()
     bad = [w | {"event_id": "a", "window_start": "2300-01-01T00:00:00Z"}, w | {"event_id": "b", "requests": 2**63},
            w | {"event_id": "c", "errors": {f"e{i}": 0 for i in range(100)}}, w | {"event_id": "d"}]
@@ -62,10 +67,11 @@ def test_times_far_off_and_bad_numbers_are_refused_per_event(client) -> None:  #
     assert [e["field"] for e in r.json()["rejected"]] == ["window_start", "requests", "errors", "latency_sum_ms"]
 
 
-def test_the_window_comes_from_the_settings(store) -> None:  # type: ignore[no-untyped-def]
+def test_the_window_comes_from_the_settings(store: ChdbStore) -> None:
     import datetime as dt
 
-    app = create_app(Settings(open_localhost=True, scheduler=False, event_max_age_s=60, event_max_ahead_s=0), store=store)
+    app = create_app(Settings(open_localhost=True, scheduler=False, event_max_age_s=60, event_max_ahead_s=0),
+                     store=store)
     old = f.prediction(1, ts=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
     with local_client(app) as c:
         r = c.post("/v1/predictions", json=[old, f.prediction(2)])

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from collector.consumer import KafkaCollector
 from collector.ingest import DecodeLimits
+from collector.store import ChdbStore
 from collector.writer import EventWriter
 from serving_shim.contract import encode_batch
 from serving_shim.transport import KafkaTransport
@@ -34,7 +36,8 @@ def _poll_until(collector: KafkaCollector, done: Any, timeout: float = 60) -> No
     assert done()
 
 
-def test_poison_messages_become_dead_letters_and_consumption_goes_on(store, kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
+def test_poison_messages_become_dead_letters_and_consumption_goes_on(store: ChdbStore, kafka_bootstrap: str,
+                                                                     topic_prefix: str) -> None:
     producer = KafkaTransport(kafka_bootstrap, topic_prefix=topic_prefix)
     topic = f"{topic_prefix}.prediction"
     good: list[dict[str, Any]] = []
@@ -88,7 +91,8 @@ def test_poison_messages_become_dead_letters_and_consumption_goes_on(store, kafk
             assert bytes.fromhex(r["payload"]) == payload[:65536]
         r = by_offset[md_last.offset]
         assert r["event_index"] == 3 and r["field"] == "(event)" and "not valid UTF-8" in r["reason"]
-        assert b"r-\xe9t\xe9" in bytes.fromhex(r["payload"]) and json.loads(bytes.fromhex(r["payload"]).replace(b"\xe9", b"e"))
+        payload = bytes.fromhex(r["payload"])
+        assert b"r-\xe9t\xe9" in payload and json.loads(payload.replace(b"\xe9", b"e"))
         # it keeps consuming
         send_good(7)
         _poll_until(collector, lambda: int(store.scalar("SELECT count() FROM {db}.predictions FINAL")) == len(good))
@@ -102,7 +106,8 @@ def test_poison_messages_become_dead_letters_and_consumption_goes_on(store, kafk
     # started again over the same messages (a new group reads them from the start): no crash, nothing new
     again = _collector(store, kafka_bootstrap, topic_prefix, f"{topic_prefix}-again")
     try:
-        _poll_until(again, lambda: again.stats.dead_letters >= len(expect) + 1 and again.stats.stored_events >= len(good))
+        _poll_until(again,
+                    lambda: again.stats.dead_letters >= len(expect) + 1 and again.stats.stored_events >= len(good))
         assert int(store.scalar("SELECT count() FROM {db}.predictions FINAL")) == len(good)
         assert int(store.scalar("SELECT count() FROM {db}.dead_letters")) == len(expect) + 1
     finally:
@@ -148,7 +153,8 @@ def _produce_with_java(bootstrap: str, topic: str, codec: str, values: list[str]
     return [int(line) for line in out.stdout.split() if line.isdigit()]
 
 
-def test_a_record_batch_in_a_codec_the_collector_lacks_is_dead_lettered(store, kafka_bootstrap, topic_prefix, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_record_batch_in_a_codec_the_collector_lacks_is_dead_lettered(store: ChdbStore, kafka_bootstrap: str,
+                                                                        topic_prefix: str, tmp_path: Path) -> None:
     from kafka import codec
 
     assert not codec.has_zstd()  # else this test would not test anything: it needs a codec the client lacks

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from collector.consumer import KafkaCollector
+from collector.store import ChdbStore
 from collector.writer import EventWriter
 from serving_shim.transport import KafkaTransport
 from tests import factories as f
@@ -16,7 +17,8 @@ from tests import factories as f
 pytestmark = pytest.mark.kafka
 
 
-def _drain(collector: KafkaCollector, store, want: int, table: str = "predictions", timeout: float = 60) -> int:  # type: ignore[no-untyped-def]
+def _drain(collector: KafkaCollector, store: ChdbStore, want: int, table: str = "predictions",
+           timeout: float = 60) -> int:
     deadline = time.monotonic() + timeout
     n = 0
     while time.monotonic() < deadline:
@@ -29,7 +31,7 @@ def _drain(collector: KafkaCollector, store, want: int, table: str = "prediction
     return n
 
 
-def test_n_events_through_kafka_read_back_exactly_n(store, kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
+def test_n_events_through_kafka_read_back_exactly_n(store: ChdbStore, kafka_bootstrap: str, topic_prefix: str) -> None:
     n = 1000
     raw = [f.prediction(i) for i in range(n)]
     producer = KafkaTransport(kafka_bootstrap, topic_prefix=topic_prefix)
@@ -68,7 +70,8 @@ def test_n_events_through_kafka_read_back_exactly_n(store, kafka_bootstrap, topi
         producer.close()
 
 
-def test_bad_events_go_to_dead_letters_good_ones_are_stored(store, kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
+def test_bad_events_go_to_dead_letters_good_ones_are_stored(store: ChdbStore, kafka_bootstrap: str,
+                                                            topic_prefix: str) -> None:
     good = [f.prediction(i) for i in range(10)]
     bad_missing = f.prediction(99)
     bad_missing.pop("request_id")
@@ -99,15 +102,18 @@ def test_bad_events_go_to_dead_letters_good_ones_are_stored(store, kafka_bootstr
         while again.stats.dead_letters < 3 and time.monotonic() < deadline:
             again.poll_batch()
         assert again.stats.dead_letters >= 3 and again.stats.stored_events >= 10  # more if a rebalance re-read some
-        assert int(store.scalar("SELECT count() FROM {db}.dead_letters_v2")) == 3 + again.stats.dead_letters  # stored twice...
-        assert store.rows("SELECT field, reason, event_id, payload, source FROM {db}.dead_letters ORDER BY field") == dead
+        # stored twice...
+        assert int(store.scalar("SELECT count() FROM {db}.dead_letters_v2")) == 3 + again.stats.dead_letters
+        assert store.rows("SELECT field, reason, event_id, payload, source FROM {db}.dead_letters "
+                          "ORDER BY field") == dead
         assert int(store.scalar("SELECT count() FROM {db}.predictions FINAL")) == 10  # ...seen once
     finally:
         again.close()
         producer.close()
 
 
-def test_a_rejoin_that_finishes_between_polls_hands_over_its_partitions(store, kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
+def test_a_rejoin_that_finishes_between_polls_hands_over_its_partitions(store: ChdbStore, kafka_bootstrap: str,
+                                                                        topic_prefix: str) -> None:
     # kafka-python 3.0.12 forgot a rejoin that a metadata change started when poll() stopped waiting for it
     # first: the member stayed in the group without the partitions assigned to it (found by CI under load).
     # Here every poll gives up at once, so the join always finishes between polls.
@@ -142,7 +148,7 @@ def test_a_rejoin_that_finishes_between_polls_hands_over_its_partitions(store, k
         producer.close()
 
 
-def test_scale_mode_ingest_api_produces_to_kafka(store, kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
+def test_scale_mode_ingest_api_produces_to_kafka(store: ChdbStore, kafka_bootstrap: str, topic_prefix: str) -> None:
     from driftline.config import Settings
     from driftline.server import create_app
     from tests.apiclient import local_client

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from collector.auth import KeyStore
+from collector.store import ChdbStore
 from driftline.config import Settings
 from driftline.server import create_app
 from tests import factories as f
@@ -40,13 +41,14 @@ def test_limits_are_settings_read_from_the_environment() -> None:
         Settings.from_env({"DRIFTLINE_MAX_REPORT_CELLS": "0"})
 
 
-def test_failed_key_lookups_are_bounded(store) -> None:  # type: ignore[no-untyped-def]
+def test_failed_key_lookups_are_bounded(store: ChdbStore) -> None:
     keys = KeyStore(store, cache_entries=8, max_key_chars=100)
     good = keys.create(scope="read", models=("m1",))
     for i in range(100):
         assert keys.verify(f"dl_{i:012x}_secret") is None
     assert len(keys._cache) <= 8
-    assert keys.verify(good) is not None and keys.verify(good).models == ("m1",)  # type: ignore[union-attr]
+    verified = keys.verify(good)
+    assert verified is not None and verified.models == ("m1",)
 
     def no_lookup(*_a: Any, **_k: Any) -> None:
         raise AssertionError("a key of the wrong shape or length must not reach the store")
@@ -78,7 +80,7 @@ def _call(app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]]) 
     return status, read
 
 
-def test_no_body_is_read_before_authentication(store) -> None:  # type: ignore[no-untyped-def]
+def test_no_body_is_read_before_authentication(store: ChdbStore) -> None:
     app = create_app(Settings(scheduler=False), store=store)
     admin = app.state.keys.create(scope="admin")
     reader = app.state.keys.create(scope="read")
@@ -94,7 +96,7 @@ def test_no_body_is_read_before_authentication(store) -> None:  # type: ignore[n
     assert _call(app, "POST", "/v1/predictions", [*big, (b"x-api-key", admin.encode())]) == (413, False)
 
 
-def test_header_and_key_length_caps(store) -> None:  # type: ignore[no-untyped-def]
+def test_header_and_key_length_caps(store: ChdbStore) -> None:
     app = create_app(Settings(scheduler=False, max_header_bytes=4096), store=store)
     with TestClient(app) as c:
         r = c.get("/v1/counts", headers={"X-Padding": "p" * 5000})
@@ -103,7 +105,7 @@ def test_header_and_key_length_caps(store) -> None:  # type: ignore[no-untyped-d
         assert r.status_code == 401 and "longer than 256 characters" in r.json()["detail"]
 
 
-def test_every_body_is_capped_declared_or_streamed(store) -> None:  # type: ignore[no-untyped-def]
+def test_every_body_is_capped_declared_or_streamed(store: ChdbStore) -> None:
     app = create_app(Settings(scheduler=False, max_body_bytes=1000, max_ingest_bytes=5000), store=store)
     admin = {"X-API-Key": app.state.keys.create(scope="admin")}
 
@@ -123,7 +125,7 @@ def test_every_body_is_capped_declared_or_streamed(store) -> None:  # type: igno
         assert ok.status_code == 200 and ok.json()["accepted"] == 1
 
 
-def test_yaml_alias_bomb_is_refused(store) -> None:  # type: ignore[no-untyped-def]
+def test_yaml_alias_bomb_is_refused(store: ChdbStore) -> None:
     app = create_app(Settings(scheduler=False), store=store)
     admin = {"X-API-Key": app.state.keys.create(scope="read"), "Content-Type": "application/yaml"}
     with TestClient(app) as c:
@@ -140,7 +142,7 @@ def _parquet(cols: dict[str, list[Any]]) -> bytes:
     return buf.getvalue()
 
 
-def test_upload_caps_and_bad_files(store) -> None:  # type: ignore[no-untyped-def]
+def test_upload_caps_and_bad_files(store: ChdbStore) -> None:
     app = create_app(Settings(scheduler=False, max_upload_bytes=20_000, max_upload_rows=100, max_upload_columns=5),
                      store=store)
     w = {"X-API-Key": app.state.keys.create(scope="write", models=("m1",))}
@@ -178,11 +180,11 @@ def test_upload_caps_and_bad_files(store) -> None:  # type: ignore[no-untyped-de
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
-def test_evidently_sample_times_features_is_capped(store) -> None:  # type: ignore[no-untyped-def]
+def test_evidently_sample_times_features_is_capped(store: ChdbStore) -> None:
     insert_predictions(store, start=T0, seconds=600, features=[{"x": float(i), "y": 1.0, "z": "a"} for i in range(40)])
     app = create_app(Settings(scheduler=False, max_report_cells=100), store=store)
     r_key = {"X-API-Key": app.state.keys.create(scope="read")}
-    p = {"model": "m1", "start": T0.isoformat(), "end": (T0 + _dt.timedelta(hours=1)).isoformat(),
+    p: dict[str, Any] = {"model": "m1", "start": T0.isoformat(), "end": (T0 + _dt.timedelta(hours=1)).isoformat(),
          "reference_start": T0.isoformat(), "reference_end": (T0 + _dt.timedelta(hours=1)).isoformat(), "sample": 40}
     with TestClient(app) as c:
         r = c.get("/v1/reports/evidently", params=p, headers=r_key)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
+from fastapi.testclient import TestClient
 
 from collector.ops_api import histogram_quantile
 from collector.stats import wilson_interval
+from collector.store import ChdbStore
 from driftline.config import Settings
 from driftline.server import create_app
 from tests import dashboard_data as dd
@@ -13,14 +18,14 @@ from tests.apiclient import local_client
 
 
 @pytest.fixture
-def client(store):  # type: ignore[no-untyped-def]
+def client(store: ChdbStore) -> Iterator[TestClient]:
     app = create_app(Settings(open_localhost=True, scheduler=False), store=store)
     with local_client(app) as c:
         yield c
 
 
 @pytest.fixture
-def filled(client, store):  # type: ignore[no-untyped-def]
+def filled(client: TestClient, store: ChdbStore) -> dict[str, Any]:
     return dd.fill(lambda path, body: client.post(path, json=body).json(), store)
 
 
@@ -37,7 +42,7 @@ def test_histogram_quantile_and_wilson() -> None:
     assert wilson_interval(0, 0) == (None, None)
 
 
-def test_summary_latency_versions_deploys(client, filled) -> None:  # type: ignore[no-untyped-def]
+def test_summary_latency_versions_deploys(client: TestClient, filled: dict[str, Any]) -> None:
     s = client.get("/v1/ops/summary", params={"model": dd.MODEL, "minutes": 360}).json()
     assert (s["requests"], s["errors"]) == (dd.REQUESTS, dd.ERRORS)
     assert s["availability"] == pytest.approx(0.9)
@@ -60,7 +65,7 @@ def test_summary_latency_versions_deploys(client, filled) -> None:  # type: igno
     assert m == [{"model": dd.MODEL, "versions": ["v1", "v2"], "last_ts": m[0]["last_ts"]}]
 
 
-def test_slices_features_distribution(client, filled) -> None:  # type: ignore[no-untyped-def]
+def test_slices_features_distribution(client: TestClient, filled: dict[str, Any]) -> None:
     rows = client.get("/v1/ops/slices", params={"model": dd.MODEL, "minutes": 360}).json()
     assert [(r["key"], r["value"], r["labelled"]) for r in rows] == [("region", "eu", 75), ("region", "us", 75)]
     assert sum(r["correct"] for r in rows) == 120
@@ -83,7 +88,7 @@ def test_slices_features_distribution(client, filled) -> None:  # type: ignore[n
     assert client.get("/v1/ops/distribution", params={**bad, "feature": "x"}).status_code == 422
 
 
-def test_empty_store_answers_empty(client) -> None:  # type: ignore[no-untyped-def]
+def test_empty_store_answers_empty(client: TestClient) -> None:
     s = client.get("/v1/ops/summary", params={"model": "none"}).json()
     assert s["requests"] == 0 and s["availability"] is None and s["cost_per_1k"] is None and s["accuracy"] is None
     assert client.get("/v1/ops/latency", params={"model": "none"}).json() == []

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from collector.store import ChdbStore
 from driftline.config import Settings
 from driftline.server import create_app
 from serving_shim import BatchConfig, HttpSink, Monitor, Redaction
@@ -43,7 +44,7 @@ def records() -> list[Record]:
 
 
 @pytest.fixture
-def server(store, request) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def server(store: ChdbStore, request: pytest.FixtureRequest) -> Iterator[str]:
     """A real uvicorn server (debug log level) over ``store``, with the server-side redaction of ``SPEC``."""
     spec = getattr(request, "param", SPEC)
     settings = Settings(open_localhost=True, scheduler=False, redaction=json.dumps(spec), redaction_salt=SALT)
@@ -52,7 +53,7 @@ def server(store, request) -> Iterator[str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def debug_logs(caplog):  # type: ignore[no-untyped-def]
+def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
     # Presidio logs the timing of every pattern of every text at debug level (pattern names, no values):
     # millions of lines here. Everything else, Driftline's loggers included, is captured at debug level.
@@ -73,7 +74,8 @@ def read_back(url: str, store: Any, model: str) -> tuple[str, list[dict[str, Any
     return "\n".join(parts), preds
 
 
-def report(where: str, text: str, recs: list[Record], preds: list[dict[str, Any]]) -> tuple[dict[str, int], float, list[str]]:
+def report(where: str, text: str, recs: list[Record],
+           preds: list[dict[str, Any]]) -> tuple[dict[str, int], float, list[str]]:
     leaks = count_leaks(text, recs)
     by_rid = {p["request_id"]: p for p in preds}
     missed: list[str] = []
@@ -98,7 +100,9 @@ def _logs(caplog: Any, capfd: Any) -> str:
     return caplog.text + out.out + out.err
 
 
-def test_corpus_through_the_sdk_leaks_nothing(store, server, records, debug_logs, capfd) -> None:  # type: ignore[no-untyped-def]
+def test_corpus_through_the_sdk_leaks_nothing(store: ChdbStore, server: str, records: list[Record],
+                                              debug_logs: pytest.LogCaptureFixture,
+                                              capfd: pytest.CaptureFixture[str]) -> None:
     red = Redaction.from_spec(SPEC, salt=SALT.encode())
     m = Monitor(model="leak-sdk", version="v1", sink=HttpSink(server), redaction=red,
                 batch=BatchConfig(max_export_batch_size=400, export_timeout_s=60, max_queue_size=20_000))
@@ -127,7 +131,9 @@ def _raw_events(records: list[Record]) -> list[dict[str, Any]]:
             for i, r in enumerate(records)]
 
 
-def test_corpus_through_the_http_ingest_leaks_nothing(store, server, records, debug_logs, capfd) -> None:  # type: ignore[no-untyped-def]
+def test_corpus_through_the_http_ingest_leaks_nothing(store: ChdbStore, server: str, records: list[Record],
+                                                      debug_logs: pytest.LogCaptureFixture,
+                                                      capfd: pytest.CaptureFixture[str]) -> None:
     events = _raw_events(records)
     bad = set(range(7, N, 40))  # these are rejected (a negative latency): dead letters holding every kind of PII
     for i in bad:
@@ -139,7 +145,8 @@ def test_corpus_through_the_http_ingest_leaks_nothing(store, server, records, de
         labels = [{"schema_version": 1, "event_id": f"l-{r.rid}", "ts": time.time(), "model": "leak-http",
                    "request_id": r.rid, "label": r.label} for r in records]
         assert c.post("/v1/labels", json=labels).status_code == 200
-        deploy = [{"schema_version": 1, "event_id": "d-1", "ts": time.time(), "model": "leak-http", "model_version": "v1",
+        deploy = [{"schema_version": 1, "event_id": "d-1", "ts": time.time(), "model": "leak-http",
+                   "model_version": "v1",
                    "annotations": {"author": records[0].pii["email"][0], "note": records[0].features["note"]}}]
         assert c.post("/v1/deploys", json=deploy).status_code == 200
 
@@ -167,7 +174,9 @@ STRICT = {"mode": "strict", "fields": {"note": "text"}, "ner_model": NER,
 
 
 @pytest.mark.parametrize("server", [{}], indirect=True)  # the server's default redaction: patterns only
-def test_strict_mode_never_shows_an_undeclared_field(store, server, records, debug_logs, capfd) -> None:  # type: ignore[no-untyped-def]
+def test_strict_mode_never_shows_an_undeclared_field(store: ChdbStore, server: str, records: list[Record],
+                                                     debug_logs: pytest.LogCaptureFixture,
+                                                     capfd: pytest.CaptureFixture[str]) -> None:
     recs = records[:300]
     m = Monitor(model="leak-strict", version="v1", sink=HttpSink(server),
                 redaction=Redaction.from_spec(STRICT, salt=SALT.encode()), batch=BatchConfig(export_timeout_s=60))
@@ -190,8 +199,9 @@ def test_strict_mode_never_shows_an_undeclared_field(store, server, records, deb
 
 
 @pytest.mark.kafka
-def test_raw_events_produced_to_kafka_are_redacted_by_the_collector(store, kafka_bootstrap, topic_prefix, records,  # type: ignore[no-untyped-def]
-                                                                    debug_logs, capfd) -> None:
+def test_raw_events_produced_to_kafka_are_redacted_by_the_collector(
+        store: ChdbStore, kafka_bootstrap: str, topic_prefix: str, records: list[Record],
+        debug_logs: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:
     """A sender that produces straight to the event topics: ``driftline collect`` redacts what it stores."""
     from collector.consumer import KafkaCollector
     from collector.writer import EventWriter
@@ -213,7 +223,8 @@ def test_raw_events_produced_to_kafka_are_redacted_by_the_collector(store, kafka
                                topic_prefix=topic_prefix, batch_max_s=0.5, redaction=settings.ingest_redaction())
     try:
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and collector.stats.stored_events + collector.stats.dead_letters < len(events):
+        while (time.monotonic() < deadline
+               and collector.stats.stored_events + collector.stats.dead_letters < len(events)):
             collector.poll_batch()
     finally:
         collector.close()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from collector.store import ChdbStore, Store
 from driftline.config import Settings
 from driftline.scheduler import Scheduler
 from driftline.server import create_app
@@ -21,7 +23,8 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-def test_serve_settings_load_slos_and_a_tick_pages_through_the_signed_webhook(store, receiver, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_serve_settings_load_slos_and_a_tick_pages_through_the_signed_webhook(store: ChdbStore, receiver: Receiver,
+                                                                              tmp_path: Path) -> None:
     spec = tmp_path / "slos.yaml"
     spec.write_text("version: driftline/v1\nslos:\n"
                     "  - {name: avail, model: m1, objective: 99.9, window: 30d, sli: {availability: {}}}\n")
@@ -43,13 +46,13 @@ def test_serve_settings_load_slos_and_a_tick_pages_through_the_signed_webhook(st
     assert len(receiver.requests) == n
 
 
-def test_a_failing_job_does_not_stop_the_others(store) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_job_does_not_stop_the_others(store: ChdbStore) -> None:
     ran: list[str] = []
 
-    def broken(_store, _now):  # type: ignore[no-untyped-def]
+    def broken(_store: Store, _now: _dt.datetime) -> None:
         raise RuntimeError("boom")
 
-    def fine(_store, now):  # type: ignore[no-untyped-def]
+    def fine(_store: Store, now: _dt.datetime) -> dict[str, bool]:
         ran.append(now.isoformat())
         return {"ok": True}
 
@@ -68,12 +71,12 @@ def test_a_failing_job_does_not_stop_the_others(store) -> None:  # type: ignore[
         Scheduler(store, {}, interval_s=0)
 
 
-def test_webhook_without_secret_is_refused(store) -> None:  # type: ignore[no-untyped-def]
+def test_webhook_without_secret_is_refused(store: ChdbStore) -> None:
     with pytest.raises(ValueError, match="webhook_secret"):
         create_app(Settings(webhook_url="https://hooks.example/x"), store=store)
 
 
-def test_detectors_job_runs_each_model_once_per_window_and_finds_the_drift(store) -> None:  # type: ignore[no-untyped-def]
+def test_detectors_job_runs_each_model_once_per_window_and_finds_the_drift(store: ChdbStore) -> None:
     import random
 
     from collector.writer import EventWriter
@@ -99,11 +102,12 @@ def test_detectors_job_runs_each_model_once_per_window_and_finds_the_drift(store
     assert list(out) == ["m1"] and out["m1"]["reference"].startswith("previous:")
     assert "drift:x:psi" in out["m1"]["alerts"] and "drift:y:psi" not in out["m1"]["alerts"]
     assert job(store, now) == {}  # the same window again: nothing to do
-    rows = store.rows("SELECT subject, status FROM {db}.detector_results FINAL WHERE detector = 'drift' AND test = 'psi'")
+    rows = store.rows("SELECT subject, status FROM {db}.detector_results FINAL "
+                      "WHERE detector = 'drift' AND test = 'psi'")
     assert {r["subject"]: r["status"] for r in rows}.get("x") == "alert"
 
 
-def test_serve_with_an_internal_webhook_url_says_why_and_exits_without_a_traceback(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_serve_with_an_internal_webhook_url_says_why_and_exits_without_a_traceback(tmp_path: Path) -> None:
     import os
     import subprocess
     import sys

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from collector.consumer import KafkaCollector
+from collector.store import ChdbStore
 from collector.writer import EventWriter
 from tests.brokers import DedicatedBroker
 
@@ -22,11 +23,12 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_broker_stopped_mid_stream(store, topic_prefix) -> None:  # type: ignore[no-untyped-def]
+def test_broker_stopped_mid_stream(store: ChdbStore, topic_prefix: str) -> None:
     broker = DedicatedBroker()
     broker.start()
     try:
-        proc = subprocess.run([sys.executable, "-m", "tests.integration.shim_outage_server", str(broker.port), topic_prefix],
+        proc = subprocess.run([sys.executable, "-m", "tests.integration.shim_outage_server", str(broker.port),
+                               topic_prefix],
                               cwd=ROOT, env={**os.environ, **broker.env}, capture_output=True, text=True, timeout=400)
         assert proc.returncode == 0, proc.stderr[-3000:]
         r = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -55,7 +57,8 @@ def test_broker_stopped_mid_stream(store, topic_prefix) -> None:  # type: ignore
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 collector.poll_batch()
-                n_after = int(store.scalar("SELECT count() FROM {db}.predictions FINAL WHERE request_id LIKE 'after-%'"))
+                n_after = int(store.scalar("SELECT count() FROM {db}.predictions FINAL "
+                                           "WHERE request_id LIKE 'after-%'"))
                 if n_after >= 500:
                     collector.poll_batch()
                     break

@@ -8,13 +8,14 @@ import time
 
 import pytest
 
+from collector.store import ChdbStore
 from serving_shim import KafkaSink, Monitor
 from tests.collecting import collect_until
 
 pytestmark = pytest.mark.kafka
 
 
-def test_fork_with_a_live_kafka_producer(store, kafka_bootstrap, topic_prefix) -> None:  # type: ignore[no-untyped-def]
+def test_fork_with_a_live_kafka_producer(store: ChdbStore, kafka_bootstrap: str, topic_prefix: str) -> None:
     m = Monitor(model="forked", version="v1", sink=KafkaSink(kafka_bootstrap, topic_prefix=topic_prefix), source="web")
     for i in range(20):
         m.log(f"parent-{i}", {"x": float(i)}, 1.0, latency_ms=2.0)

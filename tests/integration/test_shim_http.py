@@ -9,6 +9,7 @@ import time
 
 import uvicorn
 
+from collector.store import ChdbStore
 from driftline.config import Settings
 from driftline.server import create_app
 from serving_shim import BatchConfig, HttpSink, Monitor
@@ -21,12 +22,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_http_sink_waits_for_the_server_and_then_delivers(store) -> None:  # type: ignore[no-untyped-def]
+def test_http_sink_waits_for_the_server_and_then_delivers(store: ChdbStore) -> None:
     port = _free_port()
     sink = HttpSink(f"http://127.0.0.1:{port}")
     exporting_threads = export_threads(sink)
     m = Monitor(model="http-late", version="v1", sink=sink, window_s=1,
-                batch=BatchConfig(schedule_delay_s=0.1, export_timeout_s=0.5, max_queue_size=500, max_export_batch_size=100))
+                batch=BatchConfig(schedule_delay_s=0.1, export_timeout_s=0.5, max_queue_size=500,
+                                  max_export_batch_size=100))
     try:
         for i in range(300):
             assert m.log(f"r{i}", {"x": float(i), "plan": "pro"}, {"score": 0.3}, latency_ms=5.0) is not None
@@ -38,8 +40,8 @@ def test_http_sink_waits_for_the_server_and_then_delivers(store) -> None:  # typ
         m.shutdown()  # no worker left retrying into later tests
         raise
 
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings(open_localhost=True, scheduler=False), store=store), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(Settings(open_localhost=True, scheduler=False), store=store),
+                                           host="127.0.0.1", port=port, log_level="warning"))
     th = threading.Thread(target=server.run, daemon=True)
     th.start()
     try:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from collector.store import ChdbStore
 from driftline.config import Settings
 from driftline.server import create_app
 from serving_shim import BatchConfig, HttpSink, KafkaSink, Monitor, Redaction
@@ -39,8 +40,8 @@ def corpus(n: int) -> tuple[list[dict[str, Any]], set[str]]:
         recs.append({
             "rid": f"req-{i:05d}",
             "features": {
-                "income": rng.lognormvariate(10, 0.5), "age": float(rng.randint(18, 90)), "region": rng.choice(["eu", "us"]),
-                "full_name": name, "email": email,
+                "income": rng.lognormvariate(10, 0.5), "age": float(rng.randint(18, 90)),
+                "region": rng.choice(["eu", "us"]), "full_name": name, "email": email,
                 "note": f"Please call {phone} or write to {email}; card {card}, IBAN {iban}.",
                 "audit": f"login from {ip}, ssn {ssn} verified",
                 "free": rng.choice(["fine", "slow app", "great service"]),
@@ -60,7 +61,7 @@ def _feed(m: Monitor, recs: list[dict[str, Any]]) -> None:
               status="error" if r["error"] else "ok", error_type="Timeout" if r["error"] else None)
 
 
-def _dump(store) -> str:  # type: ignore[no-untyped-def]
+def _dump(store: ChdbStore) -> str:
     parts = []
     for table in ("predictions", "metric_windows", "dead_letters", "labels", "deploys"):
         parts.append(json.dumps(store.rows(f"SELECT * FROM {{db}}.{table}"), default=str))
@@ -73,18 +74,20 @@ def _assert_clean(text: str, raw: set[str], where: str) -> None:
 
 
 @pytest.fixture
-def capture_all_logs(caplog):  # type: ignore[no-untyped-def]
+def capture_all_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
     return caplog
 
 
 @pytest.fixture
-def ingest_url(store) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def ingest_url(store: ChdbStore) -> Iterator[str]:
     with running(create_app(Settings(open_localhost=True, scheduler=False), store=store)) as url:
         yield url
 
 
-def test_pii_corpus_over_http_leaves_no_raw_pii(store, ingest_url, capture_all_logs, capfd) -> None:  # type: ignore[no-untyped-def]
+def test_pii_corpus_over_http_leaves_no_raw_pii(store: ChdbStore, ingest_url: str,
+                                                capture_all_logs: pytest.LogCaptureFixture,
+                                                capfd: pytest.CaptureFixture[str]) -> None:
     recs, raw = corpus(300)
     m = Monitor(model="pii-http", version="v1", sink=HttpSink(ingest_url), redaction=REDACTION,
                 batch=BatchConfig(max_export_batch_size=100))
@@ -109,7 +112,9 @@ def test_pii_corpus_over_http_leaves_no_raw_pii(store, ingest_url, capture_all_l
 
 
 @pytest.mark.kafka
-def test_pii_corpus_over_kafka_leaves_no_raw_pii(store, kafka_bootstrap, topic_prefix, capture_all_logs, capfd) -> None:  # type: ignore[no-untyped-def]
+def test_pii_corpus_over_kafka_leaves_no_raw_pii(store: ChdbStore, kafka_bootstrap: str, topic_prefix: str,
+                                                 capture_all_logs: pytest.LogCaptureFixture,
+                                                 capfd: pytest.CaptureFixture[str]) -> None:
     recs, raw = corpus(200)
     m = Monitor(model="pii-kafka", version="v1", sink=KafkaSink(kafka_bootstrap, topic_prefix=topic_prefix),
                 redaction=REDACTION, batch=BatchConfig(max_export_batch_size=50, export_timeout_s=20))

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import pytest
 
+from collector.store import ChdbStore
 from slo_engine.delivery import HttpSender, RetryPolicy, StoreDeliveryLog, UrlPolicy
-from slo_engine.engine import evaluate_and_notify, load_alert_states
-from slo_engine.notifiers import PagerDutyNotifier, WebhookNotifier, verify_signature
+from slo_engine.engine import Routes, evaluate_and_notify, load_alert_states
+from slo_engine.model import Slo
+from slo_engine.notifiers import Notifier, PagerDutyNotifier, WebhookNotifier, verify_signature
 from slo_engine.silences import create_silence, expire_silence
 from slo_engine.spec import parse_specs
 from tests.slo_data import T0, Receiver, minutes
@@ -41,7 +43,7 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-def _routes(store, receiver: Receiver, sleeps: list[float]):  # type: ignore[no-untyped-def]
+def _routes(store: ChdbStore, receiver: Receiver, sleeps: list[float]) -> dict[str, list[Notifier]]:
     sender = HttpSender(policy=UrlPolicy.allowing("127.0.0.1"), retry=RetryPolicy(base_s=0.001),
                         log=StoreDeliveryLog(store), sleep=sleeps.append)
     pd = PagerDutyNotifier(routing_key="R0UTING", sender=sender, url=receiver.url + "/pd")
@@ -49,8 +51,9 @@ def _routes(store, receiver: Receiver, sleeps: list[float]):  # type: ignore[no-
     return {"page": [pd, hook], "ticket": [hook]}
 
 
-def _run(store, specs, routes, times):  # type: ignore[no-untyped-def]
-    events = []
+def _run(store: ChdbStore, specs: Sequence[Slo], routes: Routes,
+         times: Iterable[_dt.datetime]) -> list[tuple[int, str, str, bool]]:
+    events: list[tuple[int, str, str, bool]] = []
     for t in times:
         res = evaluate_and_notify(store, specs, t, routes)
         assert not res.failed
@@ -58,7 +61,7 @@ def _run(store, specs, routes, times):  # type: ignore[no-untyped-def]
     return events
 
 
-def test_outage_pages_then_resolves_and_tickets(store, receiver) -> None:  # type: ignore[no-untyped-def]
+def test_outage_pages_then_resolves_and_tickets(store: ChdbStore, receiver: Receiver) -> None:
     minutes(store, T0 - 3 * 86400 * M / 60, 3 * 1440 + 420, lambda i: 0.5 if 4320 <= i < 4340 else 0.0005,
             requests=4000)   # 3 days at 0.05% errors, then a 20-minute outage at 50% from T0, then recovery
     specs = parse_specs(SPEC)
@@ -107,7 +110,7 @@ def test_outage_pages_then_resolves_and_tickets(store, receiver) -> None:  # typ
     assert {s.severity: s.state for s in states.values()} == {"page": "resolved", "ticket": "resolved"}
 
 
-def test_slow_burn_tickets_never_pages_and_resolves(store, receiver) -> None:  # type: ignore[no-untyped-def]
+def test_slow_burn_tickets_never_pages_and_resolves(store: ChdbStore, receiver: Receiver) -> None:
     # 0.3% errors (3x burn) from T0 for 16 h, after 3 days at 0.05%
     minutes(store, T0 - 3 * 1440 * M, 3 * 1440 + 22 * 60, lambda i: 0.003 if 4320 <= i < 4320 + 960 else 0.0005,
             requests=4000)
@@ -119,7 +122,7 @@ def test_slow_burn_tickets_never_pages_and_resolves(store, receiver) -> None:  #
     assert receiver.bodies("/pd") == []
 
 
-def test_silence_holds_the_page_until_it_is_expired(store, receiver) -> None:  # type: ignore[no-untyped-def]
+def test_silence_holds_the_page_until_it_is_expired(store: ChdbStore, receiver: Receiver) -> None:
     minutes(store, T0 - 6 * 60 * M, 6 * 60 + 60, lambda i: 0.5 if i >= 360 else 0.0005, requests=4000)
     specs = parse_specs(SPEC)
     routes = _routes(store, receiver, [])

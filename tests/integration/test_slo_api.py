@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from collector.store import ChdbStore
 from driftline.cli import main
 from driftline.config import Settings
 from driftline.server import create_app
@@ -22,14 +26,14 @@ slos:
 
 
 @pytest.fixture
-def client(store):  # type: ignore[no-untyped-def]
+def client(store: ChdbStore) -> Iterator[TestClient]:
     app = create_app(Settings(open_localhost=True), store=store)
     app.state.slo_specs = parse_specs(SPEC)
     with local_client(app) as c:
         yield c
 
 
-def test_status_budgets_and_burn_rates_over_any_window(client, store) -> None:  # type: ignore[no-untyped-def]
+def test_status_budgets_and_burn_rates_over_any_window(client: TestClient, store: ChdbStore) -> None:
     minutes(store, T0 - _dt.timedelta(hours=3), 180, lambda i: 0.01 if i >= 120 else 0.0, requests=2000)
     r = client.get("/v1/slo/status", params={"slo": "avail", "at": T0.isoformat(), "window": ["2h", "90m"]})
     assert r.status_code == 200, r.text
@@ -37,22 +41,24 @@ def test_status_budgets_and_burn_rates_over_any_window(client, store) -> None:  
     assert st["total"] == 360_000 and st["good"] == 360_000 - 60 * 20
     assert st["burn_rates"]["7200"] == pytest.approx(5.0) and st["burn_rates"]["5400"] == pytest.approx(60 / 90 * 10)
     assert st["budget_remaining"] == pytest.approx(1 - 1200 / 360_000 / 0.001)
-    assert [(x["tier"], x["firing"]) for x in st["rules"]] == [("page-fast", False), ("page-slow", False), ("ticket", True)]
+    assert [(x["tier"], x["firing"]) for x in st["rules"]] == [("page-fast", False), ("page-slow", False),
+                                                               ("ticket", True)]
     assert client.get("/v1/slo/status", params={"slo": "nope"}).status_code == 404
     assert client.get("/v1/slo/status", params={"window": "soon"}).status_code == 422
 
 
-def test_specs_and_validate(client) -> None:  # type: ignore[no-untyped-def]
+def test_specs_and_validate(client: TestClient) -> None:
     doc = client.get("/v1/slo/specs").json()
     acc = doc["slos"][1]
     assert acc["rules"][0]["burn_rate"] == 9.0 and "can never fire" in acc["rules"][0]["note"]
-    r = client.post("/v1/slo/validate", content=SPEC.replace("99.9", "100"), headers={"Content-Type": "application/yaml"})
+    r = client.post("/v1/slo/validate", content=SPEC.replace("99.9", "100"),
+                    headers={"Content-Type": "application/yaml"})
     assert r.status_code == 422
     assert r.json()["detail"] == [{"line": 3, "path": ".slos[0].objective",
                                    "message": "100.0 is not a percentage strictly between 0 and 100"}]
 
 
-def test_silences_create_list_expire_and_alerts(client) -> None:  # type: ignore[no-untyped-def]
+def test_silences_create_list_expire_and_alerts(client: TestClient) -> None:
     r = client.post("/v1/slo/silences", json={"matchers": {"model": "m1", "severity": "page"}, "duration": "2h",
                                                "created_by": "ana", "comment": "retraining"})
     assert r.status_code == 201, r.text
@@ -68,7 +74,7 @@ def test_silences_create_list_expire_and_alerts(client) -> None:  # type: ignore
     assert client.get("/v1/slo/deliveries").json() == []
 
 
-def test_cli_validate(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = tmp_path / "good.yaml"
     good.write_text(SPEC)
     assert main(["slo", "validate", str(good)]) == 0
@@ -81,7 +87,8 @@ def test_cli_validate(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     assert capsys.readouterr().err.strip() == f"{bad}:4: .slos[1].window: must be 28d or 30d"
 
 
-def test_cli_silences_on_the_store(store, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_cli_silences_on_the_store(store: ChdbStore, capsys: pytest.CaptureFixture[str],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DRIFTLINE_DATABASE", store.database)
     assert main(["silence", "add", "--model", "m1", "--duration", "30m", "--by", "ana", "--store", store.path]) == 0
     sid = json.loads(capsys.readouterr().out)["id"]
@@ -95,7 +102,8 @@ def test_cli_silences_on_the_store(store, capsys, monkeypatch) -> None:  # type:
     assert "at least one matcher" in capsys.readouterr().err
 
 
-def test_cli_status(store, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_cli_status(store: ChdbStore, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DRIFTLINE_DATABASE", store.database)
     spec = tmp_path / "s.yaml"
     spec.write_text(SPEC)

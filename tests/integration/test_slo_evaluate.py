@@ -6,6 +6,7 @@ import datetime as _dt
 
 import pytest
 
+from collector.store import ChdbStore
 from slo_engine.evaluate import evaluate
 from slo_engine.model import Sli, Slo
 from tests.slo_data import T0, detector_windows, minutes
@@ -17,7 +18,7 @@ def _slo(sli: Sli, objective: float = 0.999, **kw: object) -> Slo:
     return Slo(name=f"s-{sli.kind}", model="m1", objective=objective, window_s=30 * 86400, sli=sli, **kw)  # type: ignore[arg-type]
 
 
-def test_availability_latency_budget_and_burn_rates(store) -> None:  # type: ignore[no-untyped-def]
+def test_availability_latency_budget_and_burn_rates(store: ChdbStore) -> None:
     # 10 h of windows: 1% errors in the last hour, 0.1% before; 20% slow requests in the last 5 minutes
     minutes(store, T0 - 10 * H, 600, lambda i: 0.01 if i >= 540 else 0.001, requests=2000,
             slow_share=lambda i: 0.2 if i >= 595 else 0.0)
@@ -37,14 +38,14 @@ def test_availability_latency_budget_and_burn_rates(store) -> None:  # type: ign
     assert lt.rules[0].firing   # 16.7x over 1 h and 200x over 5 m
 
 
-def test_interpolated_latency_threshold(store) -> None:  # type: ignore[no-untyped-def]
+def test_interpolated_latency_threshold(store: ChdbStore) -> None:
     minutes(store, T0 - H, 60, lambda i: 0.0, slow_share=lambda i: 0.5)   # half at (250, 500], half at (25, 50]
     s = _slo(Sli(kind="latency", threshold_ms=375.0, interpolate=True))
     (st,) = evaluate(store, [s], T0)
     assert st.sli == pytest.approx(0.75)   # linear within the (250, 500] bucket
 
 
-def test_only_windows_that_ended_count_and_versions(store) -> None:  # type: ignore[no-untyped-def]
+def test_only_windows_that_ended_count_and_versions(store: ChdbStore) -> None:
     minutes(store, T0 - _dt.timedelta(minutes=5), 6, lambda i: 0.5 if i == 5 else 0.0, version="v1")
     minutes(store, T0 - _dt.timedelta(minutes=5), 5, lambda i: 0.1, version="v2")
     whole = _slo(Sli(kind="availability"))
@@ -58,13 +59,13 @@ def test_only_windows_that_ended_count_and_versions(store) -> None:  # type: ign
     assert v2.model_version == "v2" and v2.total == 5_000
 
 
-def test_no_data_means_no_burn_rate_and_no_alert(store) -> None:  # type: ignore[no-untyped-def]
+def test_no_data_means_no_burn_rate_and_no_alert(store: ChdbStore) -> None:
     (st,) = evaluate(store, [_slo(Sli(kind="availability"))], T0)
     assert st.sli is None and st.budget_remaining is None
     assert not any(r.firing for r in st.rules)
 
 
-def test_freshness_counts_minutes_with_recent_data(store) -> None:  # type: ignore[no-untyped-def]
+def test_freshness_counts_minutes_with_recent_data(store: ChdbStore) -> None:
     # data for the last 60 minutes except a 20-minute gap (minutes 30..49)
     minutes(store, T0 - H, 30, lambda i: 0.0)
     minutes(store, T0 - _dt.timedelta(minutes=10), 10, lambda i: 0.0)
@@ -75,7 +76,7 @@ def test_freshness_counts_minutes_with_recent_data(store) -> None:  # type: igno
     assert w.total == 60 and w.good == 60 - 16
 
 
-def test_drift_sli_share_of_windows_without_alert(store) -> None:  # type: ignore[no-untyped-def]
+def test_drift_sli_share_of_windows_without_alert(store: ChdbStore) -> None:
     detector_windows(store, T0 - 24 * H, 24, lambda i: i in (20, 21))
     detector_windows(store, T0 - 24 * H, 24, lambda i: i == 21, subject="y")   # same windows, another feature
     s = _slo(Sli(kind="drift"), objective=0.9)
@@ -86,7 +87,7 @@ def test_drift_sli_share_of_windows_without_alert(store) -> None:  # type: ignor
     assert (y.windows[86400].good, y.windows[86400].total) == (23, 24)
 
 
-def test_accuracy_against_latest_labels(store) -> None:  # type: ignore[no-untyped-def]
+def test_accuracy_against_latest_labels(store: ChdbStore) -> None:
     now = _dt.datetime.now(_dt.UTC).replace(second=0, microsecond=0)   # predictions keep 90 days (TTL)
     n = 10
     ts = [now - _dt.timedelta(minutes=30) for _ in range(n)]
@@ -100,10 +101,13 @@ def test_accuracy_against_latest_labels(store) -> None:  # type: ignore[no-untyp
     labels = [("r0", "yes", 1), ("r1", "yes", 1), ("r1", "no", 2), ("r2", "yes", 1), ("r3", "no", 1), ("r4", "yes", 1),
               ("r5", "no", 1)]
     store.insert("labels", {
-        "event_id": [f"l{i}" for i in range(len(labels))], "ts": [now - _dt.timedelta(minutes=10 - m) for _, _, m in labels],
-        "model": ["m1"] * len(labels), "request_id": [r for r, _, _ in labels], "label_class": [v for _, v, _ in labels],
+        "event_id": [f"l{i}" for i in range(len(labels))],
+        "ts": [now - _dt.timedelta(minutes=10 - m) for _, _, m in labels],
+        "model": ["m1"] * len(labels), "request_id": [r for r, _, _ in labels],
+        "label_class": [v for _, v, _ in labels],
         "schema_version": [1] * len(labels),
-    }, {"event_id": "str", "ts": "ts", "model": "str", "request_id": "str", "label_class": "strn", "schema_version": "u16"})
+    }, {"event_id": "str", "ts": "ts", "model": "str", "request_id": "str", "label_class": "strn",
+        "schema_version": "u16"})
     (st,) = evaluate(store, [_slo(Sli(kind="accuracy"), objective=0.9)], now)
     assert (st.good, st.total) == (3, 6)
     (eu,) = evaluate(store, [_slo(Sli(kind="accuracy", slice=(("region", "eu"),)), objective=0.9)], now)

@@ -9,9 +9,11 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from collector.store import ChdbStore
 from slo_engine.delivery import HttpSender, MemoryDeliveryLog, RetryPolicy, UrlPolicy
 from slo_engine.engine import evaluate_and_notify
 from slo_engine.exceptions import DeliveryFailed, UrlNotAllowed
@@ -36,12 +38,12 @@ def _note(action: str = "trigger", **kw: object) -> Notification:
     return Notification(**base)  # type: ignore[arg-type]
 
 
-def _sender(log: MemoryDeliveryLog, sleeps: list[float], **retry: float) -> HttpSender:
+def _sender(log: MemoryDeliveryLog, sleeps: list[float], **retry: Any) -> HttpSender:
     return HttpSender(policy=UrlPolicy.allowing("127.0.0.1"), retry=RetryPolicy(base_s=0.01, **retry), log=log,
                       sleep=sleeps.append)
 
 
-def test_pagerduty_exact_events(receiver) -> None:  # type: ignore[no-untyped-def]
+def test_pagerduty_exact_events(receiver: Receiver) -> None:
     pd = PagerDutyNotifier(routing_key="KEY", sender=_sender(MemoryDeliveryLog(), []), url=receiver.url + "/pd",
                            client_url="https://d.example")
     pd.send([_note(), _note("resolve")])
@@ -57,7 +59,7 @@ def test_pagerduty_exact_events(receiver) -> None:  # type: ignore[no-untyped-de
     assert receiver.requests[0][1]["content-type"] == "application/json"
 
 
-def test_slack_exact_message(receiver) -> None:  # type: ignore[no-untyped-def]
+def test_slack_exact_message(receiver: Receiver) -> None:
     slack = SlackNotifier(webhook_url=receiver.url + "/services/T0/B0/XYZ", sender=_sender(MemoryDeliveryLog(), []))
     slack.send([_note(), _note(severity="ticket", slo="acc", summary="acc burning", links=())])
     (body,) = receiver.bodies("/services/T0/B0/XYZ")
@@ -69,11 +71,12 @@ def test_slack_exact_message(receiver) -> None:  # type: ignore[no-untyped-def]
                     ":warning: TICKET *acc*: acc burning"}}]}
 
 
-def test_webhook_retries_after_500_and_429_with_signature_each_time(receiver) -> None:  # type: ignore[no-untyped-def]
+def test_webhook_retries_after_500_and_429_with_signature_each_time(receiver: Receiver) -> None:
     receiver.script["/hook"] = [(500, {}), (429, {"Retry-After": "7"}), (503, {})]
-    log, sleeps = MemoryDeliveryLog(), []
+    log, sleeps = MemoryDeliveryLog(), list[float]()
     clock = iter([1000, 1001, 1002, 1003])
-    hook = WebhookNotifier(url=receiver.url + "/hook", secret=b"k", sender=_sender(log, sleeps), clock=lambda: next(clock))
+    hook = WebhookNotifier(url=receiver.url + "/hook", secret=b"k", sender=_sender(log, sleeps),
+                           clock=lambda: next(clock))
     hook.send([_note()])
     reqs = [(h, b) for p, h, b in receiver.requests]
     assert len(reqs) == 4
@@ -90,7 +93,7 @@ def test_webhook_retries_after_500_and_429_with_signature_each_time(receiver) ->
     assert all(r.target == receiver.url for r in log.records)   # no paths (secrets) in the log
 
 
-def test_retry_after_as_http_date_really_waits(receiver) -> None:  # type: ignore[no-untyped-def]
+def test_retry_after_as_http_date_really_waits(receiver: Receiver) -> None:
     when = email.utils.formatdate(time.time() + 2, usegmt=True)
     receiver.script["/hook"] = [(429, {"Retry-After": when})]
     sender = HttpSender(policy=UrlPolicy.allowing("127.0.0.1"), retry=RetryPolicy(base_s=0.01))
@@ -100,14 +103,15 @@ def test_retry_after_as_http_date_really_waits(receiver) -> None:  # type: ignor
     assert len(receiver.requests) == 2
 
 
-def test_give_up_on_4xx_long_retry_after_and_exhaustion(receiver) -> None:  # type: ignore[no-untyped-def]
-    log, sleeps = MemoryDeliveryLog(), []
+def test_give_up_on_4xx_long_retry_after_and_exhaustion(receiver: Receiver) -> None:
+    log, sleeps = MemoryDeliveryLog(), list[float]()
     receiver.script["/bad"] = [(400, {})]
     receiver.script["/slow"] = [(429, {"Retry-After": "3600"})]
     receiver.script["/down"] = [(500, {})] * 3
     receiver.script["/moved"] = [(302, {"Location": "http://169.254.169.254/latest"})]
     s = _sender(log, sleeps, max_attempts=3)
-    for path, msg in (("/bad", "HTTP 400"), ("/slow", "rate limited"), ("/down", "3 attempts failed"), ("/moved", "HTTP 302")):
+    for path, msg in (("/bad", "HTTP 400"), ("/slow", "rate limited"), ("/down", "3 attempts failed"),
+                      ("/moved", "HTTP 302")):
         with pytest.raises(DeliveryFailed, match=msg):
             WebhookNotifier(url=receiver.url + path, secret="k", sender=s).send([_note()])
     assert [p for p, _, _ in receiver.requests] == ["/bad", "/slow", "/down", "/down", "/down", "/moved"]  # no redirect
@@ -148,8 +152,8 @@ def test_allow_list_passes_public_ipv4_embedded_in_ipv6_and_listed_embedded_netw
         UrlPolicy.allowing("64:ff9b::/96").check("http://[64:ff9b::a01:203]/x")
 
 
-def test_delivery_log_keeps_status_and_timing_never_the_reply_body(receiver) -> None:  # type: ignore[no-untyped-def]
-    log, sleeps = MemoryDeliveryLog(), []
+def test_delivery_log_keeps_status_and_timing_never_the_reply_body(receiver: Receiver) -> None:
+    log, sleeps = MemoryDeliveryLog(), list[float]()
     secret_reply = "internal-token-abc123 stack trace of the target"
     receiver.script["/leaky"] = [(500, {}, secret_reply)] * 2 + [(401, {}, secret_reply)]
     s = _sender(log, sleeps, max_attempts=3)
@@ -175,7 +179,7 @@ slos:
 """
 
 
-def test_dedup_across_evaluations_and_retry_of_undelivered_trigger(store, receiver) -> None:  # type: ignore[no-untyped-def]
+def test_dedup_across_evaluations_and_retry_of_undelivered_trigger(store: ChdbStore, receiver: Receiver) -> None:
     minutes(store, T0 - 60 * _dt.timedelta(minutes=1), 90, lambda i: 0.5 if i >= 55 else 0.0, requests=4000)
     receiver.script["/pd"] = [(500, {})] * 2   # the first tick's delivery fails (2 attempts)
     sender = HttpSender(policy=UrlPolicy.allowing("127.0.0.1"), retry=RetryPolicy(max_attempts=2, base_s=0.001),

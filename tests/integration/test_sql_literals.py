@@ -18,13 +18,14 @@ from collector.store import ClickHouseStore, Store
 
 VALUES = [
     "%(model)s", "%(x)s", "{db}", "it's", "a\\'; DROP TABLE x; --", "back\\slash", "\\", "'", "''", "--", "/*", "*/",
-    "# c", "$$", "nul\0byte", "new\nline\r\t", "\x01\x1f\x7f", "ünïcødé ✓ 模型", "SELECT * FROM system.tables", "`", '"',
+    "# c", "$$", "nul\0byte", "new\nline\r\t", "\x01\x1f\x7f", "ünïcødé ✓ 模型", "SELECT * FROM system.tables",
+    "`", '"',
     "a b", "%(model)s{db}'--/*", "", "\\'", "\\\\'", "'\\", "\\x41", "\\0",
 ]
 
 
 @pytest.fixture(params=["chdb", "clickhouse"])
-def engine(request, monkeypatch) -> Iterator[Store]:  # noqa: ANN001
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
     if request.param == "chdb":
         yield request.getfixturevalue("store")
         return

@@ -4,6 +4,7 @@ import datetime as dt
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -16,19 +17,21 @@ from tests import factories as f
 from tests.conftest import _CHDB_PATH
 
 
-def _stored(store, table: str = "predictions") -> int:  # type: ignore[no-untyped-def]
+def _stored(store: ChdbStore, table: str = "predictions") -> int:
     return int(store.scalar(f"SELECT count() FROM {{db}}.{table} FINAL"))
 
 
-def test_migrations_are_idempotent(store) -> None:  # type: ignore[no-untyped-def]
+def test_migrations_are_idempotent(store: ChdbStore) -> None:
     assert migrate(store, all_migrations()) == []
-    tables = {r["name"] for r in store.rows("SELECT name FROM system.tables WHERE database = %(d)s", {"d": store.database})}
+    tables = {r["name"] for r in store.rows("SELECT name FROM system.tables WHERE database = %(d)s",
+                                            {"d": store.database})}
     assert {"predictions", "labels", "metric_windows", "deploys", "dead_letters", "schema_migrations"} <= tables
-    engine = store.scalar("SELECT engine_full FROM system.tables WHERE database = %(d)s AND name = 'predictions'", {"d": store.database})
+    engine = store.scalar("SELECT engine_full FROM system.tables WHERE database = %(d)s AND name = 'predictions'",
+                          {"d": store.database})
     assert "ReplacingMergeTree" in engine and "PARTITION BY toDate(ts)" in engine and "TTL" in engine
 
 
-def test_predictions_round_trip_field_by_field(store) -> None:  # type: ignore[no-untyped-def]
+def test_predictions_round_trip_field_by_field(store: ChdbStore) -> None:
     raw = [f.prediction(i) for i in range(50)]
     good, errors = validate_events("prediction", raw)
     assert not errors
@@ -48,7 +51,7 @@ def test_predictions_round_trip_field_by_field(store) -> None:  # type: ignore[n
         assert r["status"] == "ok" and r["error_type"] == "" and r["schema_version"] == 1
 
 
-def test_same_batch_twice_reads_back_once(store) -> None:  # type: ignore[no-untyped-def]
+def test_same_batch_twice_reads_back_once(store: ChdbStore) -> None:
     good, _ = validate_events("prediction", [f.prediction(i) for i in range(100)])
     w = EventWriter(store)
     w.write("prediction", good)
@@ -58,7 +61,7 @@ def test_same_batch_twice_reads_back_once(store) -> None:  # type: ignore[no-unt
     assert int(store.scalar("SELECT count() FROM {db}.predictions")) == 230  # physically there, deduped by design
 
 
-def test_other_kinds_store_and_dedup(store) -> None:  # type: ignore[no-untyped-def]
+def test_other_kinds_store_and_dedup(store: ChdbStore) -> None:
     w = EventWriter(store)
     for kind, table, raw in (
         ("label", "labels", [f.label(f"r{i}") for i in range(5)]),
@@ -74,7 +77,7 @@ def test_other_kinds_store_and_dedup(store) -> None:  # type: ignore[no-untyped-
     assert mw["requests"] == 100 and mw["errors"] == {"timeout": 2} and sum(mw["latency_buckets"]) == 100
 
 
-def test_concurrent_inserts_from_threads_lose_nothing(store) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_inserts_from_threads_lose_nothing(store: ChdbStore) -> None:
     """Two collectors (or a collector and the API) in one process insert into one chDB session at once.
 
     chDB resolves ``Python(batch)`` while the query runs: unserialized, one thread's insert could read
@@ -86,7 +89,7 @@ def test_concurrent_inserts_from_threads_lose_nothing(store) -> None:  # type: i
     batches = [validate_events("prediction", [f.prediction(1000 * b + i) for i in range(500)])[0] for b in range(16)]
     errors: list[BaseException] = []
 
-    def insert(s, mine) -> None:  # type: ignore[no-untyped-def]
+    def insert(s: ChdbStore, mine: list[list[Any]]) -> None:
         try:
             for good in mine:
                 EventWriter(s).write("prediction", good)
@@ -121,7 +124,8 @@ def test_dead_letters_of_an_older_store_move_to_the_deduplicated_table() -> None
         row = ("kafka:t.prediction:0:41", "prediction", 3, "e3", "ts", "Field required", '{"event_id":"e3"}')
         values = ", ".join("'" + v.replace("'", "\\'") + "'" if isinstance(v, str) else str(v) for v in row)
         for _ in range(2):  # the old table kept a redelivered dead letter twice
-            old.execute(f"INSERT INTO {{db}}.dead_letters (source, kind, event_index, event_id, field, reason, payload) "
+            old.execute("INSERT INTO {db}.dead_letters "
+                        f"(source, kind, event_index, event_id, field, reason, payload) "
                         f"VALUES ({values})")
         assert [m.number for m in migrate(old, all_migrations()) if m.component == "collector"] == [3, 4, 5]
         rows = old.rows("SELECT source, kind, event_index, event_id, field, reason, payload FROM {db}.dead_letters")
@@ -148,14 +152,16 @@ def test_predictions_stored_before_the_layout_column_are_read_by_position() -> N
         lay = key_layouts(old, src)   # the signature of the older part is computed when read
         assert sorted((ks, n) for _, ks, n in lay.groups) == [(("a", "b"), 20), (("b",), 10)]
         st = numeric_stats(old, src)  # by key, for comparison
-        g = {"a": grid_for(0.0, 29.0), "b": grid_for(-29.0, 1.0)}
+        ga, gb = grid_for(0.0, 29.0), grid_for(-29.0, 1.0)
+        assert ga is not None and gb is not None
+        g = {"a": ga, "b": gb}
         counts, stats = grid_counts(old, src, g, stats=["a", "b"], layouts=lay)
         assert {f: (s.n, s.lo, s.hi) for f, s in stats.items()} == {f: (s.n, s.lo, s.hi) for f, s in st.items()}
         assert stats["a"].mean == pytest.approx(st["a"].mean) and stats["b"].std == pytest.approx(st["b"].std)
         assert int(counts["a"].sum()) == 20 and int(counts["b"].sum()) == 30
 
 
-def test_chdb_sessions_do_not_jit_compile_expressions(store) -> None:  # type: ignore[no-untyped-def]
+def test_chdb_sessions_do_not_jit_compile_expressions(store: ChdbStore) -> None:
     # the detectors' expressions change with every reference: compiling them cost 0.2-0.6 s per run
     # and a wide model's scans (every feature's thresholds spelled out) pass the 256 KiB default query size
     got = {r["name"]: r["value"] for r in store.rows(

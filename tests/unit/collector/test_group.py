@@ -27,13 +27,14 @@ def test_the_consumer_gets_every_setting() -> None:
     assert [a.name for a in cfg["partition_assignment_strategy"]] == ["cooperative-sticky"]
 
 
-def test_auto_ids_differ_side_by_side_and_come_back_after_the_process_dies(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_auto_ids_differ_side_by_side_and_come_back_after_the_process_dies(tmp_path: Path) -> None:
     first, second = auto_instance_id("g", lock_dir=str(tmp_path)), auto_instance_id("g", lock_dir=str(tmp_path))
     assert first != second and first.endswith("-0") and second.endswith("-1")
     assert auto_instance_id("other group", lock_dir=str(tmp_path)).endswith("-0")
     # a process that takes the next slot and is killed: the kernel frees its lock, a restart takes it again
     code = (f"import os, signal\nfrom collector.group import auto_instance_id\n"
-            f"print(auto_instance_id('g', lock_dir={str(tmp_path)!r}), flush=True)\nos.kill(os.getpid(), signal.SIGKILL)")
+            f"print(auto_instance_id('g', lock_dir={str(tmp_path)!r}), flush=True)\n"
+            "os.kill(os.getpid(), signal.SIGKILL)")
     ids = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           cwd=Path(__file__).resolve().parents[3]).stdout.strip()
            for _ in range(2)]

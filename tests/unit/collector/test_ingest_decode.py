@@ -72,7 +72,8 @@ def test_invalid_utf8_in_one_event_rejects_that_event_only() -> None:
 def test_deep_events_and_bad_lines_are_rejected_one_by_one() -> None:
     evs = _good(3)
     deep = b"[" * 3000 + b"]" * 3000
-    lines = [json.dumps(evs[0]).encode(), deep, b"{not json", json.dumps(evs[1]).encode(), b"", json.dumps(evs[2]).encode()]
+    lines = [json.dumps(evs[0]).encode(), deep, b"{not json", json.dumps(evs[1]).encode(), b"",
+             json.dumps(evs[2]).encode()]
     d = decode_message(b"\n".join(lines), source="http", kind="prediction")
     assert d.n_good == 3
     assert [(e.index, e.line, e.reason.split(" (")[0]) for e in d.errors] == [

@@ -6,12 +6,15 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from collector.ingest import decode_message
 from collector.redaction import IngestRedaction, load_redaction
 from serving_shim import Redaction, ShimConfigError
+from serving_shim._internal.redaction import Redactor
 
 SALT = b"server-salt-0123456789abcdef"
 #: an event time the server accepts (its window is 7 days back by default)
@@ -41,7 +44,8 @@ def test_good_events_are_redacted_before_they_are_stored(body: list[dict[str, ob
 
 def test_strict_server_tokenizes_and_keeps_sdk_tokens() -> None:
     ir = IngestRedaction(Redaction(mode="strict", salt=SALT, categories={"plan": {"pro"}}))
-    token = ir._red.hash("jane.roe@example.com")  # type: ignore[union-attr]
+    assert ir._red is not None
+    token = ir._red.hash("jane.roe@example.com")
     body = [_prediction(0), {**_prediction(1), "features": {"email": token}}]
     decoded = ir.apply(decode_message(json.dumps(body).encode(), source="http", kind="prediction"))
     a, b = decoded.good["prediction"]
@@ -61,7 +65,8 @@ def test_labels_deploys_and_metric_windows() -> None:
     windows = [{"schema_version": 1, "event_id": "w", "model": "m", "model_version": "v",
                 "window_start": TS + "Z", "window_s": 10, "source": "s", "requests": 5,
                 "errors": {"Timeout": 1, "Err_415-555-0132": 2}, "latency_buckets": [0] * 14, "latency_sum_ms": 0}]
-    (w,) = ir.apply(decode_message(json.dumps(windows).encode(), source="http", kind="metric_window")).good["metric_window"]
+    (w,) = ir.apply(decode_message(json.dumps(windows).encode(), source="http",
+                                   kind="metric_window")).good["metric_window"]
     assert dict(w.errors) == {"Timeout": 1, "Err__PHONE_NUMBER_": 2}
 
 
@@ -82,8 +87,10 @@ def test_dead_letters_keep_a_redacted_copy_and_the_hash() -> None:
 def test_a_payload_that_is_not_json_is_redacted_as_text_or_left_out_in_strict_mode() -> None:
     body = b"mail jane@example.com {not json"
     (d,) = IngestRedaction(Redaction()).apply(decode_message(body, source="http", kind="prediction")).dead
-    assert json.loads(d.payload) == {"sha256": hashlib.sha256(body).hexdigest(), "redacted": "mail <EMAIL_ADDRESS> {not json"}
-    (s,) = IngestRedaction(Redaction(mode="strict", salt=SALT)).apply(decode_message(body, source="http", kind="prediction")).dead
+    assert json.loads(d.payload) == {"sha256": hashlib.sha256(body).hexdigest(),
+                                     "redacted": "mail <EMAIL_ADDRESS> {not json"}
+    (s,) = IngestRedaction(Redaction(mode="strict", salt=SALT)).apply(
+        decode_message(body, source="http", kind="prediction")).dead
     assert json.loads(s.payload)["redacted"] is None
 
 
@@ -96,9 +103,10 @@ def test_raw_dead_letters_only_when_the_operator_opts_in() -> None:
     assert json.loads(n.payload) == {"sha256": hashlib.sha256(raw.encode()).hexdigest(), "redacted": None}
 
 
-def test_load_redaction(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_load_redaction(tmp_path: Path) -> None:
     assert load_redaction("off") is None
-    assert load_redaction("").mode == "standard"  # type: ignore[union-attr]
+    default = load_redaction("")
+    assert default is not None and default.mode == "standard"
     f = tmp_path / "redaction.yaml"
     f.write_text("mode: strict\nfields:\n  note: text\ncategories:\n  region: [eu, us]\n")
     r = load_redaction(str(f), "a-salt-of-16-bytes-or-more")
@@ -111,14 +119,15 @@ def test_load_redaction(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 def test_an_event_that_breaks_redaction_is_rejected_and_its_neighbours_go_on() -> None:
     class Broken(IngestRedaction):
-        def _prediction(self, red, e):  # type: ignore[no-untyped-def]
+        def _prediction(self, red: Redactor, e: Any) -> Any:
             if e.request_id == "r1":
                 raise RuntimeError("jane@example.com")  # a message holding PII must not surface
             return super()._prediction(red, e)
 
-    decoded = Broken(Redaction()).apply(decode_message(json.dumps([_prediction(0), _prediction(1), _prediction(2)]).encode(),
-                                                       source="http", kind="prediction"))
-    assert [e.request_id for e in decoded.good["prediction"]] == ["r0", "r2"] and decoded.indices["prediction"] == [0, 2]
+    body = json.dumps([_prediction(0), _prediction(1), _prediction(2)]).encode()
+    decoded = Broken(Redaction()).apply(decode_message(body, source="http", kind="prediction"))
+    assert [e.request_id for e in decoded.good["prediction"]] == ["r0", "r2"]
+    assert decoded.indices["prediction"] == [0, 2]
     (err,) = decoded.errors
     assert (err.index, err.field, err.reason) == (1, "(redaction)", "redaction failed (RuntimeError)")
     assert len(decoded.dead) == 1 and b"jane" not in decoded.dead[0].payload

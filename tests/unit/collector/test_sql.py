@@ -9,7 +9,8 @@ from collector.sql import SQL, ParameterError, check_identifier, commas, ident, 
 
 HOSTILE = [
     "%(model)s", "%(x)s", "{db}", "it's", "a\\'; DROP TABLE x; --", "back\\slash", "\\", "'", "''", "--", "/*", "*/",
-    "# c", "$$", "nul\0byte", "new\nline\r\t", "\x01\x1f\x7f", "ünïcødé ✓ 模型", "SELECT * FROM system.tables", "`", '"',
+    "# c", "$$", "nul\0byte", "new\nline\r\t", "\x01\x1f\x7f", "ünïcødé ✓ 模型", "SELECT * FROM system.tables",
+    "`", '"',
     "a b", "\ud800", "%(model)s{db}'--/*",
 ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import httpx
 import pytest
@@ -21,8 +22,8 @@ def test_api_config_from_env() -> None:
     assert ApiConfig().headers() == {}
 
 
-def test_request_errors(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    def fake(method, url, **kw):  # type: ignore[no-untyped-def]
+def test_request_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake(method: str, url: str, **kw: Any) -> httpx.Response:
         if "down" in url:
             raise httpx.ConnectError("refused")
         assert kw["headers"] == {"X-API-Key": "k"}
@@ -42,22 +43,23 @@ def test_heatmap_and_burn_rates() -> None:
     fig = json.loads(charts.drift_heatmap(rows, "psi").to_json())
     h = fig["data"][0]
     assert h["y"] == ["a", "b"] and h["z"] == [[0.1, None], [0.3, None]] and h["text"] == [["", "n/a"], ["ALERT", ""]]
-    status = {"slo": "s", "rules": [{"tier": "page-fast", "long_window_s": 3600, "short_window_s": 300, "burn_rate": 14.4,
-                                     "long_burn_rate": 20.0, "short_burn_rate": 30.0, "firing": True}]}
+    status = {"slo": "s", "rules": [{"tier": "page-fast", "long_window_s": 3600, "short_window_s": 300,
+                                     "burn_rate": 14.4, "long_burn_rate": 20.0, "short_burn_rate": 30.0,
+                                     "firing": True}]}
     b = json.loads(charts.burn_rates(status).to_json())
     assert b["layout"]["title"]["text"] == "s: burn rate by tier — FIRING: page-fast"
     assert b["data"][2]["y"] == [14.4] and b["data"][0]["x"] == ["page-fast (60m/5m)"]
     assert charts.detail_of({"detail": "not json"}) == {} and charts.detail_of({"detail": '{"low": 1}'}) == {"low": 1}
 
 
-def test_cli_runs_streamlit_with_the_api_url(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_cli_runs_streamlit_with_the_api_url(monkeypatch: pytest.MonkeyPatch) -> None:
     import subprocess
 
     from driftline.cli import main
 
-    seen = {}
+    seen: dict[str, Any] = {}
 
-    def fake_call(cmd, env):  # type: ignore[no-untyped-def]
+    def fake_call(cmd: list[str], env: dict[str, str]) -> int:
         seen.update(cmd=cmd, env=env)
         return 0
 

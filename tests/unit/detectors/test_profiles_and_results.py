@@ -67,7 +67,8 @@ def test_config_parsing() -> None:
 def test_results_never_carry_nan_or_inf() -> None:
     r = Result(detector="drift", subject="x", test="psi", value=math.inf, threshold=0.2, status="alert")
     assert r.value is None and r.detail["raw_value"] == "inf"
-    assert Result(detector="drift", subject="x", test="psi", value=math.nan, threshold=None, status="error").value is None
+    assert Result(detector="drift", subject="x", test="psi", value=math.nan, threshold=None,
+                  status="error").value is None
     with pytest.raises(ValueError):
         Result(detector="drift", subject="x", test="psi", value=1.0, threshold=None, status="drift")
     d = Result.no_data("drift", "x", "psi", "why").as_dict()

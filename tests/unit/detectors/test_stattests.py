@@ -149,7 +149,8 @@ def test_registry_metadata_and_lookup() -> None:
         DEFAULT_REGISTRY.names())
     t = DEFAULT_REGISTRY.get("psi")
     assert t.kinds == {"numeric", "categorical"} and t.default_threshold == 0.2 and t.alert_when == "above"
-    assert DEFAULT_REGISTRY.get("chisquare").alerts(0.01, 0.05) and not DEFAULT_REGISTRY.get("chisquare").alerts(0.5, 0.05)
+    assert DEFAULT_REGISTRY.get("chisquare").alerts(0.01,
+                                                    0.05) and not DEFAULT_REGISTRY.get("chisquare").alerts(0.5, 0.05)
     assert "ks" in DEFAULT_REGISTRY.names("numeric") and "ks" not in DEFAULT_REGISTRY.names("categorical")
     with pytest.raises(KeyError, match="unknown stat test"):
         DEFAULT_REGISTRY.get("nope")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -47,7 +48,7 @@ def export_threads(sink: object) -> set[int]:
     seen: set[int] = set()
     real = sink.export  # type: ignore[attr-defined]
 
-    def export(batch, **kw):  # type: ignore[no-untyped-def]
+    def export(batch: Batch, **kw: Any) -> ExportResult:
         seen.add(threading.get_ident())
         return real(batch, **kw)
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import jsonschema
 import pytest
@@ -41,7 +43,8 @@ def test_good_batch_validates_to_models() -> None:
         (lambda e: e.update(model="bad model name"), "model", "pattern"),
     ],
 )
-def test_bad_event_names_field_and_reason_and_keeps_neighbours(mutate, field, reason_part) -> None:  # type: ignore[no-untyped-def]
+def test_bad_event_names_field_and_reason_and_keeps_neighbours(mutate: Callable[[dict[str, Any]], object], field: str,
+                                                               reason_part: str) -> None:
     batch = [f.prediction(0), f.prediction(1), f.prediction(2)]
     mutate(batch[1])
     good, errors = validate_events("prediction", batch)

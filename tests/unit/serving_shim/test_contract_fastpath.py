@@ -32,7 +32,8 @@ WINDOW = TimeWindow(clock=lambda: dt.datetime(2100, 1, 1, tzinfo=dt.UTC), max_ag
                     max_ahead_s=50 * 365.25 * 86400)
 
 GOOD_NAMES = st.sampled_from(["m", "model-1", "a/b:c.d_e", "x" * 128])
-NAMES = st.one_of(GOOD_NAMES, GOOD_NAMES, GOOD_NAMES, st.sampled_from(["x" * 129, "", "bad name", "m\n", "m\t", "é", "📈"]))
+NAMES = st.one_of(GOOD_NAMES, GOOD_NAMES, GOOD_NAMES,
+                  st.sampled_from(["x" * 129, "", "bad name", "m\n", "m\t", "é", "📈"]))
 TEXT = st.one_of(
     st.text(max_size=12),
     st.sampled_from(["", "x" * 8192, "x" * 8193, "📈" * 3, "\n", "line\n", "\u0000", "1.5", "true", "null"]),
@@ -65,7 +66,8 @@ ANY = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(TEXT, inner, max_size=3)),
     max_leaves=6,
 )
-FEATURE_VALUES = st.one_of(NUMBERS, TEXT, st.none(), NUMBERS, TEXT, st.none(), st.booleans(), st.just([1]), st.just({"a": 1}))
+FEATURE_VALUES = st.one_of(NUMBERS, TEXT, st.none(), NUMBERS, TEXT, st.none(), st.booleans(), st.just([1]),
+                           st.just({"a": 1}))
 KEYS = st.one_of(st.text(min_size=1, max_size=6), st.sampled_from(["x", "k" * 128, "a b", "ü", "", "k" * 129]))
 
 
@@ -83,7 +85,8 @@ GOOD_TIMES = st.one_of(
     ).map(lambda d: d.isoformat().replace("+00:00", "Z")),
 )
 GOOD_KEYS = st.text(min_size=1, max_size=6)
-GOOD_VALUES = st.one_of(st.integers(-(2**60), 2**60), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8), st.none())
+GOOD_VALUES = st.one_of(st.integers(-(2**60), 2**60), st.floats(allow_nan=False, allow_infinity=False),
+                        st.text(max_size=8), st.none())
 
 
 @st.composite
@@ -127,7 +130,8 @@ def predictions(draw: Any) -> dict[str, Any]:
         "prediction": st.fixed_dictionaries({}, optional={
             "value": st.one_of(st.none(), NUMBERS, st.booleans(), TEXT), "label": st.one_of(st.none(), TEXT, NUMBERS),
             "score": st.one_of(st.none(), NUMBERS),
-            "probabilities": st.one_of(st.dictionaries(KEYS, st.one_of(NUMBERS, TEXT), max_size=3), LIMIT_MAPS(1000, 0.5, 0.1)),
+            "probabilities": st.one_of(st.dictionaries(KEYS, st.one_of(NUMBERS, TEXT), max_size=3),
+                                       LIMIT_MAPS(1000, 0.5, 0.1)),
             "extra": st.just(1)}),
         "slices": st.one_of(st.dictionaries(KEYS, st.one_of(TEXT, NUMBERS), max_size=3), LIMIT_MAPS(64, "a", "b")),
         "latency_ms": st.one_of(NUMBERS, TEXT, st.booleans()), "status": st.sampled_from(["error", "OK", ""]),
@@ -251,7 +255,8 @@ def test_batches_the_fast_path_leaves_to_decode_batch() -> None:
         assert d.n_good == 2 and [(e.index, e.field) for e in d.errors] == [(1, "(event)")], body
         assert "not valid UTF-8" in d.errors[0].reason
         assert b'"x\xff"' in d.dead[0].payload and json.loads(d.dead[0].payload.replace(b"\xff", b""))
-    d = decode_message(b'{"note":"\xff","events":' + json.dumps([good]).encode() + b"}", source="http", kind="prediction")
+    d = decode_message(b'{"note":"\xff","events":' + json.dumps([good]).encode() + b"}", source="http",
+                       kind="prediction")
     assert d.n_good == 1 and not d.errors
 
 

@@ -79,7 +79,8 @@ def test_every_map_has_a_count_limit(kind: str, path: str, limit: int) -> None:
     for k in ("ts", "window_start"):
         if k in ev:
             ev[k] = NOW.isoformat()
-    value: Any = {"features": 1.0, "prediction.probabilities": 0.001, "slices": "s", "annotations": "a", "errors": 0}[path]
+    value: Any = {"features": 1.0, "prediction.probabilities": 0.001, "slices": "s", "annotations": "a",
+                  "errors": 0}[path]
 
     def with_n(n: int) -> dict[str, Any]:
         e = json.loads(json.dumps(ev))
@@ -143,7 +144,7 @@ def test_window_settings_are_checked() -> None:
 
 
 def test_over_long_values_name_the_right_reason() -> None:
-    cases = [
+    cases: list[tuple[dict[str, Any], str, str]] = [
         ({"features": {"a": "x" * 8193}}, "features.a", "at most 8192 characters"),
         ({"features": {"k" * 129: 1.0}}, "features." + "k" * 129 + ".[key]", "at most 128 characters"),
         ({"slices": {"a": "x" * 8193}}, "slices.a", "at most 8192 characters"),
@@ -195,7 +196,8 @@ def test_ndjson_errors_name_the_line() -> None:
 def test_invalid_utf8_rejects_only_its_event() -> None:
     good = json.dumps(_pred()).encode()
     bad = json.dumps(_pred(request_id="BAD")).encode().replace(b"BAD", b"B\xffD")
-    for body, lines in ((b"[" + good + b"," + bad + b"," + good + b"]", None), (good + b"\n" + bad + b"\n" + good, [1, 2, 3])):
+    for body, lines in ((b"[" + good + b"," + bad + b"," + good + b"]", None),
+                        (good + b"\n" + bad + b"\n" + good, [1, 2, 3])):
         _, split = read_batch(body, "prediction")
         _, idx, errors = validate_raw_events("prediction", split.raws, window=FIXED, lines=split.lines)
         assert idx == [0, 2] and errors[0].index == 1 and errors[0].line == (lines[1] if lines else None)
@@ -239,8 +241,10 @@ def test_a_batch_at_the_limit_is_read() -> None:
 
 @pytest.mark.parametrize(("body", "words"), [
     (b"", "body: empty batch"), (b"  \n ", "body: empty batch"), (b"5", "got int"), (b'"x"', "got str"),
-    (b"[1, 2", "not valid JSON"), (b"\xff\xfe", "not valid JSON"), (b'{"kind": "prediction", "events": 5}', "events: must be"),
-    (b'{"kind": 5, "events": []}', "kind: must be a string"), (b'{"kind": "tweet", "events": []}', "unknown event kind"),
+    (b"[1, 2", "not valid JSON"), (b"\xff\xfe", "not valid JSON"),
+    (b'{"kind": "prediction", "events": 5}', "events: must be"),
+    (b'{"kind": 5, "events": []}', "kind: must be a string"),
+    (b'{"kind": "tweet", "events": []}', "unknown event kind"),
 ])
 def test_unreadable_batches_say_why(body: bytes, words: str) -> None:
     with pytest.raises(ContractError, match=words):

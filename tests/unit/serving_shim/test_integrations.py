@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 from fastapi import FastAPI
@@ -14,7 +16,7 @@ from .helpers import registry
 
 
 @pytest.fixture
-def mon():  # type: ignore[no-untyped-def]
+def mon() -> Iterator[tuple[Monitor, InMemorySink]]:
     sink = InMemorySink()
     m = Monitor(model="m", version="v1", sink=sink, registry=registry())
     yield m, sink
@@ -30,7 +32,7 @@ def _windows_total(sink: InMemorySink) -> tuple[int, dict[str, int]]:
     return sum(w.requests for w in ws), errors
 
 
-def test_track_times_the_block_and_records_errors(mon) -> None:  # type: ignore[no-untyped-def]
+def test_track_times_the_block_and_records_errors(mon: tuple[Monitor, InMemorySink]) -> None:
     m, sink = mon
     with m.track("ok-1", {"x": 1.0}) as t:
         t.prediction = {"label": "yes", "score": 0.9}
@@ -44,7 +46,7 @@ def test_track_times_the_block_and_records_errors(mon) -> None:  # type: ignore[
     assert _windows_total(sink) == (2, {"KeyError": 1})
 
 
-def test_instrument_decorator(mon) -> None:  # type: ignore[no-untyped-def]
+def test_instrument_decorator(mon: tuple[Monitor, InMemorySink]) -> None:
     m, sink = mon
 
     @m.instrument
@@ -62,7 +64,7 @@ def test_instrument_decorator(mon) -> None:  # type: ignore[no-untyped-def]
     assert preds["r-2"].error_type == "ValueError"
 
 
-def test_asgi_middleware_counts_every_request_once(mon) -> None:  # type: ignore[no-untyped-def]
+def test_asgi_middleware_counts_every_request_once(mon: tuple[Monitor, InMemorySink]) -> None:
     m, sink = mon
     app = FastAPI()
 
@@ -90,7 +92,7 @@ def test_asgi_middleware_counts_every_request_once(mon) -> None:  # type: ignore
     assert sorted(e.request_id for e in sink.events("prediction")) == [f"req-{float(x)}" for x in range(5)]
 
 
-def test_sklearn_wrapper_logs_one_event_per_row(mon) -> None:  # type: ignore[no-untyped-def]
+def test_sklearn_wrapper_logs_one_event_per_row(mon: tuple[Monitor, InMemorySink]) -> None:
     m, sink = mon
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 3))
@@ -109,5 +111,6 @@ def test_sklearn_wrapper_logs_one_event_per_row(mon) -> None:  # type: ignore[no
     assert set(e0.features) == {"a", "b", "c"} and e0.features["a"] == pytest.approx(X[0, 0])
     assert e0.prediction.probabilities == pytest.approx({"no": proba[0, 0], "yes": proba[0, 1]})
     assert e0.prediction.label == ("yes" if proba[0, 1] > proba[0, 0] else "no")
-    assert {e.prediction.label for e in preds if e.request_id not in by_id or not e.request_id.startswith("row-")} <= {"yes", "no"}
+    others = [e for e in preds if e.request_id not in by_id or not e.request_id.startswith("row-")]
+    assert {e.prediction.label for e in others} <= {"yes", "no"}
     assert _windows_total(sink)[0] == 15

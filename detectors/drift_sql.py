@@ -2,7 +2,7 @@
 
 A :class:`Source` names the rows to summarise: the predictions of a model in a time window
 (``FINAL``, so redelivered events count once), a reference uploaded from a file, or the labels
-joined to a window's predictions (the latest label per ``request_id``). Features live in Map
+joined to a window's predictions (the latest label of each request). Features live in Map
 columns; the prediction and the label are read as pseudo-features whose names start with ``@``
 (``@pred.value``, ``@pred.score``, ``@pred.label``, ``@label.value``, ``@label.class``), which the
 event contract does not allow as feature names, so they never collide.
@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from collector.fragments import join_latest_label, model_window
 from collector.sql import SQL, commas, ident, join, sql
 from collector.store import Store
 from detectors.grid import Grid
@@ -50,28 +51,21 @@ class Source:
 
 
 def window_source(model: str, start: _dt.datetime, end: _dt.datetime, version: str | None = None) -> Source:
-    where = sql("model = %(model)s AND ts >= %(start)s AND ts < %(end)s%(v)s", model=model, start=start, end=end,
-                v=_version_cond(version))
-    return Source(sql("{db}.predictions FINAL"), where,
+    """The predictions of ``model`` (of ``version``, or every version) in ``[start, end)``."""
+    return Source(sql("{db}.predictions FINAL"), model_window(model, start, end, version=version),
                   pseudo_num={"@pred.value": "pred_value", "@pred.score": "pred_score"},
                   pseudo_cat={"@pred.label": "pred_label"})
 
 
 def labels_source(model: str, start: _dt.datetime, end: _dt.datetime, version: str | None = None) -> Source:
-    """Labels of the window's predictions: the latest label per request_id (labels may come first)."""
-    table = sql("""(
-        SELECT l.lab.1 AS label_value, l.lab.2 AS label_class
-        FROM (SELECT request_id FROM {db}.predictions FINAL
-              WHERE model = %(model)s AND ts >= %(start)s AND ts < %(end)s%(v)s) AS p
-        INNER JOIN (SELECT request_id, argMax((label_value, label_class), ts) AS lab
-                    FROM {db}.labels FINAL WHERE model = %(model)s GROUP BY request_id) AS l
-        USING (request_id))""", model=model, start=start, end=end, v=_version_cond(version))
+    """The labels of the window's predictions: each labelled prediction's latest label
+    (:func:`collector.fragments.latest_labels`; a label may come before its prediction)."""
+    of = model_window(model, start, end, version=version)
+    joined = join_latest_label(sql("(SELECT model, request_id FROM {db}.predictions FINAL WHERE %(of)s)", of=of), of,
+                               inner=True)
+    table = sql("(SELECT l.label_value AS label_value, l.label_class AS label_class FROM %(joined)s)", joined=joined)
     return Source(table, sql("1"), maps=False,
                   pseudo_num={"@label.value": "label_value"}, pseudo_cat={"@label.class": "label_class"}, has_ts=False)
-
-
-def _version_cond(version: str | None) -> SQL:
-    return sql("") if version is None else sql(" AND model_version = %(version)s", version=version)
 
 
 def upload_source(upload_id: str) -> Source:

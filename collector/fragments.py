@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as _dt
 
-from collector.sql import SQL, ident, sql
+from collector.sql import SQL, ident, join, sql
 
 __all__ = ["time_window", "version_filter", "model_window", "latest_labels", "join_latest_label", "LABEL_ORDER"]
 
@@ -44,8 +44,10 @@ def version_filter(version: str | None) -> SQL:
 def model_window(model: str, start: _dt.datetime, end: _dt.datetime | None = None, *, version: str | None = None,
                  column: str = "ts") -> SQL:
     """Rows of ``model`` (of ``version``; every version for ``None``) in :func:`time_window` of ``column``."""
-    return sql("model = %(model)s AND %(t)s AND %(v)s", model=model, t=time_window(start, end, column=column),
-               v=version_filter(version))
+    parts = [sql("model = %(model)s", model=model), time_window(start, end, column=column)]
+    if version is not None:
+        parts.append(version_filter(version))
+    return join(" AND ", parts)
 
 
 def latest_labels(predictions: SQL) -> SQL:

@@ -33,7 +33,7 @@ from collector.sql import SQL, commas, ident, join, sql
 from collector.store import Store
 from detectors.grid import Grid
 
-__all__ = ["Source", "Layouts", "key_layouts", "window_source", "upload_source", "labels_source", "QUANTILE_LEVELS", "numeric_stats",
+__all__ = ["Source", "Layouts", "key_layouts", "scan_statement", "sql_log", "window_source", "upload_source", "labels_source", "QUANTILE_LEVELS", "numeric_stats",
            "bins_and_stats", "grid_counts", "grid_for", "sample_ranges", "category_counts", "null_counts", "window_facts"]
 
 #: The logger of the detectors' generated SQL: every scan's statement at DEBUG.
@@ -92,6 +92,30 @@ def _q(levels: Sequence[float]) -> SQL:
     return commas(float(x) for x in levels)
 
 
+class _Aliases(dict[str, Any]):
+    """The columns of feature ``i`` in a query (``prefix`` + name + ``i``): ``x`` (its value), ``p`` (the row
+    holds it), ``h`` (code counts), ``cs`` (cumulative code counts), ``n``, ``lo``, ``hi``, ``mean``, ``std``
+    (statistics), ``q`` (quantiles), ``c`` (a count of categories); bound to templates by name."""
+
+    def __init__(self, i: int, prefix: str = "") -> None:
+        super().__init__({k: ident(f"{prefix}{k}{i}")
+                          for k in ("x", "p", "h", "cs", "n", "lo", "hi", "mean", "std", "q", "c")})
+
+    def key(self, k: str) -> str:
+        """The name of column ``k`` in the result row."""
+        return str(self[k].name)
+
+    def stats(self, r: Mapping[str, Any]) -> NumStats:
+        """The statistics of :func:`_value_stats` in the result row ``r``."""
+        return NumStats(int(r[self.key("n")]), *(_f(r[self.key(k)]) for k in ("lo", "hi", "mean", "std")))
+
+
+def _value_stats(v: SQL, a: _Aliases) -> SQL:
+    """Count, min, max, mean and standard deviation of the non-null values of ``v``, as ``a``'s columns."""
+    return sql("count(%(v)s) AS %(n)s, min(%(v)s) AS %(lo)s, max(%(v)s) AS %(hi)s, avg(%(v)s) AS %(mean)s, "
+               "stddevPop(%(v)s) AS %(std)s", v=v, **a)
+
+
 #: The scans' expressions embed each reference's grid (new constants with every reference, every window
 #: for a rolling one): ClickHouse would JIT-compile them on their third use, inside that query (0.2 to 0.6 s
 #: per run, measured; compiled or not, a run takes the same 0.3 s once done).
@@ -132,10 +156,8 @@ def key_layouts(store: Store, src: Source, *, limit: int | None = None) -> Layou
     are skipped when none does)."""
     limit = MAX_LAYOUTS if limit is None else limit
     aggs = [sql("count() AS n")]
-    for i, col in enumerate(src.pseudo_num.values()):
-        aggs.append(sql(f"count(%(c)s) AS pn{i}, min(%(c)s) AS plo{i}, max(%(c)s) AS phi{i}, avg(%(c)s) AS pmean{i}, "
-                        f"stddevPop(%(c)s) AS pstd{i}", c=ident(col)))
-    aggs += [sql(f"count(%(c)s) AS pc{i}", c=ident(col)) for i, col in enumerate(src.pseudo_cat.values())]
+    aggs += [_value_stats(ident(col), _Aliases(i, "p")) for i, col in enumerate(src.pseudo_num.values())]
+    aggs += [sql("count(%(v)s) AS %(c)s", v=ident(col), c=_Aliases(i, "p")["c"]) for i, col in enumerate(src.pseudo_cat.values())]
     if src.maps:
         aggs.append(sql("countIf(notEmpty(features_cat)) AS cat, countIf(notEmpty(features_null)) AS nul"))
         sigs = store.rows(sql("SELECT num_layout AS s, %(aggs)s FROM %(t)s WHERE %(w)s GROUP BY s ORDER BY n DESC, s"
@@ -145,11 +167,10 @@ def key_layouts(store: Store, src: Source, *, limit: int | None = None) -> Layou
                                           aggs=join(", ", aggs), t=src.table, w=src.where)) if r["n"]]
     pseudo: dict[str, NumStats] = {}
     for i, name in enumerate(src.pseudo_num):
-        ps = _pooled([NumStats(int(r[f"pn{i}"]), _f(r[f"plo{i}"]), _f(r[f"phi{i}"]), _f(r[f"pmean{i}"]),
-                               _f(r[f"pstd{i}"])) for r in sigs])
+        ps = _pooled([_Aliases(i, "p").stats(r) for r in sigs])
         if ps is not None:
             pseudo[name] = ps
-    cats = {name: sum(int(r[f"pc{i}"]) for r in sigs) for i, name in enumerate(src.pseudo_cat)}
+    cats = {name: sum(int(r[_Aliases(i, "p").key("c")]) for r in sigs) for i, name in enumerate(src.pseudo_cat)}
     census = Layouts(rows=sum(int(r["n"]) for r in sigs), pseudo=pseudo,
                      null_rows=sum(int(r.get("nul", 0)) for r in sigs),
                      categorical_rows={"": sum(int(r.get("cat", 0)) for r in sigs), **cats})
@@ -206,16 +227,17 @@ def numeric_stats(store: Store, src: Source, *, quantiles: bool = False, counts_
     if pseudo:
         parts = []
         for i, col in enumerate(pseudo.values()):
-            parts.append(sql(f"count(%(c)s) AS n{i}, min(%(c)s) AS lo{i}, max(%(c)s) AS hi{i}, avg(%(c)s) AS mean{i}, "
-                             f"stddevPop(%(c)s) AS std{i}%(q)s", c=ident(col),
-                             q=sql(f", quantilesTDigest(%(lv)s)(%(c)s) AS q{i}", lv=_q(QUANTILE_LEVELS), c=ident(col))
-                             if quantiles else sql("")))
+            a = _Aliases(i)
+            parts.append(_value_stats(ident(col), a))
+            if quantiles:
+                parts.append(sql("quantilesTDigest(%(lv)s)(%(v)s) AS %(q)s", lv=_q(QUANTILE_LEVELS), v=ident(col), q=a["q"]))
         r = store.rows(sql("SELECT %(parts)s FROM %(t)s WHERE %(w)s", parts=join(", ", parts), t=src.table,
                            w=src.where))[0]
         for i, name in enumerate(pseudo):
-            if r[f"n{i}"]:
-                rows.append({"k": name, **{c: r[f"{c}{i}"] for c in ("n", "lo", "hi", "mean", "std")},
-                             **({"q": r[f"q{i}"]} if quantiles else {})})
+            a = _Aliases(i)
+            if r[a.key("n")]:
+                rows.append({"k": name, **{c: r[a.key(c)] for c in ("n", "lo", "hi", "mean", "std")},
+                             **({"q": r[a.key("q")]} if quantiles else {})})
     for r in rows:
         if not r["n"]:
             continue
@@ -302,18 +324,6 @@ class _Read:
     present: SQL | None
 
 
-class _Aliases(dict[str, Any]):
-    """The columns of feature ``i`` in a scan: ``x`` (its value), ``p`` (the row holds it), ``h`` (code counts),
-    ``cs`` (cumulative code counts), ``n``, ``lo``, ``hi``, ``mean``, ``std`` (statistics): bound by name."""
-
-    def __init__(self, i: int) -> None:
-        super().__init__({k: ident(f"{k}{i}") for k in ("x", "p", "h", "cs", "n", "lo", "hi", "mean", "std")})
-
-    def key(self, k: str) -> str:
-        """The name of column ``k`` in the result row."""
-        return str(self[k].name)
-
-
 def _branches(src: Source, layouts: Layouts | None) -> list[_Branch]:
     if not src.maps:
         return [_Branch(sql("1"), ())]
@@ -352,11 +362,11 @@ def _counted(code: SQL, n: int, checked: bool, a: _Aliases) -> SQL:
 
 
 def _statistics(checked: bool, a: _Aliases) -> SQL:
+    """The statistics of the feature's value ``x`` (among the rows holding it when ``checked``)."""
     if checked:
         return sql("countIf(%(p)s) AS %(n)s, minIf(%(x)s, %(p)s) AS %(lo)s, maxIf(%(x)s, %(p)s) AS %(hi)s, "
                    "avgIf(%(x)s, %(p)s) AS %(mean)s, stddevPopIf(%(x)s, %(p)s) AS %(std)s", **a)
-    return sql("count() AS %(n)s, min(%(x)s) AS %(lo)s, max(%(x)s) AS %(hi)s, avg(%(x)s) AS %(mean)s, "
-               "stddevPop(%(x)s) AS %(std)s", **a)
+    return _value_stats(a["x"], a)
 
 
 _LIST = ",\n       "
@@ -435,7 +445,7 @@ def _scan(store: Store, src: Source, codes: Mapping[str, Grid | _Codes], stats: 
         if f in codes:
             counts[f] = np.asarray(r[a.key("h")], dtype=np.int64)
         if f in stats and r[a.key("n")]:
-            st[f] = NumStats(int(r[a.key("n")]), *(_f(r[a.key(k)]) for k in ("lo", "hi", "mean", "std")))
+            st[f] = a.stats(r)
     return counts, st
 
 

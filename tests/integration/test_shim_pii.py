@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from collector.sql import ident, sql
 from driftline.config import Settings
 from driftline.server import create_app
 from serving_shim import BatchConfig, HttpSink, KafkaSink, Monitor, Redaction
@@ -63,7 +64,7 @@ def _feed(m: Monitor, recs: list[dict[str, Any]]) -> None:
 def _dump(store) -> str:  # type: ignore[no-untyped-def]
     parts = []
     for table in ("predictions", "metric_windows", "dead_letters", "labels", "deploys"):
-        parts.append(json.dumps(store.rows(f"SELECT * FROM {{db}}.{table}"), default=str))
+        parts.append(json.dumps(store.rows(sql("SELECT * FROM {db}.%(t)s", t=ident(table))), default=str))
     return "\n".join(parts)
 
 

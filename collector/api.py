@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from collector.auth import SCOPES, KeyStore, Principal
 from collector.authz import KeyModels
-from collector.fragments import join_latest_label, model_window, time_window
+from collector.fragments import join_latest_label, model_window, models_filter, time_window
 from collector.ingest import Decoded, DecodeLimits, decode_message, store_decoded
 from collector.redaction import IngestRedaction
 from collector.sql import SQL, ident, sql
@@ -210,9 +210,9 @@ def query_router(store: Store) -> APIRouter:
             """
             SELECT model, groupUniqArray(model_version) AS versions, count() AS predictions,
                    countIf(status = 'error') AS errors, max(ts) AS last_ts
-            FROM {db}.predictions FINAL WHERE %(since)s AND (empty(%(models)s) OR has(%(models)s, model))
+            FROM {db}.predictions FINAL WHERE %(since)s AND %(models)s
             GROUP BY model ORDER BY model
-            """, since=time_window(minutes_ago(minutes)), models=list(key)))
+            """, since=time_window(minutes_ago(minutes)), models=models_filter(key)))
 
     @router.get("/v1/predictions", summary="Recent sampled (redacted) predictions with their labels")
     def predictions(model: str, limit: int = Query(100, ge=1, le=10000), minutes: int = Query(60, ge=1, le=525600)) -> list[dict[str, Any]]:
@@ -236,9 +236,9 @@ def query_router(store: Store) -> APIRouter:
             SELECT toStartOfMinute(ts) AS minute, model, count() AS predictions, countIf(status='error') AS errors
             FROM {db}.predictions FINAL
             WHERE %(since)s AND (%(model)s = '' OR model = %(model)s)
-              AND (empty(%(models)s) OR has(%(models)s, model))
+              AND %(models)s
             GROUP BY minute, model ORDER BY minute, model
-            """, since=time_window(minutes_ago(minutes)), model=model or "", models=list(key)))
+            """, since=time_window(minutes_ago(minutes)), model=model or "", models=models_filter(key)))
 
     @router.get("/v1/labels/coverage", summary="Share of predictions with a label, and how late labels arrive")
     def label_coverage(model: str, minutes: int = Query(1440, ge=1, le=525600)) -> dict[str, Any]:
@@ -276,9 +276,8 @@ def query_router(store: Store) -> APIRouter:
     def counts(key: KeyModels) -> dict[str, int]:
         out = {}
         for kind, table in TABLE_FOR_KIND.items():
-            out[kind] = int(store.scalar(sql("SELECT count() FROM {db}.%(t)s FINAL "
-                                             "WHERE empty(%(models)s) OR has(%(models)s, model)",
-                                             t=ident(table), models=list(key))) or 0)
+            out[kind] = int(store.scalar(sql("SELECT count() FROM {db}.%(t)s FINAL WHERE %(models)s",
+                                             t=ident(table), models=models_filter(key))) or 0)
         out["dead_letter"] = int(store.scalar(sql("SELECT count() FROM {db}.dead_letters WHERE %(of)s",
                                                   of=_dead_letters_of(key))) or 0)
         return out

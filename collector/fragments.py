@@ -1,6 +1,7 @@
 """SQL fragments that several readers share, defined once: the query routes, the detectors and the SLO engine
 build their statements from these (values bound, see :mod:`collector.sql`).
 
+- :func:`models_filter`: the rows of the models an API key may read;
 - :func:`time_window`: rows of ``[start, end)`` (or from ``start`` on) of a time column;
 - :func:`version_filter`: one model version, or every version;
 - :func:`model_window`: a model's rows (of one version or all) in a time window;
@@ -20,13 +21,19 @@ its class together (a value-only correction clears an earlier class). A redelive
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Sequence
 
 from collector.sql import SQL, ident, join, sql
 
-__all__ = ["time_window", "version_filter", "model_window", "latest_labels", "join_latest_label", "LABEL_ORDER"]
+__all__ = ["models_filter", "time_window", "version_filter", "model_window", "latest_labels", "join_latest_label", "LABEL_ORDER"]
 
 #: The order that picks the latest label: event time, then arrival, then event id (greatest wins).
 LABEL_ORDER = sql("(ts, ingested_at, event_id)")
+
+
+def models_filter(models: Sequence[str]) -> SQL:
+    """Rows of ``models`` (of every model when empty: a key for every model)."""
+    return sql("(empty(%(m)s) OR has(%(m)s, model))", m=list(models))
 
 
 def time_window(start: _dt.datetime, end: _dt.datetime | None = None, *, column: str = "ts") -> SQL:

@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 
 from collector.authz import KeyModels
-from collector.fragments import join_latest_label, model_window, time_window, version_filter
+from collector.fragments import join_latest_label, model_window, models_filter, time_window, version_filter
 from collector.sql import sql
 from collector.stats import minutes_ago, wilson_interval
 from collector.store import Store
@@ -76,9 +76,9 @@ def ops_router(store: Store) -> APIRouter:
                 WHERE %(ws)s GROUP BY model, model_version
                 UNION ALL SELECT model, model_version, max(ts) AS last FROM {db}.deploys
                 WHERE %(ts)s GROUP BY model, model_version)
-            WHERE empty(%(models)s) OR has(%(models)s, model)
+            WHERE %(models)s
             GROUP BY model ORDER BY model
-            """, ts=time_window(since), ws=time_window(since, column="window_start"), models=list(key)))
+            """, ts=time_window(since), ws=time_window(since, column="window_start"), models=models_filter(key)))
 
     @router.get("/latency", summary="Requests, error rate and latency p50/p95/p99 per time step (all replicas)")
     def latency(model: str, version: str = "", minutes: int = _MINUTES,

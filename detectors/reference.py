@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from collector.fragments import models_filter
 from collector.sql import sql
 from collector.store import Store
 from detectors.drift_sql import (
@@ -245,8 +246,8 @@ def list_references(store: Store, model: str | None = None, models: Sequence[str
                   argMax(r.rows, r.built_at) AS rows, argMax(r.window_start, r.built_at) AS window_start,
                   argMax(r.window_end, r.built_at) AS window_end, uniqExact(r.feature) AS features
            FROM {db}.detector_references AS r WHERE (%(model)s = '' OR model = %(model)s)
-             AND (empty(%(models)s) OR has(%(models)s, model))
-           GROUP BY model, name ORDER BY model, name""", model=model or "", models=list(models)))
+             AND %(models)s
+           GROUP BY model, name ORDER BY model, name""", model=model or "", models=models_filter(models)))
 
 
 def reference_from_window(store: Store, model: str, start: _dt.datetime, end: _dt.datetime, *, name: str,

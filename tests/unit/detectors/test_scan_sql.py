@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import logging
 import os
 from pathlib import Path
 
@@ -78,25 +77,3 @@ def test_nothing_to_scan_is_no_statement() -> None:
     assert scan_statement(src, {"a": Grid(0.0, 1.0)}, (), Layouts()) is None       # no rows
     with pytest.raises(ValueError, match="key layouts"):
         scan_statement(src, {"a": Grid(0.0, 1.0)}, (), None)
-
-
-def test_a_scan_is_logged_at_debug_on_driftline_sql(caplog: pytest.LogCaptureFixture) -> None:
-    class Store:                       # the scan's statement as the store would run it: rendered, one row back
-        database = "driftline"
-        ran: list[str] = []
-
-        def sql(self, statement: object) -> str:
-            return render(statement, None, self.database)     # type: ignore[arg-type]
-
-        def rows(self, statement: object) -> list[dict[str, object]]:
-            self.ran.append(self.sql(statement))
-            return [{"h0": [1, 2, 3, 4, 5, 6]}]
-
-    store = Store()
-    with caplog.at_level(logging.DEBUG, logger="driftline.sql"):
-        counts, _ = drift_sql._scan(store, window_source("m", T0, T0 + dt.timedelta(hours=1)),  # type: ignore[arg-type]
-                                    {"a": Grid(0.0, 10.0, cells=4)}, (), LAYOUTS)
-    assert counts["a"].tolist() == [1, 2, 3, 4, 5, 6]
-    logged = [r for r in caplog.records if r.name == "driftline.sql"]
-    assert len(logged) == 1 and logged[0].levelno == logging.DEBUG
-    assert store.ran[0] in logged[0].getMessage()

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from collector.migrations import migrate
+from collector.sql import sql
 from collector.store import ChdbStore
 from driftline.server import all_migrations
 
@@ -34,7 +35,7 @@ slos:
 
 def _fill(store: ChdbStore, events: int) -> None:
     span_s = 6 * 3600
-    store.execute("""
+    store.execute(sql("""
         INSERT INTO {db}.predictions (event_id, ts, model, model_version, request_id, features_num, features_cat,
                                         pred_label, pred_score, slices, latency_ms, status, error_type, schema_version)
         SELECT concat('e', toString(number)),
@@ -45,18 +46,18 @@ def _fill(store: ChdbStore, events: int) -> None:
                if(number % 4 = 0, 'churn', 'stay'), (number % 100) / 100.0,
                map('region', ['eu', 'us', 'apac'][number % 3 + 1]),
                5 + (number % 200), if(number % 200 = 0, 'error', 'ok'), if(number % 200 = 0, 'timeout', ''), 1
-        FROM numbers(%(events)s)""", {"span_ms": span_s * 1000, "events": events})
+        FROM numbers(%(events)s)""", span_ms=span_s * 1000, events=events))
     minutes = span_s // 60
     per = events // (minutes * 2)
-    store.execute("""
+    store.execute(sql("""
         INSERT INTO {db}.metric_windows (event_id, window_start, window_s, model, model_version, source, requests,
                                            errors, latency_buckets, latency_sum_ms, schema_version)
         SELECT concat('w', toString(number)), toStartOfMinute(now64(3)) - toIntervalMinute(intDiv(number, 2) + 1), 60,
                'churn', 'v2', concat('replica-', toString(number % 2)), %(per)s, map('timeout', %(errors)s),
                %(buckets)s, %(per)s * 20.0, 1
-        FROM numbers(%(windows)s)""", {
-        "per": per, "errors": per // 200, "windows": minutes * 2,
-        "buckets": [0, 0, 0, per // 2, per // 4, per // 8, per - per // 2 - per // 4 - per // 8, 0, 0, 0, 0, 0, 0, 0]})
+        FROM numbers(%(windows)s)""",
+        per=per, errors=per // 200, windows=minutes * 2,
+        buckets=[0, 0, 0, per // 2, per // 4, per // 8, per - per // 2 - per // 4 - per // 8, 0, 0, 0, 0, 0, 0, 0]))
     store.execute("""
         INSERT INTO {db}.deploys (event_id, ts, model, model_version, annotations, schema_version)
         VALUES ('d1', now64(3) - toIntervalHour(5), 'churn', 'v1', map(), 1),

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from collector.auth import SCOPES, KeyStore, Principal
 from collector.authz import KeyModels
+from collector.fragments import join_latest_label, model_window, models_filter, time_window
 from collector.ingest import Decoded, DecodeLimits, decode_message, store_decoded
 from collector.redaction import IngestRedaction
 from collector.sql import SQL, ident, sql
@@ -200,73 +201,62 @@ def query_router(store: Store) -> APIRouter:
 
     @router.get("/v1/models", summary="Models seen, with versions, counts and last event time")
     def models(key: KeyModels, minutes: int = Query(1440, ge=1, le=525600)) -> list[dict[str, Any]]:
-        return store.rows(
+        return store.rows(sql(
             """
             SELECT model, groupUniqArray(model_version) AS versions, count() AS predictions,
                    countIf(status = 'error') AS errors, max(ts) AS last_ts
-            FROM {db}.predictions FINAL WHERE ts >= %(since)s AND (empty(%(models)s) OR has(%(models)s, model))
+            FROM {db}.predictions FINAL WHERE %(since)s AND %(models)s
             GROUP BY model ORDER BY model
-            """,
-            {"since": minutes_ago(minutes), "models": list(key)},
-        )
+            """, since=time_window(minutes_ago(minutes)), models=models_filter(key)))
 
     @router.get("/v1/predictions", summary="Recent sampled (redacted) predictions with their labels")
     def predictions(model: str, limit: int = Query(100, ge=1, le=10000), minutes: int = Query(60, ge=1, le=525600)) -> list[dict[str, Any]]:
-        return store.rows(
+        of = model_window(model, minutes_ago(minutes))
+        recent = sql("(SELECT * FROM {db}.predictions FINAL WHERE %(of)s ORDER BY ts DESC LIMIT %(limit)s)",
+                     of=of, limit=limit)
+        return store.rows(sql(
             """
             SELECT p.event_id, p.ts, p.model, p.model_version, p.request_id, p.features_num, p.features_cat,
                    p.features_null, p.pred_value, p.pred_label, p.pred_score, p.slices, p.latency_ms,
                    p.status, p.error_type, l.label_value, l.label_class
-            FROM (SELECT * FROM {db}.predictions FINAL WHERE model = %(model)s AND ts >= %(since)s
-                  ORDER BY ts DESC LIMIT %(limit)s) AS p
-            LEFT JOIN (SELECT request_id, argMax(label_value, ts) AS label_value, argMax(label_class, ts) AS label_class
-                       FROM {db}.labels FINAL WHERE model = %(model)s GROUP BY request_id) AS l
-            ON p.request_id = l.request_id
+            FROM %(joined)s
             ORDER BY p.ts DESC
-            """,
-            {"model": model, "limit": limit, "since": minutes_ago(minutes)},
-        )
+            """, joined=join_latest_label(recent, of)))
 
     @router.get("/v1/arrivals", summary="Events stored per minute")
     def arrivals(key: KeyModels, model: str | None = None,
                  minutes: int = Query(60, ge=1, le=10080)) -> list[dict[str, Any]]:
-        return store.rows(
+        return store.rows(sql(
             """
             SELECT toStartOfMinute(ts) AS minute, model, count() AS predictions, countIf(status='error') AS errors
             FROM {db}.predictions FINAL
-            WHERE ts >= %(since)s AND (%(model)s = '' OR model = %(model)s)
-              AND (empty(%(models)s) OR has(%(models)s, model))
+            WHERE %(since)s AND (%(model)s = '' OR model = %(model)s)
+              AND %(models)s
             GROUP BY minute, model ORDER BY minute, model
-            """,
-            {"since": minutes_ago(minutes), "model": model or "", "models": list(key)},
-        )
+            """, since=time_window(minutes_ago(minutes)), model=model or "", models=models_filter(key)))
 
     @router.get("/v1/labels/coverage", summary="Share of predictions with a label, and how late labels arrive")
     def label_coverage(model: str, minutes: int = Query(1440, ge=1, le=525600)) -> dict[str, Any]:
-        rows = store.rows(
+        since = minutes_ago(minutes)
+        of = model_window(model, since)
+        rows = store.rows(sql(
             """
-            WITH l AS (SELECT request_id, argMax(ts, ingested_at) AS label_ts FROM {db}.labels FINAL
-                       WHERE model = %(model)s GROUP BY request_id)
             SELECT count() AS predictions, countIf(l.request_id != '') AS labeled,
                    quantileIf(0.5)(dateDiff('millisecond', p.ts, l.label_ts) / 1000.0, l.request_id != '') AS delay_p50_s,
                    quantileIf(0.9)(dateDiff('millisecond', p.ts, l.label_ts) / 1000.0, l.request_id != '') AS delay_p90_s
-            FROM (SELECT request_id, ts FROM {db}.predictions FINAL WHERE model = %(model)s AND ts >= %(since)s) AS p
-            LEFT JOIN l ON p.request_id = l.request_id
+            FROM %(joined)s
             SETTINGS join_use_nulls = 0
-            """,
-            {"model": model, "since": minutes_ago(minutes)},
-        )
+            """, joined=join_latest_label(sql("(SELECT model, request_id, ts FROM {db}.predictions FINAL WHERE %(of)s)",
+                                                  of=of), of)))
         r: dict[str, Any] = rows[0] if rows else {"predictions": 0, "labeled": 0,
                                                   "delay_p50_s": None, "delay_p90_s": None}
-        orphans = store.scalar(
+        orphans = store.scalar(sql(
             """
             SELECT count() FROM (SELECT DISTINCT request_id FROM {db}.labels FINAL WHERE model = %(model)s
-                                 AND ts >= %(since)s) AS l
+                                 AND %(since)s) AS l
             LEFT ANTI JOIN (SELECT request_id FROM {db}.predictions FINAL WHERE model = %(model)s) AS p
             ON l.request_id = p.request_id
-            """,
-            {"model": model, "since": minutes_ago(minutes)},
-        )
+            """, model=model, since=time_window(since)))
         n, k = int(r["predictions"]), int(r["labeled"])
         nan_free = {key: (None if v is None or v != v else float(v)) for key, v in r.items() if key.startswith("delay")}
         return {"model": model, "predictions": n, "labeled": k, "coverage": (k / n) if n else None,
@@ -282,9 +272,8 @@ def query_router(store: Store) -> APIRouter:
     def counts(key: KeyModels) -> dict[str, int]:
         out = {}
         for kind, table in TABLE_FOR_KIND.items():
-            out[kind] = int(store.scalar(sql("SELECT count() FROM {db}.%(t)s FINAL "
-                                             "WHERE empty(%(models)s) OR has(%(models)s, model)",
-                                             t=ident(table), models=list(key))) or 0)
+            out[kind] = int(store.scalar(sql("SELECT count() FROM {db}.%(t)s FINAL WHERE %(models)s",
+                                             t=ident(table), models=models_filter(key))) or 0)
         out["dead_letter"] = int(store.scalar(sql("SELECT count() FROM {db}.dead_letters WHERE %(of)s",
                                                   of=_dead_letters_of(key))) or 0)
         return out

@@ -23,6 +23,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from collector.sql import sql
 from collector.store import Store
 
 __all__ = ["Principal", "KeyStore", "SCOPES", "LOCAL_PRINCIPAL"]
@@ -96,11 +97,12 @@ class KeyStore:
         return True
 
     def list(self) -> list[dict[str, Any]]:
-        return self.store.rows("SELECT key_id, name, scope, models, created_at, revoked FROM {db}.api_keys FINAL "
-                               "ORDER BY created_at")
+        return self.store.rows(sql("SELECT key_id, name, scope, models, created_at, revoked FROM {db}.api_keys FINAL "
+                                   "ORDER BY created_at"))
 
     def has_admin(self) -> bool:
-        return bool(self.store.scalar("SELECT count() FROM {db}.api_keys FINAL WHERE scope = 'admin' AND revoked = 0"))
+        return bool(self.store.scalar(sql(
+            "SELECT count() FROM {db}.api_keys FINAL WHERE scope = 'admin' AND revoked = 0")))
 
     def _row(self, key_id: str, cached: bool = True) -> dict[str, Any] | None:
         now = time.monotonic()
@@ -109,8 +111,8 @@ class KeyStore:
             if cached and hit and now - hit[0] < self.cache_s:
                 self._cache.move_to_end(key_id)
                 return hit[1]
-        rows = self.store.rows("SELECT key_id, key_hash, name, scope, models, revoked FROM {db}.api_keys FINAL "
-                               "WHERE key_id = %(k)s", {"k": key_id})
+        rows = self.store.rows(sql("SELECT key_id, key_hash, name, scope, models, revoked FROM {db}.api_keys FINAL "
+                                   "WHERE key_id = %(k)s", k=key_id))
         row = rows[0] if rows else None
         with self._lock:
             self._cache[key_id] = (now, row)

@@ -21,6 +21,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 
 from collector.authz import KeyModels
+from collector.fragments import join_latest_label, model_window, models_filter, time_window, version_filter
+from collector.sql import sql
 from collector.stats import minutes_ago, wilson_interval
 from collector.store import Store
 from serving_shim.contract import LATENCY_BUCKETS_MS, as_utc
@@ -28,9 +30,6 @@ from serving_shim.contract import LATENCY_BUCKETS_MS, as_utc
 __all__ = ["ops_router", "histogram_quantile", "bucket_s", "DEFAULT_REPLICA_HOUR_USD"]
 
 DEFAULT_REPLICA_HOUR_USD = 0.50
-#: Labels are read from this long before the range starts (a label may arrive before its prediction), so the
-#: join scans the labels of the range, not all of them.
-LABEL_LEAD_MIN = 1440
 _MINUTES = Query(60, ge=1, le=525600, description="look back this many minutes")
 
 
@@ -68,42 +67,35 @@ def bucket_s(seconds: float) -> int:
     return next((s for s in STEPS_S if seconds / s <= MAX_POINTS), STEPS_S[-1])
 
 
-def _version_where(col: str = "model_version") -> str:
-    return f"(%(version)s = '' OR {col} = %(version)s)"
-
-
 def ops_router(store: Store) -> APIRouter:
     router = APIRouter(prefix="/v1/ops", tags=["ops"])
 
     @router.get("/models", summary="Models and versions seen in predictions, metric windows or deploys")
     def models(key: KeyModels, minutes: int = Query(525600, ge=1, le=525600)) -> list[dict[str, Any]]:
-        return store.rows(
+        since = minutes_ago(minutes)
+        return store.rows(sql(
             """
             SELECT model, arraySort(groupUniqArray(model_version)) AS versions, max(last) AS last_ts FROM (
                 SELECT model, model_version, max(ts) AS last FROM {db}.predictions
-                WHERE ts >= %(since)s GROUP BY model, model_version
+                WHERE %(ts)s GROUP BY model, model_version
                 UNION ALL SELECT model, model_version, max(window_start) AS last FROM {db}.metric_windows
-                WHERE window_start >= %(since)s GROUP BY model, model_version
+                WHERE %(ws)s GROUP BY model, model_version
                 UNION ALL SELECT model, model_version, max(ts) AS last FROM {db}.deploys
-                WHERE ts >= %(since)s GROUP BY model, model_version)
-            WHERE empty(%(models)s) OR has(%(models)s, model)
+                WHERE %(ts)s GROUP BY model, model_version)
+            WHERE %(models)s
             GROUP BY model ORDER BY model
-            """,
-            {"since": minutes_ago(minutes), "models": list(key)},
-        )
+            """, ts=time_window(since), ws=time_window(since, column="window_start"), models=models_filter(key)))
 
     def _latency_rows(model: str, version: str, since: _dt.datetime, step: int) -> list[dict[str, Any]]:
-        return store.rows(
-            f"""
+        return store.rows(sql(
+            """
             SELECT toDateTime64(toStartOfInterval(window_start, toIntervalSecond(%(step)s)), 3, 'UTC') AS t, sum(requests) AS requests,
                    sum(arraySum(mapValues(errors))) AS n_errors, sumMap(errors) AS errors_by_type,
                    sumForEach(latency_buckets) AS buckets, sum(latency_sum_ms) AS latency_sum_ms
-            FROM {{db}}.metric_windows FINAL
-            WHERE model = %(model)s AND {_version_where()} AND window_start >= %(since)s
+            FROM {db}.metric_windows FINAL
+            WHERE %(of)s
             GROUP BY t ORDER BY t
-            """,
-            {"model": model, "version": version, "since": since, "step": step},
-        )
+            """, of=model_window(model, since, version=version or None, column="window_start"), step=step))
 
     @router.get("/latency", summary="Requests, error rate and latency p50/p95/p99 per time step (all replicas)")
     def latency(model: str, version: str = "", minutes: int = _MINUTES,
@@ -131,26 +123,22 @@ def ops_router(store: Store) -> APIRouter:
 
     @router.get("/deploys", summary="Deploy markers, newest last")
     def deploys(model: str, minutes: int = _MINUTES) -> list[dict[str, Any]]:
-        return store.rows(
-            "SELECT ts, model, model_version, annotations FROM {db}.deploys FINAL "
-            "WHERE model = %(model)s AND ts >= %(since)s ORDER BY ts",
-            {"model": model, "since": minutes_ago(minutes)},
-        )
+        return store.rows(sql(
+            "SELECT ts, model, model_version, annotations FROM {db}.deploys FINAL WHERE %(of)s ORDER BY ts",
+            of=model_window(model, minutes_ago(minutes))))
 
     @router.get("/versions", summary="The version expected (last deploy) against the versions serving now")
     def versions(model: str, minutes: int = Query(15, ge=1, le=10080,
                                                   description="serving: metric windows of the last N minutes")
                  ) -> dict[str, Any]:
-        last = store.rows("SELECT model_version, ts FROM {db}.deploys FINAL WHERE model = %(model)s "
-                          "ORDER BY ts DESC LIMIT 1", {"model": model})
-        serving = store.rows(
+        last = store.rows(sql("SELECT model_version, ts FROM {db}.deploys FINAL WHERE model = %(model)s "
+                              "ORDER BY ts DESC LIMIT 1", model=model))
+        serving = store.rows(sql(
             """
             SELECT model_version, sum(requests) AS requests, max(window_start) AS last_seen
-            FROM {db}.metric_windows FINAL WHERE model = %(model)s AND window_start >= %(since)s
+            FROM {db}.metric_windows FINAL WHERE %(of)s
             GROUP BY model_version ORDER BY requests DESC, model_version
-            """,
-            {"model": model, "since": minutes_ago(minutes)},
-        )
+            """, of=model_window(model, minutes_ago(minutes), column="window_start")))
         expected = last[0]["model_version"] if last else None
         current = serving[0]["model_version"] if serving else None
         return {"model": model, "expected": expected, "expected_since": last[0]["ts"] if last else None,
@@ -160,30 +148,28 @@ def ops_router(store: Store) -> APIRouter:
     @router.get("/summary", summary="Availability, accuracy proxy, label coverage, deploy frequency, cost per 1,000")
     def summary(model: str, version: str = "", minutes: int = _MINUTES,
                 replica_hour_usd: float = Query(DEFAULT_REPLICA_HOUR_USD, ge=0)) -> dict[str, Any]:
-        p = {"model": model, "version": version, "since": minutes_ago(minutes), "label_since": minutes_ago(minutes + LABEL_LEAD_MIN)}
-        (mw,) = store.rows(
-            f"""
+        since = minutes_ago(minutes)
+        (mw,) = store.rows(sql(
+            """
             SELECT sum(requests) AS requests, sum(arraySum(mapValues(errors))) AS errors,
                    sum(window_s) AS replica_seconds, uniqExact(source) AS replicas
-            FROM {{db}}.metric_windows FINAL
-            WHERE model = %(model)s AND {_version_where()} AND window_start >= %(since)s
-            """, p)
-        (lab,) = store.rows(
-            f"""
+            FROM {db}.metric_windows FINAL
+            WHERE %(of)s
+            """, of=model_window(model, since, version=version or None, column="window_start")))
+        of = model_window(model, since, version=version or None)
+        (lab,) = store.rows(sql(
+            """
             SELECT count() AS predictions, countIf(l.request_id != '') AS labelled,
-                   countIf(l.request_id != '' AND p.pred_label IS NOT NULL AND l.lc IS NOT NULL) AS classified,
-                   countIf(ifNull(p.pred_label = l.lc, false)) AS correct,
-                   avgIf(abs(p.pred_value - l.lv), l.lv IS NOT NULL AND p.pred_value IS NOT NULL) AS mae
-            FROM (SELECT request_id, pred_label, pred_value FROM {{db}}.predictions FINAL
-                  WHERE model = %(model)s AND {_version_where()} AND ts >= %(since)s) AS p
-            LEFT JOIN (SELECT request_id, argMax(label_class, ts) AS lc, argMax(label_value, ts) AS lv
-                       FROM {{db}}.labels FINAL WHERE model = %(model)s AND ts >= %(label_since)s
-                       GROUP BY request_id) AS l
-            ON p.request_id = l.request_id
+                   countIf(l.request_id != '' AND p.pred_label IS NOT NULL AND l.label_class IS NOT NULL) AS classified,
+                   countIf(ifNull(p.pred_label = l.label_class, false)) AS correct,
+                   avgIf(abs(p.pred_value - l.label_value), l.label_value IS NOT NULL AND p.pred_value IS NOT NULL) AS mae
+            FROM %(joined)s
             SETTINGS join_use_nulls = 0
-            """, p)
-        n_deploys = int(store.scalar("SELECT count() FROM {db}.deploys FINAL WHERE model = %(model)s "
-                                     "AND ts >= %(since)s", p) or 0)
+            """, joined=join_latest_label(
+                sql("(SELECT model, request_id, pred_label, pred_value FROM {db}.predictions FINAL WHERE %(of)s)", of=of),
+                of)))
+        n_deploys = int(store.scalar(sql("SELECT count() FROM {db}.deploys FINAL WHERE %(of)s",
+                                         of=model_window(model, since))) or 0)
         requests, errors = int(mw["requests"] or 0), int(mw["errors"] or 0)
         replica_hours = float(mw["replica_seconds"] or 0) / 3600
         preds, labelled, classified = int(lab["predictions"]), int(lab["labelled"]), int(lab["classified"])
@@ -203,22 +189,19 @@ def ops_router(store: Store) -> APIRouter:
 
     @router.get("/slices", summary="Accuracy per slice (key=value) with a 95% Wilson interval")
     def slices(model: str, version: str = "", minutes: int = _MINUTES, key: str = "") -> list[dict[str, Any]]:
-        rows = store.rows(
-            f"""
-            SELECT p.k AS key, p.v AS value, count() AS labelled, countIf(ifNull(p.pred_label = l.lc, false)) AS correct
-            FROM (SELECT request_id, pred_label, k, v FROM {{db}}.predictions FINAL
-                  ARRAY JOIN mapKeys(slices) AS k, mapValues(slices) AS v
-                  WHERE model = %(model)s AND {_version_where()} AND ts >= %(since)s
-                    AND (%(key)s = '' OR k = %(key)s) AND pred_label IS NOT NULL) AS p
-            INNER JOIN (SELECT request_id, argMax(label_class, ts) AS lc FROM {{db}}.labels FINAL
-                        WHERE model = %(model)s AND ts >= %(label_since)s AND label_class IS NOT NULL
-                        GROUP BY request_id) AS l
-            ON p.request_id = l.request_id
+        of = model_window(model, minutes_ago(minutes), version=version or None)
+        rows = store.rows(sql(
+            """
+            SELECT p.k AS key, p.v AS value, count() AS labelled,
+                   countIf(ifNull(p.pred_label = l.label_class, false)) AS correct
+            FROM %(joined)s
+            WHERE l.label_class IS NOT NULL
             GROUP BY key, value ORDER BY key, value
-            """,
-            {"model": model, "version": version, "since": minutes_ago(minutes), "key": key,
-             "label_since": minutes_ago(minutes + LABEL_LEAD_MIN)},
-        )
+            """, joined=join_latest_label(sql(
+                """(SELECT model, request_id, pred_label, k, v FROM {db}.predictions FINAL
+                    ARRAY JOIN mapKeys(slices) AS k, mapValues(slices) AS v
+                    WHERE %(of)s AND (%(key)s = '' OR k = %(key)s) AND pred_label IS NOT NULL)""", of=of, key=key),
+                of, inner=True)))
         for r in rows:
             n, k = int(r["labelled"]), int(r["correct"])
             r["accuracy"] = k / n if n else None
@@ -228,18 +211,16 @@ def ops_router(store: Store) -> APIRouter:
     @router.get("/features", summary="Feature names and kinds in the latest sampled predictions")
     def features(model: str, minutes: int = Query(1440, ge=1, le=525600),
                  sample: int = Query(10000, ge=100, le=1_000_000)) -> list[dict[str, Any]]:
-        return store.rows(
+        return store.rows(sql(
             """
             SELECT feature, kind, count() AS n FROM (
                 SELECT arrayJoin(arrayConcat(arrayMap(k -> (k, 'numeric'), mapKeys(features_num)),
                                              arrayMap(k -> (k, 'categorical'), mapKeys(features_cat)))) AS fk,
                        fk.1 AS feature, fk.2 AS kind
                 FROM (SELECT features_num, features_cat FROM {db}.predictions FINAL
-                      WHERE model = %(model)s AND ts >= %(since)s ORDER BY ts DESC LIMIT %(sample)s))
+                      WHERE %(of)s ORDER BY ts DESC LIMIT %(sample)s))
             GROUP BY feature, kind ORDER BY feature, kind
-            """,
-            {"model": model, "since": minutes_ago(minutes), "sample": sample},
-        )
+            """, of=model_window(model, minutes_ago(minutes)), sample=sample))
 
     @router.get("/distribution", summary="One feature's histogram in a reference and a current window")
     def distribution(model: str, feature: str, reference_start: _dt.datetime, reference_end: _dt.datetime,
@@ -249,36 +230,35 @@ def ops_router(store: Store) -> APIRouter:
                            ("current_end", current_start, current_end)):
             if b <= a:
                 raise HTTPException(422, f"{name}: must be after its start")
-        p = {"model": model, "version": version, "f": feature, "r0": reference_start, "r1": reference_end,
-             "c0": current_start, "c1": current_end, "bins": bins}
-        where = (f"model = %(model)s AND {_version_where()} AND ((ts >= %(r0)s AND ts < %(r1)s) "
-                 "OR (ts >= %(c0)s AND ts < %(c1)s))")
-        is_cur = "(ts >= %(c0)s AND ts < %(c1)s)"
-        (rng,) = store.rows(f"SELECT min(features_num[%(f)s]) AS lo, max(features_num[%(f)s]) AS hi, count() AS n "
-                            f"FROM {{db}}.predictions FINAL WHERE {where} AND mapContains(features_num, %(f)s)", p)
+        is_cur = time_window(current_start, current_end)
+        where = sql("model = %(model)s AND %(v)s AND (%(ref)s OR %(cur)s)", model=model,
+                    v=version_filter(version or None), ref=time_window(reference_start, reference_end), cur=is_cur)
+        num = sql("%(where)s AND mapContains(features_num, %(f)s)", where=where, f=feature)
+        (rng,) = store.rows(sql("SELECT min(features_num[%(f)s]) AS lo, max(features_num[%(f)s]) AS hi, count() AS n "
+                                "FROM {db}.predictions FINAL WHERE %(num)s", f=feature, num=num))
         out: dict[str, Any] = {"model": model, "feature": feature, "kind": "none", "edges": [], "categories": [],
                                "reference": [], "current": []}
         if int(rng["n"]):
             lo, hi = float(rng["lo"]), float(rng["hi"])
             width = (hi - lo) / bins if hi > lo else 1.0
-            rows = store.rows(
-                f"""
-                SELECT {is_cur} AS cur, least(toUInt32(floor((features_num[%(f)s] - %(lo)s) / %(w)s)), %(bins)s - 1) AS b,
+            rows = store.rows(sql(
+                """
+                SELECT (%(is_cur)s) AS cur, least(toUInt32(floor((features_num[%(f)s] - %(lo)s) / %(w)s)), %(bins)s - 1) AS b,
                        count() AS n
-                FROM {{db}}.predictions FINAL WHERE {where} AND mapContains(features_num, %(f)s)
+                FROM {db}.predictions FINAL WHERE %(num)s
                 GROUP BY cur, b
-                """, {**p, "lo": lo, "w": width})
+                """, is_cur=is_cur, f=feature, lo=lo, w=width, bins=bins, num=num))
             ref, cur = [0] * bins, [0] * bins
             for r in rows:
                 (cur if r["cur"] else ref)[int(r["b"])] += int(r["n"])
             out.update(kind="numeric", edges=[lo + i * width for i in range(bins + 1)], reference=ref, current=cur)
             return out
-        rows = store.rows(
-            f"""
-            SELECT {is_cur} AS cur, features_cat[%(f)s] AS c, count() AS n
-            FROM {{db}}.predictions FINAL WHERE {where} AND mapContains(features_cat, %(f)s)
+        rows = store.rows(sql(
+            """
+            SELECT (%(is_cur)s) AS cur, features_cat[%(f)s] AS c, count() AS n
+            FROM {db}.predictions FINAL WHERE %(where)s AND mapContains(features_cat, %(f)s)
             GROUP BY cur, c ORDER BY n DESC LIMIT 100
-            """, p)
+            """, is_cur=is_cur, f=feature, where=where))
         if rows:
             cats = sorted({r["c"] for r in rows})
             ref, cur = [0] * len(cats), [0] * len(cats)

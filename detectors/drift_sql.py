@@ -2,7 +2,7 @@
 
 A :class:`Source` names the rows to summarise: the predictions of a model in a time window
 (``FINAL``, so redelivered events count once), a reference uploaded from a file, or the labels
-joined to a window's predictions (the latest label per ``request_id``). Features live in Map
+joined to a window's predictions (the latest label of each request). Features live in Map
 columns; the prediction and the label are read as pseudo-features whose names start with ``@``
 (``@pred.value``, ``@pred.score``, ``@pred.label``, ``@label.value``, ``@label.class``), which the
 event contract does not allow as feature names, so they never collide.
@@ -20,6 +20,7 @@ source) are read by position, the rows of any other layout by key, in a second b
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,12 +28,16 @@ from typing import Any
 
 import numpy as np
 
+from collector.fragments import join_latest_label, model_window
 from collector.sql import SQL, commas, ident, join, sql
 from collector.store import Store
 from detectors.grid import Grid
 
-__all__ = ["Source", "Layouts", "key_layouts", "window_source", "upload_source", "labels_source", "QUANTILE_LEVELS", "numeric_stats",
+__all__ = ["Source", "Layouts", "key_layouts", "scan_statement", "sql_log", "window_source", "upload_source", "labels_source", "QUANTILE_LEVELS", "numeric_stats",
            "bins_and_stats", "grid_counts", "grid_for", "sample_ranges", "category_counts", "null_counts", "window_facts"]
+
+#: The logger of the detectors' generated SQL: every scan's statement at DEBUG.
+sql_log = logging.getLogger("driftline.sql")
 
 #: Reference quantile grid: bins for every test are subsets of these edges.
 QUANTILE_LEVELS: tuple[float, ...] = tuple(round(i / 100, 2) for i in range(1, 100))
@@ -50,28 +55,21 @@ class Source:
 
 
 def window_source(model: str, start: _dt.datetime, end: _dt.datetime, version: str | None = None) -> Source:
-    where = sql("model = %(model)s AND ts >= %(start)s AND ts < %(end)s%(v)s", model=model, start=start, end=end,
-                v=_version_cond(version))
-    return Source(sql("{db}.predictions FINAL"), where,
+    """The predictions of ``model`` (of ``version``, or every version) in ``[start, end)``."""
+    return Source(sql("{db}.predictions FINAL"), model_window(model, start, end, version=version),
                   pseudo_num={"@pred.value": "pred_value", "@pred.score": "pred_score"},
                   pseudo_cat={"@pred.label": "pred_label"})
 
 
 def labels_source(model: str, start: _dt.datetime, end: _dt.datetime, version: str | None = None) -> Source:
-    """Labels of the window's predictions: the latest label per request_id (labels may come first)."""
-    table = sql("""(
-        SELECT l.lab.1 AS label_value, l.lab.2 AS label_class
-        FROM (SELECT request_id FROM {db}.predictions FINAL
-              WHERE model = %(model)s AND ts >= %(start)s AND ts < %(end)s%(v)s) AS p
-        INNER JOIN (SELECT request_id, argMax((label_value, label_class), ts) AS lab
-                    FROM {db}.labels FINAL WHERE model = %(model)s GROUP BY request_id) AS l
-        USING (request_id))""", model=model, start=start, end=end, v=_version_cond(version))
+    """The labels of the window's predictions: each labelled prediction's latest label
+    (:func:`collector.fragments.latest_labels`; a label may come before its prediction)."""
+    of = model_window(model, start, end, version=version)
+    joined = join_latest_label(sql("(SELECT model, request_id FROM {db}.predictions FINAL WHERE %(of)s)", of=of), of,
+                               inner=True)
+    table = sql("(SELECT l.label_value AS label_value, l.label_class AS label_class FROM %(joined)s)", joined=joined)
     return Source(table, sql("1"), maps=False,
                   pseudo_num={"@label.value": "label_value"}, pseudo_cat={"@label.class": "label_class"}, has_ts=False)
-
-
-def _version_cond(version: str | None) -> SQL:
-    return sql("") if version is None else sql(" AND model_version = %(version)s", version=version)
 
 
 def upload_source(upload_id: str) -> Source:
@@ -92,6 +90,30 @@ class NumStats:
 
 def _q(levels: Sequence[float]) -> SQL:
     return commas(float(x) for x in levels)
+
+
+class _Aliases(dict[str, Any]):
+    """The columns of feature ``i`` in a query (``prefix`` + name + ``i``): ``x`` (its value), ``p`` (the row
+    holds it), ``h`` (code counts), ``cs`` (cumulative code counts), ``n``, ``lo``, ``hi``, ``mean``, ``std``
+    (statistics), ``q`` (quantiles), ``c`` (a count of categories); bound to templates by name."""
+
+    def __init__(self, i: int, prefix: str = "") -> None:
+        super().__init__({k: ident(f"{prefix}{k}{i}")
+                          for k in ("x", "p", "h", "cs", "n", "lo", "hi", "mean", "std", "q", "c")})
+
+    def key(self, k: str) -> str:
+        """The name of column ``k`` in the result row."""
+        return str(self[k].name)
+
+    def stats(self, r: Mapping[str, Any]) -> NumStats:
+        """The statistics of :func:`_value_stats` in the result row ``r``."""
+        return NumStats(int(r[self.key("n")]), *(_f(r[self.key(k)]) for k in ("lo", "hi", "mean", "std")))
+
+
+def _value_stats(v: SQL, a: _Aliases) -> SQL:
+    """Count, min, max, mean and standard deviation of the non-null values of ``v``, as ``a``'s columns."""
+    return sql("count(%(v)s) AS %(n)s, min(%(v)s) AS %(lo)s, max(%(v)s) AS %(hi)s, avg(%(v)s) AS %(mean)s, "
+               "stddevPop(%(v)s) AS %(std)s", v=v, **a)
 
 
 #: The scans' expressions embed each reference's grid (new constants with every reference, every window
@@ -134,10 +156,8 @@ def key_layouts(store: Store, src: Source, *, limit: int | None = None) -> Layou
     are skipped when none does)."""
     limit = MAX_LAYOUTS if limit is None else limit
     aggs = [sql("count() AS n")]
-    for i, col in enumerate(src.pseudo_num.values()):
-        aggs.append(sql(f"count(%(c)s) AS pn{i}, min(%(c)s) AS plo{i}, max(%(c)s) AS phi{i}, avg(%(c)s) AS pmean{i}, "
-                        f"stddevPop(%(c)s) AS pstd{i}", c=ident(col)))
-    aggs += [sql(f"count(%(c)s) AS pc{i}", c=ident(col)) for i, col in enumerate(src.pseudo_cat.values())]
+    aggs += [_value_stats(ident(col), _Aliases(i, "p")) for i, col in enumerate(src.pseudo_num.values())]
+    aggs += [sql("count(%(v)s) AS %(c)s", v=ident(col), c=_Aliases(i, "p")["c"]) for i, col in enumerate(src.pseudo_cat.values())]
     if src.maps:
         aggs.append(sql("countIf(notEmpty(features_cat)) AS cat, countIf(notEmpty(features_null)) AS nul"))
         sigs = store.rows(sql("SELECT num_layout AS s, %(aggs)s FROM %(t)s WHERE %(w)s GROUP BY s ORDER BY n DESC, s"
@@ -147,11 +167,10 @@ def key_layouts(store: Store, src: Source, *, limit: int | None = None) -> Layou
                                           aggs=join(", ", aggs), t=src.table, w=src.where)) if r["n"]]
     pseudo: dict[str, NumStats] = {}
     for i, name in enumerate(src.pseudo_num):
-        ps = _pooled([NumStats(int(r[f"pn{i}"]), _f(r[f"plo{i}"]), _f(r[f"phi{i}"]), _f(r[f"pmean{i}"]),
-                               _f(r[f"pstd{i}"])) for r in sigs])
+        ps = _pooled([_Aliases(i, "p").stats(r) for r in sigs])
         if ps is not None:
             pseudo[name] = ps
-    cats = {name: sum(int(r[f"pc{i}"]) for r in sigs) for i, name in enumerate(src.pseudo_cat)}
+    cats = {name: sum(int(r[_Aliases(i, "p").key("c")]) for r in sigs) for i, name in enumerate(src.pseudo_cat)}
     census = Layouts(rows=sum(int(r["n"]) for r in sigs), pseudo=pseudo,
                      null_rows=sum(int(r.get("nul", 0)) for r in sigs),
                      categorical_rows={"": sum(int(r.get("cat", 0)) for r in sigs), **cats})
@@ -208,16 +227,17 @@ def numeric_stats(store: Store, src: Source, *, quantiles: bool = False, counts_
     if pseudo:
         parts = []
         for i, col in enumerate(pseudo.values()):
-            parts.append(sql(f"count(%(c)s) AS n{i}, min(%(c)s) AS lo{i}, max(%(c)s) AS hi{i}, avg(%(c)s) AS mean{i}, "
-                             f"stddevPop(%(c)s) AS std{i}%(q)s", c=ident(col),
-                             q=sql(f", quantilesTDigest(%(lv)s)(%(c)s) AS q{i}", lv=_q(QUANTILE_LEVELS), c=ident(col))
-                             if quantiles else sql("")))
+            a = _Aliases(i)
+            parts.append(_value_stats(ident(col), a))
+            if quantiles:
+                parts.append(sql("quantilesTDigest(%(lv)s)(%(v)s) AS %(q)s", lv=_q(QUANTILE_LEVELS), v=ident(col), q=a["q"]))
         r = store.rows(sql("SELECT %(parts)s FROM %(t)s WHERE %(w)s", parts=join(", ", parts), t=src.table,
                            w=src.where))[0]
         for i, name in enumerate(pseudo):
-            if r[f"n{i}"]:
-                rows.append({"k": name, **{c: r[f"{c}{i}"] for c in ("n", "lo", "hi", "mean", "std")},
-                             **({"q": r[f"q{i}"]} if quantiles else {})})
+            a = _Aliases(i)
+            if r[a.key("n")]:
+                rows.append({"k": name, **{c: r[a.key(c)] for c in ("n", "lo", "hi", "mean", "std")},
+                             **({"q": r[a.key("q")]} if quantiles else {})})
     for r in rows:
         if not r["n"]:
             continue
@@ -287,6 +307,116 @@ def _pooled(parts: Sequence[NumStats]) -> NumStats | None:
     return NumStats(n, min(p.lo for p in parts), max(p.hi for p in parts), mean, float(np.sqrt(var)))
 
 
+_Groups = tuple[tuple[int, tuple[str, ...], int], ...]     # Layouts.groups
+
+
+@dataclass(frozen=True)
+class _Branch:
+    """Rows of a source read one way: the common key layouts by position (``groups``), or the rest by key (None)."""
+    rows: SQL                       # condition on the source's rows
+    groups: _Groups | None
+
+
+@dataclass(frozen=True)
+class _Read:
+    """How a branch reads one feature: its value, and whether the row holds it (None: every row does)."""
+    value: SQL
+    present: SQL | None
+
+
+def _branches(src: Source, layouts: Layouts | None) -> list[_Branch]:
+    if not src.maps:
+        return [_Branch(sql("1"), ())]
+    if layouts is None:
+        raise ValueError("a source with Map features is scanned with its key layouts (key_layouts)")
+    out = []
+    if layouts.groups:
+        out.append(_Branch(layouts.condition(common=True), layouts.groups))
+    if layouts.rest_rows:
+        out.append(_Branch(layouts.condition(common=False), None))
+    return out
+
+
+def _read(src: Source, f: str, groups: _Groups | None) -> _Read:
+    """Feature ``f`` in the rows of a branch: a pseudo feature's column; by key (``groups`` None); else by position
+    (a constant one when every layout holds ``f`` at the same index, else the index of the row's layout)."""
+    if f in src.pseudo_num:
+        c = ident(src.pseudo_num[f])
+        return _Read(sql("ifNull(%(c)s, 0)", c=c), sql("isNotNull(%(c)s)", c=c))
+    if groups is None:
+        return _Read(sql("features_num[%(f)s]", f=f), sql("mapContains(features_num, %(f)s)", f=f))
+    pos = [ks.index(f) + 1 if f in ks else 0 for _, ks, _ in groups]
+    if not any(pos):                                    # no row of these layouts holds the feature
+        return _Read(sql("toFloat64(0)"), sql("0"))
+    if len(set(pos)) == 1:
+        return _Read(sql("features_num.values[%(p)s]", p=pos[0]), None)
+    at = sql("transform(num_layout, %(sigs)s, %(pos)s, 0)", sigs=[sig for sig, _, _ in groups], pos=pos)
+    return _Read(sql("features_num.values[%(at)s]", at=at), sql("%(at)s > 0", at=at))
+
+
+def _counted(code: SQL, n: int, checked: bool, a: _Aliases) -> SQL:
+    """Rows per code ``0 .. n - 1`` (among the rows holding the feature when ``checked``)."""
+    if checked:
+        return sql("countResampleIf(0, %(k)s, 1)(%(code)s, %(p)s)", k=n, code=code, p=a["p"])
+    return sql("countResample(0, %(k)s, 1)(%(code)s)", k=n, code=code)
+
+
+def _statistics(checked: bool, a: _Aliases) -> SQL:
+    """The statistics of the feature's value ``x`` (among the rows holding it when ``checked``)."""
+    if checked:
+        return sql("countIf(%(p)s) AS %(n)s, minIf(%(x)s, %(p)s) AS %(lo)s, maxIf(%(x)s, %(p)s) AS %(hi)s, "
+                   "avgIf(%(x)s, %(p)s) AS %(mean)s, stddevPopIf(%(x)s, %(p)s) AS %(std)s", **a)
+    return _value_stats(a["x"], a)
+
+
+_LIST = ",\n       "
+
+
+def scan_statement(src: Source, codes: Mapping[str, Grid | _Codes], stats: Sequence[str] = (),
+                   layouts: Layouts | None = None) -> SQL | None:
+    """The statement of one scan (see :func:`_scan`; ``layouts``: the census of a source with Map features), None
+    when there is nothing to read. It reads, top to bottom:
+
+    1. per branch of rows, each feature's value ``x<i>`` (and ``p<i>``: the row holds it, when some branch cannot
+       tell without a check), the branches' rows as one ``UNION ALL``;
+    2. per feature, its code counts (``h<i>``, or cumulative ``cs<i>``) and statistics (``n<i>``, ``lo<i>``, ...);
+    3. the counts below each edge, from the cumulative counts."""
+    names = list(dict.fromkeys([*codes, *stats]))
+    branches = _branches(src, layouts)
+    if not names or not branches:
+        return None
+    aliases = [_Aliases(i) for i in range(len(names))]
+    reads = [[_read(src, f, b.groups) for f in names] for b in branches]
+    checked = [any(r[i].present is not None for r in reads) for i in range(len(names))]
+
+    rows = []                                           # 1. the values of every branch's rows
+    for b, read in zip(branches, reads, strict=True):
+        cols = [sql("%(v)s AS %(x)s, %(p)s AS %(pa)s", v=r.value, p=r.present or sql("1"), pa=a["p"], x=a["x"])
+                if c else sql("%(v)s AS %(x)s", v=r.value, x=a["x"])
+                for r, a, c in zip(read, aliases, checked, strict=True)]
+        rows.append(sql("SELECT %(cols)s\n              FROM %(t)s WHERE (%(w)s) AND %(b)s",
+                        cols=join(",\n                     ", cols), t=src.table, w=src.where, b=b.rows))
+
+    aggs, outer = [], []                                # 2. per feature, counts and statistics; 3. what is returned
+    for f, a, c in zip(names, aliases, checked, strict=True):
+        plan = codes.get(f)
+        if isinstance(plan, Grid):
+            aggs.append(sql("%(counts)s AS %(h)s", counts=_counted(plan.code_expr(a["x"]), plan.codes, c, a), **a))
+            outer.append(sql("%(h)s", **a))
+        elif isinstance(plan, _Codes):                  # values below each threshold: the cumulative counts at it
+            aggs.append(sql("arrayCumSum(%(counts)s) AS %(cs)s", counts=_counted(plan.expr(a["x"]), plan.n, c, a), **a))
+            outer.append(sql("arrayMap(t -> %(cs)s[t], %(thr)s) AS %(h)s", thr=[int(t) for t in plan.thresholds], **a)
+                         if len(plan.thresholds) else sql("[] AS %(h)s", **a))
+        if f in stats:
+            aggs.append(_statistics(c, a))
+            outer.append(sql("%(n)s, %(lo)s, %(hi)s, %(mean)s, %(std)s", **a))
+
+    return sql("""SELECT %(outer)s
+FROM (SELECT %(aggs)s
+      FROM (%(rows)s))""" + NO_JIT, outer=join(_LIST, outer), aggs=join(_LIST, aggs),
+               rows=join("\n              UNION ALL\n              ", rows))
+
+
 def _scan(store: Store, src: Source, codes: Mapping[str, Grid | _Codes], stats: Sequence[str] = (),
           layouts: Layouts | None = None) -> tuple[dict[str, np.ndarray], dict[str, NumStats]]:
     """One scan: per feature of ``codes`` the count of every code among the rows holding it (a ``Grid``:
@@ -296,74 +426,26 @@ def _scan(store: Store, src: Source, codes: Mapping[str, Grid | _Codes], stats: 
     The rows of the source's common key ``layouts`` are read by position (a constant position when every
     layout holds the feature at the same one, else the position of the row's layout); the rows of other
     layouts are read by key, in a second branch of the same statement (``mapContains`` telling the rows
-    without the feature). One aggregation counts both branches."""
+    without the feature). One aggregation counts both branches. The statement is logged at DEBUG on
+    :data:`sql_log`."""
     names = list(dict.fromkeys([*codes, *stats]))
     if not names:
         return {}, {}
-    branches: list[tuple[SQL, tuple[tuple[int, tuple[str, ...], int], ...] | None]] = []
-    if not src.maps:
-        branches.append((sql("1"), ()))
-    else:
-        lay = layouts if layouts is not None else key_layouts(store, src)
-        if lay.groups:
-            branches.append((lay.condition(common=True), lay.groups))
-        if lay.rest_rows:
-            branches.append((lay.condition(common=False), None))
-    if not branches:
+    if src.maps and layouts is None:
+        layouts = key_layouts(store, src)
+    statement = scan_statement(src, codes, stats, layouts)
+    if statement is None:
         return {}, {}
-    reads: list[list[tuple[SQL, SQL | None]]] = []       # per branch, per feature: (value, presence or None)
-    for _, groups in branches:
-        row: list[tuple[SQL, SQL | None]] = []
-        for f in names:
-            if f in src.pseudo_num:
-                col = ident(src.pseudo_num[f])
-                row.append((sql("ifNull(%(c)s, 0)", c=col), sql("isNotNull(%(c)s)", c=col)))
-            elif groups is None:
-                row.append((sql("features_num[%(f)s]", f=f), sql("mapContains(features_num, %(f)s)", f=f)))
-            else:
-                pos = [ks.index(f) + 1 if f in ks else 0 for _, ks, _ in groups]
-                if not any(pos):                       # no row of these layouts holds the feature
-                    row.append((sql("toFloat64(0)"), sql("0")))
-                elif len(set(pos)) == 1:
-                    row.append((sql("features_num.values[%(p)s]", p=pos[0]), None))
-                else:
-                    at = sql("transform(num_layout, %(sigs)s, %(pos)s, 0)", sigs=[sig for sig, _, _ in groups], pos=pos)
-                    row.append((sql("features_num.values[%(at)s]", at=at), sql("%(at)s > 0", at=at)))
-        reads.append(row)
-    checked = [any(r[i][1] is not None for r in reads) for i in range(len(names))]   # needs a presence column
-    selects = []
-    for (cond, _), row in zip(branches, reads, strict=True):
-        cols = []
-        for i, (x, p) in enumerate(row):
-            cols.append(sql(f"%(x)s AS x{i}, %(p)s AS p{i}", x=x, p=p or sql("1")) if checked[i]
-                        else sql(f"%(x)s AS x{i}", x=x))
-        selects.append(sql("SELECT %(cols)s FROM %(t)s WHERE (%(w)s) AND %(cond)s", cols=join(", ", cols),
-                           t=src.table, w=src.where, cond=cond))
-    aggs, outer = [], []
+    if sql_log.isEnabledFor(logging.DEBUG):
+        sql_log.debug("detector scan of %d features:\n%s", len(names), store.sql(statement))
+    r = store.rows(statement)[0]
+    counts, st = {}, {}
     for i, f in enumerate(names):
-        cnt, arg = ("countResampleIf", f", p{i}") if checked[i] else ("countResample", "")
-        c = codes.get(f)
-        xi = sql(f"x{i}")
-        if isinstance(c, Grid):
-            aggs.append(sql(f"{cnt}(0, %(n)s, 1)(%(code)s{arg}) AS h{i}", n=c.codes, code=c.code_expr(xi)))
-            outer.append(sql(f"h{i}"))
-        elif isinstance(c, _Codes):                   # values below each threshold, from the cumulative code counts
-            aggs.append(sql(f"arrayCumSum({cnt}(0, %(n)s, 1)(%(code)s{arg})) AS cs{i}", n=c.n, code=c.expr(xi)))
-            outer.append(sql(f"arrayMap(t -> cs{i}[t], %(t)s) AS h{i}", t=[int(t) for t in c.thresholds])
-                         if len(c.thresholds) else sql(f"[] AS h{i}"))
-        if f in stats:
-            if checked[i]:
-                aggs.append(sql(f"countIf(p{i}) AS n{i}, minIf(x{i}, p{i}) AS lo{i}, maxIf(x{i}, p{i}) AS hi{i}, "
-                                f"avgIf(x{i}, p{i}) AS mean{i}, stddevPopIf(x{i}, p{i}) AS std{i}"))
-            else:
-                aggs.append(sql(f"count() AS n{i}, min(x{i}) AS lo{i}, max(x{i}) AS hi{i}, avg(x{i}) AS mean{i}, "
-                                f"stddevPop(x{i}) AS std{i}"))
-            outer.append(sql(f"n{i}, lo{i}, hi{i}, mean{i}, std{i}"))
-    r = store.rows(sql("SELECT %(outer)s FROM (SELECT %(aggs)s FROM (%(rows)s))" + NO_JIT, outer=join(", ", outer),
-                       aggs=join(", ", aggs), rows=join(" UNION ALL ", selects)))[0]
-    counts = {f: np.asarray(r[f"h{i}"], dtype=np.int64) for i, f in enumerate(names) if f in codes}
-    st = {f: NumStats(int(r[f"n{i}"]), _f(r[f"lo{i}"]), _f(r[f"hi{i}"]), _f(r[f"mean{i}"]), _f(r[f"std{i}"]))
-          for i, f in enumerate(names) if f in stats and r[f"n{i}"]}
+        a = _Aliases(i)
+        if f in codes:
+            counts[f] = np.asarray(r[a.key("h")], dtype=np.int64)
+        if f in stats and r[a.key("n")]:
+            st[f] = a.stats(r)
     return counts, st
 
 

@@ -1,8 +1,8 @@
 """Per-slice model performance once labels arrive.
 
-SQL joins the window's predictions (``FINAL``) to the latest label per ``request_id`` and returns a
-confusion table (classification) or error sums (regression) per slice: ``""`` for all traffic and
-``key=value`` per slice tag. Python turns those few rows into metrics with intervals:
+SQL joins the window's predictions (``FINAL``) to their latest labels
+(:func:`collector.fragments.latest_labels`) and returns a confusion table (classification) or error sums
+(regression) per slice: ``""`` for all traffic and ``key=value`` per slice tag. Python turns those few rows into metrics with intervals:
 
 - accuracy, and precision/recall for a configured ``positive_class``: Wilson score intervals;
 - F1, and macro precision/recall/F1 when no positive class is set: percentile bootstrap over the
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from collector.fragments import join_latest_label, model_window
 from collector.sql import sql
 from collector.stats import wilson_interval
 from collector.store import Store
@@ -95,27 +96,19 @@ def regression_metrics(n: int, s_abs: float, s_sq: float, s_4: float, confidence
             "rmse": (math.sqrt(mse), math.sqrt(max(0.0, mse - z * se_mse)), math.sqrt(mse + z * se_mse), n)}
 
 
-_JOINED = """
-    FROM (SELECT request_id, pred_label, pred_value,
-                 arrayConcat([''], arrayMap((k, v) -> concat(k, '=', v), mapKeys(slices), mapValues(slices))) AS ss
-          FROM {db}.predictions FINAL
-          WHERE model = %(model)s AND ts >= %(start)s AND ts < %(end)s %(vcond)s) AS p
-    INNER JOIN (SELECT request_id, argMax((label_value, label_class), ts) AS lab
-                FROM {db}.labels FINAL WHERE model = %(model)s GROUP BY request_id) AS l USING (request_id)
-    ARRAY JOIN ss AS slice
-"""
-
-
 def performance_results(store: Store, model: str, start: _dt.datetime, end: _dt.datetime, *,
                         version: str | None = None, config: PerformanceConfig | None = None) -> list[Result]:
     cfg = config or PerformanceConfig()
-    vcond = sql("AND model_version = %(version)s", version=version) if version is not None else sql("")
-    joined = sql(_JOINED, model=model, start=start, end=end, vcond=vcond)
-    cls_rows = store.rows(sql("""SELECT slice, l.lab.2 AS truth, p.pred_label AS pred, count() AS c %(joined)s
+    of = model_window(model, start, end, version=version)
+    preds = sql("""(SELECT model, request_id, pred_label, pred_value,
+                           arrayConcat([''], arrayMap((k, v) -> concat(k, '=', v), mapKeys(slices), mapValues(slices))) AS ss
+                    FROM {db}.predictions FINAL WHERE %(of)s)""", of=of)
+    joined = sql("FROM %(j)s ARRAY JOIN p.ss AS slice", j=join_latest_label(preds, of, inner=True))
+    cls_rows = store.rows(sql("""SELECT slice, l.label_class AS truth, p.pred_label AS pred, count() AS c %(joined)s
                                  WHERE truth IS NOT NULL AND pred IS NOT NULL GROUP BY slice, truth, pred""", joined=joined))
     reg_rows = store.rows(sql("""SELECT slice, count() AS n, sum(abs(e)) AS s_abs, sum(e * e) AS s_sq, sum(e * e * e * e) AS s_4
-                                 FROM (SELECT slice, p.pred_value - l.lab.1 AS e %(joined)s
-                                       WHERE l.lab.1 IS NOT NULL AND p.pred_value IS NOT NULL)
+                                 FROM (SELECT slice, p.pred_value - l.label_value AS e %(joined)s
+                                       WHERE l.label_value IS NOT NULL AND p.pred_value IS NOT NULL)
                                  GROUP BY slice""", joined=joined))
     out: list[Result] = []
     slices: dict[str, list[dict]] = {}

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from collector.fragments import models_filter
+from collector.sql import sql
 from collector.store import Store
 from detectors.drift_sql import (
     QUANTILE_LEVELS,
@@ -214,11 +216,11 @@ def save_profile(store: Store, p: Profile) -> Profile:
 
 def load_profile(store: Store, model: str, name: str) -> Profile | None:
     """The latest build of a stored reference, or None."""
-    rows = store.rows(
+    rows = store.rows(sql(
         """SELECT * FROM {db}.detector_references
            WHERE model = %(model)s AND name = %(name)s
              AND built_at = (SELECT max(built_at) FROM {db}.detector_references WHERE model = %(model)s AND name = %(name)s)
-           ORDER BY feature""", {"model": model, "name": name})
+           ORDER BY feature""", model=model, name=name))
     if not rows:
         return None
     feats = {}
@@ -239,13 +241,13 @@ def load_profile(store: Store, model: str, name: str) -> Profile | None:
 
 def list_references(store: Store, model: str | None = None, models: Sequence[str] = ()) -> list[dict]:
     """Stored references, of ``model`` if given, of ``models`` only if not empty."""
-    return store.rows(
+    return store.rows(sql(
         """SELECT model, name, max(r.built_at) AS last_built, argMax(r.source, r.built_at) AS source,
                   argMax(r.rows, r.built_at) AS rows, argMax(r.window_start, r.built_at) AS window_start,
                   argMax(r.window_end, r.built_at) AS window_end, uniqExact(r.feature) AS features
            FROM {db}.detector_references AS r WHERE (%(model)s = '' OR model = %(model)s)
-             AND (empty(%(models)s) OR has(%(models)s, model))
-           GROUP BY model, name ORDER BY model, name""", {"model": model or "", "models": list(models)})
+             AND %(models)s
+           GROUP BY model, name ORDER BY model, name""", model=model or "", models=models_filter(models)))
 
 
 def reference_from_window(store: Store, model: str, start: _dt.datetime, end: _dt.datetime, *, name: str,

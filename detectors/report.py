@@ -14,6 +14,7 @@ import pandas as pd
 
 from collector.sql import sql
 from collector.store import Store
+from detectors.drift_sql import window_source
 
 __all__ = ["window_sample", "window_shape", "file_sample", "evidently_html"]
 
@@ -21,12 +22,10 @@ __all__ = ["window_sample", "window_shape", "file_sample", "evidently_html"]
 def window_sample(store: Store, model: str, start: _dt.datetime, end: _dt.datetime, *, sample: int = 10_000,
                   version: str | None = None) -> pd.DataFrame:
     """Up to ``sample`` predictions of the window as one column per feature (plus prediction columns)."""
-    vcond = sql(" AND model_version = %(v)s", v=version) if version is not None else sql("")
-    rows = store.rows(
-        """SELECT features_num, features_cat, pred_value, pred_score, pred_label FROM {db}.predictions FINAL
-           WHERE model = %(model)s AND ts >= %(start)s AND ts < %(end)s%(vcond)s
-           ORDER BY cityHash64(event_id) LIMIT %(sample)s""",
-        {"model": model, "start": start, "end": end, "vcond": vcond, "sample": int(sample)})
+    src = window_source(model, start, end, version)
+    rows = store.rows(sql(
+        """SELECT features_num, features_cat, pred_value, pred_score, pred_label FROM %(t)s WHERE %(w)s
+           ORDER BY cityHash64(event_id) LIMIT %(sample)s""", t=src.table, w=src.where, sample=int(sample)))
     recs: list[dict[str, Any]] = []
     for r in rows:
         rec: dict[str, Any] = {**(r["features_num"] or {}), **(r["features_cat"] or {})}
@@ -40,12 +39,11 @@ def window_sample(store: Store, model: str, start: _dt.datetime, end: _dt.dateti
 def window_shape(store: Store, model: str, start: _dt.datetime, end: _dt.datetime, *,
                  version: str | None = None) -> tuple[int, int]:
     """(predictions, distinct feature names) of the window, counted in the store: what a sample would cost."""
-    vcond = " AND model_version = %(version)s" if version is not None else ""
-    (r,) = store.rows(
-        f"""SELECT count() AS n, length(groupUniqArrayArray(arrayConcat(mapKeys(features_num), mapKeys(features_cat))))
-                   AS f
-            FROM {{db}}.predictions FINAL WHERE model = %(model)s AND ts >= %(start)s AND ts < %(end)s{vcond}""",
-        {"model": model, "start": start, "end": end, "version": version})
+    src = window_source(model, start, end, version)
+    (r,) = store.rows(sql(
+        """SELECT count() AS n, length(groupUniqArrayArray(arrayConcat(mapKeys(features_num), mapKeys(features_cat))))
+                  AS f
+           FROM %(t)s WHERE %(w)s""", t=src.table, w=src.where))
     return int(r["n"]), int(r["f"])
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from collector.fragments import models_filter
 from collector.sql import ident, join, sql
 from collector.store import Store
 
@@ -96,7 +97,7 @@ def query_results(store: Store, *, model: str | None = None, detector: str | Non
                   models: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Latest result per (model, version, detector, subject, test, window), newest windows first.
     ``models``: only these models' results (empty: every model)."""
-    conds = [sql("(empty(%(models)s) OR has(%(models)s, model))", models=list(models))]
+    conds = [models_filter(models)]
     conds += [sql("%(c)s = %(v)s", c=ident(col), v=v) for col, v in (
         ("model", model), ("detector", detector), ("test", test), ("subject", subject), ("status", status),
         ("run_id", run_id)) if v is not None]

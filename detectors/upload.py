@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from collector.sql import sql
 from collector.store import Store
 from detectors.drift_sql import upload_source
 from detectors.reference import Profile, build_profile, save_profile
@@ -192,4 +193,4 @@ def upload_reference(store: Store, model: str, name: str, path: str, *, features
     finally:
         bar.close()
         if rows:  # staged rows go, whether the profile was stored or the file failed half-way
-            store.execute("DELETE FROM {db}.reference_rows WHERE upload_id = %(u)s", {"u": uid})
+            store.execute(sql("DELETE FROM {db}.reference_rows WHERE upload_id = %(u)s", u=uid))

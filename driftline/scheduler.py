@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.fragments import time_window
+from collector.sql import sql
 from collector.store import Store
 
 __all__ = ["Scheduler", "Job", "slo_job", "detectors_job", "notifier_routes"]
@@ -147,9 +149,9 @@ def detectors_job(*, window_s: float = 3600.0, every_s: float = 300.0, reference
         epoch = now.timestamp()
         end = _dt.datetime.fromtimestamp(epoch - epoch % every_s, _dt.UTC)
         window = _dt.timedelta(seconds=window_s)
-        models = [r["model"] for r in store.rows(
-            "SELECT DISTINCT model FROM {db}.predictions WHERE ts >= %(s)s AND ts < %(e)s ORDER BY model",
-            {"s": end - window, "e": end})]
+        models = [r["model"] for r in store.rows(sql(
+            "SELECT DISTINCT model FROM {db}.predictions WHERE %(w)s ORDER BY model",
+            w=time_window(end - window, end)))]
         out: dict[str, Any] = {}
         for model in models:
             if last.get(model) == end:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from collector.authz import KeyModels
+from collector.sql import sql
 from collector.store import Store
 from slo_engine.engine import load_alert_states
 from slo_engine.evaluate import evaluate
@@ -111,9 +112,9 @@ def slo_router(store: Store, specs: Callable[[], Sequence[Slo]] = tuple,
     @router.get("/deliveries", summary="The notifiers' delivery log, newest first")
     def deliveries(key: KeyModels, limit: int = Query(100, ge=1, le=10_000)) -> list[dict[str, Any]]:
         # a delivery's dedup_key is its alert's key: a model-scoped key sees its models' alerts' deliveries
-        rows = store.rows("SELECT * FROM {db}.slo_deliveries WHERE empty(%(models)s) OR dedup_key IN "
-                          "(SELECT alert_key FROM {db}.slo_alert_state FINAL WHERE has(%(models)s, model)) "
-                          "ORDER BY ts DESC LIMIT %(n)s", {"n": limit, "models": list(key)})
+        rows = store.rows(sql("SELECT * FROM {db}.slo_deliveries WHERE empty(%(models)s) OR dedup_key IN "
+                              "(SELECT alert_key FROM {db}.slo_alert_state FINAL WHERE has(%(models)s, model)) "
+                              "ORDER BY ts DESC LIMIT %(n)s", n=limit, models=list(key)))
         for r in rows:
             r["ts"] = r["ts"].isoformat()
         return rows

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from collector.fragments import join_latest_label
 from collector.sql import SQL, join, sql
 from collector.store import Store
 from serving_shim.contract import LATENCY_BUCKETS_MS, as_utc
@@ -73,10 +74,10 @@ class SloStatus:
         }
 
 
-def _band_expr(col: str, windows: Sequence[int], now: _dt.datetime) -> SQL:
+def _band_expr(col: SQL, windows: Sequence[int], now: _dt.datetime) -> SQL:
     """0-based band of a row by its age in seconds: band i holds ages in [w[i-1], w[i]), so window w is
     (now - w, now]."""
-    age = sql(f"(dateDiff('millisecond', {col}, %(now)s) / 1000.0)", now=now)
+    age = sql("(dateDiff('millisecond', %(col)s, %(now)s) / 1000.0)", col=col, now=now)
     parts = join(", ", [sql("%(age)s < %(w)s, %(i)s", age=age, w=int(w), i=i) for i, w in enumerate(windows)])
     return sql("multiIf(%(parts)s, %(n)s)", parts=parts, n=len(windows))
 
@@ -122,7 +123,8 @@ def _source_id(s: Slo) -> str:
 def _metric_window_bands(store: Store, slos: Sequence[Slo], windows: Sequence[int], now: _dt.datetime
                          ) -> dict[_Key, list[dict[str, Any] | None]]:
     typed = any(s.sli.error_types for s in slos)
-    query = """
+    start = now - _dt.timedelta(seconds=windows[-1])
+    query = sql("""
         SELECT model, model_version, %(band)s AS band,
                sum(requests) AS requests, sum(arraySum(mapValues(errors))) AS errors,
                %(typed)s sumForEach(latency_buckets) AS buckets
@@ -130,14 +132,12 @@ def _metric_window_bands(store: Store, slos: Sequence[Slo], windows: Sequence[in
         WHERE model IN %(models)s AND window_start > %(start_data)s AND window_start < %(now)s
           AND addSeconds(window_start, window_s) > %(start)s AND addSeconds(window_start, window_s) <= %(now)s
         GROUP BY model, model_version, band %(final)s
-    """
-    start = now - _dt.timedelta(seconds=windows[-1])
-    rows = store.rows(query, {"band": _band_expr("addSeconds(window_start, window_s)", windows, now),
-                            "typed": sql("sumMap(errors) AS errors_by_type," if typed else ""), "final": _FINAL,
-                            "models": sorted({s.model for s in slos}), "now": now, "start": start,
-                            "start_data": start - _dt.timedelta(seconds=3600)})
+    """, band=_band_expr(sql("addSeconds(window_start, window_s)"), windows, now),
+                typed=sql("sumMap(errors) AS errors_by_type," if typed else ""), final=_FINAL,
+                models=sorted({s.model for s in slos}), now=now, start=start,
+                start_data=start - _dt.timedelta(seconds=3600))
     out: dict[_Key, list[dict[str, Any] | None]] = defaultdict(lambda: [None] * len(windows))
-    for r in rows:
+    for r in store.rows(query):
         if r["band"] < len(windows):
             out[(r["model"], r["model_version"])][r["band"]] = r
     return out
@@ -174,8 +174,8 @@ def _other_bands(store: Store, s: Slo, group: Sequence[Slo], windows: Sequence[i
     if sli.kind == "freshness":
         k = max(1, -(-int(sli.max_age_s or 60) // 60))
         params.update(start_data=now - _dt.timedelta(seconds=windows[-1] + k * 60), k=k,
-                      band=_band_expr("addSeconds(m, 60)", windows, now))
-        query = """
+                      band=_band_expr(sql("addSeconds(m, 60)"), windows, now))
+        query = sql("""
             SELECT model, '' AS model_version, %(band)s AS band, count() AS good,
                    0 AS total
             FROM (SELECT DISTINCT model, toStartOfMinute(window_start) + toIntervalMinute(k) AS m
@@ -183,12 +183,12 @@ def _other_bands(store: Store, s: Slo, group: Sequence[Slo], windows: Sequence[i
                   WHERE model IN %(models)s AND window_start > %(start_data)s AND window_start <= %(now)s %(final)s)
             WHERE addSeconds(m, 60) > %(start)s AND addSeconds(m, 60) <= %(now)s
             GROUP BY model, band
-        """
+        """, **params)
     elif sli.kind == "drift":
         params.update(detector=sli.detector, subject=sli.subject or "",
-                      band=_band_expr("max(window_end)", windows, now))
+                      band=_band_expr(sql("max(window_end)"), windows, now))
         params["subject_cond"] = sql("AND subject = %(s)s", s=sli.subject) if sli.subject is not None else sql("")
-        query = """
+        query = sql("""
             SELECT model, model_version, band, count() - countIf(bad) AS good, count() AS total
             FROM (SELECT model, model_version, window_start, %(band)s AS band,
                          max(status = 'alert') AS bad
@@ -197,26 +197,23 @@ def _other_bands(store: Store, s: Slo, group: Sequence[Slo], windows: Sequence[i
                     AND status IN ('ok', 'alert') AND window_end > %(start)s AND window_end <= %(now)s
                   GROUP BY model, model_version, window_start)
             GROUP BY model, model_version, band
-        """
+        """, **params)
     else:
-        params["band"] = _band_expr("p.ts", windows, now)
-        params["where"] = sql("AND slices[%(k)s] = %(v)s", k=sli.slice[0][0], v=sli.slice[0][1]) if sli.slice \
-            else sql("")
-        params["match"] = sql("abs(p.pred_value - l.lv) <= %(tol)s", tol=sli.tolerance) if sli.tolerance is not None \
-            else sql("p.pred_label = l.lc")
-        query = """
+        of = sql("model IN %(models)s AND ts > %(start)s AND ts <= %(now)s AND %(slice)s", models=params["models"],
+                 start=params["start"], now=now,
+                 slice=sql("slices[%(k)s] = %(v)s", k=sli.slice[0][0], v=sli.slice[0][1]) if sli.slice else sql("1"))
+        preds = sql("(SELECT model, model_version, request_id, ts, pred_label, pred_value FROM {db}.predictions FINAL "
+                    "WHERE %(of)s)", of=of)
+        match = sql("abs(p.pred_value - l.label_value) <= %(tol)s", tol=sli.tolerance) if sli.tolerance is not None \
+            else sql("p.pred_label = l.label_class")
+        query = sql("""
             SELECT p.model AS model, p.model_version AS model_version, %(band)s AS band,
                    countIf(ifNull(%(match)s, false)) AS good, count() AS total
-            FROM (SELECT model, model_version, request_id, ts, pred_label, pred_value
-                  FROM {db}.predictions FINAL
-                  WHERE model IN %(models)s AND ts > %(start)s AND ts <= %(now)s %(where)s) AS p
-            INNER JOIN (SELECT model, request_id, argMax(label_class, ts) AS lc, argMax(label_value, ts) AS lv
-                        FROM {db}.labels FINAL WHERE model IN %(models)s GROUP BY model, request_id) AS l
-                ON p.model = l.model AND p.request_id = l.request_id
+            FROM %(joined)s
             GROUP BY model, model_version, band
-        """
+        """, band=_band_expr(sql("p.ts"), windows, now), match=match, joined=join_latest_label(preds, of, inner=True))
     out: dict[_Key, list[list[float]]] = defaultdict(lambda: [[0.0, 0.0] for _ in windows])
-    for r in store.rows(query, params):
+    for r in store.rows(query):
         if r["band"] < len(windows):
             out[(r["model"], r["model_version"])][r["band"]] = [float(r["good"]), float(r["total"])]
     if sli.kind == "freshness":  # total = minutes in the band

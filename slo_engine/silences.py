@@ -84,7 +84,7 @@ def expire_silence(store: Store, silence_id: str, *, now: _dt.datetime) -> Silen
 
 def silence_models(store: Store, silence_id: str) -> tuple[str, ...] | None:
     """The model a silence matches (``()``: it matches every model), or None when there is no such silence."""
-    rows = store.rows("SELECT matchers FROM {db}.slo_silences FINAL WHERE id = %(id)s", {"id": silence_id})
+    rows = store.rows(sql("SELECT matchers FROM {db}.slo_silences FINAL WHERE id = %(id)s", id=silence_id))
     if not rows:
         return None
     model = dict(rows[0]["matchers"]).get("model")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -273,3 +274,20 @@ def test_a_wide_model_with_many_layouts_is_counted_on_the_full_grid(store: ChdbS
         full = np.concatenate([[-np.inf], prof.features[k].edges, [np.inf]])
         assert summary.fine[k].tolist() == np.histogram(_raw(cur, k), full)[0].tolist()
         assert summary.numeric[k].n == len(_raw(cur, k)) and summary.numeric[k].hi == _raw(cur, k).max()
+
+
+def test_each_scan_logs_the_sql_it_ran_at_debug_on_driftline_sql(store, caplog) -> None:  # noqa: ANN001
+    from detectors import drift_sql
+    from detectors.grid import Grid
+
+    insert_predictions(store, start=T0, seconds=60, features=[{"x": float(i)} for i in range(10)] + [{"y": 1.0}])
+    src = window_source("m1", T0, T0 + H)
+    lay = drift_sql.key_layouts(store, src, limit=1)        # one layout by position, the other by key
+    with caplog.at_level(logging.DEBUG, logger="driftline.sql"):
+        counts, st = drift_sql.grid_counts(store, src, {"x": Grid(0.0, 10.0, cells=10)}, stats=["x"], layouts=lay)
+    assert counts["x"].tolist() == [0] + [1] * 10 + [0] and st["x"].n == 10
+    (rec,) = [r for r in caplog.records if r.name == "driftline.sql"]
+    assert rec.levelno == logging.DEBUG
+    logged = rec.getMessage()
+    assert store.sql(drift_sql.scan_statement(src, {"x": Grid(0.0, 10.0, cells=10)}, ["x"], lay)) in logged
+    assert "UNION ALL" in logged and f"`{store.database}`.predictions FINAL" in logged

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from collector.consumer import KafkaCollector
+from collector.sql import ident, sql
 from collector.store import ChdbStore
 from collector.writer import EventWriter
 from serving_shim.transport import KafkaTransport
@@ -23,11 +24,11 @@ def _drain(collector: KafkaCollector, store: ChdbStore, want: int, table: str = 
     n = 0
     while time.monotonic() < deadline:
         collector.poll_batch()
-        n = int(store.scalar(f"SELECT count() FROM {{db}}.{table} FINAL"))
+        n = int(store.scalar(sql("SELECT count() FROM {db}.%(t)s FINAL", t=ident(table))))
         if n >= want:
             # one more poll to make sure nothing beyond `want` is pending
             collector.poll_batch()
-            return int(store.scalar(f"SELECT count() FROM {{db}}.{table} FINAL"))
+            return int(store.scalar(sql("SELECT count() FROM {db}.%(t)s FINAL", t=ident(table))))
     return n
 
 

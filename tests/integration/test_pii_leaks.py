@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from collector.sql import ident, sql
 from collector.store import ChdbStore
 from driftline.config import Settings
 from driftline.server import create_app
@@ -70,7 +71,7 @@ def read_back(url: str, store: Any, model: str) -> tuple[str, list[dict[str, Any
                      "/metrics"):
             parts.append(c.get(path).text)
     for table in ("predictions", "labels", "metric_windows", "deploys", "dead_letters"):
-        parts.append(json.dumps(store.rows(f"SELECT * FROM {{db}}.{table}"), default=str))
+        parts.append(json.dumps(store.rows(sql("SELECT * FROM {db}.%(t)s", t=ident(table))), default=str))
     return "\n".join(parts), preds
 
 
@@ -229,7 +230,7 @@ def test_raw_events_produced_to_kafka_are_redacted_by_the_collector(
     finally:
         collector.close()
     assert collector.stats.dead_letters == len(bad) and collector.stats.stored_events == len(events) - len(bad)
-    text = "\n".join(json.dumps(store.rows(f"SELECT * FROM {{db}}.{table}"), default=str)
+    text = "\n".join(json.dumps(store.rows(sql("SELECT * FROM {db}.%(t)s", t=ident(table))), default=str)
                      for table in ("predictions", "dead_letters")) + _logs(debug_logs, capfd)
     leaks = count_leaks(text, recs)
     counts = {e: len(v) for e, v in leaks.items()}

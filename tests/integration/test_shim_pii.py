@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from collector.sql import ident, sql
 from collector.store import ChdbStore
 from driftline.config import Settings
 from driftline.server import create_app
@@ -64,7 +65,7 @@ def _feed(m: Monitor, recs: list[dict[str, Any]]) -> None:
 def _dump(store: ChdbStore) -> str:
     parts = []
     for table in ("predictions", "metric_windows", "dead_letters", "labels", "deploys"):
-        parts.append(json.dumps(store.rows(f"SELECT * FROM {{db}}.{table}"), default=str))
+        parts.append(json.dumps(store.rows(sql("SELECT * FROM {db}.%(t)s", t=ident(table))), default=str))
     return "\n".join(parts)
 
 

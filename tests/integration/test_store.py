@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from collector.migrations import COLLECTOR_MIGRATIONS, migrate
+from collector.sql import commas, ident, sql
 from collector.store import ChdbStore
 from collector.writer import EventWriter
 from driftline.server import all_migrations
@@ -18,7 +19,7 @@ from tests.conftest import _CHDB_PATH
 
 
 def _stored(store: ChdbStore, table: str = "predictions") -> int:
-    return int(store.scalar(f"SELECT count() FROM {{db}}.{table} FINAL"))
+    return int(store.scalar(sql("SELECT count() FROM {db}.%(t)s FINAL", t=ident(table))))
 
 
 def test_migrations_are_idempotent(store: ChdbStore) -> None:
@@ -122,11 +123,10 @@ def _older_store(before: int) -> Iterator[ChdbStore]:
 def test_dead_letters_of_an_older_store_move_to_the_deduplicated_table() -> None:
     with _older_store(3) as old:
         row = ("kafka:t.prediction:0:41", "prediction", 3, "e3", "ts", "Field required", '{"event_id":"e3"}')
-        values = ", ".join("'" + v.replace("'", "\\'") + "'" if isinstance(v, str) else str(v) for v in row)
         for _ in range(2):  # the old table kept a redelivered dead letter twice
-            old.execute("INSERT INTO {db}.dead_letters "
-                        f"(source, kind, event_index, event_id, field, reason, payload) "
-                        f"VALUES ({values})")
+            old.execute(sql("INSERT INTO {db}.dead_letters "
+                            "(source, kind, event_index, event_id, field, reason, payload) VALUES (%(v)s)",
+                            v=commas(row)))
         assert [m.number for m in migrate(old, all_migrations()) if m.component == "collector"] == [3, 4, 5]
         rows = old.rows("SELECT source, kind, event_index, event_id, field, reason, payload FROM {db}.dead_letters")
         assert [tuple(r.values()) for r in rows] == [row]

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from collector.fragments import join_latest_label, model_window
-from collector.sql import SQL, commas, ident, join, sql
+from collector.sql import SQL, Ident, commas, ident, join, sql
 from collector.store import Store
 from detectors.grid import Grid
 
@@ -107,10 +107,11 @@ class _Aliases(dict[str, Any]):
 
     def stats(self, r: Mapping[str, Any]) -> NumStats:
         """The statistics of :func:`_value_stats` in the result row ``r``."""
-        return NumStats(int(r[self.key("n")]), *(_f(r[self.key(k)]) for k in ("lo", "hi", "mean", "std")))
+        lo, hi, mean, std = (_f(r[self.key(k)]) for k in ("lo", "hi", "mean", "std"))
+        return NumStats(int(r[self.key("n")]), lo, hi, mean, std)
 
 
-def _value_stats(v: SQL, a: _Aliases) -> SQL:
+def _value_stats(v: SQL | Ident, a: _Aliases) -> SQL:
     """Count, min, max, mean and standard deviation of the non-null values of ``v``, as ``a``'s columns."""
     return sql("count(%(v)s) AS %(n)s, min(%(v)s) AS %(lo)s, max(%(v)s) AS %(hi)s, avg(%(v)s) AS %(mean)s, "
                "stddevPop(%(v)s) AS %(std)s", v=v, **a)

@@ -276,7 +276,8 @@ def test_a_wide_model_with_many_layouts_is_counted_on_the_full_grid(store: ChdbS
         assert summary.numeric[k].n == len(_raw(cur, k)) and summary.numeric[k].hi == _raw(cur, k).max()
 
 
-def test_each_scan_logs_the_sql_it_ran_at_debug_on_driftline_sql(store, caplog) -> None:  # noqa: ANN001
+def test_each_scan_logs_the_sql_it_ran_at_debug_on_driftline_sql(store: ChdbStore,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
     from detectors import drift_sql
     from detectors.grid import Grid
 
@@ -289,5 +290,6 @@ def test_each_scan_logs_the_sql_it_ran_at_debug_on_driftline_sql(store, caplog) 
     (rec,) = [r for r in caplog.records if r.name == "driftline.sql"]
     assert rec.levelno == logging.DEBUG
     logged = rec.getMessage()
-    assert store.sql(drift_sql.scan_statement(src, {"x": Grid(0.0, 10.0, cells=10)}, ["x"], lay)) in logged
+    statement = drift_sql.scan_statement(src, {"x": Grid(0.0, 10.0, cells=10)}, ["x"], lay)
+    assert statement is not None and store.sql(statement) in logged
     assert "UNION ALL" in logged and f"`{store.database}`.predictions FINAL" in logged

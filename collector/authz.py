@@ -111,6 +111,8 @@ ROUTES: Mapping[tuple[str, str], Rule] = {
     ("POST", "/v1/slo/silences"): Rule(_W, MATCHERS),
     ("DELETE", "/v1/slo/silences/{silence_id}"): Rule(_W, RESOURCE, resolver="silence"),
     ("GET", "/v1/slo/deliveries"): Rule(_R, LISTED),
+    # lifecycle (detectors.lifecycle_api)
+    ("GET", "/v1/deploys"): Rule(_R, LISTED),
 }
 
 #: A resolver: the path parameters of a request to the models of the object it names

@@ -37,6 +37,8 @@ class Settings:
     detector_every_s: float = 300.0        # and runs this often (windows end on multiples of it)
     detector_reference: str = ""           # '' = the model's 'baseline' upload if any, else the previous window
     slo_files: str = ""                    # comma-separated SLO spec files (version: driftline/v1)
+    version_grace_s: float = 600.0         # a version other than the deployed one may serve this long (rollouts)
+    version_recent_s: float = 120.0        # "still serving": traffic within this long (metric windows arrive late)
     pagerduty_routing_key: str = ""
     slack_webhook_url: str = ""
     webhook_url: str = ""
@@ -87,7 +89,8 @@ class Settings:
                 vals["port"] = int(env["DRIFTLINE_PORT"])
             except ValueError:
                 raise ValueError(f"DRIFTLINE_PORT: {env['DRIFTLINE_PORT']!r} is not a port number") from None
-        for f in ("detector_window_s", "detector_every_s", "event_max_age_s", "event_max_ahead_s"):
+        for f in ("detector_window_s", "detector_every_s", "event_max_age_s", "event_max_ahead_s", "version_grace_s",
+                  "version_recent_s"):
             if f"DRIFTLINE_{f.upper()}" in env:
                 try:
                     vals[f] = float(env[f"DRIFTLINE_{f.upper()}"])

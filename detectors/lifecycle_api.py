@@ -8,7 +8,7 @@ import datetime as _dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query
 
 from collector.authz import KeyModels
 from collector.store import Store
@@ -35,5 +35,33 @@ def lifecycle_router(store: Store, *, grace_s: float = 600.0, recent_s: float = 
                  "drifting": any(f.drifting for f in found if (f.model, f.environment) == (e.model, e.environment)),
                  "serving": [f.as_dict() for f in found if (f.model, f.environment) == (e.model, e.environment)]}
                 for e in expected_versions(store, now, models)]
+
+    @router.get("/v1/canary", summary="Compare a candidate version with a baseline: promote, hold or rollback, with evidence")
+    def canary(model: str, baseline: str, candidate: str,
+               mode: str = Query("canary", pattern="^(canary|shadow)$",
+                                 description="canary: split traffic; shadow: the same requests, joined by request_id"),
+               minutes: int = Query(60, ge=1, le=525600, description="the period: the last N minutes"),
+               start: _dt.datetime | None = None,
+               end: _dt.datetime | None = None,
+               alpha: float = Query(0.05, gt=0, lt=0.5), power: float = Query(0.8, ge=0.5, lt=1),
+               error_margin: float = Query(0.01, gt=0, le=1), accuracy_margin: float = Query(0.02, gt=0, le=1),
+               latency_tolerance: float = Query(0.10, gt=0, le=10)) -> dict[str, Any]:
+        from detectors.canary import CanaryConfig, compare
+        from serving_shim.contract import as_utc
+
+        if (start is None) != (end is None):
+            raise HTTPException(422, "start, end: give both or neither")
+        if start is not None and end is not None:
+            s, e = as_utc(start), as_utc(end)
+        else:
+            e = now_fn()
+            s = e - _dt.timedelta(minutes=minutes)
+        try:
+            cfg = CanaryConfig(alpha=alpha, power=power, error_margin=error_margin, accuracy_margin=accuracy_margin,
+                               latency_tolerance=latency_tolerance)
+            return compare(store, model, baseline, candidate, start=s, end=e, mode=mode,  # type: ignore[arg-type]
+                           config=cfg).as_dict()
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
 
     return router

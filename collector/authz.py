@@ -114,6 +114,7 @@ ROUTES: Mapping[tuple[str, str], Rule] = {
     # lifecycle (detectors.lifecycle_api)
     ("GET", "/v1/deploys"): Rule(_R, LISTED),
     ("GET", "/v1/canary"): Rule(_R, QUERY),
+    ("GET", "/v1/cost"): Rule(_R, QUERY),
 }
 
 #: A resolver: the path parameters of a request to the models of the object it names

@@ -64,4 +64,14 @@ def lifecycle_router(store: Store, *, grace_s: float = 600.0, recent_s: float = 
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
 
+    @router.get("/v1/cost", summary="Cost and cost per 1,000 inferences per time step and version (configured cost model)")
+    def cost(model: str, version: str = "", minutes: int = Query(1440, ge=1, le=525600),
+             step_s: int = Query(3600, ge=10, le=86400)) -> list[dict[str, Any]]:
+        from collector.cost import cost_series, model_for
+
+        e = now_fn()
+        return [p.as_dict() for p in cost_series(store, model, model_for(cost_models or {}, model),
+                                                  start=e - _dt.timedelta(minutes=minutes), end=e, step_s=step_s,
+                                                  version=version)]
+
     return router

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from serving_shim.contract import TimeWindow
 
 if TYPE_CHECKING:
+    from collector.cost import CostModel
     from collector.ingest import DecodeLimits
     from collector.redaction import IngestRedaction
 
@@ -39,6 +40,7 @@ class Settings:
     slo_files: str = ""                    # comma-separated SLO spec files (version: driftline/v1)
     version_grace_s: float = 600.0         # a version other than the deployed one may serve this long (rollouts)
     version_recent_s: float = 120.0        # "still serving": traffic within this long (metric windows arrive late)
+    cost_models: str = ""                  # cost model per model: inline JSON or a JSON/YAML file (collector.cost)
     pagerduty_routing_key: str = ""
     slack_webhook_url: str = ""
     webhook_url: str = ""
@@ -81,7 +83,7 @@ class Settings:
         vals: dict[str, object] = {}
         for f in ("store_url", "database", "host", "kafka_bootstrap", "topic_prefix", "slo_files",
                   "detector_reference", "pagerduty_routing_key", "slack_webhook_url", "webhook_url", "webhook_secret", "notify_allow",
-                  "redaction", "redaction_salt"):
+                  "redaction", "redaction_salt", "cost_models"):
             if f"DRIFTLINE_{f.upper()}" in env:
                 vals[f] = env[f"DRIFTLINE_{f.upper()}"]
         if "DRIFTLINE_PORT" in env:
@@ -119,6 +121,7 @@ class Settings:
         vals.update({k: v for k, v in overrides.items() if v is not None})
         out = replace(s, **vals)  # type: ignore[arg-type]
         out.event_window()  # a negative window is refused at start
+        out.cost()          # and so is a cost model that cannot be read
         return out
 
     def ingest_redaction(self) -> IngestRedaction:
@@ -132,6 +135,12 @@ class Settings:
         from collector.ingest import DecodeLimits
 
         return DecodeLimits(max_bytes=self.max_ingest_bytes, window=self.event_window())
+
+    def cost(self) -> dict[str, CostModel]:
+        """The cost models per model (``DRIFTLINE_COST_MODELS``); models not named use ``"*"`` or replica-hours."""
+        from collector.cost import load_cost_models
+
+        return load_cost_models(self.cost_models)
 
     def event_window(self) -> TimeWindow:
         """The event times ingest and collectors accept, around the server's clock."""

@@ -130,7 +130,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(ops_router(store))
     from detectors.lifecycle_api import lifecycle_router
 
-    app.include_router(lifecycle_router(store, grace_s=settings.version_grace_s, recent_s=settings.version_recent_s))
+    app.include_router(lifecycle_router(store, grace_s=settings.version_grace_s, recent_s=settings.version_recent_s,
+                                        cost_models=settings.cost()))
     app.state.slo_specs = specs  # list[slo_engine.Slo], from settings.slo_files
     app.state.scheduler = scheduler
     app.include_router(slo_router(store, specs=lambda: app.state.slo_specs, max_yaml_nodes=settings.max_yaml_nodes))

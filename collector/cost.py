@@ -33,7 +33,8 @@ from typing import Any, Literal
 from collector.sql import sql
 from collector.store import Store
 
-__all__ = ["CostModel", "CostPoint", "load_cost_models", "cost_series", "DEFAULT_REPLICA_HOUR_USD", "DEFAULT_COST"]
+__all__ = ["CostModel", "CostPoint", "load_cost_models", "cost_series", "cost_total", "model_for",
+           "DEFAULT_REPLICA_HOUR_USD", "DEFAULT_COST"]
 
 DEFAULT_REPLICA_HOUR_USD = 0.50
 _KINDS = ("per_request", "per_token", "replica_hours")
@@ -48,6 +49,8 @@ class CostModel:
     input_tokens: str = "input_tokens"
     output_tokens: str = "output_tokens"
     usd_per_replica_hour: float = DEFAULT_REPLICA_HOUR_USD
+    #: spend allowed per 30 days: burn-rate alerts like an SLO's (slo_engine.cost_budget); None: no budget
+    budget_usd_per_30d: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -61,6 +64,9 @@ class CostModel:
                   "replica_hours": ("usd_per_replica_hour",)}[self.kind]
         if not any(getattr(self, n) > 0 for n in needed):
             raise ValueError(f"{' or '.join(needed)}: a {self.kind} cost model needs a price above 0")
+        b = self.budget_usd_per_30d
+        if b is not None and (isinstance(b, bool) or not isinstance(b, int | float) or not 0 < b < float("inf")):
+            raise ValueError(f"budget_usd_per_30d: must be a positive number, got {b!r}")
         for name in ("input_tokens", "output_tokens"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ValueError(f"{name}: the name of a numeric feature holding the token count")
@@ -180,3 +186,11 @@ def cost_series(store: Store, model: str, cost: CostModel | None, *, start: _dt.
                              replica_hours=hours, input_tokens=tin, output_tokens=tout, cost_usd=usd,
                              cost_per_1k=(usd / n * 1000) if n else None, cost_model=cost.kind))
     return out
+
+
+def cost_total(store: Store, model: str, cost: CostModel | None, *, start: _dt.datetime, end: _dt.datetime
+               ) -> tuple[float, int]:
+    """Cost (USD) and requests of every version of ``model`` over ``[start, end)``."""
+    step = max(1, int((end - start).total_seconds()))
+    pts = cost_series(store, model, cost, start=start, end=end, step_s=step)
+    return sum(p.cost_usd for p in pts), sum(p.requests for p in pts)

@@ -17,7 +17,8 @@ from typing import Any
 
 from collector.store import Store
 
-__all__ = ["Scheduler", "Job", "slo_job", "detectors_job", "notifier_routes", "version_job", "VERSION_ALERT"]
+__all__ = ["Scheduler", "Job", "slo_job", "detectors_job", "notifier_routes", "version_job", "VERSION_ALERT",
+           "cost_budget_job"]
 
 log = logging.getLogger("driftline.scheduler")
 
@@ -159,6 +160,30 @@ def version_job(routes: Any, *, grace_s: float = 600.0, recent_s: float = 120.0,
                                 alerting=Alerting(resolve_after_s=resolve_after_s, repeat_interval_s=repeat_interval_s))
         return {"drifting": [c.alert_key for c in conds], "changed": [(a.alert_key, a.state) for a in res.changed],
                 "sent": len(res.sent), "failed": len(res.failed)}
+
+    return job
+
+
+def cost_budget_job(models: Any, routes: Any, *, resolve_after_s: int = 300,
+                    repeat_interval_s: int = 4 * 3600) -> Job:
+    """Burn-rate alerts on the cost budgets of ``models`` (model -> collector.cost.CostModel; ``"*"`` for the
+    others) for every model with traffic in the last 3 days (slo_engine.cost_budget)."""
+
+    def job(store: Store, now: _dt.datetime) -> dict[str, Any]:
+        from slo_engine.cost_budget import COST_ALERT, cost_budget_conditions
+        from slo_engine.engine import notify_conditions
+        from slo_engine.model import Alerting
+
+        if not any(m.budget_usd_per_30d is not None for m in models.values()):
+            return {"budgets": 0}
+        traffic = [r["model"] for r in store.rows(
+            "SELECT DISTINCT model FROM {db}.metric_windows WHERE window_start >= %(s)s ORDER BY model",
+            {"s": now - _dt.timedelta(days=3)})]
+        conds = cost_budget_conditions(store, models, traffic, now)
+        res = notify_conditions(store, conds, now, routes, name=COST_ALERT,
+                                alerting=Alerting(resolve_after_s=resolve_after_s, repeat_interval_s=repeat_interval_s))
+        return {"budgets": len({c.model for c in conds}), "firing": [c.alert_key for c in conds if c.active],
+                "changed": [(a.alert_key, a.state) for a in res.changed], "sent": len(res.sent)}
 
     return job
 

@@ -14,7 +14,7 @@ from collector.store import Store
 from collector.writer import EventWriter
 from driftline.config import Settings
 from driftline.migrations import all_migrations, open_and_migrate
-from driftline.scheduler import Scheduler, detectors_job, notifier_routes, slo_job, version_job
+from driftline.scheduler import Scheduler, cost_budget_job, detectors_job, notifier_routes, slo_job, version_job
 
 __all__ = ["all_migrations", "create_app", "open_and_migrate"]
 
@@ -32,6 +32,7 @@ def build_scheduler(store: Store, settings: Settings, specs: Any) -> Scheduler:
                                    reference=settings.detector_reference),
         "slo": slo_job(specs, routes),   # after the detectors: drift SLIs read this tick's results
         "version": version_job(routes, grace_s=settings.version_grace_s, recent_s=settings.version_recent_s),
+        "cost_budget": cost_budget_job(settings.cost(), routes),
     }
     return Scheduler(store, jobs, interval_s=settings.scheduler_interval_s)
 

@@ -96,3 +96,42 @@ def test_cost_models_from_configuration_and_the_api(traffic, tmp_path) -> None: 
         rows = httpx.get(url + "/v1/cost", params={"model": "m1", "minutes": 600}, timeout=60).json()
     by_v = {r["model_version"]: r for r in rows}
     assert by_v["v1"]["cost_model"] == "per_request" and by_v["v1"]["cost_per_1k"] == pytest.approx(0.2)
+
+
+def test_cost_budget_burn_rate_alerts(store) -> None:  # type: ignore[no-untyped-def]
+    from driftline.scheduler import cost_budget_job
+    from slo_engine.cost_budget import COST_ALERT, PERIOD_S
+    from slo_engine.engine import load_alert_states
+    from tests.slo_data import T0, Receiver
+
+    # $0.001 a request, 1,000 requests a minute for one hour: $60 in the hour against a budget of $1,000 per
+    # 30 days ($1.39 an hour): burn 43.2 over 1 h and 5 min (page-fast fires at 14.4)
+    minutes(store, T0, 60, lambda i: 0.0, version="v1", replicas=2, requests=1000)
+    cm = CostModel(kind="per_request", usd_per_request=0.001, budget_usd_per_30d=1000)
+    from slo_engine.cost_budget import burn_rates
+    from slo_engine.model import default_tiers
+
+    r = burn_rates(store, "m1", cm, T0 + 60 * _dt.timedelta(minutes=1), default_tiers(PERIOD_S))
+    assert r[3600]["cost_usd"] == pytest.approx(60.0)
+    assert r[3600]["burn_rate"] == pytest.approx(60 / (1000 * 3600 / PERIOD_S))
+    assert r[300]["burn_rate"] == pytest.approx(5 / (1000 * 300 / PERIOD_S))
+    receiver = Receiver()
+    try:
+        from slo_engine.delivery import HttpSender, RetryPolicy, UrlPolicy
+        from slo_engine.notifiers import WebhookNotifier
+
+        hook = WebhookNotifier(url=receiver.url + "/hook", secret="s", sender=HttpSender(
+            policy=UrlPolicy.allowing("127.0.0.1"), retry=RetryPolicy(base_s=0.001)))
+        job = cost_budget_job({"m1": cm}, {"page": [hook], "ticket": [hook]}, resolve_after_s=0)
+        seen = []
+        for m in (5, 30, 70, 95):
+            before = len(receiver.bodies("/hook"))
+            job(store, T0 + m * _dt.timedelta(minutes=1))
+            seen += [(m, a["action"], a["severity"]) for b in receiver.bodies("/hook")[before:] for a in b["alerts"]]
+    finally:
+        receiver.close()
+    # page-fast from minute 30 ($30 in the last hour: burn 21.6); after the traffic stops page-slow holds the page
+    # (30 min window) until minute 90; no ticket (3 days: burn 0.6)
+    assert seen == [(30, "trigger", "page"), (95, "resolve", "page")]
+    (st,) = load_alert_states(store).values()
+    assert st.slo == COST_ALERT and st.state == "resolved"

@@ -10,7 +10,7 @@ replica that serves very few requests, errors are always sampled).
 
 A version *drifts* when it is not allowed, still serves (traffic within the last ``recent_s``) and has
 served since at least ``grace_s`` ago, counted from the later of the expected deploy and its first traffic
-after it: a rollout that replaces every replica within the grace period raises nothing; a stale replica
+after it (looking back at most a day, or twice the grace period if longer; the counts cover that span): a rollout that replaces every replica within the grace period raises nothing; a stale replica
 or a rollout that stopped half-way raises once the grace period has passed, and the finding clears as
 soon as that version's traffic stops (the alert router then resolves it). Deploy annotations are redacted
 like any string: declare ``deploy.role`` and ``deploy.environment`` as ``keep`` under strict redaction.
@@ -85,7 +85,7 @@ def expected_versions(store: Store, now: _dt.datetime, models: Sequence[str] = (
     return out
 
 
-def _serving(store: Store, e: Expected, now: _dt.datetime) -> list[dict[str, Any]]:
+def _serving(store: Store, e: Expected, now: _dt.datetime, since: _dt.datetime) -> list[dict[str, Any]]:
     if e.environment == "":
         return store.rows(sql(
             """
@@ -95,14 +95,14 @@ def _serving(store: Store, e: Expected, now: _dt.datetime) -> list[dict[str, Any
             WHERE model = %(m)s AND addSeconds(window_start, window_s) > %(since)s AND window_start <= %(now)s
               AND requests > 0
             GROUP BY model_version ORDER BY model_version
-            """, m=e.model, since=e.since, now=now))
+            """, m=e.model, since=since, now=now))
     return store.rows(sql(
         """
         SELECT model_version, min(ts) AS first_seen, max(ts) AS last_seen, count() AS n_requests
         FROM {db}.predictions FINAL
         WHERE model = %(m)s AND slices['environment'] = %(env)s AND ts > %(since)s AND ts <= %(now)s
         GROUP BY model_version ORDER BY model_version
-        """, m=e.model, env=e.environment, since=e.since, now=now))
+        """, m=e.model, env=e.environment, since=since, now=now))
 
 
 def version_findings(store: Store, now: _dt.datetime, *, grace_s: float, recent_s: float,
@@ -111,9 +111,12 @@ def version_findings(store: Store, now: _dt.datetime, *, grace_s: float, recent_
     if grace_s < 0 or recent_s <= 0:
         raise ValueError("grace_s must be >= 0 and recent_s > 0")
     now = as_utc(now)
+    # the scan reaches back to the deploy, but no further than a day (or twice the grace period): a deploy made
+    # months ago does not make every tick read months of metric windows
+    floor = now - _dt.timedelta(seconds=max(86400.0, 2 * (grace_s + recent_s)))
     out = []
     for e in expected_versions(store, now, models):
-        for r in _serving(store, e, now):
+        for r in _serving(store, e, now, max(e.since, floor)):
             first = max(as_utc(r["first_seen"]), e.since)
             last = as_utc(r["last_seen"])
             allowed = r["model_version"] in e.allowed

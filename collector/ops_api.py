@@ -22,13 +22,13 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 
 from collector.authz import KeyModels
+from collector.cost import DEFAULT_REPLICA_HOUR_USD
 from collector.stats import minutes_ago, wilson_interval
 from collector.store import Store
 from serving_shim.contract import LATENCY_BUCKETS_MS
 
 __all__ = ["ops_router", "histogram_quantile", "DEFAULT_REPLICA_HOUR_USD"]
 
-DEFAULT_REPLICA_HOUR_USD = 0.50
 #: Labels are read from this long before the range starts (a label may arrive before its prediction), so the
 #: join scans the labels of the range, not all of them.
 LABEL_LEAD_MIN = 1440

@@ -1,7 +1,10 @@
 """Version drift: traffic served by a version other than the one deployed.
 
 The *expected* version of a model (per ``environment``, when deploys carry that annotation) is the version
-of its latest deploy event (``driftline deploy``, ``POST /v1/deploys``, the SDK's ``log_deploy``). A deploy
+of its latest deploy event (``driftline deploy``, ``POST /v1/deploys``, the SDK's ``log_deploy``). Deploys the
+SDK announces at start-up (``Monitor(deploy_on_start=True)``, annotated ``source: sdk``) count only while the
+model has no other deploy: a stale replica that restarts announces its old version, which must not become
+the expected one. A deploy
 annotated ``role: canary`` or ``role: shadow`` does not change the expected version: it *allows* its version
 beside it until the next ordinary deploy. Traffic comes from the metric windows (every request, every
 replica) for deploys without an environment, and from the sampled predictions tagged with the slice
@@ -64,7 +67,8 @@ def expected_versions(store: Store, now: _dt.datetime, models: Sequence[str] = (
     rows = store.rows(sql(
         """
         SELECT model, annotations['environment'] AS environment, model_version, max(ts) AS last_ts,
-               argMax(has(%(side)s, annotations['role']), ts) AS side
+               argMax(has(%(side)s, annotations['role']), ts) AS side,
+               maxIf(ts, annotations['source'] != 'sdk') AS explicit_ts, countIf(annotations['source'] != 'sdk') AS explicit
         FROM {db}.deploys FINAL
         WHERE ts <= %(now)s AND (empty(%(models)s) OR has(%(models)s, model))
         GROUP BY model, environment, model_version
@@ -78,9 +82,15 @@ def expected_versions(store: Store, now: _dt.datetime, models: Sequence[str] = (
         main = [r for r in rs if not r["side"]]
         if not main:
             continue
-        last = main[-1]   # rows are in time order: the latest ordinary deploy
-        side = tuple(r["model_version"] for r in rs if r["side"] and r["last_ts"] > last["last_ts"])
-        out.append(Expected(model=model, environment=env, version=last["model_version"], since=as_utc(last["last_ts"]),
+        explicit = [r for r in main if int(r["explicit"])]
+        if explicit:   # deploys from the CLI, the API or a pipeline outrank the SDK's start-up announcements
+            last = max(explicit, key=lambda r: (r["explicit_ts"], r["model_version"]))
+            since = as_utc(last["explicit_ts"])
+        else:
+            last = main[-1]   # rows are in time order: the latest ordinary deploy
+            since = as_utc(last["last_ts"])
+        side = tuple(r["model_version"] for r in rs if r["side"] and as_utc(r["last_ts"]) > since)
+        out.append(Expected(model=model, environment=env, version=last["model_version"], since=since,
                             allowed=(last["model_version"], *side)))
     return out
 

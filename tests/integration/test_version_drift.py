@@ -148,3 +148,27 @@ def test_deploy_cli_through_the_api_sets_the_expected_version(store, capsys) -> 
     assert not row["drifting"]
     (d,) = store.rows("SELECT annotations FROM {db}.deploys FINAL WHERE model_version = 'v1'")
     assert d["annotations"]["commit"] == "abc" and d["annotations"]["by"].startswith("cli:")
+
+
+def test_sdk_start_up_deploys_do_not_override_an_explicit_deploy(store) -> None:  # type: ignore[no-untyped-def]
+    from serving_shim import InMemorySink, Monitor
+
+    sink = InMemorySink()
+    mon = Monitor(model="m1", version="v1", sink=sink, deploy_on_start=True)
+    mon.flush(5)
+    (ev,) = sink.events("deploy")
+    mon.shutdown(5)
+    assert (ev.model, ev.model_version, dict(ev.annotations)) == ("m1", "v1", {"source": "sdk"})
+    # the SDK's announcements alone set the expected version ...
+    sdk = ev.model_copy(update={"ts": T0, "event_id": "sdk-1"})
+    EventWriter(store).write("deploy", [sdk])
+    (exp,) = expected_versions(store, T0 + M)
+    assert (exp.version, exp.since) == ("v1", T0)
+    # ... until a deploy from the CLI or the API; a stale replica restarting later (announcing v1) does not undo it
+    _deploy(store, "v2", T1)
+    EventWriter(store).write("deploy", [ev.model_copy(update={"ts": T1 + 5 * M, "event_id": "sdk-2"})])
+    minutes(store, T1, 20, lambda i: 0.0, version="v1", replicas=1)
+    (exp,) = expected_versions(store, T1 + 15 * M)
+    assert (exp.version, exp.since) == ("v2", T1)
+    (f,) = version_findings(store, T1 + 15 * M, grace_s=600, recent_s=120)
+    assert f.version == "v1" and f.drifting

@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 
 from collector.authz import KeyModels
+from collector.cost import DEFAULT_REPLICA_HOUR_USD
 from collector.fragments import join_latest_label, model_window, models_filter, time_window, version_filter
 from collector.sql import sql
 from collector.stats import minutes_ago, wilson_interval
@@ -29,7 +30,6 @@ from serving_shim.contract import LATENCY_BUCKETS_MS, as_utc
 
 __all__ = ["ops_router", "histogram_quantile", "bucket_s", "DEFAULT_REPLICA_HOUR_USD"]
 
-DEFAULT_REPLICA_HOUR_USD = 0.50
 _MINUTES = Query(60, ge=1, le=525600, description="look back this many minutes")
 
 

@@ -111,7 +111,8 @@ def burn_rates(status: Mapping[str, Any]) -> go.Figure:
     return fig
 
 
-def drift_heatmap(results: Sequence[Mapping[str, Any]], test: str) -> go.Figure:
+def drift_heatmap(results: Sequence[Mapping[str, Any]], test: str, deploys: Sequence[Mapping[str, Any]] = ()
+                  ) -> go.Figure:
     """Features × windows; the colour is the test's value, the text marks alerts."""
     rows = [r for r in results if r["test"] == test]
     subjects = sorted({r["subject"] for r in rows})
@@ -124,6 +125,7 @@ def drift_heatmap(results: Sequence[Mapping[str, Any]], test: str) -> go.Figure:
         text[i][j] = "ALERT" if r["status"] == "alert" else ("n/a" if r["status"] != "ok" else "")
     fig = go.Figure(go.Heatmap(z=z, x=windows, y=subjects, text=text, texttemplate="%{text}", colorscale="YlOrRd",
                                colorbar={"title": test}, hovertemplate="%{y} @ %{x}<br>" + test + "=%{z:.3f}<extra></extra>"))
+    _deploy_markers(fig, deploys)
     fig.update_layout(title=f"Drift ({test}) per feature and window", **{**_LAYOUT, "height": 160 + 32 * len(subjects)})
     return fig
 
@@ -160,9 +162,10 @@ def slice_intervals(rows: Sequence[Mapping[str, Any]], metric: str, threshold: f
     return fig
 
 
-def burn_down(points: Sequence[Mapping[str, Any]], slo: str) -> go.Figure:
+def burn_down(points: Sequence[Mapping[str, Any]], slo: str, deploys: Sequence[Mapping[str, Any]] = ()) -> go.Figure:
     fig = go.Figure(go.Scatter(x=[_ts(p["at"]) for p in points], y=[p.get("budget_remaining") for p in points],
                                mode="lines+markers", name="budget remaining", fill="tozeroy"))
+    _deploy_markers(fig, deploys)
     fig.add_hline(y=0, line={"color": RED, "dash": "dash"}, annotation_text="budget exhausted")
     fig.update_layout(title=f"{slo}: error budget remaining", yaxis_tickformat=".0%", **_LAYOUT)
     y_range = clamped_range([p.get("budget_remaining") for p in points], None, 1.0)  # overspent: below 0

@@ -227,6 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     register_slo(sub, open_store=_open_migrated)
 
+    from driftline.lifecycle_cli import register as register_lifecycle
+
+    register_lifecycle(sub, open_store=_open_migrated)
+
     from detectors.cli import add_report_args, add_upload_args
 
     s = sub.add_parser("reference", help="upload a training baseline (CSV or Parquet) as a reference profile")

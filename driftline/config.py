@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from serving_shim.contract import TimeWindow
 
 if TYPE_CHECKING:
+    from collector.cost import CostModel
     from collector.ingest import DecodeLimits
     from collector.redaction import IngestRedaction
 
@@ -37,6 +38,9 @@ class Settings:
     detector_every_s: float = 300.0        # and runs this often (windows end on multiples of it)
     detector_reference: str = ""           # '' = the model's 'baseline' upload if any, else the previous window
     slo_files: str = ""                    # comma-separated SLO spec files (version: driftline/v1)
+    version_grace_s: float = 600.0         # a version other than the deployed one may serve this long (rollouts)
+    version_recent_s: float = 120.0        # "still serving": traffic within this long (metric windows arrive late)
+    cost_models: str = ""                  # cost model per model: inline JSON or a JSON/YAML file (collector.cost)
     pagerduty_routing_key: str = ""
     slack_webhook_url: str = ""
     webhook_url: str = ""
@@ -79,7 +83,7 @@ class Settings:
         vals: dict[str, Any] = {}  # field -> value of its type (checked by replace() below)
         for f in ("store_url", "database", "host", "kafka_bootstrap", "topic_prefix", "slo_files",
                   "detector_reference", "pagerduty_routing_key", "slack_webhook_url", "webhook_url", "webhook_secret",
-                  "notify_allow", "redaction", "redaction_salt"):
+                  "notify_allow", "redaction", "redaction_salt", "cost_models"):
             if f"DRIFTLINE_{f.upper()}" in env:
                 vals[f] = env[f"DRIFTLINE_{f.upper()}"]
         if "DRIFTLINE_PORT" in env:
@@ -87,7 +91,8 @@ class Settings:
                 vals["port"] = int(env["DRIFTLINE_PORT"])
             except ValueError:
                 raise ValueError(f"DRIFTLINE_PORT: {env['DRIFTLINE_PORT']!r} is not a port number") from None
-        for f in ("detector_window_s", "detector_every_s", "event_max_age_s", "event_max_ahead_s"):
+        for f in ("detector_window_s", "detector_every_s", "event_max_age_s", "event_max_ahead_s", "version_grace_s",
+                  "version_recent_s"):
             if f"DRIFTLINE_{f.upper()}" in env:
                 try:
                     vals[f] = float(env[f"DRIFTLINE_{f.upper()}"])
@@ -116,6 +121,7 @@ class Settings:
         vals.update({k: v for k, v in overrides.items() if v is not None})
         out = replace(s, **vals)
         out.event_window()  # a negative window is refused at start
+        out.cost()          # and so is a cost model that cannot be read
         return out
 
     def ingest_redaction(self) -> IngestRedaction:
@@ -130,6 +136,12 @@ class Settings:
         from collector.ingest import DecodeLimits
 
         return DecodeLimits(max_bytes=self.max_ingest_bytes, window=self.event_window())
+
+    def cost(self) -> dict[str, CostModel]:
+        """The cost models per model (``DRIFTLINE_COST_MODELS``); models not named use ``"*"`` or replica-hours."""
+        from collector.cost import load_cost_models
+
+        return load_cost_models(self.cost_models)
 
     def event_window(self) -> TimeWindow:
         """The event times ingest and collectors accept, around the server's clock."""

@@ -19,7 +19,8 @@ from collector.fragments import time_window
 from collector.sql import sql
 from collector.store import Store
 
-__all__ = ["Scheduler", "Job", "slo_job", "detectors_job", "notifier_routes"]
+__all__ = ["Scheduler", "Job", "slo_job", "detectors_job", "notifier_routes", "version_job", "VERSION_ALERT",
+           "cost_budget_job"]
 
 log = logging.getLogger("driftline.scheduler")
 
@@ -126,6 +127,65 @@ def slo_job(specs: Callable[[], Sequence[Any]], routes: dict[str, list[Any]]) ->
             "sent": len(res.sent),
             "failed": len(res.failed),
         }
+
+    return job
+
+
+#: The name of version-drift alerts (the ``slo`` a silence matches; SLO names cannot hold ':').
+VERSION_ALERT = "driftline:version-drift"
+
+
+def version_job(routes: Any, *, grace_s: float = 600.0, recent_s: float = 120.0, severity: str = "page",
+                resolve_after_s: int = 0, repeat_interval_s: int = 4 * 3600) -> Job:
+    """Raise "version drift" when a version other than the expected one serves past the grace period
+    (``detectors.version``), routed like the SLO alerts: one alert per model, environment and version, with
+    dedup, grouping, silences and resolve (``slo_engine.notify_conditions``)."""
+    if severity not in ("page", "ticket"):
+        raise ValueError("severity: page or ticket")
+
+    def job(store: Store, now: _dt.datetime) -> dict[str, Any]:
+        from detectors.version import version_findings
+        from slo_engine.engine import notify_conditions
+        from slo_engine.model import Alerting
+        from slo_engine.router import Condition
+
+        found = version_findings(store, now, grace_s=grace_s, recent_s=recent_s)
+        conds = [Condition(
+            alert_key=f"driftline/{f.model}/{f.version}/environment={f.environment or '*'}/version-drift/{severity}",
+            slo=VERSION_ALERT, model=f.model, model_version=f.version, severity=severity,  # type: ignore[arg-type]
+            active=True, details={**f.as_dict(), "grace_s": grace_s},
+            summary=(f"version drift: {f.model}{' in ' + f.environment if f.environment else ''} serves {f.version} "
+                     f"({f.requests} requests since {f.first_seen:%Y-%m-%d %H:%M:%S} UTC), expected {f.expected} "
+                     f"(deployed {f.expected_since:%Y-%m-%d %H:%M:%S} UTC)"))
+            for f in found if f.drifting]
+        res = notify_conditions(store, conds, now, routes, name=VERSION_ALERT,
+                                alerting=Alerting(resolve_after_s=resolve_after_s, repeat_interval_s=repeat_interval_s))
+        return {"drifting": [c.alert_key for c in conds], "changed": [(a.alert_key, a.state) for a in res.changed],
+                "sent": len(res.sent), "failed": len(res.failed)}
+
+    return job
+
+
+def cost_budget_job(models: Any, routes: Any, *, resolve_after_s: int = 300,
+                    repeat_interval_s: int = 4 * 3600) -> Job:
+    """Burn-rate alerts on the cost budgets of ``models`` (model -> collector.cost.CostModel; ``"*"`` for the
+    others) for every model with traffic in the last 3 days (slo_engine.cost_budget)."""
+
+    def job(store: Store, now: _dt.datetime) -> dict[str, Any]:
+        from slo_engine.cost_budget import COST_ALERT, cost_budget_conditions
+        from slo_engine.engine import notify_conditions
+        from slo_engine.model import Alerting
+
+        if not any(m.budget_usd_per_30d is not None for m in models.values()):
+            return {"budgets": 0}
+        traffic = [r["model"] for r in store.rows(
+            "SELECT DISTINCT model FROM {db}.metric_windows WHERE window_start >= %(s)s ORDER BY model",
+            {"s": now - _dt.timedelta(days=3)})]
+        conds = cost_budget_conditions(store, models, traffic, now)
+        res = notify_conditions(store, conds, now, routes, name=COST_ALERT,
+                                alerting=Alerting(resolve_after_s=resolve_after_s, repeat_interval_s=repeat_interval_s))
+        return {"budgets": len({c.model for c in conds}), "firing": [c.alert_key for c in conds if c.active],
+                "changed": [(a.alert_key, a.state) for a in res.changed], "sent": len(res.sent)}
 
     return job
 

@@ -15,7 +15,7 @@ from collector.store import Store
 from collector.writer import EventWriter
 from driftline.config import Settings
 from driftline.migrations import all_migrations, open_and_migrate
-from driftline.scheduler import Scheduler, detectors_job, notifier_routes, slo_job
+from driftline.scheduler import Scheduler, cost_budget_job, detectors_job, notifier_routes, slo_job, version_job
 
 __all__ = ["all_migrations", "create_app", "open_and_migrate"]
 
@@ -32,6 +32,8 @@ def build_scheduler(store: Store, settings: Settings, specs: Any) -> Scheduler:
         "detectors": detectors_job(window_s=settings.detector_window_s, every_s=settings.detector_every_s,
                                    reference=settings.detector_reference),
         "slo": slo_job(specs, routes),   # after the detectors: drift SLIs read this tick's results
+        "version": version_job(routes, grace_s=settings.version_grace_s, recent_s=settings.version_recent_s),
+        "cost_budget": cost_budget_job(settings.cost(), routes),
     }
     return Scheduler(store, jobs, interval_s=settings.scheduler_interval_s)
 
@@ -132,6 +134,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     from collector.ops_api import ops_router
 
     app.include_router(ops_router(store))
+    from detectors.lifecycle_api import lifecycle_router
+
+    app.include_router(lifecycle_router(store, grace_s=settings.version_grace_s, recent_s=settings.version_recent_s,
+                                        cost_models=settings.cost()))
     app.state.slo_specs = specs  # list[slo_engine.Slo], from settings.slo_files
     app.state.scheduler = scheduler
     app.include_router(slo_router(store, specs=lambda: app.state.slo_specs, max_yaml_nodes=settings.max_yaml_nodes))

@@ -19,12 +19,12 @@ from collector.store import Store
 from serving_shim.contract import as_utc
 from slo_engine.evaluate import SloStatus, evaluate
 from slo_engine.exceptions import DeliveryFailed, NotifierError
-from slo_engine.model import Slo
+from slo_engine.model import Alerting, Slo
 from slo_engine.notifiers import Notification, Notifier
-from slo_engine.router import AlertState, route
+from slo_engine.router import AlertState, Condition, route, route_conditions
 from slo_engine.silences import list_silences, ms_precision
 
-__all__ = ["EvaluationResult", "evaluate_and_notify", "load_alert_states", "Routes"]
+__all__ = ["EvaluationResult", "evaluate_and_notify", "load_alert_states", "notify_conditions", "Routes"]
 
 _log = logging.getLogger(__name__)
 
@@ -87,6 +87,26 @@ def evaluate_and_notify(store: Store, specs: Sequence[Slo], now: _dt.datetime, n
     statuses = evaluate(store, specs, now)
     prior = load_alert_states(store)
     changed, notes = route(statuses, prior, list_silences(store, now=now), now)
+    final, sent, failed = _deliver_and_save(store, prior, changed, notes, notifiers, now)
+    return EvaluationResult(statuses=statuses, changed=final, sent=sent, failed=failed)
+
+
+def notify_conditions(store: Store, conditions: Sequence[Condition], now: _dt.datetime, notifiers: Routes, *,
+                      name: str, alerting: Alerting) -> EvaluationResult:
+    """One tick for alerts found outside the SLO engine (``conditions``, all named ``name``): route them against
+    stored state and silences, send and persist, the same way as :func:`evaluate_and_notify`."""
+    now = _utc(now)
+    prior = load_alert_states(store)
+    changed, notes = route_conditions(conditions, prior, list_silences(store, now=now), now, name=name,
+                                      alerting=alerting)
+    final, sent, failed = _deliver_and_save(store, prior, changed, notes, notifiers, now)
+    return EvaluationResult(statuses=[], changed=final, sent=sent, failed=failed)
+
+
+def _deliver_and_save(store: Store, prior: Mapping[str, AlertState], changed: Sequence[AlertState],
+                      notes: Sequence[Notification], notifiers: Routes, now: _dt.datetime
+                      ) -> tuple[list[AlertState], list[Notification], list[tuple[Notification, str]]]:
+    """Send ``notes`` grouped by model and version, and store the states (an undelivered one is retried)."""
     groups: dict[tuple[str, str, str, str], list[Notification]] = defaultdict(list)
     for n in notes:
         groups[(n.severity, n.model, n.model_version, n.action)].append(n)
@@ -120,5 +140,4 @@ def evaluate_and_notify(store: Store, specs: Sequence[Slo], now: _dt.datetime, n
                 st = p
         final.append(st)
     _save(store, final, now)
-    return EvaluationResult(statuses=statuses, changed=final, sent=[n for n in notes if n.dedup_key in delivered],
-                            failed=failed)
+    return final, [n for n in notes if n.dedup_key in delivered], failed

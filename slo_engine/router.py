@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from slo_engine.evaluate import SloStatus
-from slo_engine.model import Slo
+from slo_engine.model import Alerting, Slo
 from slo_engine.notifiers import Notification
 
-__all__ = ["AlertState", "Silence", "dedup_key", "route", "SILENCE_MATCHERS"]
+__all__ = ["AlertState", "Condition", "Silence", "dedup_key", "route", "route_conditions", "SILENCE_MATCHERS"]
 
 SILENCE_MATCHERS = ("slo", "model", "model_version", "severity")
 
@@ -125,6 +125,53 @@ def route(statuses: Iterable[SloStatus], prior: Mapping[str, AlertState], silenc
         n = Notification(action="trigger", dedup_key=key, slo=p.slo, model=p.model, model_version=p.model_version,
                          severity=p.severity, summary=f"{p.slo}: no data for {p.model} {p.model_version}", at=now)
         new, note = _step(p, replace(p, tier=""), False, 0, resolve_after, 0, silences, now, n)
+        if new is not None:
+            changed.append(new)
+        if note is not None:
+            notes.append(note)
+    return changed, notes
+
+
+@dataclass(frozen=True, kw_only=True)
+class Condition:
+    """An alert condition found outside the SLO engine (a detector's finding, such as version drift), routed
+    by :func:`route_conditions` exactly like an SLO's alert: pending, firing, flap-suppressed resolve, repeats
+    and silences (``slo`` is the alert's name for the silence matcher of that name)."""
+
+    alert_key: str
+    slo: str
+    model: str
+    model_version: str
+    severity: Literal["page", "ticket"]
+    active: bool
+    summary: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def route_conditions(conditions: Iterable[Condition], prior: Mapping[str, AlertState], silences: Sequence[Silence],
+                     now: _dt.datetime, *, name: str, alerting: Alerting
+                     ) -> tuple[list[AlertState], list[Notification]]:
+    """Like :func:`route`, for conditions named ``name``: an open alert of that name whose condition is not
+    among ``conditions`` any more is clear (it resolves after ``alerting.resolve_after_s``)."""
+    changed: list[AlertState] = []
+    notes: list[Notification] = []
+    current = {c.alert_key: c for c in conditions if c.slo == name}
+    stale = {k: p for k, p in prior.items() if p.slo == name and k not in current and p.state != "resolved"}
+    for key in sorted(current) + sorted(stale):
+        c = current.get(key)
+        p = prior.get(key)
+        if c is None:
+            assert p is not None
+            c = Condition(alert_key=key, slo=name, model=p.model, model_version=p.model_version,
+                          severity=p.severity, active=False, summary=f"{name}: {p.model} {p.model_version} clear")
+        if p is None and not c.active:
+            continue
+        cur = AlertState(alert_key=key, slo=name, model=c.model, model_version=c.model_version, severity=c.severity,
+                         state="resolved", since=now, last_true=now, last_notified=_EPOCH, notified=False)
+        n = Notification(action="trigger", dedup_key=key, slo=name, model=c.model, model_version=c.model_version,
+                         severity=c.severity, summary=c.summary, at=now, details=dict(c.details))
+        new, note = _step(p, cur, c.active, alerting.pending_for_s, alerting.resolve_after_s,
+                          alerting.repeat_interval_s, silences, now, n)
         if new is not None:
             changed.append(new)
         if note is not None:

@@ -35,7 +35,8 @@ def drift(ctx: Ctx, results: list[dict[str, Any]]) -> None:
         return
     tests = sorted({r["test"] for r in results})
     test = st.selectbox("Test", tests, index=tests.index("psi") if "psi" in tests else 0, key="dbg_test")
-    st.plotly_chart(charts.drift_heatmap(results, str(test)), key="dbg_heatmap")
+    deploys = ctx.get("/v1/ops/deploys", model=ctx.model, minutes=ctx.minutes)
+    st.plotly_chart(charts.drift_heatmap(results, str(test), deploys), key="dbg_heatmap")
     alerts = sorted({r["subject"] for r in results if r["status"] == "alert" and r["test"] == test})
     if alerts:
         st.warning(f"Drift alerts ({test}) on: {', '.join(alerts)}")
@@ -164,7 +165,8 @@ def samples_and_errors(ctx: Ctx) -> None:
     st.subheader("Recent errors")
     ts = ctx.get("/v1/ops/latency", model=ctx.model, version=ctx.version, minutes=ctx.minutes)
     if any(r["errors"] for r in ts):
-        st.plotly_chart(charts.errors_by_type(ts), key="dbg_errtypes")
+        st.plotly_chart(charts.errors_by_type(ts, ctx.get("/v1/ops/deploys", model=ctx.model, minutes=ctx.minutes)),
+                        key="dbg_errtypes")
     errs = [p for p in preds if p["status"] == "error"]
     if errs:
         st.dataframe([{"ts": p["ts"], "version": p["model_version"], "request_id": p["request_id"],

@@ -51,7 +51,8 @@ def budgets(ctx: Ctx) -> None:
                 rows = ctx.get("/v1/slo/status", slo=s["slo"], at=at.isoformat())
                 row = next((r for r in rows if r["model_version"] == s["model_version"]), None)
                 pts.append({"at": at, "budget_remaining": row["budget_remaining"] if row else None})
-            st.plotly_chart(charts.burn_down(pts, s["slo"]), key=f"slo_burndown_{i}")
+            st.plotly_chart(charts.burn_down(pts, s["slo"], ctx.get("/v1/ops/deploys", model=ctx.model,
+                                                                    minutes=ctx.minutes)), key=f"slo_burndown_{i}")
 
 
 def history(ctx: Ctx) -> None:

@@ -57,6 +57,7 @@ class Monitor:
         batch: BatchConfig | None = None,
         source: str | None = None,
         registry: Any = None,
+        deploy_on_start: bool = False,
     ) -> None:
         if not ev.safe_name(model) == model or not ev.safe_name(version) == version:
             raise ShimConfigError("model and version must match [A-Za-z0-9_.:-/]+ and be at most 128 characters")
@@ -80,6 +81,8 @@ class Monitor:
         ref = weakref.WeakMethod(self._after_fork)
         os.register_at_fork(after_in_child=lambda: (m := ref()) is not None and m())
         self.registry = register_prometheus(self, registry)
+        if deploy_on_start:   # the version this replica serves (a deploy marker; the CLI's deploys outrank it)
+            self.log_deploy({"source": "sdk"})
 
     # -- hot path ----------------------------------------------------------------------------
     def log(

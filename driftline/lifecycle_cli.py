@@ -152,7 +152,7 @@ def _cost(a: argparse.Namespace, open_store: OpenStore) -> int:
     if a.api:
         rows = _api(a, "GET", "/v1/cost", params=params)
     else:
-        from detectors.cost import cost_series, load_cost_models
+        from collector.cost import cost_series, load_cost_models
 
         from driftline.config import Settings
 

@@ -363,7 +363,8 @@ class ClickHouseStore(Store):
         except StoreUnavailable:
             self._client.disconnect()
             raise
-        if _parse_version(version)[:2] < MIN_SERVER_VERSION:
+        self._version = _parse_version(version)
+        if self._version[:2] < MIN_SERVER_VERSION:
             self._client.disconnect()
             raise StoreVersionError(
                 f"ClickHouse server {version} at {host}:{port} is too old: Driftline needs "
@@ -399,8 +400,10 @@ class ClickHouseStore(Store):
             if pa.types.is_map(col.type):
                 vals = [dict(v) for v in vals]
             data.append(vals)
+        # optimize_on_insert exists from 20.11 on (an older server never merges on insert)
+        skip_merge = not merge and self._version >= (20, 11)
         self._call(self.sql(sql("%(head)s VALUES", head=self._insert_head(table, names))), data, columnar=True,
-                   settings=None if merge else {"optimize_on_insert": 0})
+                   settings={"optimize_on_insert": 0} if skip_merge else None)
 
     def server_version(self) -> str:
         rows = self._call("SELECT version()")

@@ -103,7 +103,11 @@ def _arrow_array(col: Column, values: Any) -> pa.Array:
         lo, hi = _TIME_RANGE_MS if typ.unit == "ms" else (_TIME_RANGE_MS[0] // 1000, _TIME_RANGE_MS[1] // 1000)
         if ms["min"].as_py() < lo or ms["max"].as_py() > hi:
             bad = next(v for v in arr.cast(pa.int64()).to_pylist() if v is not None and not lo <= v <= hi)
-            raise ValueError(f"time {bad} {typ.unit} since 1970 is outside {MIN_TIME.year}-{MAX_TIME.year}")
+            try:
+                when = (_EPOCH + _dt.timedelta(milliseconds=bad if typ.unit == "ms" else bad * 1000)).isoformat()
+            except OverflowError:
+                when = f"{bad} {typ.unit} since 1970"
+            raise ValueError(f"time {when} is outside {MIN_TIME.year}-{MAX_TIME.year}")
     return arr
 
 

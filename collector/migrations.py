@@ -46,9 +46,10 @@ def migrate(store: Store, migrations: Iterable[Migration]) -> list[Migration]:
         if key in seen:
             raise ValueError(f"migration {m.component}#{m.number} is defined twice")
         seen.add(key)
+    applied: list[Migration] = []
     if not done:
-        done = _create_from_schema(store, ordered)
-    applied = []
+        applied = _create_from_schema(store, ordered)
+        done = {(m.component, m.number) for m in applied}
     for m in ordered:
         if (m.component, m.number) in done:
             continue
@@ -64,7 +65,7 @@ def _record(store: Store, done: list[Migration]) -> None:
                                      "name": [m.name for m in done]})
 
 
-def _create_from_schema(store: Store, ordered: list[Migration]) -> set[tuple[str, int]]:
+def _create_from_schema(store: Store, ordered: list[Migration]) -> list[Migration]:
     """A fresh database: the tables of every component whose migrations 1..BASELINE are all here, from
     their declaration; those migrations recorded as applied."""
     numbers: dict[str, set[int]] = {}
@@ -76,7 +77,7 @@ def _create_from_schema(store: Store, ordered: list[Migration]) -> set[tuple[str
     covered = [m for m in ordered if m.component in components and m.number <= BASELINE[m.component]]
     if covered:
         _record(store, covered)
-    return {(m.component, m.number) for m in covered}
+    return covered
 
 
 # Retention is set per table by TTL; change it with ALTER TABLE ... MODIFY TTL (see README).

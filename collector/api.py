@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from collector.auth import SCOPES, KeyStore, Principal
 from collector.authz import KeyModels
+from collector.exceptions import StoreUnavailable
 from collector.fragments import join_latest_label, model_window, models_filter, time_window
 from collector.ingest import Decoded, DecodeLimits, decode_message, store_decoded
 from collector.redaction import IngestRedaction
@@ -60,9 +61,10 @@ class StoreIngestSink:
         self.redaction = redaction
 
     def accept(self, decoded: Decoded) -> int:
-        if self.redaction is not None:  # events from senders that are not the SDK (see collector.redaction)
-            self.redaction.apply(decoded)
-        return store_decoded(self.writer, decoded)
+        if self.redaction is None:
+            return store_decoded(self.writer, decoded)
+        self.redaction.apply(decoded)  # events from senders that are not the SDK (see collector.redaction)
+        return store_decoded(self.writer, decoded, self.redaction.dead_letters)
 
 
 class KafkaIngestSink:
@@ -156,7 +158,10 @@ def ingest_router(sink: IngestSink, limits: Limits | None = None, registry: Any 
             raise HTTPException(413 if decoded.too_large else 400, f"{decoded.errors[0].reason}")
         if principal is not None and principal.models:
             _refuse_other_models(decoded, principal, kind)
-        accepted = sink.accept(decoded)
+        try:
+            accepted = sink.accept(decoded)
+        except StoreUnavailable:     # an outage: the sender keeps the batch and retries (the SDK does on 5xx)
+            raise HTTPException(503, "store unavailable: retry later", headers={"Retry-After": "1"}) from None
         m_accepted.labels(kind).inc(accepted)
         m_rejected.labels(kind).inc(len(decoded.errors))
         payload = {"accepted": accepted, "rejected": [e.as_dict() for e in decoded.errors]}

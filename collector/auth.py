@@ -23,6 +23,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from collector.schema import API_KEYS
 from collector.sql import sql
 from collector.store import Store
 
@@ -31,8 +32,6 @@ __all__ = ["Principal", "KeyStore", "SCOPES", "LOCAL_PRINCIPAL"]
 SCOPES = ("read", "write", "admin")
 _KEY = re.compile(r"dl_([0-9a-f]{1,64})_([A-Za-z0-9_-]{1,128})")
 _RANK = {s: i for i, s in enumerate(SCOPES)}
-_KINDS = {"key_id": "str", "key_hash": "str", "name": "str", "scope": "str", "models": "arr_s",
-          "created_at": "ts", "revoked": "u8", "version": "u64"}
 
 
 @dataclass(frozen=True)
@@ -82,10 +81,10 @@ class KeyStore:
 
     def _write(self, key_id: str, key_hash: str, name: str, scope: str, models: list[str], revoked: int) -> None:
         now = _dt.datetime.now(_dt.UTC)
-        self.store.insert("api_keys", {
+        self.store.insert(API_KEYS, {
             "key_id": [key_id], "key_hash": [key_hash], "name": [name], "scope": [scope], "models": [models],
             "created_at": [now], "revoked": [revoked], "version": [time.time_ns()],
-        }, _KINDS)
+        })
         with self._lock:
             self._cache.pop(key_id, None)
 

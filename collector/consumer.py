@@ -4,8 +4,12 @@
 - Offsets are committed, explicitly, only after the batch in hand is stored (good events and dead
   letters). A crash between insert and commit redelivers the batch; the event tables dedup by
   ``event_id`` and readers use ``FINAL`` (see :mod:`collector.writer`), so results do not change.
-- With the store unavailable it retries with exponential backoff and jitter, commits nothing and
-  keeps the batch in hand; it resumes without loss when the store returns.
+- Store failures are the three classes of :mod:`collector.exceptions`, the same on both engines. With
+  the store unavailable it retries with exponential backoff and jitter, commits nothing and keeps the
+  batch in hand; it resumes without loss when the store returns. Rows the store rejects become dead
+  letters with its reason, the events beside them are stored (:func:`collector.ingest.store_isolating`).
+  A bug (:class:`~collector.exceptions.QueryError`, or any other exception) is logged and raised: nothing
+  is committed, so the batch is redelivered once it is fixed.
 - A commit that fails (broker away, a rebalance under way) is retried with backoff and jitter until it
   succeeds or the partition is revoked (its next owner re-reads from the committed offset); consumption
   goes on meanwhile, and the lag gauge (committed offsets against the log end) shows it.
@@ -29,13 +33,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.backoff import Backoff
-from collector.exceptions import StoreUnavailable
+from collector.exceptions import StoreRejected, StoreUnavailable
 from collector.group import GroupMembership, await_topic_metadata, ensure_topics, group_lag, leave_group
-from collector.ingest import DEFAULT_LIMITS, DecodeLimits, Pending, decode_message, refuse_batch, store_pending
+from collector.ingest import (
+    DEFAULT_LIMITS,
+    DecodeLimits,
+    Pending,
+    decode_message,
+    refuse_batch,
+    store_isolating,
+    store_pending,
+)
 from collector.metrics import CollectorMetrics
 from collector.redaction import IngestRedaction
 from collector.writer import DeadLetter, EventWriter
-from serving_shim.contract import KINDS, EventError
+from serving_shim.contract import KINDS
 from serving_shim.transport import topic_for
 
 __all__ = ["KafkaCollector", "CollectorStats"]
@@ -114,7 +126,7 @@ class _InHand:
         self.pending = Pending()
         self.offsets: dict[Any, int] = {}
         self.first_offsets: dict[Any, int] = {}
-        self.raw: list[tuple[str, bytes]] = []
+        self.raw: list[tuple[str, bytes, str | None]] = []    # (source, bytes, kind) of every message
         self.messages = 0
         self.started = 0.0
 
@@ -138,7 +150,6 @@ class KafkaCollector:
         batch_max_s: float = 1.0,
         retry_initial_s: float = 0.2,
         retry_max_s: float = 10.0,
-        max_refusals: int = 5,
         shutdown_grace_s: float = 10.0,
         dead_letter_topic: bool = True,
         metrics: CollectorMetrics | None = None,
@@ -161,7 +172,6 @@ class KafkaCollector:
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self.shutdown_grace_s = shutdown_grace_s
-        self.max_refusals = max_refusals
         self._stop_at = float("inf")
         self.stats = CollectorStats()
         self.metrics = metrics or CollectorMetrics()
@@ -245,7 +255,7 @@ class KafkaCollector:
                     hand.started = time.monotonic()
                 hand.messages += 1
                 src = f"kafka:{tp.topic}:{tp.partition}:{m.offset}"
-                hand.raw.append((src, m.value))
+                hand.raw.append((src, m.value, kind))
                 decoded = self._decode(m.value, src, kind)
                 hand.pending.add(self.redaction.apply(decoded) if self.redaction is not None else decoded)
                 hand.offsets[tp] = m.offset + 1
@@ -347,7 +357,7 @@ class KafkaCollector:
         if hand.empty:
             hand.started = time.monotonic()
         hand.messages += 1
-        hand.raw.append((src, b""))
+        hand.raw.append((src, b"", None))
         hand.pending.add(refuse_batch(src, self._kind_of_topic.get(tp.topic), b"", "(record batch)",
                                       f"record batch: {what}: {exc}"))
         hand.offsets[tp] = offset + 1
@@ -435,23 +445,29 @@ class KafkaCollector:
             return 0
         backoff = Backoff(self.retry_initial_s, self.retry_max_s)
         t0 = time.monotonic()
-        refusals = 0
+        isolate = False
         refused: Exception | None = None
         while True:
             try:
                 with _gc_paused():
-                    stored = store_pending(self.writer, hand.pending)
+                    stored = self._store_isolating(hand) if isolate else store_pending(self.writer, hand.pending)
                 self.metrics.store_up.set(1)
                 break
+            except StoreRejected as exc:  # rows the store refuses: store message by message, refused rows dead-lettered
+                if isolate:     # the dead letters themselves refused: not the events' fault
+                    log.exception("store refused the dead letters of a batch; %d messages left uncommitted", hand.messages)
+                    raise
+                log.warning("store rejected rows of a batch of %d messages (%s); storing the rest apart",
+                            hand.messages, str(exc).split("\n", 1)[0][:200])
+                isolate = True
+                continue
             except StoreUnavailable as exc:
                 refused = exc
-            except Exception as exc:  # noqa: BLE001 - a batch the store refuses must not stall the partitions
-                refusals += 1
-                refused = exc
-                if refusals >= self.max_refusals:
-                    stored = self._dead_letter_batch(hand, exc)
-                    if stored >= 0:
-                        break
+            except Exception:
+                # a bug (QueryError or any other): not an outage to wait out, not the events' fault; nothing is committed
+                self.metrics.store_errors.inc()
+                log.exception("store write failed on a bug; %d messages left uncommitted", hand.messages)
+                raise
             # retry with backoff; nothing is committed meanwhile
             self.metrics.store_errors.inc()
             self.metrics.store_up.set(0)
@@ -478,24 +494,25 @@ class KafkaCollector:
         self._commit()
         return stored
 
-    def _dead_letter_batch(self, hand: _InHand, exc: Exception) -> int:
-        """The store refused this batch ``max_refusals`` times (not an outage): keep every message as a
-        dead letter with the reason, so the partitions move on and nothing is lost. Returns 0, or -1
-        when even the dead letters cannot be written (then the batch is retried as an outage)."""
-        reason = f"store refused the batch: {type(exc).__name__}: {str(exc)[:500]}"
-        letters = [DeadLetter.from_error(src, "", EventError(-1, "(batch)", reason), raw) for src, raw in hand.raw]
-        if self.redaction is not None:
-            letters = self.redaction.dead_letters(letters)
-        try:
-            self.writer.write_dead_letters(letters)
-        except Exception:  # noqa: BLE001
-            return -1
-        log.error("store refused a batch of %d messages %d times (%s); kept them as dead letters",
-                  hand.messages, self.max_refusals, type(exc).__name__)
-        self.metrics.dead.inc(len(letters))
-        self.stats.dead_letters += len(letters)
-        hand.pending = Pending()
-        return 0
+    def _store_isolating(self, hand: _InHand) -> int:
+        """The store rejected rows of the batch in hand: store it message by message (each decoded again),
+        so only the events the store refuses become dead letters (with its reason); those join the batch's
+        dead letters, which are written last."""
+        refused: list[DeadLetter] = []
+        n = 0
+        for src, raw, kind in hand.raw:
+            decoded = self._decode(raw, src, kind)
+            if self.redaction is not None:
+                self.redaction.apply(decoded)
+            known = len(decoded.dead)       # the decoder's own dead letters are in hand.pending.dead already
+            n += store_isolating(self.writer, decoded)
+            refused.extend(decoded.dead[known:])
+        if refused and self.redaction is not None:
+            refused = self.redaction.dead_letters(refused)
+        dead = hand.pending.dead + refused
+        self.writer.write_dead_letters(dead)
+        hand.pending.dead = dead
+        return n
 
     def _publish_dead_letters(self, dead: list[DeadLetter]) -> None:
         if not self._dlq_topic:

@@ -2,7 +2,9 @@
 
 Shared by the Kafka consumer and the HTTP ingest API so both treat bad input the same way:
 the good events of a batch are stored, each bad one becomes a dead letter naming the field
-and the reason, and nothing raw is logged.
+and the reason, and nothing raw is logged. An event the store itself refuses (a value its column cannot
+hold: :class:`~collector.exceptions.StoreRejected`) becomes a dead letter too, with the store's reason,
+and the good events beside it are stored (:func:`store_isolating`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.exceptions import StoreRejected
 from collector.writer import DeadLetter, EventWriter, to_columns
 from serving_shim.contract import (
     DEFAULT_WINDOW,
@@ -26,7 +29,8 @@ from serving_shim.contract import (
     validate_raw_events,
 )
 
-__all__ = ["Decoded", "DecodeLimits", "Pending", "decode_message", "refuse_batch", "store_decoded", "store_pending"]
+__all__ = ["Decoded", "DecodeLimits", "Pending", "decode_message", "refuse_batch", "store_decoded", "store_pending",
+           "store_isolating"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +58,9 @@ class Decoded:
     indices: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     #: the whole batch was refused for its size (bytes or events): HTTP 413
     too_large: bool = False
+    #: where the batch came from and its bytes (for the dead letter of an event the store refuses)
+    source: str = ""
+    raw: Any = b""
 
     @property
     def n_good(self) -> int:
@@ -88,6 +95,12 @@ def decode_message(data: bytes | None, *, source: str, kind: str | None = None,
     """Decode one wire batch (Kafka message value or HTTP body). Never raises for bad input: a batch that
     cannot be read at all (a null value, empty, compressed by its producer, over ``limits``, not JSON, a
     wrong kind) becomes one dead letter with index -1; each bad event in a readable batch becomes its own."""
+    out = _decode(data, source=source, kind=kind, limits=limits)
+    out.source, out.raw = source, data or b""
+    return out
+
+
+def _decode(data: bytes | None, *, source: str, kind: str | None, limits: DecodeLimits) -> Decoded:
     if data is None:
         return refuse_batch(source, kind, b"", "value", "null value (a tombstone): no batch to read")
     if isinstance(data, str):
@@ -130,11 +143,53 @@ def _decoded(source: str, kind: str, good: list[Any], indices: Iterable[int], er
     return out
 
 
-def store_decoded(writer: EventWriter, decoded: Decoded) -> int:
-    """Store good events (one columnar insert per kind) and the dead letters. Returns good count."""
+def store_decoded(writer: EventWriter, decoded: Decoded,
+                  redact: Callable[[list[DeadLetter]], list[DeadLetter]] | None = None) -> int:
+    """Store good events (one columnar insert per kind) and the dead letters. Returns the count stored.
+
+    Rows the store rejects become errors and dead letters of ``decoded`` (:func:`store_isolating`; their
+    dead letters through ``redact``); an outage (:class:`StoreUnavailable`) or a bug propagates."""
     pending = Pending()
     pending.add(decoded)
-    return store_pending(writer, pending)
+    try:
+        return store_pending(writer, pending)
+    except StoreRejected:
+        known = len(decoded.dead)
+        n = store_isolating(writer, decoded)
+        if redact is not None:
+            decoded.dead[known:] = redact(decoded.dead[known:])
+        writer.write_dead_letters(decoded.dead)
+        return n
+
+
+def store_isolating(writer: EventWriter, decoded: Decoded) -> int:
+    """Store the good events of ``decoded`` apart from the rows the store rejects: a rejected insert is
+    halved until each refused event is alone, and each refused event becomes an error and a dead letter
+    (with the store's reason and ``decoded.raw``) appended to ``decoded``. Returns the count stored; does
+    not write the dead letters. Outages and bugs propagate (what is stored by then is stored again on a
+    retry, and collapses by ``event_id``)."""
+    n = 0
+    for kind, events in decoded.good.items():
+        n += _store_halves(writer, decoded, kind, events, decoded.indices[kind])
+    if len(decoded.errors) > 1:
+        decoded.errors.sort(key=lambda e: e.index)
+    return n
+
+
+def _store_halves(writer: EventWriter, decoded: Decoded, kind: str, events: list[Any], indices: list[int]) -> int:
+    if not events:
+        return 0
+    try:
+        return writer.write(kind, events)
+    except StoreRejected as exc:
+        if len(events) > 1:
+            mid = len(events) // 2
+            return (_store_halves(writer, decoded, kind, events[:mid], indices[:mid])
+                    + _store_halves(writer, decoded, kind, events[mid:], indices[mid:]))
+        err = EventError(indices[0], "(store)", f"the store refused the event: {str(exc)[:500]}", events[0].event_id)
+        decoded.errors.append(err)
+        decoded.dead.append(DeadLetter.from_error(decoded.source, kind, err, decoded.raw))
+        return 0
 
 
 def store_pending(writer: EventWriter, pending: Pending) -> int:

@@ -4,6 +4,11 @@ Each package that owns tables ships its own list of :class:`Migration` under its
 name (``collector`` here; ``detectors`` and ``slo_engine`` have theirs), and the composition root
 (``driftline``) applies them all with :func:`migrate`. Applied migrations are recorded in
 ``schema_migrations``; statements use ``IF NOT EXISTS`` so a half-applied migration can be re-run.
+
+A fresh database (no migration recorded) is created from the declared schema instead
+(:mod:`collector.schema`): its tables in one step, and the migrations it stands for
+(:data:`collector.schema.BASELINE`) recorded as applied; later migrations then run as usual. The
+migrations are frozen: an existing install goes through them exactly as before.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from collector.schema import BASELINE, SCHEMA_MIGRATIONS, ddl_of
 from collector.store import Store
 
 __all__ = ["Migration", "migrate", "COLLECTOR_MIGRATIONS"]
@@ -24,42 +30,54 @@ class Migration:
     statements: tuple[str, ...]
 
 
-_LEDGER = """
-CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
-    component LowCardinality(String),
-    number UInt32,
-    name String,
-    applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
-) ENGINE = ReplacingMergeTree ORDER BY (component, number)
-"""
-
-
 def migrate(store: Store, migrations: Iterable[Migration]) -> list[Migration]:
-    """Apply what is not applied yet, in (component, number) order. Returns what was applied."""
+    """Apply what is not applied yet, in (component, number) order. Returns what was applied (on a fresh
+    database, the migrations the declared schema stands for count as applied)."""
     store.create_database()
-    store.execute(_LEDGER)
+    store.execute(SCHEMA_MIGRATIONS.ddl())
     done = {
         (r["component"], int(r["number"]))
         for r in store.rows("SELECT component, number FROM {db}.schema_migrations FINAL")
     }
-    applied = []
+    ordered = sorted(migrations, key=lambda m: (m.component, m.number))
     seen: set[tuple[str, int]] = set()
-    for m in sorted(migrations, key=lambda m: (m.component, m.number)):
+    for m in ordered:
         key = (m.component, m.number)
         if key in seen:
             raise ValueError(f"migration {m.component}#{m.number} is defined twice")
         seen.add(key)
-        if key in done:
+    applied: list[Migration] = []
+    if not done:
+        applied = _create_from_schema(store, ordered)
+        done = {(m.component, m.number) for m in applied}
+    for m in ordered:
+        if (m.component, m.number) in done:
             continue
         for stmt in m.statements:
             store.execute(stmt)
-        store.insert(
-            "schema_migrations",
-            {"component": [m.component], "number": [m.number], "name": [m.name]},
-            {"component": "str", "number": "u32", "name": "str"},
-        )
+        _record(store, [m])
         applied.append(m)
     return applied
+
+
+def _record(store: Store, done: list[Migration]) -> None:
+    store.insert(SCHEMA_MIGRATIONS, {"component": [m.component for m in done], "number": [m.number for m in done],
+                                     "name": [m.name for m in done]})
+
+
+def _create_from_schema(store: Store, ordered: list[Migration]) -> list[Migration]:
+    """A fresh database: the tables of every component whose migrations 1..BASELINE are all here, from
+    their declaration; those migrations recorded as applied."""
+    numbers: dict[str, set[int]] = {}
+    for m in ordered:
+        numbers.setdefault(m.component, set()).add(m.number)
+    components = [c for c, ns in numbers.items() if c in BASELINE and set(range(1, BASELINE[c] + 1)) <= ns]
+    for stmt in ddl_of(components):
+        store.execute(stmt)
+    covered = [m for m in ordered if m.component in components and m.number <= BASELINE[m.component]]
+    if covered:
+        _record(store, covered)
+    return covered
 
 
 # Retention is set per table by TTL; change it with ALTER TABLE ... MODIFY TTL (see README).

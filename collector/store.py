@@ -19,61 +19,133 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
-from collector.exceptions import QueryError, StoreLockedError, StoreUnavailable, StoreVersionError
-from collector.sql import SQL, check_identifier, ident, join, render, sql
-
-if TYPE_CHECKING:
-    import pandas as pd
+from collector.exceptions import (
+    StoreLockedError,
+    StoreRejected,
+    StoreUnavailable,
+    StoreVersionError,
+    store_error,
+)
+from collector.schema import Column, MapColumn, Table
+from collector.schema import table as declared_table
+from collector.sql import MAX_TIME, MIN_TIME, SQL, check_identifier, join, render, sql
 
 __all__ = ["Store", "ChdbStore", "ClickHouseStore", "open_store", "MIN_SERVER_VERSION"]
 
 MIN_SERVER_VERSION = (24, 1)
 
-# Column kinds used by inserts; both engines map them to their own types.
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "str": pa.string(),
-    "strn": pa.string(),
-    "bytes": pa.binary(),  # a String column holding any bytes (dead letters' original payloads)
-    "f64": pa.float64(),
-    "f64n": pa.float64(),
-    "u64": pa.uint64(),
-    "u32": pa.uint32(),
-    "u16": pa.uint16(),
-    "i32": pa.int32(),
-    "u8": pa.uint8(),
-    "ts": pa.timestamp("ms", tz="UTC"),
-    "map_sf": pa.map_(pa.string(), pa.float64()),
-    "map_ss": pa.map_(pa.string(), pa.string()),
-    "map_su": pa.map_(pa.string(), pa.uint64()),
-    "arr_s": pa.list_(pa.string()),
-    "arr_u64": pa.list_(pa.uint64()),
-    "arr_f64": pa.list_(pa.float64()),
+
+# ---------------------------------------------------------------------------------------------
+# Inserts: a batch built from the declared column types (both engines)
+
+_SCALARS: dict[str, pa.DataType] = {
+    # String as bytes: a String column holds any bytes (dead letters keep their original payloads)
+    "String": pa.binary(), "Float64": pa.float64(), "Float32": pa.float32(),
+    "UInt8": pa.uint8(), "UInt16": pa.uint16(), "UInt32": pa.uint32(), "UInt64": pa.uint64(),
+    "Int8": pa.int8(), "Int16": pa.int16(), "Int32": pa.int32(), "Int64": pa.int64(),
+    "DateTime": pa.timestamp("s", tz="UTC"), "DateTime64(3, 'UTC')": pa.timestamp("ms", tz="UTC"),
 }
+_MS = _dt.timedelta(milliseconds=1)
+_EPOCH = _dt.datetime(1970, 1, 1)
+#: the range of DateTime64 in milliseconds since the epoch: a time outside it is refused, not wrapped
+_TIME_RANGE_MS = ((MIN_TIME - _EPOCH) // _MS, (MAX_TIME - _EPOCH) // _MS + 86_400_000 - 1)
 
 
-def _map_array(values: Any, typ: pa.MapType) -> pa.Array:
-    """A Map column from a MapColumn (flat offsets/keys/values) or from a list of dicts."""
-    if not hasattr(values, "offsets"):
-        from collector.writer import MapColumn
+def _args(inner: str) -> list[str]:
+    """The top-level arguments of a type's parentheses: ``K, Map(A, B)`` → ``["K", "Map(A, B)"]``."""
+    out, depth, start = [], 0, 0
+    for i, c in enumerate(inner):
+        depth += c == "("
+        depth -= c == ")"
+        if c == "," and depth == 0:
+            out.append(inner[start:i].strip())
+            start = i + 1
+    out.append(inner[start:].strip())
+    return out
 
-        mc = MapColumn()
-        for v in values:
-            mc.append(v)
-        values = mc
-    return pa.MapArray.from_arrays(
-        pa.array(values.offsets, type=pa.int32()),
-        pa.array(values.keys, type=typ.key_type),
-        pa.array(values.values, type=typ.item_type),
-    )
+
+def arrow_type(ch: str) -> pa.DataType:
+    """The Arrow type a batch uses for the ClickHouse type ``ch`` (as :mod:`collector.schema` declares it)."""
+    for wrapper in ("Nullable(", "LowCardinality("):
+        if ch.startswith(wrapper):
+            return arrow_type(ch[len(wrapper):-1])
+    if ch.startswith("Array("):
+        return pa.list_(arrow_type(ch[6:-1]))
+    if ch.startswith("Map("):
+        k, v = _args(ch[4:-1])
+        return pa.map_(arrow_type(k), arrow_type(v))
+    t = _SCALARS.get(ch)
+    if t is None:
+        raise ValueError(f"no Arrow type for the ClickHouse type {ch!r} (add it to collector.store._SCALARS)")
+    return t
+
+
+_ARROW_TYPES: dict[str, pa.DataType] = {}
+
+
+def _arrow_array(col: Column, values: Any) -> pa.Array:
+    typ = _ARROW_TYPES.get(col.type)
+    if typ is None:
+        typ = _ARROW_TYPES[col.type] = arrow_type(col.type)
+    if col.is_map:
+        mc = values if isinstance(values, MapColumn) else MapColumn.of(values)
+        return pa.MapArray.from_arrays(pa.array(mc.offsets, type=pa.int32()), pa.array(mc.keys, type=typ.key_type),
+                                       pa.array(mc.values, type=typ.item_type))
+    arr = pa.array(values, type=typ)
+    if pa.types.is_timestamp(typ) and arr.null_count < len(arr):
+        import pyarrow.compute as pc
+
+        ms = pc.min_max(arr.cast(pa.int64()))
+        lo, hi = _TIME_RANGE_MS if typ.unit == "ms" else (_TIME_RANGE_MS[0] // 1000, _TIME_RANGE_MS[1] // 1000)
+        if ms["min"].as_py() < lo or ms["max"].as_py() > hi:
+            bad = next(v for v in arr.cast(pa.int64()).to_pylist() if v is not None and not lo <= v <= hi)
+            try:
+                when = (_EPOCH + _dt.timedelta(milliseconds=bad if typ.unit == "ms" else bad * 1000)).isoformat()
+            except OverflowError:
+                when = f"{bad} {typ.unit} since 1970"
+            raise ValueError(f"time {when} is outside {MIN_TIME.year}-{MAX_TIME.year}")
+    return arr
+
+
+def arrow_batch(table: Table, columns: Mapping[str, Sequence[Any]]) -> pa.Table:
+    """The insert batch of ``columns`` for the declared ``table``, every value converted to its column's
+    type. A value the column cannot hold raises :class:`StoreRejected` naming the column."""
+    arrays = []
+    for name, values in columns.items():
+        col = table.column(name)
+        try:
+            arrays.append(_arrow_array(col, values))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError, UnicodeError) as exc:
+            raise StoreRejected(f"{table.name}.{name} ({col.type}): {str(exc)[:500]}") from None
+    return pa.Table.from_arrays(arrays, names=list(columns))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reads: rows from a result's columns (both engines)
+
+
+def _rows_of(names: Sequence[str], columns: Sequence[Sequence[Any]], kinds: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows of a result given column by column, each column's values normalised by its kind:
+    ``map`` (pairs or a dict → dict), ``float`` (NaN → None, as NULL) or ``plain``."""
+    out_cols = []
+    for values, kind in zip(columns, kinds, strict=True):
+        if kind == "map":
+            values = [None if v is None else dict(v) for v in values]
+        elif kind == "float":
+            values = [None if v is None or v != v else v for v in values]
+        out_cols.append(values)
+    return [dict(zip(names, r, strict=True)) for r in zip(*out_cols, strict=True)]
 
 
 class Store(ABC):
-    """What every reader and writer of Driftline data talks to."""
+    """What every reader and writer of Driftline data talks to.
+
+    Errors are the three classes of :mod:`collector.exceptions` on both engines: :class:`StoreUnavailable`
+    (retry), :class:`StoreRejected` (the rows are refused: dead-letter them), :class:`QueryError` (a bug)."""
 
     engine: str
     database: str
@@ -82,12 +154,11 @@ class Store(ABC):
     def _exec(self, sql: str) -> None: ...
 
     @abstractmethod
-    def _df(self, sql: str) -> pd.DataFrame: ...
+    def _result(self, sql: str) -> tuple[list[str], list[Sequence[Any]], list[str]]:
+        """A query's result: column names, values column by column, and each column's kind for :func:`_rows_of`."""
 
     @abstractmethod
-    def _insert(
-        self, table: str, columns: Mapping[str, Sequence[Any]], kinds: Mapping[str, str], merge: bool = True
-    ) -> None: ...
+    def _insert(self, table: Table, names: Sequence[str], batch: pa.Table, merge: bool) -> None: ...
 
     @abstractmethod
     def server_version(self) -> str: ...
@@ -101,58 +172,32 @@ class Store(ABC):
     def execute(self, sql: SQL | str, params: Mapping[str, Any] | None = None) -> None:
         self._exec(self.sql(sql, params))
 
-    def df(self, sql: SQL | str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        """Run a query and return its (small) result as a DataFrame."""
-        return self._df(self.sql(sql, params))
-
     def rows(self, sql: SQL | str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """The result as dicts of Python values (NaN and NULL as None, maps as dicts, arrays as lists)."""
-        return self._rows(self.sql(sql, params))
+        return _rows_of(*self._result(self.sql(sql, params)))
 
     def scalar(self, sql: SQL | str, params: Mapping[str, Any] | None = None) -> Any:
-        return self._scalar(self.sql(sql, params))
-
-    def _rows(self, sql: str) -> list[dict[str, Any]]:
-        import pandas as pd
-
-        out = cast(list[dict[str, Any]], self._df(sql).to_dict(orient="records"))  # a result's columns are names
-        for r in out:
-            for k, v in r.items():
-                if isinstance(v, float) and v != v:  # NaN from nullable columns
-                    r[k] = None
-                elif isinstance(v, pd.Timestamp):
-                    r[k] = v.to_pydatetime()
-                elif isinstance(v, np.ndarray):
-                    r[k] = v.tolist()
-                elif isinstance(v, np.generic):
-                    r[k] = v.item()
-        return out
-
-    def _scalar(self, sql: str) -> Any:
-        df = self._df(sql)
-        if df.empty:
+        """The first column of the first row (None for no rows)."""
+        names, columns, kinds = self._result(self.sql(sql, params))
+        if not names or not len(columns[0]):
             return None
-        v = df.iat[0, 0]
-        return v.item() if hasattr(v, "item") else v
+        return _rows_of(names[:1], [columns[0][:1]], kinds[:1])[0][names[0]]
 
-    def insert(
-        self, table: str, columns: Mapping[str, Sequence[Any]], kinds: Mapping[str, str], *, merge: bool = True
-    ) -> int:
-        """Columnar insert of one batch. Returns the number of rows.
+    def insert(self, table: Table | str, columns: Mapping[str, Sequence[Any]], *, merge: bool = True) -> int:
+        """Columnar insert of one batch into a table declared in :mod:`collector.schema` (or its name);
+        each column's values are converted to its declared type. Returns the number of rows.
 
         ``merge=False`` skips the engine's merge of the inserted block (``optimize_on_insert=0``): about
         half the insert time on the collector's path. Only for tables whose every reader uses ``FINAL``
         (the event tables): duplicates inside one block then collapse at read time, as across blocks.
         """
-        check_identifier(table, "table")
-        for name in columns:
-            check_identifier(name, f"column of {table}")
+        t = table if isinstance(table, Table) else declared_table(table)
         lengths = {len(v) for v in columns.values()}
         if len(lengths) > 1:
-            raise ValueError(f"columns of {table} have different lengths: {sorted(lengths)}")
+            raise ValueError(f"columns of {t.name} have different lengths: {sorted(lengths)}")
         n = lengths.pop() if lengths else 0
         if n:
-            self._insert(table, columns, kinds, merge)
+            self._insert(t, list(columns), arrow_batch(t, columns), merge)
         return n
 
     def create_database(self) -> None:
@@ -161,10 +206,11 @@ class Store(ABC):
     def drop_database(self) -> None:
         self.execute("DROP DATABASE IF EXISTS {db} SYNC")
 
-    def _insert_head(self, table: str, names: Sequence[str]) -> SQL:
-        """``INSERT INTO db.table (columns)``, every name through the identifier helper."""
-        return sql("INSERT INTO {db}.%(t)s (%(c)s)", t=ident(table, "table"),
-                   c=join(", ", [sql("%(c)s", c=ident(n, f"column of {table}")) for n in names]))
+    @staticmethod
+    def _insert_head(table: Table, names: Sequence[str]) -> SQL:
+        """``INSERT INTO db.table (columns)``, the identifiers checked when the table was declared."""
+        return sql("INSERT INTO {db}.%(t)s (%(c)s)", t=table.ident,
+                   c=join(", ", [sql("%(c)s", c=table.by_name[n].ident) for n in names]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,69 +279,41 @@ class ChdbStore(Store):
         self.database = check_identifier(database, "database")
         # one lock per session (per path), not per store object: see _session_for
         self._session, self._lock = _session_for(self.path)
+        self._closed = False
         self.create_database()
+
+    def close(self) -> None:
+        """This store object takes no more statements (:class:`StoreUnavailable`); the path's session
+        stays open for the other stores of this process."""
+        self._closed = True
 
     def _run(self, sql: str, fmt: str) -> Any:
         with self._lock:
+            if self._closed:
+                raise StoreUnavailable(f"the chDB store at {self.path} (database {self.database}) is closed")
             try:
                 return self._session.query(sql, fmt)
-            except Exception as exc:
-                raise QueryError(f"{str(exc).strip()[:2000]}\n-- in: {sql[:500]}") from None
+            except Exception as exc:  # chDB raises plain exceptions, with ClickHouse's "Code: NNN." in the text
+                raise store_error(None, str(exc), sql) from None
 
     def _exec(self, sql: str) -> None:
         self._run(sql, "CSV")
 
-    def _table(self, sql: str) -> pa.Table | None:
-        """The result as an Arrow table, read from chDB's Arrow IPC output (its own ``ArrowTable``
-        format imports pandas, about 50 MB resident, for nothing)."""
+    def _result(self, sql: str) -> tuple[list[str], list[Sequence[Any]], list[str]]:
+        """Read from chDB's Arrow IPC output (its own ``ArrowTable`` format imports pandas, about 50 MB
+        resident, for nothing)."""
         res = self._run(sql, "Arrow")
         if not len(res):
-            return None
-        return pa.ipc.open_file(res.get_memview().view()).read_all()
+            return [], [], []
+        tbl = pa.ipc.open_file(res.get_memview().view()).read_all()
+        kinds = ["map" if pa.types.is_map(c.type) else "float" if pa.types.is_floating(c.type) else "plain"
+                 for c in tbl.columns]
+        return tbl.column_names, [c.to_pylist() for c in tbl.columns], kinds
 
-    def _df(self, sql: str) -> pd.DataFrame:
-        import pandas as pd
-
-        tbl = self._table(sql)
-        return tbl.to_pandas(maps_as_pydicts="strict") if tbl is not None else pd.DataFrame()
-
-    def _rows(self, sql: str) -> list[dict[str, Any]]:
-        """Straight from Arrow (no pandas: faster, and pandas stays unimported in a detector run)."""
-        tbl = self._table(sql)
-        if tbl is None:
-            return []
-        cols = {}
-        for name, col in zip(tbl.column_names, tbl.columns, strict=True):
-            vals = col.to_pylist()
-            if pa.types.is_map(col.type):
-                vals = [None if v is None else dict(v) for v in vals]
-            elif pa.types.is_floating(col.type):
-                vals = [None if v is None or v != v else v for v in vals]
-            cols[name] = vals
-        return [dict(zip(cols, r, strict=True)) for r in zip(*cols.values(), strict=True)]
-
-    def _scalar(self, sql: str) -> Any:
-        tbl = self._table(sql)
-        if tbl is None or tbl.num_rows == 0:
-            return None
-        return tbl.column(0)[0].as_py()
-
-    def _insert(
-        self, table: str, columns: Mapping[str, Sequence[Any]], kinds: Mapping[str, str], merge: bool = True
-    ) -> None:
-        arrays = []
-        names = []
-        for name, values in columns.items():
-            kind = kinds[name]
-            typ = ARROW_TYPES[kind]
-            if kind.startswith("map_"):
-                arrays.append(_map_array(values, typ))
-            else:
-                arrays.append(pa.array(values, type=typ))
-            names.append(name)
-        batch = pa.Table.from_arrays(arrays, names=names)  # noqa: F841 - read by chDB's Python() table function
-        cols = join(", ", [sql("%(c)s", c=ident(n)) for n in names])
+    def _insert(self, table: Table, names: Sequence[str], batch: pa.Table, merge: bool) -> None:
+        cols = join(", ", [sql("%(c)s", c=table.by_name[n].ident) for n in names])
         settings = sql("" if merge else " SETTINGS optimize_on_insert = 0")
+        # chDB's Python() table function reads the local variable ``batch`` while the statement runs
         self.execute(sql("%(head)s%(settings)s SELECT %(cols)s FROM Python(batch)", head=self._insert_head(table, names),
                          settings=settings, cols=cols))
 
@@ -305,6 +323,9 @@ class ChdbStore(Store):
 
 # ---------------------------------------------------------------------------------------------
 # ClickHouse server
+
+
+_FLOAT = re.compile(r"(Nullable\()?(LowCardinality\()?Float")
 
 
 def _parse_version(v: str) -> tuple[int, ...]:
@@ -346,7 +367,8 @@ class ClickHouseStore(Store):
         except StoreUnavailable:
             self._client.disconnect()
             raise
-        if _parse_version(version)[:2] < MIN_SERVER_VERSION:
+        self._version = _parse_version(version)
+        if self._version[:2] < MIN_SERVER_VERSION:
             self._client.disconnect()
             raise StoreVersionError(
                 f"ClickHouse server {version} at {host}:{port} is too old: Driftline needs "
@@ -362,31 +384,30 @@ class ClickHouseStore(Store):
                 return self._client.execute(sql, *args, **kw)
             except (cherr.NetworkError, cherr.SocketTimeoutError, EOFError, OSError) as exc:
                 raise StoreUnavailable(f"ClickHouse at {self.host}:{self.port} unavailable: {exc}") from None
-            except cherr.Error as exc:
-                raise QueryError(f"{str(exc).strip()[:2000]}\n-- in: {sql[:500]}") from None
+            except cherr.ServerException as exc:
+                raise store_error(exc.code, str(exc), sql) from None
+            except cherr.Error as exc:  # the driver's own refusal of a value it cannot encode
+                raise store_error(getattr(exc, "code", None), str(exc), sql) from None
 
     def _exec(self, sql: str) -> None:
         self._call(sql)
 
-    def _df(self, sql: str) -> pd.DataFrame:
-        import pandas as pd
+    def _result(self, sql: str) -> tuple[list[str], list[Sequence[Any]], list[str]]:
+        columns, types = self._call(sql, with_column_types=True, columnar=True)
+        kinds = ["map" if t.startswith("Map(") else "float" if _FLOAT.match(t) else "plain" for _, t in types]
+        return [n for n, _ in types], [list(c) for c in columns] or [[] for _ in types], kinds
 
-        rows, cols = self._call(sql, with_column_types=True)
-        return pd.DataFrame(rows, columns=[c[0] for c in cols])
-
-    def _insert(
-        self, table: str, columns: Mapping[str, Sequence[Any]], kinds: Mapping[str, str], merge: bool = True
-    ) -> None:
-        names = list(columns)
+    def _insert(self, table: Table, names: Sequence[str], batch: pa.Table, merge: bool) -> None:
         data = []
-        for name in names:
-            col = columns[name]
-            vals = col.to_dicts() if hasattr(col, "to_dicts") else list(col)
-            if kinds[name] == "ts":
-                vals = [v if isinstance(v, _dt.datetime) else _dt.datetime.fromtimestamp(v / 1000, _dt.UTC) for v in vals]
+        for col in batch.columns:
+            vals = col.to_pylist()
+            if pa.types.is_map(col.type):
+                vals = [dict(v) for v in vals]
             data.append(vals)
+        # optimize_on_insert exists from 20.11 on (an older server never merges on insert)
+        skip_merge = not merge and self._version >= (20, 11)
         self._call(self.sql(sql("%(head)s VALUES", head=self._insert_head(table, names))), data, columnar=True,
-                   settings=None if merge else {"optimize_on_insert": 0})
+                   settings={"optimize_on_insert": 0} if skip_merge else None)
 
     def server_version(self) -> str:
         rows = self._call("SELECT version()")

@@ -13,69 +13,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from collector.schema import DEAD_LETTERS, DEPLOYS, LABELS, METRIC_WINDOWS, PREDICTIONS, MapColumn, Table
 from collector.store import Store
 from serving_shim.contract import DeployEvent, EventError, MetricWindowEvent
 
-__all__ = ["TABLE_FOR_KIND", "KINDS_OF_COLUMNS", "MapColumn", "to_columns", "EventWriter", "DeadLetter",
+__all__ = ["TABLE_FOR_KIND", "MapColumn", "to_columns", "EventWriter", "DeadLetter",
            "dead_letter_payload", "MAX_DEAD_LETTER_PAYLOAD"]
 
-TABLE_FOR_KIND = {
-    "prediction": "predictions",
-    "label": "labels",
-    "metric_window": "metric_windows",
-    "deploy": "deploys",
+#: the table of each event kind (declared in :mod:`collector.schema`)
+TABLES_OF_KIND: dict[str, Table] = {
+    "prediction": PREDICTIONS,
+    "label": LABELS,
+    "metric_window": METRIC_WINDOWS,
+    "deploy": DEPLOYS,
 }
-
-KINDS_OF_COLUMNS: dict[str, dict[str, str]] = {
-    "predictions": {
-        "event_id": "str", "ts": "ts", "model": "str", "model_version": "str", "request_id": "str",
-        "features_num": "map_sf", "features_cat": "map_ss", "features_null": "arr_s",
-        "pred_value": "f64n", "pred_label": "strn", "pred_score": "f64n", "pred_probs": "map_sf",
-        "slices": "map_ss", "latency_ms": "f64n", "status": "str", "error_type": "str",
-        "schema_version": "u16",
-    },
-    "labels": {
-        "event_id": "str", "ts": "ts", "model": "str", "request_id": "str",
-        "label_value": "f64n", "label_class": "strn", "schema_version": "u16",
-    },
-    "metric_windows": {
-        "event_id": "str", "window_start": "ts", "window_s": "u32", "model": "str", "model_version": "str",
-        "source": "str", "requests": "u64", "errors": "map_su", "latency_buckets": "arr_u64",
-        "latency_sum_ms": "f64", "schema_version": "u16",
-    },
-    "deploys": {
-        "event_id": "str", "ts": "ts", "model": "str", "model_version": "str", "annotations": "map_ss",
-        "schema_version": "u16",
-    },
-    "dead_letters": {
-        "source": "str", "kind": "str", "event_index": "i32", "event_id": "str", "field": "str",
-        "reason": "str", "payload": "bytes",
-    },
-}
-
-
-class MapColumn:
-    """A Map column kept flat (offsets, keys, values): cheap to turn into Arrow, or into dicts."""
-
-    __slots__ = ("offsets", "keys", "values")
-
-    def __init__(self) -> None:
-        self.offsets: list[int] = [0]
-        self.keys: list[str] = []
-        self.values: list[Any] = []
-
-    def append(self, d: dict[str, Any]) -> None:
-        if d:
-            self.keys.extend(d.keys())
-            self.values.extend(d.values())
-        self.offsets.append(len(self.keys))
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def to_dicts(self) -> list[dict[str, Any]]:
-        o, k, v = self.offsets, self.keys, self.values
-        return [dict(zip(k[o[i]:o[i + 1]], v[o[i]:o[i + 1]], strict=True)) for i in range(len(self))]
+TABLE_FOR_KIND = {kind: t.name for kind, t in TABLES_OF_KIND.items()}
 
 
 _UTC = _dt.UTC
@@ -138,10 +90,9 @@ def _prediction_columns(events: Sequence[Any], cols: dict[str, Any]) -> None:
 def to_columns(kind: str, events: Sequence[Any], into: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
     """Columns for the table of ``kind`` from validated events (Map columns as :class:`MapColumn`),
     appended to ``into`` when given (columns from an earlier call for the same kind)."""
-    table = TABLE_FOR_KIND[kind]
-    kinds = KINDS_OF_COLUMNS[table]
+    table = TABLES_OF_KIND[kind]
     cols: dict[str, Any] = into if into is not None else {
-        name: (MapColumn() if k.startswith("map_") else []) for name, k in kinds.items()
+        c.name: (MapColumn() if c.is_map else []) for c in table.columns if not c.default  # the store fills the rest
     }
     if kind == "prediction":  # models or fast-path objects, as for labels
         _prediction_columns(events, cols)
@@ -174,7 +125,7 @@ def to_columns(kind: str, events: Sequence[Any], into: dict[str, Any] | None = N
                 ("annotations", dict(e.annotations)), ("schema_version", e.schema_version),
             ):
                 cols[name].append(value)
-    return table, cols
+    return table.name, cols
 
 
 #: bytes of a rejected event or message kept in its dead letter
@@ -227,9 +178,8 @@ class EventWriter:
 
     def write_columns(self, kind: str, cols: dict[str, Any]) -> int:
         """Store columns made by :func:`to_columns` for ``kind``."""
-        table = TABLE_FOR_KIND[kind]
         # every reader of the event tables uses FINAL, so the insert need not merge its block (2x faster)
-        return self.store.insert(table, cols, KINDS_OF_COLUMNS[table], merge=False)
+        return self.store.insert(TABLES_OF_KIND[kind], cols, merge=False)
 
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> int:
         if not letters:
@@ -244,5 +194,5 @@ class EventWriter:
             "payload": [d.payload for d in letters],
         }
         # the table behind the deduplicated view ``dead_letters`` (collector migrations 3 and 4)
-        return self.store.insert("dead_letters_v2", cols, KINDS_OF_COLUMNS["dead_letters"])
+        return self.store.insert(DEAD_LETTERS, cols)
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from collector.fragments import models_filter
+from collector.schema import DETECTOR_REFERENCES
 from collector.sql import sql
 from collector.store import Store
 from detectors.drift_sql import (
@@ -204,12 +205,7 @@ def save_profile(store: Store, p: Profile) -> Profile:
         "grid_lo": [f.grid.lo if f.grid else 0.0 for f in fs], "grid_hi": [f.grid.hi if f.grid else 0.0 for f in fs],
         "grid_cells": [f.grid.cells if f.grid else 0 for f in fs],
     }
-    kinds = {"model": "str", "name": "str", "built_at": "ts", "source": "str", "window_start": "ts",
-             "window_end": "ts", "rows": "u64", "feature": "str", "kind": "str", "n": "u64", "quantiles": "arr_f64",
-             "edges": "arr_f64", "counts": "arr_u64", "lo": "f64", "hi": "f64", "mean": "f64", "std": "f64",
-             "categories": "arr_s", "category_counts": "arr_u64", "other_count": "u64", "distinct": "u64",
-             "grid_lo": "f64", "grid_hi": "f64", "grid_cells": "u32"}
-    store.insert("detector_references", cols, kinds)
+    store.insert(DETECTOR_REFERENCES, cols)
     return Profile(model=p.model, name=p.name, source=p.source, rows=p.rows, features=p.features,
                    window_start=p.window_start, window_end=p.window_end, built_at=built)
 

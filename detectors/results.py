@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from collector.fragments import models_filter
+from collector.schema import DETECTOR_RESULTS
 from collector.sql import ident, join, sql
 from collector.store import Store
 
@@ -85,10 +86,7 @@ def write_results(store: Store, results: Iterable[Result], *, run_id: str, model
         "sample_size": [int(r.sample_size) for r in rs],
         "detail": [json.dumps(_clean(dict(r.detail)), sort_keys=True) for r in rs],
     }
-    kinds = {"run_id": "str", "run_at": "ts", "model": "str", "model_version": "str", "window_start": "ts",
-             "window_end": "ts", "detector": "str", "subject": "str", "test": "str", "value": "f64n",
-             "threshold": "f64n", "status": "str", "sample_size": "u64", "detail": "str"}
-    return store.insert("detector_results", cols, kinds)
+    return store.insert(DETECTOR_RESULTS, cols)
 
 
 def query_results(store: Store, *, model: str | None = None, detector: str | None = None, test: str | None = None,

@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from collector.schema import REFERENCE_ROWS
 from collector.sql import sql
 from collector.store import Store
 from detectors.drift_sql import upload_source
@@ -28,8 +29,6 @@ __all__ = ["upload_reference", "read_batches", "UploadRefused", "UPLOAD_SUFFIXES
 #: The file types a reference upload may be (longest first: ``.csv.gz`` before ``.csv``).
 UPLOAD_SUFFIXES = (".csv.gz", ".csv", ".tsv", ".parquet", ".pq")
 
-_KINDS = {"upload_id": "str", "features_num": "map_sf", "features_cat": "map_ss", "features_null": "arr_s",
-          "pred_value": "f64n", "pred_score": "f64n", "pred_label": "strn", "label_value": "f64n", "label_class": "strn"}
 
 
 class UploadRefused(ValueError):
@@ -183,7 +182,7 @@ def upload_reference(store: Store, model: str, name: str, path: str, *, features
             out["pred_score"] = sv if sv is not None else [None] * n
             out["label_value"] = lv if lv is not None and lnum else [None] * n
             out["label_class"] = lv if lv is not None and not lnum else [None] * n
-            store.insert("reference_rows", out, _KINDS)
+            store.insert(REFERENCE_ROWS, out)
             rows += n
             bar.update(n)
         bar.close()

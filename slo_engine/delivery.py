@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from collector.backoff import backoff_delay
+from collector.schema import SLO_DELIVERIES
 from collector.store import Store
 from slo_engine.exceptions import DeliveryFailed, UrlNotAllowed
 
@@ -154,12 +155,11 @@ class StoreDeliveryLog:
         self.store = store
 
     def __call__(self, r: DeliveryRecord) -> None:
-        self.store.insert("slo_deliveries", {
+        self.store.insert(SLO_DELIVERIES, {
             "ts": [r.ts], "notifier": [r.notifier], "target": [r.target], "dedup_key": [r.dedup_key],
             "action": [r.action], "attempt": [r.attempt], "status_code": [r.status_code], "outcome": [r.outcome],
             "error": [r.error[:1000]],
-        }, {"ts": "ts", "notifier": "str", "target": "str", "dedup_key": "str", "action": "str", "attempt": "u16",
-            "status_code": "u16", "outcome": "str", "error": "str"})
+        })
 
 
 @dataclass

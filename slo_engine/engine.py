@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from collector.schema import SLO_ALERT_STATE
 from collector.sql import sql
 from collector.store import Store
 from serving_shim.contract import as_utc
@@ -31,9 +32,6 @@ _log = logging.getLogger(__name__)
 #: severity → notifiers; a plain sequence sends every severity to the same notifiers.
 Routes = Mapping[str, Sequence[Notifier]] | Sequence[Notifier]
 
-_STATE_KINDS = {"alert_key": "str", "slo": "str", "model": "str", "model_version": "str", "tier": "str",
-                "severity": "str", "state": "str", "since": "ts", "last_true": "ts", "last_notified": "ts",
-                "notified": "u8", "long_burn_rate": "f64n", "short_burn_rate": "f64n", "updated_at": "ts"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,11 +63,11 @@ def load_alert_states(store: Store, *, active_only: bool = False) -> dict[str, A
 def _save(store: Store, states: Sequence[AlertState], now: _dt.datetime) -> None:
     if not states:
         return
-    cols: dict[str, list[object]] = {k: [] for k in _STATE_KINDS}
+    cols: dict[str, list[object]] = {c.name: [] for c in SLO_ALERT_STATE.columns}
     for s in states:
-        for k in _STATE_KINDS:
+        for k in cols:
             cols[k].append(now if k == "updated_at" else (int(s.notified) if k == "notified" else getattr(s, k)))
-    store.insert("slo_alert_state", cols, _STATE_KINDS)
+    store.insert(SLO_ALERT_STATE, cols)
 
 
 def _targets(routes: Routes, severity: str) -> Sequence[Notifier]:

@@ -10,6 +10,7 @@ import datetime as _dt
 import uuid
 from collections.abc import Mapping
 
+from collector.schema import SLO_SILENCES
 from collector.sql import sql
 from collector.store import Store
 from serving_shim.contract import as_utc
@@ -18,8 +19,6 @@ from slo_engine.router import SILENCE_MATCHERS, Silence
 
 __all__ = ["create_silence", "expire_silence", "list_silences", "silence_models"]
 
-_KINDS = {"id": "str", "matchers": "map_ss", "starts_at": "ts", "ends_at": "ts", "created_by": "str",
-          "comment": "str", "updated_at": "ts"}
 
 
 def ms_precision(t: _dt.datetime) -> _dt.datetime:
@@ -28,10 +27,10 @@ def ms_precision(t: _dt.datetime) -> _dt.datetime:
 
 
 def _write(store: Store, s: Silence, now: _dt.datetime) -> None:
-    store.insert("slo_silences", {
+    store.insert(SLO_SILENCES, {
         "id": [s.id], "matchers": [dict(s.matchers)], "starts_at": [s.starts_at], "ends_at": [s.ends_at],
         "created_by": [s.created_by], "comment": [s.comment], "updated_at": [now],
-    }, _KINDS)
+    })
 
 
 def create_silence(store: Store, matchers: Mapping[str, str], *, now: _dt.datetime,

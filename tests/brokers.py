@@ -57,16 +57,17 @@ class DedicatedBroker:
         self._run("stop")
 
 
-def produce_predictions(bootstrap: str, prefix: str, events: list[dict[str, Any]], per_msg: int = 100) -> None:
-    """Send prediction events to ``<prefix>.prediction``, ``per_msg`` a message keyed by its first model,
-    and wait for every acknowledgement."""
+def produce_predictions(bootstrap: str, prefix: str, events: list[dict[str, Any]], per_msg: int = 100, *,
+                        kind: str = "prediction") -> None:
+    """Send events of ``kind`` (predictions by default) to ``<prefix>.<kind>``, ``per_msg`` a message keyed by its
+    first model, and wait for every acknowledgement."""
     from serving_shim.transport import KafkaTransport
 
     t = KafkaTransport(bootstrap, topic_prefix=prefix)
     try:
         for i in range(0, len(events), per_msg):
             chunk = events[i:i + per_msg]
-            t.send("prediction", chunk, key=chunk[0]["model"]).get(timeout=30)
+            t.send(kind, chunk, key=chunk[0]["model"]).get(timeout=30)
     finally:
         t.close()
 

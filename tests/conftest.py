@@ -4,11 +4,7 @@ and a real ClickHouse server process where one is installed."""
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -17,7 +13,7 @@ import pytest
 from collector.migrations import migrate
 from collector.store import ChdbStore
 from driftline.server import all_migrations
-from tests.processes import stop
+from tests.clickhouse import ClickHouseServer, port_open, server_binary
 
 _CHDB_PATH = tempfile.mkdtemp(prefix="driftline-test-chdb-")
 
@@ -31,20 +27,12 @@ def store() -> Iterator[ChdbStore]:
     s.drop_database()
 
 
-def _port_open(host: str, port: int, timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
     """The real broker started by scripts/kafka.sh. Missing broker = failure, never a skip."""
     boot = os.environ.get("DRIFTLINE_KAFKA", "127.0.0.1:9092")
     host, port = boot.split(",")[0].rsplit(":", 1)
-    if not _port_open(host, int(port), timeout=3):
+    if not port_open(host, int(port), timeout=3):
         pytest.fail(f"Kafka broker not reachable at {boot}: start it with `scripts/kafka.sh start` "
                     "(scripts/test.sh does this)", pytrace=False)
     return boot
@@ -55,42 +43,21 @@ def topic_prefix() -> str:
     return f"dltest{uuid.uuid4().hex[:10]}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def clickhouse_server() -> Iterator[tuple[str, int]]:
     """A real ClickHouse server process (Debian's clickhouse-server package) on a free port."""
-    binary = shutil.which("clickhouse-server") or (
-        "/usr/sbin/clickhouse-server" if os.path.exists("/usr/sbin/clickhouse-server") else None)
+    binary = server_binary()
     if binary is None:
         pytest.fail("clickhouse-server is not installed (scripts/setup.sh installs Debian's package as root)",
                     pytrace=False)
-    work = tempfile.mkdtemp(prefix="driftline-chserver-")
-    port, http, interserver = _free_port(), _free_port(), _free_port()
-    config = "/etc/clickhouse-server/config.xml"
-    cmd = [binary, f"--config-file={config}", "--", f"--tcp_port={port}", f"--http_port={http}",
-           f"--interserver_http_port={interserver}",
-           "--listen_host=127.0.0.1", f"--path={work}/data/", f"--tmp_path={work}/tmp/",
-           f"--user_files_path={work}/uf/", f"--format_schema_path={work}/fs/",
-           f"--logger.log={work}/server.log", f"--logger.errorlog={work}/err.log", "--logger.console=0"]
-    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while not _port_open("127.0.0.1", port, 0.5):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            err = ""
-            if os.path.exists(f"{work}/err.log"):
-                with open(f"{work}/err.log") as fh:
-                    err = fh.read()[-2000:]
-            pytest.fail(f"clickhouse-server did not start on {port}: {err}", pytrace=False)
-        time.sleep(0.2)
-    yield "127.0.0.1", port
-    stop(proc)
-    shutil.rmtree(work, ignore_errors=True)
+    server = ClickHouseServer(binary)
+    try:
+        server.start()
+    except RuntimeError as exc:
+        server.remove()
+        pytest.fail(str(exc), pytrace=False)
+    yield server.host, server.port
+    server.remove()
 
 
 # chDB 4.4 can crash in its own global shutdown at interpreter exit (after every test has run and the summary

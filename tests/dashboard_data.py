@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from collector.schema import DETECTOR_RESULTS
 from collector.store import Store
 from serving_shim.contract import LATENCY_BUCKETS_MS, SCHEMA_VERSION
 from tests import factories as f
@@ -86,15 +87,12 @@ def fill(post: Post, store: Store) -> dict[str, Any]:
     return {"t": t, "predictions": preds}
 
 
-_DR_KINDS = {"run_id": "str", "run_at": "ts", "model": "str", "model_version": "str", "window_start": "ts",
-             "window_end": "ts", "detector": "str", "subject": "str", "test": "str", "value": "f64n",
-             "threshold": "f64n", "status": "str", "sample_size": "u64", "detail": "str"}
 
 
 def detector_rows(store: Store, t: _dt.datetime) -> None:
     import json
 
-    cols: dict[str, list[Any]] = {k: [] for k in _DR_KINDS}
+    cols: dict[str, list[Any]] = {c.name: [] for c in DETECTOR_RESULTS.columns}
 
     def add(ws: _dt.datetime, detector: str, subject: str, test: str, value: float, thr: float, status: str,
             detail: dict[str, Any]) -> None:
@@ -116,7 +114,7 @@ def detector_rows(store: Store, t: _dt.datetime) -> None:
     ws = t - _dt.timedelta(minutes=10)
     add(ws, "performance", "region=eu", "accuracy", 0.82, 0.7, "ok", {"low": 0.74, "high": 0.88, "confidence": 0.95})
     add(ws, "performance", "region=us", "accuracy", 0.61, 0.7, "alert", {"low": 0.52, "high": 0.69, "confidence": 0.95})
-    store.insert("detector_results", cols, _DR_KINDS)
+    store.insert(DETECTOR_RESULTS, cols)
 
 
 def free_port() -> int:

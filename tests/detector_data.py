@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from collector.schema import LABELS, PREDICTIONS
 from collector.store import Store
-from collector.writer import KINDS_OF_COLUMNS
 
 # Recent: event tables drop rows older than their TTL (90 days) on insert/merge.
 T0 = (_dt.datetime.now(_dt.UTC) - _dt.timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
@@ -22,7 +22,7 @@ def insert_predictions(store: Store, *, start: _dt.datetime, seconds: float, fea
     n = len(features)
     step = seconds / max(n, 1)
     rids = list(request_ids) if request_ids is not None else [f"r-{uuid.uuid4().hex}" for _ in range(n)]
-    cols: dict[str, list[Any]] = {c: [] for c in KINDS_OF_COLUMNS["predictions"]}
+    cols: dict[str, list[Any]] = {c.name: [] for c in PREDICTIONS.columns if not c.default}
     for i, f in enumerate(features):
         p = (preds[i] if preds is not None else {}) or {}
         cols["event_id"].append(event_ids[i] if event_ids is not None else f"p-{uuid.uuid4().hex}")
@@ -42,7 +42,7 @@ def insert_predictions(store: Store, *, start: _dt.datetime, seconds: float, fea
         cols["status"].append("ok")
         cols["error_type"].append("")
         cols["schema_version"].append(1)
-    store.insert("predictions", cols, KINDS_OF_COLUMNS["predictions"])
+    store.insert(PREDICTIONS, cols)
     return rids
 
 
@@ -54,4 +54,4 @@ def insert_labels(store: Store, request_ids: Sequence[str], *, values: Sequence[
             "event_id": [f"l-{uuid.uuid4().hex}" for _ in range(n)], "ts": [ts or T0] * n, "model": [model] * n,
             "request_id": list(request_ids), "label_value": list(values) if values is not None else [None] * n,
             "label_class": list(classes) if classes is not None else [None] * n, "schema_version": [1] * n}
-    store.insert("labels", cols, KINDS_OF_COLUMNS["labels"])
+    store.insert(LABELS, cols)

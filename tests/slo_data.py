@@ -10,9 +10,6 @@ from collector.store import Store
 from serving_shim.contract import LATENCY_BUCKETS_MS
 
 T0 = _dt.datetime(2026, 3, 10, 12, 0, tzinfo=_dt.UTC)
-MW_KINDS = {"event_id": "str", "window_start": "ts", "window_s": "u32", "model": "str", "model_version": "str",
-            "source": "str", "requests": "u64", "errors": "map_su", "latency_buckets": "arr_u64",
-            "latency_sum_ms": "f64", "schema_version": "u16"}
 
 
 def minutes(store: Store, start: _dt.datetime, n: int, error_rate: Callable[[int], float], *, model: str = "m1",
@@ -22,7 +19,7 @@ def minutes(store: Store, start: _dt.datetime, n: int, error_rate: Callable[[int
     (slow requests land in the 500 ms bucket, the rest in the 50 ms one). Replicas split the requests."""
     nb = len(LATENCY_BUCKETS_MS) + 1
     fast, slow = LATENCY_BUCKETS_MS.index(50), LATENCY_BUCKETS_MS.index(500)
-    cols: dict[str, list[object]] = {k: [] for k in MW_KINDS}
+    cols: dict[str, list[object]] = {}
     per = requests // replicas
     for i in range(n):
         ws = start + _dt.timedelta(minutes=i)
@@ -35,8 +32,8 @@ def minutes(store: Store, start: _dt.datetime, n: int, error_rate: Callable[[int
                          ("window_s", 60), ("model", model), ("model_version", version), ("source", f"replica-{r}"),
                          ("requests", per), ("errors", {"timeout": errs} if errs else {}), ("latency_buckets", b),
                          ("latency_sum_ms", 50.0 * per), ("schema_version", 1)):
-                cols[k].append(v)
-    store.insert("metric_windows", cols, MW_KINDS)
+                cols.setdefault(k, []).append(v)
+    store.insert("metric_windows", cols)
 
 
 def detector_windows(store: Store, start: _dt.datetime, n: int, alert: Callable[[int], bool], *, model: str = "m1",
@@ -52,10 +49,7 @@ def detector_windows(store: Store, start: _dt.datetime, n: int, alert: Callable[
                      ("test", "psi"), ("value", 0.3 if alert(i) else 0.05), ("threshold", 0.2),
                      ("status", "alert" if alert(i) else "ok"), ("sample_size", 500), ("detail", "{}")):
             cols[k].append(v)
-    store.insert("detector_results", cols, {
-        "run_id": "str", "run_at": "ts", "model": "str", "model_version": "str", "window_start": "ts",
-        "window_end": "ts", "detector": "str", "subject": "str", "test": "str", "value": "f64n",
-        "threshold": "f64n", "status": "str", "sample_size": "u64", "detail": "str"})
+    store.insert("detector_results", cols)
 
 
 class Receiver:

@@ -99,10 +99,7 @@ def test_detector_results_route_reads_the_table(client: TestClient, store: ChdbS
             "window_start": [now - dt.timedelta(hours=1)] * 2, "window_end": [now, now],
             "detector": ["drift", "drift"], "subject": ["x", "y"], "test": ["psi", "psi"], "value": [0.31, 0.01],
             "threshold": [0.2, 0.2], "status": ["alert", "ok"], "sample_size": [500, 500], "detail": ["{}", "{}"]}
-    kinds = {"run_id": "str", "run_at": "ts", "model": "str", "model_version": "str", "window_start": "ts",
-             "window_end": "ts", "detector": "str", "subject": "str", "test": "str", "value": "f64n",
-             "threshold": "f64n", "status": "str", "sample_size": "u64", "detail": "str"}
-    store.insert("detector_results", cols, kinds)
+    store.insert("detector_results", cols)
     rows = client.get("/v1/detectors/results", params={"model": "m1", "status": "alert"}).json()
     assert [(r["subject"], r["value"]) for r in rows] == [("x", 0.31)]
     assert len(client.get("/v1/detectors/results", params={"model": "m1"}).json()) == 2

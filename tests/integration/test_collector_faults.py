@@ -15,7 +15,7 @@ import pytest
 from kafka.admin import KafkaAdminClient
 
 from collector.consumer import KafkaCollector
-from collector.exceptions import QueryError, StoreUnavailable
+from collector.exceptions import QueryError, StoreRejected, StoreUnavailable
 from collector.store import ChdbStore
 from collector.writer import EventWriter
 from tests import factories as f
@@ -259,33 +259,31 @@ def test_sigterm_finishes_the_batch_in_hand(kafka_bootstrap: str, topic_prefix: 
 
 
 class _RefusingStore(_OutageStore):
-    """The real store, except that it refuses (a QueryError, not an outage) every write of predictions."""
+    """The real store, except that it rejects (StoreRejected: the rows, not an outage) every write of predictions."""
 
-    def insert(self, table: str, *a: Any, **kw: Any) -> int:
-        if table == "predictions":
+    def insert(self, table: Any, *a: Any, **kw: Any) -> int:
+        if getattr(table, "name", table) == "predictions":
             self.refused += 1
-            raise QueryError("Code: 27. DB::Exception: Cannot parse input (simulated refusal)")
+            raise StoreRejected("Code: 27. DB::Exception: Cannot parse input (simulated refusal)")
         return int(self._store.insert(table, *a, **kw))
 
 
-def test_a_batch_the_store_keeps_refusing_becomes_dead_letters_and_the_partitions_move_on(store: ChdbStore,
-                                                                                          kafka_bootstrap: str,
-                                                                                          topic_prefix: str) -> None:
+def test_events_the_store_keeps_rejecting_become_dead_letters_and_the_partitions_move_on(store: ChdbStore,
+                                                                                         kafka_bootstrap: str,
+                                                                                         topic_prefix: str) -> None:
     refusing = _RefusingStore(store)
     collector = KafkaCollector(EventWriter(refusing), bootstrap_servers=kafka_bootstrap, group_id=f"{topic_prefix}-g",  # type: ignore[arg-type]
-                               topic_prefix=topic_prefix, batch_max_s=0.3, retry_initial_s=0.01, retry_max_s=0.02,
-                               max_refusals=3)
+                               topic_prefix=topic_prefix, batch_max_s=0.3, retry_initial_s=0.01, retry_max_s=0.02)
     events = [f.prediction(i) for i in range(300)]
     try:
         produce_predictions(kafka_bootstrap, topic_prefix, events)
         deadline = time.monotonic() + 60
-        while collector.stats.dead_letters < 3 and time.monotonic() < deadline:
+        while collector.stats.dead_letters < len(events) and time.monotonic() < deadline:
             collector.poll_once()
-        assert refusing.refused >= 3
-        rows = store.rows("SELECT reason, payload FROM {db}.dead_letters WHERE field = '(batch)'")
-        assert len(rows) == 3 and all("store refused the batch: QueryError" in r["reason"] for r in rows)
-        kept = {e["event_id"] for r in rows for e in json.loads(r["payload"])["events"]}
-        assert kept == {e["event_id"] for e in events}   # nothing lost: every message is kept whole
+        rows = store.rows("SELECT event_id, reason, payload FROM {db}.dead_letters WHERE field = '(store)'")
+        assert all("the store refused the event: Code: 27" in r["reason"] for r in rows)
+        assert {r["event_id"] for r in rows} == {e["event_id"] for e in events}   # nothing lost: one letter per event
+        assert all(r["event_id"] in r["payload"] for r in rows)                     # with its message's bytes
         assert sum(_committed(kafka_bootstrap, f"{topic_prefix}-g").values()) == 3  # and the partitions moved on
     finally:
         collector.close()

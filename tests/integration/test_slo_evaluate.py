@@ -95,8 +95,7 @@ def test_accuracy_against_latest_labels(store: ChdbStore) -> None:
         "event_id": [f"p{i}" for i in range(n)], "ts": ts, "model": ["m1"] * n, "model_version": ["v1"] * n,
         "request_id": [f"r{i}" for i in range(n)], "pred_label": ["yes"] * n,
         "slices": [{"region": "eu" if i < 5 else "us"} for i in range(n)], "status": ["ok"] * n,
-    }, {"event_id": "str", "ts": "ts", "model": "str", "model_version": "str", "request_id": "str",
-        "pred_label": "strn", "slices": "map_ss", "status": "str"})
+    })
     # r0..r5 labelled; r1 first "yes" then corrected to "no" (the latest label counts); r6.. unlabelled
     labels = [("r0", "yes", 1), ("r1", "yes", 1), ("r1", "no", 2), ("r2", "yes", 1), ("r3", "no", 1), ("r4", "yes", 1),
               ("r5", "no", 1)]
@@ -106,8 +105,7 @@ def test_accuracy_against_latest_labels(store: ChdbStore) -> None:
         "model": ["m1"] * len(labels), "request_id": [r for r, _, _ in labels],
         "label_class": [v for _, v, _ in labels],
         "schema_version": [1] * len(labels),
-    }, {"event_id": "str", "ts": "ts", "model": "str", "request_id": "str", "label_class": "strn",
-        "schema_version": "u16"})
+    })
     (st,) = evaluate(store, [_slo(Sli(kind="accuracy"), objective=0.9)], now)
     assert (st.good, st.total) == (3, 6)
     (eu,) = evaluate(store, [_slo(Sli(kind="accuracy", slice=(("region", "eu"),)), objective=0.9)], now)

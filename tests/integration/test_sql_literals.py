@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 import collector.store as store_mod
+from collector.schema import Column, Table
 from collector.sql import commas, ident, sql
 from collector.store import ClickHouseStore, Store
 
@@ -48,8 +49,9 @@ def test_every_value_reads_back_as_itself(engine: Store) -> None:
 
 def test_lookups_by_hostile_values_find_exactly_their_row(engine: Store) -> None:
     t = ident("hostile_t")
-    engine.execute(sql("CREATE TABLE {db}.%(t)s (s String, n UInt32) ENGINE = Memory", t=t))
-    engine.insert("hostile_t", {"s": VALUES, "n": list(range(len(VALUES)))}, {"s": "str", "n": "u32"})
+    table = Table("test", "hostile_t", (Column("s", "String"), Column("n", "UInt32")), engine="MergeTree", order_by="n")
+    engine.execute(table.ddl())
+    engine.insert(table, {"s": VALUES, "n": list(range(len(VALUES)))})
     for i, v in enumerate(VALUES):
         rows = engine.rows(sql("SELECT n FROM {db}.%(t)s WHERE s = %(v)s", t=t, v=v))
         assert [r["n"] for r in rows] == [i], v

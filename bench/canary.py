@@ -24,7 +24,6 @@ import numpy as np  # noqa: E402
 
 from collector.migrations import migrate  # noqa: E402
 from collector.store import ChdbStore  # noqa: E402
-from collector.writer import KINDS_OF_COLUMNS  # noqa: E402
 from detectors.canary import compare  # noqa: E402
 from driftline.server import all_migrations  # noqa: E402
 from serving_shim.contract import LATENCY_BUCKETS_MS  # noqa: E402
@@ -46,13 +45,13 @@ def load(store: ChdbStore, version: str, n: int, start: _dt.datetime, seed: int)
         "features_null": [[]] * n, "pred_value": [None] * n, "pred_label": labels.tolist(),
         "pred_score": score.tolist(), "pred_probs": [{}] * n, "slices": [{}] * n, "latency_ms": [20.0] * n,
         "status": status.tolist(), "error_type": ["" if s == "ok" else "timeout" for s in status],
-        "schema_version": [1] * n}, KINDS_OF_COLUMNS["predictions"])
+        "schema_version": [1] * n})
     if version == "v1":
         k = int(n * 0.8)
         truth = np.where(rng.random(k) < 0.9, labels[:k], np.where(labels[:k] == "yes", "no", "yes"))
         store.insert("labels", {"event_id": [f"l{i}" for i in range(k)], "ts": ts[:k].tolist(), "model": ["m"] * k,
                                 "request_id": [f"r{i}" for i in range(k)], "label_value": [None] * k,
-                                "label_class": truth.tolist(), "schema_version": [1] * k}, KINDS_OF_COLUMNS["labels"])
+                                "label_class": truth.tolist(), "schema_version": [1] * k})
     nb = len(LATENCY_BUCKETS_MS) + 1
     b = [0] * nb
     b[5] = 1000
@@ -60,7 +59,7 @@ def load(store: ChdbStore, version: str, n: int, start: _dt.datetime, seed: int)
         "event_id": [f"w{version}{i}" for i in range(60)], "window_start": [start_ms + i * 60_000 for i in range(60)],
         "window_s": [60] * 60, "model": ["m"] * 60, "model_version": [version] * 60, "source": ["r1"] * 60,
         "requests": [1000] * 60, "errors": [{"timeout": 10}] * 60, "latency_buckets": [b] * 60,
-        "latency_sum_ms": [20000.0] * 60, "schema_version": [1] * 60}, KINDS_OF_COLUMNS["metric_windows"])
+        "latency_sum_ms": [20000.0] * 60, "schema_version": [1] * 60})
 
 
 def main() -> None:

@@ -153,7 +153,6 @@ def _cost(a: argparse.Namespace, open_store: OpenStore) -> int:
         rows = _api(a, "GET", "/v1/cost", params=params)
     else:
         from collector.cost import cost_series, load_cost_models
-
         from driftline.config import Settings
 
         end = _dt.datetime.now(_dt.UTC)

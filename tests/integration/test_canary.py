@@ -3,11 +3,11 @@ one promoted, a too-small one held with the samples still needed; the counts com
 
 from __future__ import annotations
 
+import collections
 import datetime as _dt
 
 import numpy as np
 
-from collector.writer import KINDS_OF_COLUMNS
 from detectors.canary import CanaryConfig, compare
 from detectors.comparison import n_noninferiority
 from tests.slo_data import minutes
@@ -27,8 +27,8 @@ def _traffic(store, version: str, *, requests_per_min: int, error_rate: float, n
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 1, n_pred)
     score = 1 / (1 + np.exp(-(rng.normal(0, 1, n_pred) + score_shift)))
-    preds: dict[str, list[object]] = {k: [] for k in KINDS_OF_COLUMNS["predictions"]}
-    labels: dict[str, list[object]] = {k: [] for k in KINDS_OF_COLUMNS["labels"]}
+    preds: dict[str, list[object]] = collections.defaultdict(list)
+    labels: dict[str, list[object]] = collections.defaultdict(list)
     for i in range(n_pred):
         rid = f"{ids or version}-r{i}"
         label = "yes" if score[i] >= 0.5 else "no"
@@ -43,9 +43,9 @@ def _traffic(store, version: str, *, requests_per_min: int, error_rate: float, n
         for k, v in {"event_id": f"{version}-l{i}", "ts": START + 61 * M, "model": "m1", "request_id": rid,
                      "label_value": None, "label_class": truth, "schema_version": 1}.items():
             labels[k].append(v)
-    store.insert("predictions", preds, KINDS_OF_COLUMNS["predictions"])
+    store.insert("predictions", preds)
     if not ids or version == "v1":
-        store.insert("labels", labels, KINDS_OF_COLUMNS["labels"])
+        store.insert("labels", labels)
 
 
 def _check(v, name):  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ import pytest
 from kafka.admin import KafkaAdminClient
 
 from collector.consumer import KafkaCollector
-from collector.exceptions import QueryError, StoreRejected, StoreUnavailable
+from collector.exceptions import StoreRejected, StoreUnavailable
 from collector.store import ChdbStore
 from collector.writer import EventWriter
 from tests import factories as f

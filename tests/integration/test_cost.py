@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as _dt
 import json
 
 import pytest
 
 from collector.cost import CostModel, cost_series, load_cost_models
-from collector.writer import KINDS_OF_COLUMNS
 from tests.slo_data import minutes
 
 H = _dt.timedelta(hours=1)
@@ -24,7 +24,7 @@ def traffic(store):  # type: ignore[no-untyped-def]
     minutes(store, START, 10, lambda i: 0.0, version="v2", replicas=1, requests=500)
     # v1's sampled predictions: 100 ok ones (input tokens 100..199, 40 output tokens) and all 200 errors
     # (80 input tokens, none out); v2 has none
-    cols: dict[str, list[object]] = {k: [] for k in KINDS_OF_COLUMNS["predictions"]}
+    cols: dict[str, list[object]] = collections.defaultdict(list)
     for i in range(300):
         ok = i < 100
         row = {"event_id": f"e{i}", "ts": START + _dt.timedelta(seconds=i), "model": "m1", "model_version": "v1",
@@ -35,7 +35,7 @@ def traffic(store):  # type: ignore[no-untyped-def]
                "error_type": "" if ok else "timeout", "schema_version": 1}
         for k, v in row.items():
             cols[k].append(v)
-    store.insert("predictions", cols, KINDS_OF_COLUMNS["predictions"])
+    store.insert("predictions", cols)
     return store
 
 

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from serving_shim.contract import KINDS, encode_batch
+from serving_shim.codec import encode_batch
+from serving_shim.contract import KINDS
 from serving_shim.exceptions import TransportError
 
 __all__ = ["topic_for", "KafkaTransport", "HttpTransport", "IngestResult", "TransportError", "PATH_FOR_KIND"]

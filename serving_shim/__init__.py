@@ -9,7 +9,8 @@ Three lines in a model server::
 Every request is counted into per-interval metric windows (exact SLIs); payloads are sampled by a
 hash of ``request_id`` (errors always kept), redacted (:class:`Redaction`, Presidio) and exported
 by a background worker to a :class:`Sink` (Kafka, HTTP, in memory). The caller never blocks.
-The event contract lives in :mod:`serving_shim.contract`, the raw transports in
+The event contract lives in :mod:`serving_shim.contract`, its wire codec in :mod:`serving_shim.codec`,
+the raw transports in
 :mod:`serving_shim.transport`, the exceptions in :mod:`serving_shim.exceptions`; everything under
 ``serving_shim._internal`` is private.
 """

@@ -208,20 +208,26 @@ class KafkaSink:
 
 
 class HttpSink:
-    """Posts each batch to a Driftline ingest API (``driftline serve``).
+    """Posts each batch to a Driftline ingest API (``driftline serve``) on one pooled ``httpx.Client``.
 
     Unreachable, 401/403 and 5xx answers are failures (the processor retries windows and counts dropped
-    payloads); a per-event verdict (200 with rejections, 422) and 400/413 are final and not retried."""
+    payloads); a per-event verdict (200 with rejections, 422) and 400/413 are final and not retried.
+    ``transport=`` (e.g. ``httpx.MockTransport(handler)``) or ``client=`` replace the network, for tests
+    or your own TLS and proxy settings."""
 
-    def __init__(self, base_url: str, *, api_key: str | None = None) -> None:
+    def __init__(self, base_url: str, *, api_key: str | None = None, transport: Any = None,
+                 client: Any = None) -> None:
+        from serving_shim.transport import HttpTransport
+
         self.base_url = base_url
         self.api_key = api_key
+        self._http = HttpTransport(base_url, api_key=api_key, transport=transport, client=client)
 
     def export(self, batch: Batch, *, timeout: float = 5.0) -> ExportResult:
-        from serving_shim.transport import HttpTransport, TransportError
+        from serving_shim.transport import TransportError
 
         try:
-            res = HttpTransport(self.base_url, api_key=self.api_key, timeout=timeout).send(batch.kind, list(batch.events))
+            res = self._http.send(batch.kind, list(batch.events), timeout=timeout)
         except TransportError as exc:
             if exc.status in (400, 413):  # the batch itself is refused: sending it again cannot help
                 log.warning("ingest API refused a batch of %d %s events (HTTP %s); dropped", len(batch.events),
@@ -239,4 +245,4 @@ class HttpSink:
         return True
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        return None
+        self._http.close(timeout)

@@ -43,6 +43,21 @@ from pydantic import (
     model_validator,
 )
 
+from serving_shim._internal.limits import (
+    KINDS,
+    LATENCY_BUCKETS_MS,
+    MAX_ANNOTATIONS,
+    MAX_BATCH_EVENTS,
+    MAX_CLASSES,
+    MAX_COUNT,
+    MAX_ERROR_TYPES,
+    MAX_FEATURES,
+    MAX_NAME_LEN,
+    MAX_SLICES,
+    MAX_STRING_LEN,
+    SCHEMA_VERSION,
+    SUPPORTED_SCHEMA_VERSIONS,
+)
 from serving_shim.exceptions import ContractError
 
 __all__ = [
@@ -69,27 +84,6 @@ __all__ = [
     "outside_window",
     "json_schema",
 ]
-
-SCHEMA_VERSION = 1
-SUPPORTED_SCHEMA_VERSIONS = (1,)
-#: Upper bounds (ms, inclusive) of the latency histogram buckets; one overflow bucket follows.
-LATENCY_BUCKETS_MS: tuple[float, ...] = (
-    1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
-)
-KINDS = ("prediction", "label", "metric_window", "deploy")
-
-MAX_FEATURES = 1000
-MAX_CLASSES = 1000
-MAX_SLICES = 64
-MAX_ANNOTATIONS = 64
-MAX_ERROR_TYPES = 64
-#: requests (and error and bucket counts) of one metric window from one replica: 10 billion is ~2.8M
-#: requests a second for an hour; sums over a year of windows stay exact in a double
-MAX_COUNT = 10**10
-MAX_NAME_LEN = 128
-MAX_STRING_LEN = 8192
-#: events in one batch (an HTTP body or a Kafka message), unless the reader allows another number
-MAX_BATCH_EVENTS = 10_000
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LEN, pattern=r"^[A-Za-z0-9_.:\-/]+$")]
 #: Feature, slice and class names: any non-empty string up to 128 characters (no regex on the hot path).

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from serving_shim._internal.extras import require
 from serving_shim.codec import encode_batch
 from serving_shim.contract import KINDS
 from serving_shim.exceptions import TransportError
@@ -52,7 +53,9 @@ class KafkaTransport:
         request_timeout_ms: int = 10000,
         **producer_config: Any,
     ) -> None:
-        from kafka import KafkaProducer  # type: ignore[import-untyped]
+        KafkaProducer = require("kafka", "kafka", "KafkaTransport").KafkaProducer
+        if compression_type == "lz4":
+            require("lz4", "kafka", "lz4 compression")
 
         self.topic_prefix = topic_prefix
         self._producer = KafkaProducer(

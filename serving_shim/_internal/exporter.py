@@ -15,11 +15,11 @@ from collections import defaultdict
 from typing import Any
 
 from serving_shim._internal import events as ev
+from serving_shim._internal.limits import SCHEMA_VERSION
 from serving_shim._internal.metrics import ShimMetrics
 from serving_shim._internal.redaction import Redactor
 from serving_shim._internal.sinks import Batch, ExportResult, Sink
 from serving_shim._internal.windows import ClosedWindow
-from serving_shim.contract import SCHEMA_VERSION, validate_events
 
 __all__ = ["EventExporter"]
 
@@ -97,12 +97,7 @@ class EventExporter:
 
     def _build(self, items: list[Any]) -> list[Batch]:
         by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        try:  # free texts of the whole batch through the NER pipeline at once (nlp.pipe)
-            red = self._redactor
-            red.prefetch(t for item in items if item[0] == "prediction"
-                         for t in (*red.text_values(item[3]), *red.text_values(item[8])))
-        except Exception as exc:  # noqa: BLE001 - each event is then analysed (and may fail) on its own
-            log.warning("batched redaction failed (%s)", type(exc).__name__)
+        self._redactor.prefetch_values(m for item in items if item[0] == "prediction" for m in (item[3], item[8]))
         for item in items:
             try:
                 by_kind[item[0]].append(self._event(item))
@@ -154,6 +149,8 @@ class EventExporter:
     def _validated(self, kind: str, events: list[dict[str, Any]]) -> list[Batch]:
         if not events:
             return []
+        from serving_shim.contract import validate_events  # pydantic: imported by the worker, not at import
+
         good, errors = validate_events(kind, events, window=None)  # the time window is the server's rule
         if errors:
             self._metrics.drop("invalid", len(errors))

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import os
-import socket
 import time
-import uuid
 import weakref
 from typing import Any
 
@@ -64,7 +62,7 @@ class Monitor:
         self._threshold = threshold_for(sample_rate)
         self._all = self._threshold >= _SPACE
         self._given_source = source
-        self.source = source or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.source = source or _replica()
         self.redaction = redaction or Redaction()
         self._redactor = Redactor(self.redaction)
         self._metrics = ShimMetrics()
@@ -173,5 +171,12 @@ class Monitor:
         if self._given_source:
             self.source = f"{self._given_source}/{os.getpid()}"
         else:
-            self.source = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+            self.source = _replica()
         self._exporter.source = self.source
+
+
+def _replica() -> str:
+    """This process's name as a metric-window ``source``: host, pid and a random suffix (a reused pid)."""
+    import socket  # here, not at import: ``import serving_shim`` stays cheap
+
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"

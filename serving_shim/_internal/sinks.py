@@ -13,7 +13,6 @@ from __future__ import annotations
 import enum
 import logging
 import os
-import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -104,6 +103,11 @@ class KafkaSink:
         recreate_after_failures: int = 1,
         **producer_config: Any,
     ) -> None:
+        from serving_shim._internal.extras import installed, missing_extra
+
+        for module in ("kafka", "lz4"):  # at construction, not on the worker's first export
+            if not installed(module):
+                raise missing_extra("kafka", "KafkaSink", module)
         self.bootstrap_servers = bootstrap_servers
         self.topic_prefix = topic_prefix
         self._config = {"reconnect_backoff_max_ms": reconnect_backoff_max_ms, **producer_config}
@@ -133,6 +137,8 @@ class KafkaSink:
     def _reachable(self, timeout: float) -> bool:
         """A plain TCP probe before building a producer: kafka-python's constructor, failing
         against a dead broker, leaves sockets behind; the probe closes its own."""
+        import socket
+
         servers = self.bootstrap_servers
         for server in servers.split(",") if isinstance(servers, str) else servers:
             host, _, port = server.strip().rpartition(":")

@@ -14,8 +14,8 @@ from bisect import bisect_left
 from collections import deque
 from typing import Any, NamedTuple
 
+from serving_shim._internal.limits import LATENCY_BUCKETS_MS
 from serving_shim._internal.metrics import ShimMetrics
-from serving_shim.contract import LATENCY_BUCKETS_MS
 
 __all__ = ["ClosedWindow", "WindowCounter"]
 

@@ -53,7 +53,8 @@ _F_KEY = Annotated[str, _ms.Meta(min_length=1, max_length=MAX_NAME_LEN)]
 _F_ID = Annotated[str, _ms.Meta(min_length=1, max_length=256)]
 _F_SHORT = Annotated[str, _ms.Meta(max_length=MAX_STRING_LEN)]
 #: ISO 8601 with at most microseconds (more digits are rounded by one parser and cut by the other)
-_F_TS = Annotated[str, _ms.Meta(pattern=r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?\Z")]
+_F_TS = Annotated[str, _ms.Meta(
+    pattern=r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?\Z")]
 _F_FLOAT = Annotated[float, _ms.Meta(ge=-1.7976931348623157e308, le=1.7976931348623157e308)]  # finite
 
 
@@ -95,7 +96,9 @@ _fromiso = _dt.datetime.fromisoformat
 
 
 def _prediction_ok(e: Any) -> bool:
-    if not (_name_ok(e.model) and _name_ok(e.model_version)) or (e.error_type is not None and not _name_ok(e.error_type)):
+    if not (_name_ok(e.model) and _name_ok(e.model_version)):
+        return False
+    if e.error_type is not None and not _name_ok(e.error_type):
         return False
     p = e.prediction
     if p.value is None and p.label is None and p.score is None and not p.probabilities:

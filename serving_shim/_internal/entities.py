@@ -16,7 +16,8 @@ from typing import Any
 __all__ = ["Entity", "ENTITIES", "DEFAULT_ENTITIES", "KNOWN_ENTITIES", "NER_ENTITIES"]
 
 # addresses without a digit: French street lines (``rue de Legros``) and ships (``USNS Smith``)
-_NUMBERLESS_ADDRESS = re.compile(r"(?i:\b(?:rue|boulevard|bd|chemin|allée|impasse|quai|avenue)\s)|\bUS(?:S|NS|NV|CGC)\s")
+_NUMBERLESS_ADDRESS = re.compile(r"(?i:\b(?:rue|boulevard|bd|chemin|allée|impasse|quai|avenue)\s)"
+                                 r"|\bUS(?:S|NS|NV|CGC)\s")
 
 
 def _presidio(*names: str) -> Callable[[], list[Any]]:

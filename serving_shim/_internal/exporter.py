@@ -115,7 +115,8 @@ class EventExporter:
             ok = status == "ok"
             out = {**base, "event_id": ev.event_id("p", self.model, self.version, rid, repr(now)),
                    "model_version": self.version, "request_id": rid,
-                   "features": {ev.safe_name(k, "feature"): ev.clip(ev.number(v)) for k, v in red.apply(features).items()},
+                   "features": {ev.safe_name(k, "feature"): ev.clip(ev.number(v))
+                                for k, v in red.apply(features).items()},
                    "prediction": self._prediction(prediction),
                    "slices": {ev.safe_name(k, "slice"): ev.clip(str(v)) for k, v in red.apply(slices).items()}
                    if slices else {},
@@ -154,5 +155,6 @@ class EventExporter:
         good, errors = validate_events(kind, events, window=None)  # the time window is the server's rule
         if errors:
             self._metrics.drop("invalid", len(errors))
-            log.warning("%d %s events dropped as invalid (fields: %s)", len(errors), kind, sorted({e.field for e in errors}))
+            log.warning("%d %s events dropped as invalid (fields: %s)", len(errors), kind,
+                        sorted({e.field for e in errors}))
         return [Batch(kind, self.model, tuple(good))] if good else []

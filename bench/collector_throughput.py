@@ -34,7 +34,7 @@ from collector.store import ChdbStore  # noqa: E402
 from collector.writer import EventWriter  # noqa: E402
 from driftline.config import Settings  # noqa: E402
 from driftline.migrations import all_migrations  # noqa: E402
-from serving_shim.contract import encode_batch  # noqa: E402
+from serving_shim.codec import encode_batch  # noqa: E402
 from serving_shim.transport import KafkaTransport  # noqa: E402
 
 

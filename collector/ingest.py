@@ -14,20 +14,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector._fastdecode import validate_batch_fast, validate_raw_events
 from collector.exceptions import StoreRejected
 from collector.writer import DeadLetter, EventWriter, to_columns
-from serving_shim.contract import (
-    DEFAULT_WINDOW,
-    MAX_BATCH_EVENTS,
-    BatchTooLarge,
-    ContractError,
-    EventError,
-    TimeWindow,
-    compression_of,
-    read_batch,
-    validate_batch_fast,
-    validate_raw_events,
-)
+from serving_shim.codec import compression_of, read_batch
+from serving_shim.contract import DEFAULT_WINDOW, MAX_BATCH_EVENTS, EventError, TimeWindow
+from serving_shim.exceptions import BatchTooLarge, ContractError
 
 __all__ = ["Decoded", "DecodeLimits", "Pending", "decode_message", "refuse_batch", "store_decoded", "store_pending",
            "store_isolating"]

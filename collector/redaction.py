@@ -115,11 +115,8 @@ class IngestRedaction:
         red = self._red
         if red is not None:
             preds = decoded.good.get("prediction")
-            if preds and red.has_ner:  # the batch's free texts through the NER pipeline at once
-                try:
-                    red.prefetch(t for e in preds for t in (*red.text_values(e.features), *red.text_values(e.slices)))
-                except Exception as exc:  # noqa: BLE001 - each event is then analysed (or rejected) on its own
-                    log.warning("batched redaction failed (%s)", type(exc).__name__)
+            if preds:  # the batch's free texts through the NER pipeline at once
+                red.prefetch_values(m for e in preds for m in (e.features, e.slices))
             for kind, events in decoded.good.items():
                 fn = getattr(self, f"_{kind}", None)
                 if fn is not None and events:

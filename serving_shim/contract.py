@@ -9,16 +9,16 @@ Schema version 1. Four kinds of event:
 - ``deploy``: a model version going live, with annotations.
 
 On the wire a batch is an envelope ``{"schema_version": 1, "kind": "prediction", "events": [...]}``
-(one Kafka message, or one HTTP body). :func:`json_schema` exports the JSON Schema so servers in
-other languages can send events over HTTP.
+(one Kafka message, or one HTTP body; the codec is :mod:`serving_shim.codec`). :func:`json_schema`
+exports the JSON Schema so servers in other languages can send events over HTTP.
 
 Validation never raises on bad *events*: :func:`validate_events` returns the good events and one
 :class:`EventError` per bad one, naming the field and the reason.
 
-Limits (the same in the models and in the compiled fast path): names 128 characters, strings 8,192,
+Limits (the same in the models and in the collector's compiled reader): names 128 characters, strings 8,192,
 finite numbers only, at most :data:`MAX_FEATURES` features, :data:`MAX_CLASSES` probabilities,
 :data:`MAX_SLICES` slices, :data:`MAX_ANNOTATIONS` annotations, :data:`MAX_ERROR_TYPES` error types,
-counts up to :data:`MAX_COUNT`, nesting :data:`MAX_DEPTH` levels per event, :data:`MAX_BATCH_EVENTS`
+counts up to :data:`MAX_COUNT`, nesting ``serving_shim.codec.MAX_DEPTH`` levels per event, :data:`MAX_BATCH_EVENTS`
 events per batch (counted while reading), and event times inside a :class:`TimeWindow` around the
 reader's clock (7 days back, 1 hour ahead unless the reader passes another).
 """
@@ -26,15 +26,12 @@ reader's clock (7 days back, 1 hour ahead unless the reader passes another).
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
-import re as _re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import GenericAlias
 from typing import Annotated, Any, Literal
 
-import msgspec as _ms
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -47,8 +44,22 @@ from pydantic import (
     model_validator,
 )
 
-from serving_shim._internal.framing import MAX_DEPTH, Split, compression_of, is_ndjson, split_batch, too_deep
-from serving_shim.exceptions import BatchTooLarge, ContractError
+from serving_shim._internal.limits import (
+    KINDS,
+    LATENCY_BUCKETS_MS,
+    MAX_ANNOTATIONS,
+    MAX_BATCH_EVENTS,
+    MAX_CLASSES,
+    MAX_COUNT,
+    MAX_ERROR_TYPES,
+    MAX_FEATURES,
+    MAX_NAME_LEN,
+    MAX_SLICES,
+    MAX_STRING_LEN,
+    SCHEMA_VERSION,
+    SUPPORTED_SCHEMA_VERSIONS,
+)
+from serving_shim.exceptions import ContractError
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -63,43 +74,17 @@ __all__ = [
     "Event",
     "EventError",
     "ContractError",
-    "BatchTooLarge",
     "TimeWindow",
     "DEFAULT_WINDOW",
-    "MAX_DEPTH",
     "MAX_BATCH_EVENTS",
-    "Split",
-    "read_batch",
-    "compression_of",
     "MODEL_FOR_KIND",
+    "as_utc",
     "validate_events",
-    "validate_batch_fast",
-    "validate_raw_events",
-    "encode_batch",
-    "decode_batch",
+    "validate_indexed",
+    "apply_window",
+    "outside_window",
     "json_schema",
 ]
-
-SCHEMA_VERSION = 1
-SUPPORTED_SCHEMA_VERSIONS = (1,)
-#: Upper bounds (ms, inclusive) of the latency histogram buckets; one overflow bucket follows.
-LATENCY_BUCKETS_MS: tuple[float, ...] = (
-    1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
-)
-KINDS = ("prediction", "label", "metric_window", "deploy")
-
-MAX_FEATURES = 1000
-MAX_CLASSES = 1000
-MAX_SLICES = 64
-MAX_ANNOTATIONS = 64
-MAX_ERROR_TYPES = 64
-#: requests (and error and bucket counts) of one metric window from one replica: 10 billion is ~2.8M
-#: requests a second for an hour; sums over a year of windows stay exact in a double
-MAX_COUNT = 10**10
-MAX_NAME_LEN = 128
-MAX_STRING_LEN = 8192
-#: events in one batch (an HTTP body or a Kafka message), unless the reader allows another number
-MAX_BATCH_EVENTS = 10_000
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LEN, pattern=r"^[A-Za-z0-9_.:\-/]+$")]
 #: Feature, slice and class names: any non-empty string up to 128 characters (no regex on the hot path).
@@ -312,9 +297,9 @@ DEFAULT_WINDOW = TimeWindow()
 _TIME_FIELD = {"prediction": "ts", "label": "ts", "deploy": "ts", "metric_window": "window_start"}
 
 
-def _outside_window(kind: str, good: list[Any], window: TimeWindow | None) -> list[tuple[int, EventError]]:
+def outside_window(kind: str, good: list[Any], window: TimeWindow | None) -> list[tuple[int, EventError]]:
     """(position in ``good``, error) for each event whose time is outside ``window``; the same check for
-    the models and the fast path's objects (same attributes; a naive time is UTC)."""
+    the models and the collector's fast-path objects (same attributes; a naive time is UTC)."""
     if window is None or not good:
         return []
     lo, hi = window.bounds()
@@ -382,14 +367,16 @@ def validate_events(kind: str, items: list[Any], *,
     :class:`EventError` per rejected event (times outside ``window`` included). Never raises for bad
     events; raises :class:`ContractError` only for an unknown ``kind``.
     """
-    good, indices, errors = _validate_models(kind, items)
-    good, _, errors = _apply_window(kind, good, indices, errors, window)
+    good, indices, errors = validate_indexed(kind, items)
+    good, _, errors = apply_window(kind, good, indices, errors, window)
     return good, errors
 
 
-def _apply_window(kind: str, good: list[Any], indices: list[int], errors: list[EventError],
-                  window: TimeWindow | None) -> tuple[list[Any], list[int], list[EventError]]:
-    late = _outside_window(kind, good, window)
+def apply_window(kind: str, good: list[Any], indices: list[int], errors: list[EventError],
+                 window: TimeWindow | None) -> tuple[list[Any], list[int], list[EventError]]:
+    """Moves the good events whose time is outside ``window`` to the errors (``indices``: their positions
+    in the batch); returns the new ``(good, indices, errors)``, errors in batch order."""
+    late = outside_window(kind, good, window)
     if not late:
         return good, indices, errors
     drop = {j for j, _ in late}
@@ -399,7 +386,7 @@ def _apply_window(kind: str, good: list[Any], indices: list[int], errors: list[E
             errors)
 
 
-def _validate_models(kind: str, items: list[Any]) -> tuple[list[Any], list[int], list[EventError]]:
+def validate_indexed(kind: str, items: list[Any]) -> tuple[list[Any], list[int], list[EventError]]:
     """:func:`validate_events` by the models alone, without the time window: (good, their indices, errors)."""
     if kind not in MODEL_FOR_KIND:
         raise ContractError(f"kind: unknown event kind {kind!r} (expected one of {', '.join(KINDS)})")
@@ -427,298 +414,6 @@ def _validate_models(kind: str, items: list[Any]) -> tuple[list[Any], list[int],
         except ValidationError as exc:
             errors.append(_errors_of(i, raw, exc))
     return good, indices, errors
-
-
-# -- fast path ------------------------------------------------------------------------------------
-#
-# The collector reads tens of thousands of events a second on one core, so the high-volume kinds have a
-# second, compiled reading of the same contract (msgspec). It is strictly narrower than the pydantic
-# models above: it accepts only events that the models accept too (names end in ``\Z``, not ``$``;
-# no coercion from strings or booleans; finite numbers only), and turns them into objects with the
-# same attributes and the same values. Whatever it does not accept goes through the models, which
-# give the verdict and the error message. tests/unit/serving_shim/test_contract_fastpath.py checks both
-# properties on generated events, valid and broken.
-
-#: model, model_version, error_type: checked after decoding, against a cache (they repeat in every event)
-_F_NAME = str
-_NAME_RE = _re.compile(rf"[A-Za-z0-9_.:\-/]{{1,{MAX_NAME_LEN}}}")
-_names_ok: dict[str, bool] = {}
-
-
-def _name_ok(s: str) -> bool:
-    ok = _names_ok.get(s)
-    if ok is None:
-        if len(_names_ok) > 10_000:
-            _names_ok.clear()
-        ok = _names_ok[s] = _NAME_RE.fullmatch(s) is not None
-    return ok
-
-_F_KEY = Annotated[str, _ms.Meta(min_length=1, max_length=MAX_NAME_LEN)]
-_F_ID = Annotated[str, _ms.Meta(min_length=1, max_length=256)]
-_F_SHORT = Annotated[str, _ms.Meta(max_length=MAX_STRING_LEN)]
-#: ISO 8601 with at most microseconds (more digits are rounded by one parser and cut by the other)
-_F_TS = Annotated[str, _ms.Meta(pattern=r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?\Z")]
-_F_FLOAT = Annotated[float, _ms.Meta(ge=-1.7976931348623157e308, le=1.7976931348623157e308)]  # finite
-
-
-class _FastPrediction(_ms.Struct, forbid_unknown_fields=True, gc=False):
-    value: _F_FLOAT | None = None
-    label: _F_SHORT | None = None
-    score: _F_FLOAT | None = None
-    probabilities: Annotated[dict[_F_KEY, _F_FLOAT], _ms.Meta(max_length=MAX_CLASSES)] | None = None
-
-
-class _FastPredictionEvent(_ms.Struct, forbid_unknown_fields=True, gc=False):
-    schema_version: Literal[1]
-    event_id: _F_ID
-    model: _F_NAME
-    ts: _F_TS
-    model_version: _F_NAME
-    request_id: _F_ID
-    prediction: _FastPrediction
-    features: Annotated[dict[_F_KEY, _F_FLOAT | _F_SHORT | None], _ms.Meta(max_length=MAX_FEATURES)] = {}
-    slices: Annotated[dict[_F_KEY, _F_SHORT], _ms.Meta(max_length=MAX_SLICES)] = {}
-    latency_ms: Annotated[float, _ms.Meta(ge=0, le=1.7976931348623157e308)] | None = None
-    status: Literal["ok", "error"] = "ok"
-    error_type: _F_NAME | None = None
-    kind: Literal["prediction"] = "prediction"
-
-
-class _FastLabelEvent(_ms.Struct, forbid_unknown_fields=True, gc=False):
-    schema_version: Literal[1]
-    event_id: _F_ID
-    model: _F_NAME
-    ts: _F_TS
-    request_id: _F_ID
-    value: _F_FLOAT | None = None
-    label: _F_SHORT | None = None
-    kind: Literal["label"] = "label"
-
-
-_fromiso = _dt.datetime.fromisoformat
-
-
-def _prediction_ok(e: Any) -> bool:
-    if not (_name_ok(e.model) and _name_ok(e.model_version)) or (e.error_type is not None and not _name_ok(e.error_type)):
-        return False
-    p = e.prediction
-    if p.value is None and p.label is None and p.score is None and not p.probabilities:
-        return False
-    if e.status == "ok" and e.error_type is not None:
-        return False
-    return _parse_ts(e)
-
-
-def _label_ok(e: Any) -> bool:
-    if not _name_ok(e.model):
-        return False
-    if e.value is None and e.label is None:
-        return False
-    return _parse_ts(e)
-
-
-def _parse_ts(e: Any) -> bool:
-    """The event's ISO time string becomes a datetime, as the models would make it (the first and the last
-    years, where an offset can leave the calendar, are left to the models)."""
-    try:
-        t = _fromiso(e.ts)
-    except ValueError:
-        return False
-    e.ts = t
-    return 1 < t.year < 9999
-
-
-_FAST: dict[str, tuple[Any, Any]] = {
-    "prediction": (_ms.json.Decoder(_FastPredictionEvent), _prediction_ok),
-    "label": (_ms.json.Decoder(_FastLabelEvent), _label_ok),
-}
-
-
-class _Envelope(_ms.Struct):
-    events: list[_ms.Raw]
-    kind: Any = None
-
-
-#: for each fast kind, decoders of a whole envelope / array of its events in one pass
-_WHOLE: dict[str, tuple[_ms.json.Decoder[Any], _ms.json.Decoder[list[Any]]]] = {
-    kind: (_ms.json.Decoder(_ms.defstruct(f"_Envelope_{kind}", [("events", GenericAlias(list, (dec.type,))),
-                                                                ("kind", Any, None)])),
-           _ms.json.Decoder(GenericAlias(list, (dec.type,))))
-    for kind, (dec, _) in _FAST.items()
-}
-
-
-def validate_batch_fast(data: bytes, kind: str, *, max_events: int = MAX_BATCH_EVENTS,
-                        window: TimeWindow | None = DEFAULT_WINDOW) -> list[Any] | None:
-    """All the events of a wire batch of ``kind`` in one pass, if every one of them passes the fast
-    path (times inside ``window`` included); ``None`` otherwise (then :func:`read_batch` and
-    :func:`validate_raw_events` sort the good from the bad, and count the events while reading)."""
-    whole = _WHOLE.get(kind)
-    if whole is None or not isinstance(data, (bytes, bytearray)):
-        return None
-    # every event of a good batch has one "event_id" key: no more of them, no more events than allowed
-    if data.count(b'"event_id"') > max_events:
-        return None
-    stripped = data.lstrip()
-    if not stripped or is_ndjson(stripped):
-        return None
-    env_dec, arr_dec = whole
-    try:
-        if stripped[:1] == b"{":
-            env = env_dec.decode(stripped)
-            if env.kind not in (None, kind):
-                return None
-            events = env.events
-        else:
-            events = arr_dec.decode(stripped)
-    except (_ms.DecodeError, _ms.ValidationError, UnicodeDecodeError, RecursionError):  # bad UTF-8: the last but one
-        return None
-    ok = _FAST[kind][1]
-    for e in events:
-        if not ok(e):
-            return None
-    if _outside_window(kind, events, window):
-        return None
-    return events
-
-
-def read_batch(data: bytes, kind: str | None = None, *, max_events: int = MAX_BATCH_EVENTS) -> tuple[str, Split]:
-    """The kind and the events of a wire batch (envelope, array, one object or NDJSON), each event as its
-    own bytes, counted while reading. Raises :class:`BatchTooLarge` past ``max_events`` and
-    :class:`ContractError` for a batch that cannot be read at all (empty, not JSON, a wrong kind)."""
-    if isinstance(data, str):
-        data = data.encode("utf-8", "surrogatepass")
-    split = split_batch(bytes(data), max_events=max_events)
-    env_kind = split.kind
-    if env_kind is not None and not isinstance(env_kind, str):
-        raise ContractError(f"kind: must be a string, got {type(env_kind).__name__}")
-    if kind is not None and env_kind not in (None, kind):
-        raise ContractError(f"kind: envelope says {env_kind!r}, endpoint is {kind!r}")
-    kind = env_kind or kind
-    if kind is None:
-        raise ContractError("kind: missing (name it in the envelope or the endpoint)")
-    if kind not in MODEL_FOR_KIND:
-        raise ContractError(f"kind: unknown event kind {kind!r} (expected one of {', '.join(KINDS)})")
-    return kind, split
-
-
-def _load_one(raw: Any) -> Any:
-    """One event's JSON as Python objects, or the EventError that says why it cannot be read."""
-    b = bytes(raw)
-    try:
-        text = b.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return EventError(-1, "(event)", f"not valid UTF-8 (byte 0x{b[exc.start]:02x} at position {exc.start})")
-    if too_deep(b):
-        return EventError(-1, "(event)", f"nested deeper than {MAX_DEPTH} levels")
-    try:
-        return _loads(text)
-    except json.JSONDecodeError as exc:
-        return EventError(-1, "(event)", f"not valid JSON ({exc.msg}: column {exc.colno})")
-    except RecursionError:
-        return EventError(-1, "(event)", f"nested deeper than {MAX_DEPTH} levels")
-
-
-def validate_raw_events(kind: str, raws: list[Any], *, window: TimeWindow | None = DEFAULT_WINDOW,
-                        lines: list[int] | None = None) -> tuple[list[Any], list[int], list[EventError]]:
-    """Validate a batch of raw events (JSON bytes or ``msgspec.Raw`` each) of one kind.
-
-    Returns ``(good, indices, errors)``: the good events (fast-path objects or contract models, with
-    the same attributes), their positions in the batch, and one :class:`EventError` per rejected event
-    (with its NDJSON line when ``lines`` gives them). Each event is read on its own: one that is not
-    UTF-8, not JSON or nested too deep is rejected alone.
-    """
-    fast = _FAST.get(kind)
-    good: list[Any] = []
-    indices: list[int] = []
-    errors: list[EventError] = []
-    slow: list[tuple[int, Any]] = []
-    if fast is not None:
-        decoder, ok = fast
-        for i, raw in enumerate(raws):
-            try:
-                ev = decoder.decode(raw)
-            except (_ms.ValidationError, _ms.DecodeError, UnicodeDecodeError, RecursionError):
-                slow.append((i, raw))
-                continue
-            if ok(ev):
-                good.append(ev)
-                indices.append(i)
-            else:
-                slow.append((i, raw))
-    else:
-        slow = list(enumerate(raws))
-    if slow:
-        items, positions = [], []
-        for i, raw in slow:
-            item = _load_one(raw)
-            if isinstance(item, EventError):
-                errors.append(EventError(i, item.field, item.reason))
-            else:
-                items.append(item)
-                positions.append(i)
-        g, gi, errs = _validate_models(kind, items)
-        good.extend(g)
-        indices.extend(positions[j] for j in gi)
-        errors.extend(EventError(positions[e.index], e.field, e.reason, e.event_id) for e in errs)
-        if good and indices != sorted(indices):
-            order = sorted(range(len(indices)), key=indices.__getitem__)
-            good = [good[j] for j in order]
-            indices = [indices[j] for j in order]
-        errors.sort(key=lambda e: e.index)
-    good, indices, errors = _apply_window(kind, good, indices, errors, window)
-    if lines is not None and errors:
-        errors = [EventError(e.index, e.field, e.reason, e.event_id, lines[e.index]) for e in errors]
-    return good, indices, errors
-
-
-def _default(o: Any) -> Any:
-    if isinstance(o, _dt.datetime):
-        return as_utc(o).isoformat()
-    if isinstance(o, BaseModel):
-        return o.model_dump(mode="json", exclude_none=True)
-    if isinstance(o, _ms.Struct):
-        return {k: v for k, v in _ms.to_builtins(o).items() if v is not None}
-    raise TypeError(f"cannot encode {type(o).__name__}")
-
-
-def encode_batch(kind: str, events: list[Any]) -> bytes:
-    """One wire batch (Kafka message value or HTTP body): events may be models or plain dicts."""
-    if kind not in MODEL_FOR_KIND:
-        raise ContractError(f"kind: unknown event kind {kind!r}")
-    payload = {"schema_version": SCHEMA_VERSION, "kind": kind, "events": events}
-    return json.dumps(payload, default=_default, separators=(",", ":")).encode()
-
-
-try:  # orjson parses about 3x faster than json; both give the same objects
-    import orjson as _orjson
-
-    def _loads(text: str) -> Any:
-        try:
-            return _orjson.loads(text)
-        except _orjson.JSONDecodeError:
-            return json.loads(text)  # for json's error message (line and column)
-except ImportError:  # pragma: no cover - orjson is a dependency
-    def _loads(text: str) -> Any:
-        return json.loads(text)
-
-
-def decode_batch(data: bytes, kind: str | None = None, *, max_events: int = MAX_BATCH_EVENTS) -> tuple[str, list[Any]]:
-    """Read a wire batch: an envelope, a bare JSON array (``kind`` required), one event, or NDJSON lines.
-
-    Returns ``(kind, raw_events)`` as Python objects; events are validated separately with
-    :func:`validate_events`. Raises :class:`ContractError` when the batch, or any event in it, cannot
-    be read (:func:`read_batch` and :func:`validate_raw_events` reject such events one by one instead).
-    """
-    kind, split = read_batch(data, kind, max_events=max_events)
-    out = []
-    for i, raw in enumerate(split.raws):
-        item = _load_one(raw)
-        if isinstance(item, EventError):
-            where = f"line {split.lines[i]}" if split.lines is not None else f"event {i}"
-            raise ContractError(f"body: {where}: {item.reason}")
-        out.append(item)
-    return kind, out
 
 
 def json_schema(kind: str | None = None) -> dict[str, Any]:

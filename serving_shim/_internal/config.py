@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+from serving_shim._internal.entities import DEFAULT_ENTITIES, KNOWN_ENTITIES, NER_ENTITIES
 from serving_shim.exceptions import ShimConfigError
 
-__all__ = ["Policy", "Mode", "BatchConfig", "Redaction", "DEFAULT_ENTITIES", "KNOWN_ENTITIES", "NER_ENTITIES",
-           "ShimConfigError"]
+__all__ = ["Policy", "Mode", "BatchConfig", "Redaction", "ShimConfigError"]
 
 #: What happens to one field: ``keep`` as is, ``drop`` it, ``hash`` it (a token: HMAC-SHA256 with a secret
 #: salt, deterministic, so joins and categorical drift still work; not readable), or ``text`` (free text:
@@ -24,14 +24,6 @@ Policy = Literal["keep", "drop", "hash", "text", "redact"]
 _POLICIES = ("keep", "drop", "hash", "text", "redact")
 Mode = Literal["standard", "strict"]
 
-#: Entities the default recognizers look for (Presidio names; ``STREET_ADDRESS`` is the shim's own).
-DEFAULT_ENTITIES: tuple[str, ...] = (
-    "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IP_ADDRESS", "IBAN_CODE", "US_SSN", "STREET_ADDRESS",
-)
-#: Every entity the shim has a pattern recognizer for.
-KNOWN_ENTITIES: tuple[str, ...] = (*DEFAULT_ENTITIES, "URL")
-#: NER entities (spaCy labels are mapped: PERSON; GPE, LOC, FAC -> LOCATION; ORG -> ORGANIZATION; NORP -> NRP).
-NER_ENTITIES: tuple[str, ...] = ("PERSON", "LOCATION", "ORGANIZATION", "NRP")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from hashlib import blake2b
 from typing import Any
 
-from serving_shim.contract import MAX_STRING_LEN
+from serving_shim._internal.limits import MAX_STRING_LEN
 
 __all__ = ["event_id", "normalize_prediction", "safe_name", "utc", "number", "clip"]
 

@@ -24,12 +24,15 @@ from __future__ import annotations
 import json
 import re
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec as _ms
-import numpy as np
 
+from serving_shim._internal.extras import require
 from serving_shim.exceptions import BatchTooLarge, ContractError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["MAX_DEPTH", "Split", "split_batch", "too_deep", "compression_of", "is_ndjson"]
 
@@ -187,6 +190,7 @@ def _split_flat(data: bytes, max_events: int) -> Split:
     """:func:`split_batch` without recursion, for bodies msgspec cannot read (too deep, or not JSON
     somewhere): the events array's elements are found from the nesting depth after each byte (numpy, not
     a loop per byte), so each element gets its own verdict."""
+    np = require("numpy", "server", "Reading a malformed wire batch")
     blank, depth, opens = _depths(data)
     if depth[-1] != 0:
         raise ContractError("body: not valid JSON (unbalanced brackets)")
@@ -229,6 +233,7 @@ _ESCAPES = re.compile(rb"\\.", re.S)
 def _depths(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each byte of the JSON ``data``: the byte with strings blanked (quotes included), the nesting
     depth after it, and whether it opens a string."""
+    np = require("numpy", "server", "Reading a malformed wire batch")
     a = np.frombuffer(_ESCAPES.sub(b"__", data), dtype=np.uint8)  # an escaped quote is no quote (same length)
     q = a == 34
     parity = np.cumsum(q, dtype=np.uint8) & 1  # (wraps at 256: the parity stays right)

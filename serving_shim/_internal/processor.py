@@ -3,12 +3,12 @@
 Caller side (:meth:`BatchProcessor.submit`): a length check and a ``deque.append``; the worker is
 woken when a batch is full. Nothing on this side blocks, allocates more than the item, or does I/O.
 
-Worker side: wakes on the event or every ``schedule_delay_s``; runs the ``tick`` hook (closes
-finished metric windows, and the open one at shutdown), turns queued items into batches with ``prepare`` (redaction,
-validation), and exports them through the sink. A failed export drops that batch (reason
-``export_error``) and ends the round, so a dead sink costs one timeout per round while the queue,
+Worker side: wakes on the event or every ``schedule_delay_s``; drains the closed metric windows from the
+:class:`WindowCounter` (closing the open one when it is over, and at shutdown), and hands the windows,
+then the queued items in batches, to its one :class:`Exporter` (which builds the events and sends
+them). A failed export ends the round, so a dead sink costs one timeout per round while the queue,
 bounded, absorbs or drops (``queue_full``) what comes. Metric windows are kept (bounded) and sent
-again until the sink takes them: their ids are deterministic, so a re-send is deduplicated.
+again until the exporter takes them: their ids are deterministic, so a re-send is deduplicated.
 
 Shutdown drains what it can within ``shutdown_timeout_s`` (also at interpreter exit); what is
 left is counted (``shutdown``). In a forked child the queue is emptied (the parent sends its own
@@ -21,46 +21,56 @@ import atexit
 import logging
 import os
 import threading
-import time
 import weakref
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from serving_shim._internal.config import BatchConfig
 from serving_shim._internal.metrics import ShimMetrics
-from serving_shim._internal.sinks import Batch, ExportResult, Sink
+from serving_shim._internal.windows import ClosedWindow, WindowCounter
 
-__all__ = ["BatchProcessor"]
+__all__ = ["BatchProcessor", "Exporter"]
 
 log = logging.getLogger("driftline.shim")
+
+
+class Exporter(Protocol):
+    """Where the worker hands what it drained; it counts its own exports, failures and drops."""
+
+    def export(self, items: list[Any], *, timeout: float) -> bool:
+        """Queued items; False when an export failed (the exporter counted what it dropped)."""
+        ...
+
+    def export_windows(self, windows: list[ClosedWindow], *, timeout: float) -> bool:
+        """Closed metric windows; False when they were not taken (the processor keeps them to send again)."""
+        ...
+
+    def flush(self, timeout: float) -> bool: ...
+
+    def shutdown(self, timeout: float) -> None: ...
 
 
 class BatchProcessor:
     def __init__(
         self,
-        sink: Sink,
+        exporter: Exporter,
         *,
-        prepare: Callable[[list[Any]], list[Batch]],
-        windows: Callable[[list[Any]], list[Batch]],
-        tick: Callable[[bool], None],
+        windows: WindowCounter,
         config: BatchConfig,
         metrics: ShimMetrics,
         name: str = "driftline-shim",
     ) -> None:
-        self.sink = sink
-        self._prepare = prepare
-        self._prepare_windows = windows
-        self._tick = tick
+        self.exporter = exporter
+        self._counter = windows
         self.cfg = config
         self.metrics = metrics
         self._name = name
         self._queue: deque[Any] = deque()
-        self._windows: deque[Any] = deque()
+        self._windows: deque[ClosedWindow] = deque()
         self._max = config.max_queue_size
         self._batch = config.max_export_batch_size
         metrics.queue_depth = self._queue.__len__
-        metrics.pending_windows = self._windows.__len__
+        metrics.pending_windows = lambda: len(self._windows) + len(windows.closed)
         self._init_thread()
         ref = weakref.WeakMethod(self._after_fork)
         os.register_at_fork(after_in_child=lambda: (m := ref()) is not None and m())
@@ -99,12 +109,6 @@ class BatchProcessor:
             self._wake.set()
         return True
 
-    def submit_window(self, window: Any) -> None:
-        if len(self._windows) >= self.cfg.max_pending_windows:
-            self._windows.popleft()
-            self.metrics.drop("window_overflow")
-        self._windows.append(window)
-
     # -- control -----------------------------------------------------------------------------
     def force_flush(self, timeout: float | None = None) -> bool:
         """Export everything queued now; True when all of it was exported within ``timeout``."""
@@ -115,7 +119,7 @@ class BatchProcessor:
         with self._waiters_lock:
             self._flush_waiters.append(done)
         self._wake.set()
-        return done.wait(timeout) and self._last_ok and self.sink.flush(timeout)
+        return done.wait(timeout) and self._last_ok and self.exporter.flush(timeout)
 
     def shutdown(self, timeout: float | None = None) -> None:
         if self.is_shutdown:
@@ -125,12 +129,13 @@ class BatchProcessor:
         self._wake.set()
         self._worker.join(timeout)
         self.is_shutdown = True
-        left = len(self._queue) + len(self._windows)
+        left = len(self._queue) + len(self._windows) + len(self._counter.closed)
         if left:
             self.metrics.drop("shutdown", left)
             self._queue.clear()
             self._windows.clear()
-        self.sink.shutdown(timeout=max(0.1, timeout / 2))
+            self._counter.closed.clear()
+        self.exporter.shutdown(max(0.1, timeout / 2))
 
     # -- worker side -------------------------------------------------------------------------
     def _run(self) -> None:
@@ -139,7 +144,7 @@ class BatchProcessor:
             self._wake.clear()
             stopping = self._stopping
             try:
-                self._tick(stopping)  # at shutdown this also closes the open metric window
+                self._take_windows(stopping)  # at shutdown this also closes the open metric window
                 self._last_ok = self._export_round()
             except Exception as exc:  # noqa: BLE001 - the worker must survive anything
                 self._last_ok = False
@@ -151,44 +156,27 @@ class BatchProcessor:
             if stopping:
                 return
 
+    def _take_windows(self, force: bool) -> None:
+        for w in self._counter.drain(force=force):
+            if len(self._windows) >= self.cfg.max_pending_windows:  # oldest go first
+                self._windows.popleft()
+                self.metrics.drop("window_overflow")
+            self._windows.append(w)
+
     def _export_round(self) -> bool:
         """Export the pending windows, then everything queued; False when an export failed."""
+        timeout = self.cfg.export_timeout_s
         if self._windows:
-            pending = []
-            while self._windows:  # the caller's thread may pop the oldest concurrently (overflow)
-                try:
-                    pending.append(self._windows.popleft())
-                except IndexError:
-                    break
-            for batch in self._prepare_windows(pending):
-                if not self._export(batch):
-                    self._windows.extendleft(reversed(pending))
-                    while len(self._windows) > self.cfg.max_pending_windows:  # oldest go first
-                        self._windows.popleft()
-                        self.metrics.drop("window_overflow")
-                    return False
+            pending = list(self._windows)
+            self._windows.clear()
+            if not self.exporter.export_windows(pending, timeout=timeout):
+                self._windows.extendleft(reversed(pending))
+                return False
         while self._queue:
             items = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
-            batches = list(self._prepare(items))
-            for i, batch in enumerate(batches):
-                if not self._export(batch):  # this batch and the other kinds of the same items are dropped
-                    self.metrics.drop("export_error", sum(len(b.events) for b in batches[i:]))
-                    return False
+            if not self.exporter.export(items, timeout=timeout):
+                return False
         return True
-
-    def _export(self, batch: Batch) -> bool:
-        t0 = time.perf_counter()
-        try:
-            res = self.sink.export(batch, timeout=self.cfg.export_timeout_s)
-        except Exception as exc:  # noqa: BLE001 - a sink that raises counts as a failed export
-            log.warning("sink export raised %s", type(exc).__name__)
-            res = ExportResult.FAILURE
-        dt = time.perf_counter() - t0
-        if res is ExportResult.SUCCESS:
-            self.metrics.exported_batch(batch.kind, len(batch.events), dt)
-            return True
-        self.metrics.failed_batch(dt)
-        return False
 
 
 def _shutdown_at_exit(ref: weakref.ref[BatchProcessor]) -> None:

@@ -15,6 +15,13 @@ tldextract's bundled public-suffix snapshot.
 Cheap skips before Presidio: numbers and nulls, known categories, tokens this redactor made, and
 recognizers whose pattern cannot match the text (no ``@`` for email, too few digits for phones, cards,
 SSNs...). Results of repeated values are cached. Raw values are never logged.
+
+Without the ``redaction`` extra (presidio-analyzer, on an SDK-only install) nothing readable that a
+recognizer could have matched leaves either: every string that would have been analysed, and that could
+hold an entity at all (the same cheap necessary conditions: an ``@``, enough digits, a dot...), is
+replaced whole by its salted hash token (the salt given, or a random one per process), with one warning
+naming the extra. Strings no recognizer could match (``"pro"``, ``"stay"``) pass as before. Settings that
+need Presidio (``recognizers=``, ``ner_model=``, ``phone_regions=``) raise an ImportError naming the extra.
 """
 
 from __future__ import annotations
@@ -22,11 +29,14 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+import secrets
 from collections.abc import Iterable, Mapping
 from hashlib import sha256
 from typing import Any
 
 from serving_shim._internal.config import Redaction, ShimConfigError
+from serving_shim._internal.entities import ENTITIES
+from serving_shim._internal.extras import installed, missing_extra
 
 __all__ = ["Redactor", "TOKEN_RE"]
 
@@ -36,10 +46,6 @@ _DIGITS = str.maketrans("", "", "0123456789")
 TOKEN_RE = re.compile(r"h:[0-9a-f]{32}")
 _SPACY_LABELS = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION",
                  "ORG": "ORGANIZATION", "NORP": "NRP"}
-
-
-# addresses without a digit: French street lines (``rue de Legros``) and ships (``USNS Smith``)
-_NUMBERLESS_ADDRESS = re.compile(r"(?i:\b(?:rue|boulevard|bd|chemin|allée|impasse|quai|avenue)\s)|\bUS(?:S|NS|NV|CGC)\s")
 
 
 #: a company designator: an ORG entity holding one is an organisation, not a misread name
@@ -54,72 +60,39 @@ def _n_digits(text: str) -> int:
     return len(text) - len(text.translate(_DIGITS))
 
 
-# Necessary conditions for each pattern recognizer to match (cheap, conservative).
-_GATES: dict[str, Any] = {
-    "EMAIL_ADDRESS": lambda t, d: "@" in t,
-    "PHONE_NUMBER": lambda t, d: d >= 7,
-    "PHONE_REGIONS": lambda t, d: d >= 7,
-    "CREDIT_CARD": lambda t, d: d >= 12,
-    "IP_ADDRESS": lambda t, d: ":" in t or (d >= 4 and "." in t),
-    "IBAN_CODE": lambda t, d: d >= 2 and len(t) >= 15,
-    "US_SSN": lambda t, d: d >= 9,
-    "URL": lambda t, d: "." in t,
-    "STREET_ADDRESS": lambda t, d: d >= 1 or _NUMBERLESS_ADDRESS.search(t) is not None,
-}
+_fallback_warned = False
 
 
-def _offline_email_recognizer() -> Any:
-    import tldextract
-    from presidio_analyzer.predefined_recognizers import EmailRecognizer
+def _fallback_salt(cfg: Redaction) -> bytes:
+    """Without Presidio: the salt of the whole-string tokens (one warning per process names the extra)."""
+    global _fallback_warned
+    if cfg.recognizers or cfg.ner_model or cfg.phone_regions:
+        raise missing_extra("redaction", "Redaction(recognizers=, ner_model=, phone_regions=)", "presidio_analyzer")
+    if not _fallback_warned:
+        _fallback_warned = True
+        log.warning("presidio-analyzer is not installed (pip install 'driftline[redaction]'): strings that could "
+                    "hold PII are replaced whole by salted hash tokens%s",
+                    "" if cfg.salt else " (a random salt per process: pass Redaction(salt=...) for tokens that "
+                                        "match across processes)")
+    return cfg.salt or secrets.token_bytes(32)
 
-    # suffix_list_urls=() and no cache dir: the bundled snapshot, never a download.
-    extract = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
 
-    class OfflineEmailRecognizer(EmailRecognizer):
-        def validate_result(self, pattern_text: str) -> bool | None:
-            # a known suffix raises the score; an unknown one keeps the match (redacting is the safe side)
-            return True if extract(pattern_text.rsplit("@", 1)[-1]).fqdn else None
-
-    return OfflineEmailRecognizer()
-
-
-def _recognizers(cfg: Redaction) -> list[tuple[str, Any]]:
-    from presidio_analyzer.predefined_recognizers import (
-        IbanRecognizer,
-        IpRecognizer,
-        PhoneRecognizer,
-        UrlRecognizer,
-        UsSsnRecognizer,
-    )
-
-    from serving_shim._internal.recognizers import (
-        AddressRecognizer,
-        IbanChecksumRecognizer,
-        PaymentCardRecognizer,
-        PhonePatternRecognizer,
-    )
-
-    factories: dict[str, Any] = {
-        "EMAIL_ADDRESS": _offline_email_recognizer,
-        "PHONE_NUMBER": PhonePatternRecognizer,
-        "CREDIT_CARD": PaymentCardRecognizer,
-        "IP_ADDRESS": IpRecognizer,
-        "IBAN_CODE": IbanRecognizer,
-        "US_SSN": UsSsnRecognizer,
-        "URL": UrlRecognizer,
-        "STREET_ADDRESS": AddressRecognizer,
-    }
-    recs = [(e, e, factories[e]()) for e in cfg.entities]
+def _recognizers(cfg: Redaction) -> list[tuple[Any, str, Any]]:
+    """(gate, entity, recognizer) for each recognizer of ``cfg`` (the user's own have no gate)."""
+    out: list[tuple[Any, str, Any]] = []
+    for name in cfg.entities:
+        entity = ENTITIES[name]
+        out.extend((entity.gate, name, rec) for rec in entity.make())
     if "PHONE_NUMBER" in cfg.entities and cfg.phone_regions:
+        from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
         # national formats of the named regions, by phonenumbers (leniency 0: unassigned numbers count too)
-        recs.append(("PHONE_REGIONS", "PHONE_NUMBER", PhoneRecognizer(supported_regions=cfg.phone_regions, leniency=0)))
-    if "IBAN_CODE" in cfg.entities:
-        recs.append(("IBAN_CODE", "IBAN_CODE", IbanChecksumRecognizer()))
-    out: list[tuple[str, Any]] = [(gate, (entity, rec)) for gate, entity, rec in recs]
+        out.append((ENTITIES["PHONE_NUMBER"].gate, "PHONE_NUMBER",
+                    PhoneRecognizer(supported_regions=cfg.phone_regions, leniency=0)))
     for rec in cfg.recognizers:
         if not hasattr(rec, "analyze") or not getattr(rec, "supported_entities", None):
             raise ShimConfigError(f"recognizers: {type(rec).__name__} is not a Presidio recognizer")
-        out.append(("", (rec.supported_entities[0], rec)))
+        out.append((None, rec.supported_entities[0], rec))
     return out
 
 
@@ -151,7 +124,10 @@ class Redactor:
         self._categories = dict(cfg.categories)
         self._default = cfg.default or "text"
         self._strict = cfg.mode == "strict"
-        self._recs = _recognizers(cfg)
+        # without Presidio (no ``redaction`` extra) every string a recognizer might match becomes a token
+        self._whole_salt = None if installed("presidio_analyzer") else _fallback_salt(cfg)
+        self._recs = _recognizers(cfg) if self._whole_salt is None else []
+        self._gates = [ENTITIES[e].gate for e in cfg.entities]
         self._ner = _ner_pipeline(cfg) if cfg.ner_model else None
         self._ner_types = set(cfg.ner_entities)
         self._cache: dict[str, str] = {}
@@ -206,16 +182,24 @@ class Redactor:
                 out[k] = r
         return out
 
-    def _value(self, name: str, pol: str, s: str) -> str:
-        if pol == "keep":
-            return s
+    def _route(self, name: str, pol: str, s: str) -> str:
+        """What the policy does with the string ``s`` of field ``name``: keep, drop, hash or text (analyse)."""
+        if pol in ("keep", "drop"):
+            return pol
         cats = self._categories.get(name)
         if cats is not None and s in cats:
-            return s
+            return "keep"
         if pol == "hash" or (self._strict and cats is not None):
-            # a token made upstream (the SDK, then the collector) is not tokenized again
+            return "hash"
+        return "text"
+
+    def _value(self, name: str, pol: str, s: str) -> str:
+        route = self._route(name, pol, s)
+        if route == "text":
+            return self.redact_text(s)
+        if route == "hash":  # a token made upstream (the SDK, then the collector) is not tokenized again
             return s if TOKEN_RE.fullmatch(s) else self.hash(s)
-        return self.redact_text(s)
+        return s if route == "keep" else ""  # (callers leave dropped fields out before they get here)
 
     def policy(self, name: str) -> str:
         return self._fields.get(name, self._default)
@@ -227,16 +211,26 @@ class Redactor:
 
     def hash(self, value: str) -> str:
         assert self.cfg.salt is not None
-        return "h:" + hmac.new(self.cfg.salt, value.encode(), sha256).hexdigest()[:32]
+        return _token(self.cfg.salt, value)
 
     # -- free text ---------------------------------------------------------------------------
     def text_values(self, values: Mapping[str, Any] | None) -> Iterable[str]:
         """The strings of ``values`` that :meth:`apply` will analyse as free text."""
         if not values:
             return ()
-        return [v for k, v in values.items() if isinstance(v, str)
-                and self._fields.get(k, self._default) in ("text", "redact")
-                and v not in self._categories.get(k, ())]
+        return [v for k, v in values.items()
+                if isinstance(v, str) and self._route(k, self._fields.get(k, self._default), v) == "text"]
+
+    def prefetch_values(self, mappings: Iterable[Mapping[str, Any] | None]) -> None:
+        """The free texts of many events' features and slices through the NER pipeline at once (``nlp.pipe``),
+        before :meth:`apply` reads them one by one. Never raises: after a failure each value is analysed (and
+        may fail) on its own. Without NER it does nothing."""
+        if self._ner is None:
+            return
+        try:
+            self.prefetch(t for m in mappings for t in self.text_values(m))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("batched redaction failed (%s)", type(exc).__name__)
 
     def prefetch(self, texts: Iterable[str]) -> None:
         """Analyse many texts at once (the NER pipeline runs over them in batches); the results serve the
@@ -260,6 +254,8 @@ class Redactor:
 
     def _analyze_many(self, texts: list[str]) -> list[str]:
         self.analyzed += len(texts)
+        if self._whole_salt is not None:
+            return [self._whole(t, self._whole_salt) for t in texts]
         spans: list[list[tuple[int, int, str]]] = [self._pattern_spans(t) for t in texts]
         if self._ner is not None:
             docs = self._ner.pipe(texts, batch_size=256)
@@ -274,13 +270,24 @@ class Redactor:
                     found.extend((m.start(), m.end(), "PERSON") for m in _NAME_RUN.finditer(text))
         return [_replace(t, s) for t, s in zip(texts, spans, strict=True)]
 
+    def _whole(self, text: str, salt: bytes) -> str:
+        """Without Presidio: the text, if no recognizer could match it; else its token, whole."""
+        if TOKEN_RE.fullmatch(text):
+            return text
+        d = _n_digits(text)
+        return _token(salt, text) if any(gate(text, d) for gate in self._gates) else text
+
     def _pattern_spans(self, text: str) -> list[tuple[int, int, str]]:
         d = _n_digits(text)
         spans: list[tuple[int, int, str]] = []
-        for gate, (entity, rec) in self._recs:
-            if not gate or _GATES[gate](text, d):
+        for gate, entity, rec in self._recs:
+            if gate is None or gate(text, d):
                 spans.extend((r.start, r.end, entity) for r in rec.analyze(text, [entity], None))
         return spans
+
+
+def _token(salt: bytes, value: str) -> str:
+    return "h:" + hmac.new(salt, value.encode(), sha256).hexdigest()[:32]
 
 
 _PRIORITY = {"US_SSN": 0, "CREDIT_CARD": 1, "IBAN_CODE": 2, "EMAIL_ADDRESS": 3, "IP_ADDRESS": 4, "PHONE_NUMBER": 6,

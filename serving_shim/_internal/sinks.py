@@ -13,7 +13,6 @@ from __future__ import annotations
 import enum
 import logging
 import os
-import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -104,6 +103,11 @@ class KafkaSink:
         recreate_after_failures: int = 1,
         **producer_config: Any,
     ) -> None:
+        from serving_shim._internal.extras import installed, missing_extra
+
+        for module in ("kafka", "lz4"):  # at construction, not on the worker's first export
+            if not installed(module):
+                raise missing_extra("kafka", "KafkaSink", module)
         self.bootstrap_servers = bootstrap_servers
         self.topic_prefix = topic_prefix
         self._config = {"reconnect_backoff_max_ms": reconnect_backoff_max_ms, **producer_config}
@@ -133,6 +137,8 @@ class KafkaSink:
     def _reachable(self, timeout: float) -> bool:
         """A plain TCP probe before building a producer: kafka-python's constructor, failing
         against a dead broker, leaves sockets behind; the probe closes its own."""
+        import socket
+
         servers = self.bootstrap_servers
         for server in servers.split(",") if isinstance(servers, str) else servers:
             host, _, port = server.strip().rpartition(":")
@@ -208,20 +214,26 @@ class KafkaSink:
 
 
 class HttpSink:
-    """Posts each batch to a Driftline ingest API (``driftline serve``).
+    """Posts each batch to a Driftline ingest API (``driftline serve``) on one pooled ``httpx.Client``.
 
     Unreachable, 401/403 and 5xx answers are failures (the processor retries windows and counts dropped
-    payloads); a per-event verdict (200 with rejections, 422) and 400/413 are final and not retried."""
+    payloads); a per-event verdict (200 with rejections, 422) and 400/413 are final and not retried.
+    ``transport=`` (e.g. ``httpx.MockTransport(handler)``) or ``client=`` replace the network, for tests
+    or your own TLS and proxy settings."""
 
-    def __init__(self, base_url: str, *, api_key: str | None = None) -> None:
+    def __init__(self, base_url: str, *, api_key: str | None = None, transport: Any = None,
+                 client: Any = None) -> None:
+        from serving_shim.transport import HttpTransport
+
         self.base_url = base_url
         self.api_key = api_key
+        self._http = HttpTransport(base_url, api_key=api_key, transport=transport, client=client)
 
     def export(self, batch: Batch, *, timeout: float = 5.0) -> ExportResult:
-        from serving_shim.transport import HttpTransport, TransportError
+        from serving_shim.transport import TransportError
 
         try:
-            res = HttpTransport(self.base_url, api_key=self.api_key, timeout=timeout).send(batch.kind, list(batch.events))
+            res = self._http.send(batch.kind, list(batch.events), timeout=timeout)
         except TransportError as exc:
             if exc.status in (400, 413):  # the batch itself is refused: sending it again cannot help
                 log.warning("ingest API refused a batch of %d %s events (HTTP %s); dropped", len(batch.events),
@@ -239,4 +251,4 @@ class HttpSink:
         return True
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        return None
+        self._http.close(timeout)

@@ -15,7 +15,7 @@ from collector.consumer import KafkaCollector
 from collector.ingest import DecodeLimits
 from collector.store import ChdbStore
 from collector.writer import EventWriter
-from serving_shim.contract import encode_batch
+from serving_shim.codec import encode_batch
 from serving_shim.transport import KafkaTransport
 from tests import factories as f
 

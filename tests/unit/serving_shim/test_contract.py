@@ -7,12 +7,11 @@ from typing import Any
 import jsonschema
 import pytest
 
+from serving_shim.codec import decode_batch, encode_batch
 from serving_shim.contract import (
     ContractError,
     LabelEvent,
     PredictionEvent,
-    decode_batch,
-    encode_batch,
     json_schema,
     validate_events,
 )

@@ -15,17 +15,11 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from collector._fastdecode import validate_batch_fast, validate_raw_events
 from collector.ingest import DecodeLimits, decode_message
 from collector.writer import DeadLetter, to_columns
-from serving_shim.contract import (
-    TimeWindow,
-    _loads,
-    decode_batch,
-    encode_batch,
-    validate_batch_fast,
-    validate_events,
-    validate_raw_events,
-)
+from serving_shim.codec import decode_batch, encode_batch, loads
+from serving_shim.contract import TimeWindow, validate_events
 
 #: the generated times span 1970-2200: a window from 1970 to 2150 accepts most and refuses some
 WINDOW = TimeWindow(clock=lambda: dt.datetime(2100, 1, 1, tzinfo=dt.UTC), max_age_s=130 * 365.25 * 86400,
@@ -171,7 +165,7 @@ def _columns(kind: str, events: list[Any]) -> dict[str, Any]:
 
 
 def _same_verdict_and_columns(kind: str, raw: bytes, in_hypothesis: bool = True) -> None:
-    obj = _loads(raw.decode())  # the collector's JSON reader (orjson, json where orjson refuses)
+    obj = loads(raw.decode())  # the collector's JSON reader (orjson, json where orjson refuses)
     slow_good, slow_errors = validate_events(kind, [obj], window=WINDOW)
     fast_good, fast_idx, fast_errors = validate_raw_events(kind, [raw], window=WINDOW)
     assert [(e.field, e.reason) for e in fast_errors] == [(e.field, e.reason) for e in slow_errors], raw

@@ -10,18 +10,16 @@ from typing import Any
 
 import pytest
 
+from collector._fastdecode import validate_batch_fast, validate_raw_events
+from serving_shim.codec import decode_batch, read_batch
 from serving_shim.contract import (
     LATENCY_BUCKETS_MS,
     MAX_COUNT,
-    BatchTooLarge,
     ContractError,
     TimeWindow,
-    decode_batch,
-    read_batch,
-    validate_batch_fast,
     validate_events,
-    validate_raw_events,
 )
+from serving_shim.exceptions import BatchTooLarge
 from tests import factories as f
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)

@@ -22,7 +22,7 @@ def test_public_names_are_exactly_these() -> None:
     for name in serving_shim.__all__:
         assert getattr(serving_shim, name) is not None
     public_modules = {n for n in dir(serving_shim) if not n.startswith("_") and n not in serving_shim.__all__}
-    assert public_modules <= {"contract", "transport", "exceptions", "annotations"}
+    assert public_modules <= {"contract", "codec", "transport", "exceptions", "annotations"}
 
 
 def test_settings_are_keyword_only_and_immutable() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from collector.audit import cli_actor
 from collector.store import Store
 from slo_engine.exceptions import SloEngineError, SpecError
 from slo_engine.rules import alert_rules, rules_document
@@ -123,7 +124,8 @@ def _silence_add(a: argparse.Namespace, open_store: OpenStore) -> int:
                                                    "created_by": a.by, "comment": a.comment})
     else:
         s = create_silence(open_store(a.store), matchers, now=_dt.datetime.now(_dt.UTC),
-                           duration_s=parse_duration(a.duration), created_by=a.by, comment=a.comment)
+                           duration_s=parse_duration(a.duration), created_by=a.by, comment=a.comment,
+                           actor=cli_actor())
         out = {"id": s.id, "matchers": dict(s.matchers), "starts_at": s.starts_at.isoformat(),
                "ends_at": s.ends_at.isoformat()}
     print(json.dumps(out))
@@ -150,7 +152,7 @@ def _silence_expire(a: argparse.Namespace, open_store: OpenStore) -> int:
     if a.api:
         out = _api(a, "DELETE", f"/v1/slo/silences/{a.id}")
     else:
-        s = expire_silence(open_store(a.store), a.id, now=_dt.datetime.now(_dt.UTC))
+        s = expire_silence(open_store(a.store), a.id, now=_dt.datetime.now(_dt.UTC), actor=cli_actor())
         out = {"id": s.id, "ends_at": s.ends_at.isoformat()}
     print(json.dumps(out))
     return 0

@@ -24,7 +24,7 @@ from serving_shim._internal import events as ev
 from serving_shim._internal.config import BatchConfig, Redaction, ShimConfigError
 from serving_shim._internal.metrics import MetricsSnapshot, ShimMetrics, register_prometheus
 from serving_shim._internal.processor import BatchProcessor
-from serving_shim._internal.redaction import Redactor
+from serving_shim._internal.redaction import TOKEN_RE, Redactor
 from serving_shim._internal.sampling import sample_key, threshold_for
 from serving_shim._internal.sinks import Batch, Sink
 from serving_shim.contract import LATENCY_BUCKETS_MS, SCHEMA_VERSION, validate_events
@@ -92,9 +92,13 @@ class Monitor:
         status: str = "ok",
         error_type: str | None = None,
         slices: Any = None,
+        subject: str | None = None,
     ) -> bool:
         """Count one request; queue its payload if sampled. Never blocks, never raises.
 
+        ``subject``: the id of the person the request is about (a user or customer id), sent only as its
+        hash with the redaction's salt (an event whose subject cannot be hashed, for want of a salt, is
+        dropped as ``redaction_error``, never sent raw), so ``driftline subjects delete`` can find it.
         Returns True when the payload was queued for export.
         """
         try:
@@ -121,7 +125,8 @@ class Monitor:
             if not keep:
                 return False
             item = ("prediction", now, rid, dict(features) if features is not None else {}, prediction,
-                    latency_ms, status, error_type, dict(slices) if slices is not None else None)
+                    latency_ms, status, error_type, dict(slices) if slices is not None else None,
+                    None if subject is None else str(subject))
         except Exception:  # noqa: BLE001 - bad arguments are dropped and counted, never raised to the caller
             self._metrics.drop("invalid")
             return False
@@ -145,11 +150,14 @@ class Monitor:
         """The sampling decision for a successful request with this id (same in every process)."""
         return self._all or sample_key(str(request_id)) < self._threshold
 
-    def log_label(self, request_id: str, *, label: str | None = None, value: float | None = None) -> bool:
-        """Ground truth for an earlier request; sent only when that request is sampled."""
+    def log_label(self, request_id: str, *, label: str | None = None, value: float | None = None,
+                  subject: str | None = None) -> bool:
+        """Ground truth for an earlier request; sent only when that request is sampled (``subject`` as in
+        :meth:`log`)."""
         if not self.sampled(request_id):
             return False
-        return self._processor.submit(("label", time.time(), str(request_id), label, value))
+        return self._processor.submit(("label", time.time(), str(request_id), label, value,
+                                       None if subject is None else str(subject)))
 
     def log_deploy(self, annotations: dict[str, str] | None = None) -> bool:
         """A deploy marker for this model version."""
@@ -243,7 +251,7 @@ class Monitor:
         kind, now = item[0], item[1]
         base = {"schema_version": SCHEMA_VERSION, "model": self.model, "ts": ev.utc(now)}
         if kind == "prediction":
-            _, _, rid, features, prediction, latency_ms, status, error_type, slices = item
+            _, _, rid, features, prediction, latency_ms, status, error_type, slices, subject = item
             ok = status == "ok"
             out = {**base, "event_id": ev.event_id("p", self.model, self.version, rid, repr(now)),
                    "model_version": self.version, "request_id": rid,
@@ -258,16 +266,27 @@ class Monitor:
                 out["latency_ms"] = lat
             if not ok:
                 out["error_type"] = ev.safe_name(self._redactor.error_type(error_type or "error"))
+            if subject is not None:
+                out["subject"] = self._subject(subject)
             return out
         if kind == "label":
-            _, _, rid, label, value = item
+            _, _, rid, label, value, subject = item
             return {**base, "event_id": ev.event_id("l", self.model, rid, label, value, repr(now)), "request_id": rid,
                     **({"label": ev.clip(self._redactor.label(str(label)))} if label is not None else {}),
-                    **({"value": ev.number(value)} if value is not None else {})}
+                    **({"value": ev.number(value)} if value is not None else {}),
+                    **({"subject": self._subject(subject)} if subject is not None else {})}
         _, _, annotations = item
         return {**base, "event_id": ev.event_id("d", self.model, self.version, repr(now)),
                 "model_version": self.version,
                 "annotations": {ev.safe_name(k): ev.clip(v) for k, v in self._redactor.annotations(annotations).items()}}
+
+    def _subject(self, subject: str) -> str:
+        """The subject's salted hash (a hash made upstream passes); no salt: the event cannot be sent."""
+        if TOKEN_RE.fullmatch(subject):
+            return subject
+        if not self.redaction.salt:
+            raise ShimConfigError("a subject needs Redaction(salt=...) to be hashed")
+        return self._redactor.hash(subject)
 
     def _prediction(self, prediction: Any) -> dict[str, Any]:
         """The contract's prediction object, its label and class names through the ``label`` policy."""

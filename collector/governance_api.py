@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -47,25 +48,23 @@ def governance_router(store: Store, subjects: Any = None) -> APIRouter:
 
     @router.put("/v1/retention", summary="Set one table's retention (applied as its TTL; audited)")
     def put_retention(body: RetentionIn, actor: Actor) -> dict[str, Any]:
-        try:
-            return set_retention(store, body.table, body.days, actor=actor)
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
+        return _unprocessable(set_retention, store, body.table, body.days, actor=actor)
 
     if subjects is not None:  # the server always mounts them (hashing a raw id needs its salt)
         @router.get("/v1/subjects/{subject}", summary="Every stored row tied to a subject (access request)")
         def export_subject(subject: str, actor: Actor, hashed: bool = False) -> dict[str, Any]:
-            try:
-                return subjects.export(subject, hashed=hashed, actor=actor)
-            except ValueError as exc:
-                raise HTTPException(422, str(exc)) from None
+            return _unprocessable(subjects.export, subject, hashed=hashed, actor=actor)
 
         @router.delete("/v1/subjects/{subject}", summary="Delete every row tied to a subject (audited)")
         def delete_subject(subject: str, actor: Actor, hashed: bool = False) -> dict[str, Any]:
-            try:
-                return subjects.delete(subject, hashed=hashed, actor=actor)
-            except ValueError as exc:
-                raise HTTPException(422, str(exc)) from None
+            return _unprocessable(subjects.delete, subject, hashed=hashed, actor=actor)
 
     return router
 
+
+def _unprocessable(fn: Callable[..., dict[str, Any]], *args: Any, **kw: Any) -> dict[str, Any]:
+    """``fn``'s answer; its ValueError (naming the field and the reason) as a 422."""
+    try:
+        return fn(*args, **kw)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None

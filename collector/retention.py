@@ -23,10 +23,11 @@ from collector.audit import record
 from collector.sql import ident, sql
 from collector.store import Store
 
-__all__ = ["TABLES", "ALIASES", "MAX_DAYS", "retention", "set_retention", "table_name"]
+__all__ = ["TABLES", "ALIASES", "MAX_DAYS", "MIN_DAYS", "retention", "set_retention", "table_name"]
 
 #: The tables whose retention is configurable, with the time column their TTL counts from. The audit
-#: log is here too: its retention is its own (two years by default), set apart from the event tables'.
+#: log is here too: its retention is its own (two years by default, one at the least), set apart from the
+#: event tables'.
 TABLES: Mapping[str, str] = {
     "predictions": "ts", "labels": "ts", "metric_windows": "window_start", "deploys": "ts",
     "dead_letters_v2": "received_at", "detector_results": "window_start", "slo_deliveries": "ts",
@@ -35,6 +36,8 @@ TABLES: Mapping[str, str] = {
 #: names users know (the dead letters are read through the ``dead_letters`` view of ``dead_letters_v2``)
 ALIASES: Mapping[str, str] = {"dead_letters": "dead_letters_v2"}
 MAX_DAYS = 36_500
+#: a floor per table: the audit log cannot be cut short through the API (it would erase the trail of the change)
+MIN_DAYS: Mapping[str, int] = {"audit_log": 365}
 
 _TTL_DAYS = re.compile(r"\bTTL\s+(?:toDateTime\((\w+)\)|(\w+))\s*\+\s*toIntervalDay\((\d+)\)")
 
@@ -66,6 +69,8 @@ def set_retention(store: Store, table: str, days: int, *, actor: str) -> dict[st
     name = table_name(table)
     if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= MAX_DAYS:
         raise ValueError(f"days: must be a whole number from 0 (keep forever) to {MAX_DAYS}, got {days!r}")
+    if days and days < MIN_DAYS.get(name, 1):
+        raise ValueError(f"days: {table} keeps at least {MIN_DAYS[name]} days (or 0: forever), got {days}")
     before = next((r for r in retention(store) if r["stored_as"] == name), None)
     if before is None:
         raise ValueError(f"table: {table!r} does not exist in this store")

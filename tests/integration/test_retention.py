@@ -49,6 +49,10 @@ def test_zero_keeps_forever_and_the_dead_letters_name_is_understood(store) -> No
         set_retention(store, "api_keys", 3, actor="cli:test")
     with pytest.raises(ValueError, match="days: must be a whole number"):
         set_retention(store, "labels", -1, actor="cli:test")
+    # the audit log cannot be cut short (its trail would go); longer, or forever, is fine
+    with pytest.raises(ValueError, match="days: audit_log keeps at least 365 days"):
+        set_retention(store, "audit_log", 1, actor="cli:test")
+    assert _days(store, "audit_log") == 730
     assert [e["after"]["days"] for e in audit.query(store, action="retention.set")] == [3, None, 365]
 
 

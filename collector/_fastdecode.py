@@ -78,6 +78,7 @@ class _FastPredictionEvent(_ms.Struct, forbid_unknown_fields=True, gc=False):
     latency_ms: Annotated[float, _ms.Meta(ge=0, le=1.7976931348623157e308)] | None = None
     status: Literal["ok", "error"] = "ok"
     error_type: _F_NAME | None = None
+    subject: _F_ID | None = None
     kind: Literal["prediction"] = "prediction"
 
 
@@ -89,6 +90,7 @@ class _FastLabelEvent(_ms.Struct, forbid_unknown_fields=True, gc=False):
     request_id: _F_ID
     value: _F_FLOAT | None = None
     label: _F_SHORT | None = None
+    subject: _F_ID | None = None
     kind: Literal["label"] = "label"
 
 

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from collector.auth import SCOPES, KeyStore, Principal
-from collector.authz import KeyModels
+from collector.authz import Actor, KeyModels
 from collector.exceptions import StoreUnavailable
 from collector.fragments import join_latest_label, model_window, models_filter, time_window
 from collector.ingest import Decoded, DecodeLimits, decode_message, store_decoded
@@ -301,15 +301,15 @@ def keys_router(keys: KeyStore) -> APIRouter:
         return keys.list()
 
     @router.post("/v1/keys", summary="Create an API key; the answer is the only time it is shown")
-    def create_key(req: KeyRequest) -> dict[str, Any]:
+    def create_key(req: KeyRequest, actor: Actor) -> dict[str, Any]:
         if req.scope not in SCOPES:
             raise HTTPException(422, f"scope: must be one of {', '.join(SCOPES)}, got {req.scope!r}")
-        return {"key": keys.create(scope=req.scope, name=req.name, models=tuple(req.models)),
-                "scope": req.scope, "models": req.models}
+        key = keys.create(scope=req.scope, name=req.name, models=tuple(req.models), actor=actor)
+        return {"key": key, "scope": req.scope, "models": req.models}
 
     @router.delete("/v1/keys/{key_id}", summary="Revoke an API key")
-    def revoke_key(key_id: str) -> dict[str, Any]:
-        if not keys.revoke(key_id):
+    def revoke_key(key_id: str, actor: Actor) -> dict[str, Any]:
+        if not keys.revoke(key_id, actor=actor):
             raise HTTPException(404, f"key_id: no key {key_id!r}")
         return {"revoked": key_id}
 

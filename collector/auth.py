@@ -20,9 +20,11 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from collector.audit import record
 from collector.schema import API_KEYS
 from collector.sql import sql
 from collector.store import Store
@@ -51,6 +53,11 @@ class Principal:
 LOCAL_PRINCIPAL = Principal("local", "localhost (no key)", "admin", ())
 
 
+def _one(models: Sequence[str]) -> str:
+    """The model of an audit entry: the one model of a key scoped to exactly one ('' otherwise)."""
+    return models[0] if len(models) == 1 else ""
+
+
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -70,13 +77,16 @@ class KeyStore:
         self._cache: OrderedDict[str, tuple[float, dict[str, Any] | None]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def create(self, *, scope: str, name: str = "", models: tuple[str, ...] = ()) -> str:
-        """Create a key and return it; this is the only time the secret is seen."""
+    def create(self, *, scope: str, name: str = "", models: tuple[str, ...] = (), actor: str = "system") -> str:
+        """Create a key and return it; this is the only time the secret is seen. Audited as ``key.create``
+        by ``actor`` (``system``: code of the server itself; never with its secret or hash)."""
         if scope not in SCOPES:
             raise ValueError(f"scope: must be one of {', '.join(SCOPES)}, got {scope!r}")
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         self._write(key_id, _hash(secret), name, scope, list(models), revoked=0)
+        record(self.store, actor=actor, action="key.create", target=key_id, model=_one(models),
+               after={"key_id": key_id, "name": name, "scope": scope, "models": list(models), "revoked": False})
         return f"dl_{key_id}_{secret}"
 
     def _write(self, key_id: str, key_hash: str, name: str, scope: str, models: list[str], revoked: int) -> None:
@@ -88,11 +98,15 @@ class KeyStore:
         with self._lock:
             self._cache.pop(key_id, None)
 
-    def revoke(self, key_id: str) -> bool:
+    def revoke(self, key_id: str, *, actor: str = "system") -> bool:
+        """Revoke a key (audited as ``key.revoke`` by ``actor``); False when there is no such key."""
         row = self._row(key_id, cached=False)
         if row is None:
             return False
         self._write(key_id, row["key_hash"], row["name"], row["scope"], list(row["models"]), revoked=1)
+        state = {"key_id": key_id, "name": row["name"], "scope": row["scope"], "models": list(row["models"])}
+        record(self.store, actor=actor, action="key.revoke", target=key_id, model=_one(row["models"]),
+               before={**state, "revoked": bool(row["revoked"])}, after={**state, "revoked": True})
         return True
 
     def list(self) -> list[dict[str, Any]]:

@@ -44,7 +44,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from collector.auth import LOCAL_PRINCIPAL, KeyStore, Principal
 
-__all__ = ["Rule", "ROUTES", "HttpLimits", "Authorize", "BodyTooLarge", "key_models", "KeyModels"]
+__all__ = ["Rule", "ROUTES", "HttpLimits", "Authorize", "BodyTooLarge", "key_models", "KeyModels", "request_actor",
+           "Actor"]
 
 PUBLIC, NONE, QUERY, LISTED, EVENTS, BODY, MATCHERS, RESOURCE, UNSCOPED = (
     "public", "none", "query", "listed", "events", "body", "matchers", "resource", "unscoped")
@@ -116,6 +117,12 @@ ROUTES: Mapping[tuple[str, str], Rule] = {
     ("GET", "/v1/deploys"): Rule(_R, LISTED),
     ("GET", "/v1/canary"): Rule(_R, QUERY),
     ("GET", "/v1/cost"): Rule(_R, QUERY),
+    # governance: the audit log (read only: no route edits or deletes an entry), retention, subjects
+    ("GET", "/v1/audit"): Rule(_A, LISTED),
+    ("GET", "/v1/retention"): Rule(_A, NONE),
+    ("PUT", "/v1/retention"): Rule(_A, UNSCOPED),
+    ("GET", "/v1/subjects/{subject}"): Rule(_A, UNSCOPED),
+    ("DELETE", "/v1/subjects/{subject}"): Rule(_A, UNSCOPED),
 }
 
 #: A resolver: the path parameters of a request to the models of the object it names
@@ -152,6 +159,19 @@ def key_models(request: Request) -> tuple[str, ...]:
 
 
 KeyModels = Annotated[tuple[str, ...], Depends(key_models)]
+
+
+def request_actor(request: Request) -> str:
+    """Who makes this request, for the audit log (``key:<key_id>``, or ``local``)."""
+    from collector.audit import principal_actor
+
+    principal = request.scope.get("state", {}).get("principal")
+    if not isinstance(principal, Principal):
+        raise RuntimeError("no principal: the app is not wrapped in collector.authz.Authorize")
+    return principal_actor(principal)
+
+
+Actor = Annotated[str, Depends(request_actor)]
 
 
 def _is_loopback(host: str | None) -> bool:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from collector.schema import BASELINE, SCHEMA_MIGRATIONS, ddl_of
 from collector.store import Store
 
-__all__ = ["Migration", "migrate", "COLLECTOR_MIGRATIONS"]
+__all__ = ["Migration", "migrate", "COLLECTOR_MIGRATIONS", "GOVERNANCE_MIGRATIONS"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,7 +80,7 @@ def _create_from_schema(store: Store, ordered: list[Migration]) -> list[Migratio
     return covered
 
 
-# Retention is set per table by TTL; change it with ALTER TABLE ... MODIFY TTL (see README).
+# Retention is set per table by TTL; change it with `driftline retention set TABLE DAYS` (collector.retention).
 COLLECTOR_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         component="collector",
@@ -251,6 +251,53 @@ COLLECTOR_MIGRATIONS: tuple[Migration, ...] = (
                 ADD COLUMN IF NOT EXISTS num_layout UInt64 MATERIALIZED cityHash64(mapKeys(features_num))
             """,
             "ALTER TABLE {db}.predictions MODIFY COLUMN features_num CODEC(LZ4)",
+        ),
+    ),
+)
+
+# Tables and columns of the governance features (collector.audit, collector.subjects), a component of their own
+# so that their numbers do not meet the collector's next ones; they run after the collector's (by name).
+GOVERNANCE_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        component="governance",
+        number=1,
+        name="audit log",
+        # collector.audit: append-only (plain MergeTree, nothing updates or deletes rows); its own retention
+        statements=(
+            """
+            CREATE TABLE IF NOT EXISTS {db}.audit_log (
+                ts DateTime64(3, 'UTC'),
+                id String,
+                actor String,                          -- key:<key_id> | local | cli:<user>
+                action LowCardinality(String),         -- silence.create, key.revoke, retention.set ...
+                target String,
+                model LowCardinality(String),          -- '' when the change concerns no one model
+                before String,                         -- JSON ('' for none), secrets redacted
+                after String
+            ) ENGINE = MergeTree
+            PARTITION BY toYYYYMM(ts)
+            ORDER BY (ts, id)
+            TTL toDateTime(ts) + INTERVAL 730 DAY
+            """,
+        ),
+    ),
+    Migration(
+        component="governance",
+        number=2,
+        name="subject hashes",
+        # collector.subjects: the salted hash of an event's subject in its own column, with a bloom-filter skip
+        # index so a deletion or export reads only the granules that may hold it. Dead letters: an array (a
+        # rejected batch may hold events of several subjects). Older rows have none ('' / []).
+        statements=(
+            "ALTER TABLE {db}.predictions ADD COLUMN IF NOT EXISTS subject_hash String DEFAULT ''",
+            "ALTER TABLE {db}.predictions ADD INDEX IF NOT EXISTS subject_hash_idx subject_hash "
+            "TYPE bloom_filter(0.001) GRANULARITY 1",
+            "ALTER TABLE {db}.labels ADD COLUMN IF NOT EXISTS subject_hash String DEFAULT ''",
+            "ALTER TABLE {db}.labels ADD INDEX IF NOT EXISTS subject_hash_idx subject_hash "
+            "TYPE bloom_filter(0.001) GRANULARITY 1",
+            "ALTER TABLE {db}.dead_letters_v2 ADD COLUMN IF NOT EXISTS subject_hashes Array(String) DEFAULT []",
+            "ALTER TABLE {db}.dead_letters_v2 ADD INDEX IF NOT EXISTS subject_hashes_idx subject_hashes "
+            "TYPE bloom_filter(0.001) GRANULARITY 1",
         ),
     ),
 )

@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 
 from collector.ingest import Decoded
+from collector.subjects import SubjectHasher, is_subject_hash
 from collector.writer import MAX_DEAD_LETTER_PAYLOAD, DeadLetter
 from serving_shim import Redaction
 from serving_shim._internal.events import safe_name
@@ -91,9 +92,12 @@ def _update(obj: Any, **changes: Any) -> Any:
 class IngestRedaction:
     """Applies one :class:`Redaction` to decoded batches (good events and dead letters)."""
 
-    def __init__(self, redaction: Redaction | None, *, raw_dead_letters: bool = False) -> None:
+    def __init__(self, redaction: Redaction | None, *, raw_dead_letters: bool = False,
+                 subject_salt: bytes | None = None) -> None:
         self.redaction = redaction
         self.raw_dead_letters = raw_dead_letters
+        # subjects are hashed whatever the redaction (even 'off'): the salt is the redaction's, or given apart
+        self.subjects = SubjectHasher(subject_salt or (redaction.salt if redaction is not None else None))
         self._red = Redactor(redaction) if redaction is not None else None
         self._memo: dict[tuple[str, str], str | None] = {}  # (field, value) -> result: values repeat
         #: fields whose numbers are hashed or dropped too (every other number passes)
@@ -112,6 +116,7 @@ class IngestRedaction:
 
     def apply(self, decoded: Decoded) -> Decoded:
         """Redact ``decoded`` in place (and return it)."""
+        self._hash_subjects(decoded)
         red = self._red
         if red is not None:
             preds = decoded.good.get("prediction")
@@ -139,6 +144,31 @@ class IngestRedaction:
             decoded.indices[kind] = kept_idx
             decoded.errors.sort(key=lambda x: x.index)
         return out
+
+    def _hash_subjects(self, decoded: Decoded) -> None:
+        """Raw subjects become their salted hashes; without a salt their events are rejected (field ``subject``)
+        with nothing of them kept (the SDK's hashes pass as they are)."""
+        for kind in ("prediction", "label"):
+            events = decoded.good.get(kind)
+            if not events or all(e.subject is None or is_subject_hash(e.subject) for e in events):
+                continue
+            out, kept_idx = [], []
+            for e, i in zip(events, decoded.indices[kind], strict=True):
+                if e.subject is None or is_subject_hash(e.subject):
+                    out.append(e)
+                elif self.subjects.can_hash:
+                    out.append(_update(e, subject=self.subjects(e.subject)))
+                else:
+                    err = EventError(i, "subject", "a raw subject needs the server's salt to be hashed "
+                                                   "(DRIFTLINE_REDACTION_SALT), or send the SDK's hash", None)
+                    decoded.errors.append(err)
+                    decoded.dead.append(DeadLetter.from_error("redaction", kind, err, ""))
+                    continue
+                kept_idx.append(i)
+            decoded.good[kind] = out
+            if len(out) != len(events):
+                decoded.indices[kind] = kept_idx
+                decoded.errors.sort(key=lambda x: x.index)
 
     # -- good events -----------------------------------------------------------------------------
     def _values(self, red: Redactor, d: dict[str, Any]) -> dict[str, Any]:
@@ -197,9 +227,20 @@ class IngestRedaction:
 
     # -- dead letters ----------------------------------------------------------------------------
     def dead_letters(self, letters: Iterable[DeadLetter]) -> list[DeadLetter]:
+        letters = [self._subject_hashes(d) for d in letters]
         if self.raw_dead_letters:
-            return list(letters)
+            return letters
         return [self.dead_letter(d) for d in letters]
+
+    def _subject_hashes(self, d: DeadLetter) -> DeadLetter:
+        """The dead letter with the hashes of the subjects in its payload, so a subject's deletion finds it."""
+        if d.subject_hashes or b"subject" not in d.payload:
+            return d
+        try:
+            hashes = self.subjects.hashes_in(json.loads(d.payload.decode("utf-8", "replace")))
+        except (ValueError, RecursionError):
+            return d
+        return dataclasses.replace(d, subject_hashes=hashes) if hashes else d
 
     def dead_letter(self, d: DeadLetter) -> DeadLetter:
         raw = d.payload                             # the bytes as received (writer.dead_letter_payload)
@@ -250,6 +291,8 @@ class IngestRedaction:
                           for pk, pv in v.items()}
             elif k == "label" and isinstance(v, str):
                 out[k] = red.label(v)
+            elif k == "subject" and isinstance(v, str):
+                out[k] = self.subjects(v) if self.subjects.can_hash or is_subject_hash(v) else "<SUBJECT>"
             elif k == "error_type" and isinstance(v, str):
                 out[k] = red.error_type(v)
             elif k == "errors" and isinstance(v, dict):

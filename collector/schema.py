@@ -151,6 +151,8 @@ class View:
 _TS = "DateTime64(3, 'UTC')"
 _LC = "LowCardinality(String)"
 _INGESTED = Column("ingested_at", _TS, "DEFAULT now64(3)")
+#: the salted hash of the event's subject (governance#2, collector.subjects; '' for none)
+_SUBJECT = Column("subject_hash", "String", "DEFAULT ''")
 
 
 def _features(codec: str) -> tuple[Column, ...]:
@@ -171,7 +173,8 @@ PREDICTIONS = Table(
      Column("pred_value", "Nullable(Float64)"), Column("pred_label", "Nullable(String)"),
      Column("pred_score", "Nullable(Float64)"), Column("pred_probs", "Map(LowCardinality(String), Float64)"),
      Column("slices", "Map(LowCardinality(String), String)"), Column("latency_ms", "Nullable(Float64)"),
-     Column("status", _LC), Column("error_type", _LC), Column("schema_version", "UInt16"), _INGESTED, _NUM_LAYOUT),
+     Column("status", _LC), Column("error_type", _LC), Column("schema_version", "UInt16"), _INGESTED, _NUM_LAYOUT,
+     _SUBJECT),
     engine="ReplacingMergeTree", partition_by="toDate(ts)", order_by="(model, model_version, ts, event_id)",
     ttl="toDateTime(ts) + toIntervalDay(90)")
 
@@ -179,7 +182,7 @@ LABELS = Table(
     "collector", "labels",
     (Column("event_id", "String"), Column("ts", _TS), Column("model", _LC), Column("request_id", "String"),
      Column("label_value", "Nullable(Float64)"), Column("label_class", "Nullable(String)"),
-     Column("schema_version", "UInt16"), _INGESTED),
+     Column("schema_version", "UInt16"), _INGESTED, _SUBJECT),
     engine="ReplacingMergeTree", partition_by="toDate(ts)", order_by="(model, request_id, event_id)",
     ttl="toDateTime(ts) + toIntervalDay(180)")
 
@@ -203,7 +206,8 @@ DEAD_LETTERS = Table(
     "collector", "dead_letters_v2",
     (Column("received_at", _TS, "DEFAULT now64(3)"), Column("source", "String"), Column("kind", _LC),
      Column("event_index", "Int32"), Column("event_id", "String"), Column("field", "String"),
-     Column("reason", "String"), Column("payload", "String")),
+     Column("reason", "String"), Column("payload", "String"),
+     Column("subject_hashes", "Array(String)", "DEFAULT []")),   # governance#2
     engine="ReplacingMergeTree", order_by="(source, event_index, field, cityHash64(payload))",
     ttl="toDateTime(received_at) + toIntervalDay(30)")
 
@@ -293,10 +297,20 @@ SLO_DELIVERIES = Table(
      Column("error", "String")),
     engine="MergeTree", partition_by="toDate(ts)", order_by="(ts, notifier)", ttl="toDateTime(ts) + toIntervalDay(90)")
 
+# ---------------------------------------------------------------------------------------------
+# governance (collector.migrations.GOVERNANCE_MIGRATIONS: created by its migrations on every install,
+# which also add the subject columns above and their skip indexes)
+
+AUDIT_LOG = Table(
+    "governance", "audit_log",
+    (Column("ts", _TS), Column("id", "String"), Column("actor", "String"), Column("action", _LC),
+     Column("target", "String"), Column("model", _LC), Column("before", "String"), Column("after", "String")),
+    engine="MergeTree", partition_by="toYYYYMM(ts)", order_by="(ts, id)", ttl="toDateTime(ts) + toIntervalDay(730)")
+
 TABLES: tuple[Table, ...] = (
     PREDICTIONS, LABELS, METRIC_WINDOWS, DEPLOYS, DEAD_LETTERS, API_KEYS, SCHEMA_MIGRATIONS,
     DETECTOR_RESULTS, DETECTOR_REFERENCES, REFERENCE_ROWS,
-    SLO_ALERT_STATE, SLO_SILENCES, SLO_DELIVERIES,
+    SLO_ALERT_STATE, SLO_SILENCES, SLO_DELIVERIES, AUDIT_LOG,
 )
 
 VIEWS: tuple[View, ...] = (

@@ -15,6 +15,7 @@ from typing import Any
 
 from collector.schema import DEAD_LETTERS, DEPLOYS, LABELS, METRIC_WINDOWS, PREDICTIONS, MapColumn, Table
 from collector.store import Store
+from serving_shim._internal.redaction import TOKEN_RE as _TOKEN
 from serving_shim.contract import DeployEvent, EventError, MetricWindowEvent
 
 __all__ = ["TABLE_FOR_KIND", "MapColumn", "to_columns", "EventWriter", "DeadLetter",
@@ -39,6 +40,12 @@ def _utc(ts: _dt.datetime) -> _dt.datetime:
     return ts.replace(tzinfo=_UTC) if ts.tzinfo is None else ts
 
 
+def _subject_hash(s: str) -> str:
+    """Only a hash is ever stored (collector.redaction hashes raw subjects before events get here): a raw
+    value that reached the writer some other way is left out, never written."""
+    return s if _TOKEN.fullmatch(s) else ""
+
+
 def _prediction_columns(events: Sequence[Any], cols: dict[str, Any]) -> None:
     """The collector's hottest loop (once per stored prediction): Map columns are filled flat, in place."""
     c_id, c_ts, c_model, c_ver, c_req = cols["event_id"], cols["ts"], cols["model"], cols["model_version"], cols["request_id"]
@@ -48,6 +55,7 @@ def _prediction_columns(events: Sequence[Any], cols: dict[str, Any]) -> None:
     sl_k, sl_v, sl_o = sl.keys, sl.values, sl.offsets
     c_pv, c_pl, c_ps = cols["pred_value"], cols["pred_label"], cols["pred_score"]
     c_lat, c_st, c_et, c_sv = cols["latency_ms"], cols["status"], cols["error_type"], cols["schema_version"]
+    c_subj = cols["subject_hash"]
     no_nulls: list[str] = []  # shared by every row without a null feature; never mutated
     for e in events:
         c_id.append(e.event_id)
@@ -85,6 +93,7 @@ def _prediction_columns(events: Sequence[Any], cols: dict[str, Any]) -> None:
         c_st.append(e.status)
         c_et.append(e.error_type or "")
         c_sv.append(e.schema_version)
+        c_subj.append("" if e.subject is None else _subject_hash(e.subject))
 
 
 def to_columns(kind: str, events: Sequence[Any], into: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
@@ -98,7 +107,7 @@ def to_columns(kind: str, events: Sequence[Any], into: dict[str, Any] | None = N
         _prediction_columns(events, cols)
     elif kind == "label":  # contract models or the contract's fast-path objects: the same attributes
         c_id, c_ts, c_model, c_req = cols["event_id"], cols["ts"], cols["model"], cols["request_id"]
-        c_val, c_cls, c_sv = cols["label_value"], cols["label_class"], cols["schema_version"]
+        c_val, c_cls, c_sv, c_subj = cols["label_value"], cols["label_class"], cols["schema_version"], cols["subject_hash"]
         for e in events:
             c_id.append(e.event_id)
             c_ts.append(_utc(e.ts))
@@ -107,6 +116,7 @@ def to_columns(kind: str, events: Sequence[Any], into: dict[str, Any] | None = N
             c_val.append(e.value)
             c_cls.append(e.label)
             c_sv.append(e.schema_version)
+            c_subj.append("" if e.subject is None else _subject_hash(e.subject))
     elif kind == "metric_window":
         for e in events:
             assert isinstance(e, MetricWindowEvent)
@@ -158,6 +168,8 @@ class DeadLetter:
     field: str
     reason: str
     payload: bytes
+    #: salted hashes of the subjects of the events in the payload (collector.subjects)
+    subject_hashes: tuple[str, ...] = ()
 
     @classmethod
     def from_error(cls, source: str, kind: str, err: EventError, raw: Any) -> DeadLetter:
@@ -192,6 +204,7 @@ class EventWriter:
             "field": [d.field for d in letters],
             "reason": [d.reason for d in letters],
             "payload": [d.payload for d in letters],
+            "subject_hashes": [list(d.subject_hashes) for d in letters],
         }
         # the table behind the deduplicated view ``dead_letters`` (collector migrations 3 and 4)
         return self.store.insert(DEAD_LETTERS, cols)

@@ -23,6 +23,7 @@ PAGES = [
     st.Page("views/debug.py", title="Debug", icon=":material/troubleshoot:", url_path="debug"),
     st.Page("views/slos.py", title="SLOs and alerts", icon=":material/target:", url_path="slos"),
     st.Page("views/lifecycle.py", title="Lifecycle", icon=":material/rocket_launch:", url_path="lifecycle"),
+    st.Page("views/governance.py", title="Governance", icon=":material/policy:", url_path="governance"),
 ]
 page = st.navigation(PAGES)
 with shell.entry_context() as ctx:

@@ -27,12 +27,19 @@ from fastapi.responses import HTMLResponse
 from pydantic import AfterValidator, BaseModel, Field
 from starlette.datastructures import UploadFile
 
-from collector.authz import KeyModels
+from collector.authz import Actor, KeyModels
 from collector.stats import minutes_ago
 from collector.store import Store
 from detectors.drift import DriftConfig, binned_categorical, binned_numeric, drift_results, summarize_window
 from detectors.drift_sql import NumStats, window_source
-from detectors.reference import Profile, build_profile, list_references, load_profile, reference_from_window
+from detectors.reference import (
+    Profile,
+    audit_reference,
+    build_profile,
+    list_references,
+    load_profile,
+    reference_from_window,
+)
 from detectors.results import query_results
 from detectors.runner import PREVIOUS, run_detectors
 from detectors.stattests import DEFAULT_REGISTRY, OTHER, Registry
@@ -129,7 +136,7 @@ def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY, *,
         return out
 
     @router.post("/v1/detectors/run", summary="Run drift, quality and performance detectors for one window")
-    def run(req: RunRequest) -> dict[str, Any]:
+    def run(req: RunRequest, actor: Actor) -> dict[str, Any]:
         end = as_utc(req.window_end) if req.window_end else _dt.datetime.now(_dt.UTC)
         try:
             rep = run_detectors(store, req.model, end, _dt.timedelta(seconds=req.window_s), reference=req.reference,
@@ -137,6 +144,12 @@ def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY, *,
                                 write=req.write)
         except (ValueError, KeyError, TypeError) as exc:
             raise HTTPException(422, str(exc)) from None
+        if req.config is not None and req.write:  # results stored under thresholds other than the defaults
+            from collector.audit import record
+
+            record(store, actor=actor, action="detectors.config", target=rep.run_id, model=req.model,
+                   after={"config": req.config, "reference": req.reference, "window_s": req.window_s,
+                          "model_version": req.model_version})
         return {"run_id": rep.run_id, "model": rep.model, "model_version": rep.model_version,
                 "window_start": rep.window_start, "window_end": rep.window_end, "reference": rep.reference,
                 "alerts": len(rep.alerts), "results": [r.as_dict() for r in rep.results]}
@@ -190,18 +203,20 @@ def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY, *,
         return out
 
     @router.post("/v1/references/window", summary="Store the profile of a fixed time window as a reference")
-    def reference_window(req: WindowReference) -> dict[str, Any]:
+    def reference_window(req: WindowReference, actor: Actor) -> dict[str, Any]:
         if req.end <= req.start:
             raise HTTPException(422, "end: must be after start")
+        before = list_references(store, req.model)
         p = reference_from_window(store, req.model, as_utc(req.start), as_utc(req.end), name=req.name,
                                   version=req.model_version)
+        audit_reference(store, before, p, actor=actor)
         return {"model": p.model, "name": p.name, "rows": p.rows, "features": sorted(p.features)}
 
     @router.post("/v1/references/upload", summary="Store the profile of an uploaded CSV or Parquet baseline",
                  openapi_extra=_UPLOAD_BODY,
                  responses={413: {"description": "file over the size limit"},
                             422: {"description": "unreadable file, duplicate columns, too many rows or columns"}})
-    async def reference_upload(request: Request, model: str, name: str, prediction: str | None = None,
+    async def reference_upload(request: Request, model: str, name: str, actor: Actor, prediction: str | None = None,
                                score: str | None = None, label: str | None = None) -> dict[str, Any]:
         # the body (capped by collector.authz) is parsed as it streams: the file part goes to a temp file
         form = await request.form(max_files=1, max_fields=20)
@@ -216,13 +231,16 @@ def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY, *,
             if suffix is None:
                 raise HTTPException(422, f"file: {filename!r} is not a known file type "
                                          f"(use {', '.join(UPLOAD_SUFFIXES)})")
-            return await run_in_threadpool(_upload, upload.file, suffix, model, name, prediction, score, label)
+            return await run_in_threadpool(_upload, upload.file, suffix, model, name, prediction, score, label,
+                                           actor)
         finally:
             await form.close()
 
     def _upload(src: IO[bytes], suffix: str, model: str, name: str, prediction: str | None, score: str | None,
-                label: str | None) -> dict[str, Any]:
+                label: str | None, actor: str) -> dict[str, Any]:
         from detectors.upload import upload_reference
+
+        before = list_references(store, model)
 
         with tempfile.TemporaryDirectory(prefix="driftline-upload-") as tmp:
             path = os.path.join(tmp, "upload" + suffix)
@@ -235,6 +253,7 @@ def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY, *,
             except (ValueError, KeyError, TypeError, NotImplementedError) as exc:  # pyarrow's errors are these too
                 # never show the server's temp path
                 raise HTTPException(422, str(exc).replace(tmp + os.sep, "").replace(tmp, "")) from None
+        audit_reference(store, before, p, actor=actor)
         return {"model": p.model, "name": p.name, "rows": p.rows, "features": sorted(p.features)}
 
     @router.get("/v1/reports/evidently", response_class=HTMLResponse,

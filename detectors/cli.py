@@ -44,11 +44,15 @@ def add_report_args(p: argparse.ArgumentParser) -> None:
 
 
 def reference_upload(args: argparse.Namespace, open_store: Callable[[str | None], Any]) -> int:
+    from collector.audit import cli_actor
+    from detectors.reference import audit_reference, list_references
     from detectors.upload import upload_reference
 
     store = open_store(args.store)
+    before = list_references(store, args.model)
     p = upload_reference(store, args.model, args.name, args.path, prediction=args.prediction, score=args.score,
                          label=args.label, exclude=args.exclude, progress=not args.no_progress)
+    audit_reference(store, before, p, actor=cli_actor())
     kinds: dict[str, int] = {}
     for f in p.features.values():
         kinds[f.kind] = kinds.get(f.kind, 0) + 1

@@ -271,3 +271,15 @@ def previous_window_reference(store: Store, model: str, start: _dt.datetime, end
     prof = build_profile(store, window_source(model, start, end, version), model=model, name=name, source="previous",
                          window=(start, end), labels=labels_source(model, start, end, version))
     return save_profile(store, prof)
+
+
+def audit_reference(store: Store, before: Sequence[dict], p: Profile, *, actor: str) -> None:
+    """Record a reference stored by a user (``reference.save``): ``before`` is :func:`list_references` of
+    its model and name as it was, the after its summary (rows, features, source, window)."""
+    from collector.audit import record
+
+    prev = [r for r in before if r["name"] == p.name]
+    record(store, actor=actor, action="reference.save", target=f"{p.model}/{p.name}", model=p.model,
+           before=prev[0] if prev else None,
+           after={"model": p.model, "name": p.name, "source": p.source, "rows": p.rows, "features": len(p.features),
+                  "window_start": p.window_start, "window_end": p.window_end})

@@ -36,7 +36,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     keys = app.state.keys
     if not keys.has_admin():
-        key = keys.create(scope="admin", name="bootstrap")
+        key = keys.create(scope="admin", name="bootstrap", actor="system:serve")
         print("driftline: no admin API key existed, so one was created. It is shown this once; keep it:\n"
               f"    {key}\n  create scoped keys with POST /v1/keys (X-API-Key: <admin key>)", flush=True)
     if settings.open_localhost:
@@ -93,12 +93,13 @@ def _open_migrated(store_url: str | None) -> Store:
 
 
 def _keys(args: argparse.Namespace) -> int:
+    from collector.audit import cli_actor
     from collector.auth import KeyStore
 
     keys = KeyStore(_open_migrated(args.store))
     if args.action == "create":
         models = tuple(m for m in (args.models or "").split(",") if m)
-        print(keys.create(scope=args.scope, name=args.name, models=models))
+        print(keys.create(scope=args.scope, name=args.name, models=models, actor=cli_actor()))
     elif args.action == "list":
         for k in keys.list():
             print(f"{k['key_id']}  {k['scope']:<5}  {'revoked' if k['revoked'] else 'active ':<7}  "
@@ -106,7 +107,7 @@ def _keys(args: argparse.Namespace) -> int:
     else:
         if not args.key_id:
             raise SystemExit("key_id: name the key to revoke")
-        print("revoked" if keys.revoke(args.key_id) else f"no key {args.key_id!r}")
+        print("revoked" if keys.revoke(args.key_id, actor=cli_actor()) else f"no key {args.key_id!r}")
     return 0
 
 
@@ -230,6 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from driftline.lifecycle_cli import register as register_lifecycle
 
     register_lifecycle(sub, open_store=_open_migrated)
+
+    from driftline.governance import register as register_governance
+
+    register_governance(sub, open_store=_open_migrated)
 
     from detectors.cli import add_report_args, add_upload_args
 

@@ -129,7 +129,8 @@ class Settings:
         from collector.redaction import IngestRedaction, load_redaction
 
         return IngestRedaction(load_redaction(self.redaction, self.redaction_salt),
-                               raw_dead_letters=self.raw_dead_letters)
+                               raw_dead_letters=self.raw_dead_letters,
+                               subject_salt=self.redaction_salt.encode() or None)
 
     def decode_limits(self) -> DecodeLimits:
         """What one batch may hold, for the collector (the ingest API reads the same settings through Limits)."""

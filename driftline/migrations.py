@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from collector.migrations import COLLECTOR_MIGRATIONS, Migration, migrate
+from collector.migrations import COLLECTOR_MIGRATIONS, GOVERNANCE_MIGRATIONS, Migration, migrate
 
 if TYPE_CHECKING:
     from collector.store import Store
@@ -20,7 +20,7 @@ __all__ = ["all_migrations", "open_and_migrate"]
 
 def all_migrations() -> list[Migration]:
     """Every package's migrations; the composition root is the one place that knows them all."""
-    out: list[Migration] = list(COLLECTOR_MIGRATIONS)
+    out: list[Migration] = [*COLLECTOR_MIGRATIONS, *GOVERNANCE_MIGRATIONS]
     for mod in ("detectors.migrations", "slo_engine.migrations"):
         try:
             m = __import__(mod, fromlist=["MIGRATIONS"])

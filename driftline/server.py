@@ -43,6 +43,22 @@ def _job_stat(scheduler: Scheduler, job: str, counter: str) -> Callable[[], floa
     return lambda: getattr(scheduler.stats[job], counter) if job in scheduler.stats else 0
 
 
+def _audit_configuration(store: Store, settings: Settings, specs: list[Any]) -> None:
+    """SLO specs and detector settings come from files and the environment at start: a start that brings
+    other ones than the last recorded is an audited change (by the user who started the server)."""
+    from collector.audit import cli_actor, record_if_changed
+
+    actor = cli_actor()
+    if specs or settings.slo_files:
+        from slo_engine.rules import rules_document
+
+        record_if_changed(store, actor=actor, action="slo.specs", target="slo_files",
+                          after={"files": settings.slo_files, "specs": rules_document(specs)["slos"]})
+    record_if_changed(store, actor=actor, action="detectors.settings", target="scheduler",
+                      after={"window_s": settings.detector_window_s, "every_s": settings.detector_every_s,
+                             "reference": settings.detector_reference, "scheduler": settings.scheduler})
+
+
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     store = store or open_and_migrate(settings)
@@ -61,6 +77,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
 
         specs.extend(load_specs(path, max_nodes=settings.max_yaml_nodes))
     scheduler = build_scheduler(store, settings, lambda: app.state.slo_specs) if settings.scheduler else None
+    _audit_configuration(store, settings, specs)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
@@ -138,6 +155,12 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
 
     app.include_router(lifecycle_router(store, grace_s=settings.version_grace_s, recent_s=settings.version_recent_s,
                                         cost_models=settings.cost()))
+
+    from collector.governance_api import governance_router
+    from collector.subjects import SubjectHasher, Subjects
+
+    app.include_router(governance_router(store,
+                                         Subjects(store, SubjectHasher(settings.redaction_salt.encode() or None))))
     app.state.slo_specs = specs  # list[slo_engine.Slo], from settings.slo_files
     app.state.scheduler = scheduler
     app.include_router(slo_router(store, specs=lambda: app.state.slo_specs, max_yaml_nodes=settings.max_yaml_nodes))

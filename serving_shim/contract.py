@@ -29,7 +29,6 @@ import datetime as _dt
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import GenericAlias
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -92,6 +91,11 @@ Key = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LEN)]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 ShortStr = Annotated[str, StringConstraints(max_length=MAX_STRING_LEN)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+#: The person an event is about (a user or customer id), for deletion and access requests. Stored only as its
+#: salted hash (``h:`` and 32 hex digits, made by the SDK or, from other senders, by the server).
+Subject = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+SUBJECT_FIELD = Field(default=None, description="Optional id of the person the event is about (stored only as its "
+                                                "salted hash; `driftline subjects delete|export`).")
 #: A feature value: a finite number (booleans become 0/1), a string, or null (missing).
 FeatureValue = FiniteFloat | ShortStr | None
 
@@ -164,6 +168,7 @@ class PredictionEvent(_Event):
     latency_ms: FiniteFloat | None = Field(default=None, ge=0)
     status: Literal["ok", "error"] = "ok"
     error_type: Name | None = None
+    subject: Subject | None = SUBJECT_FIELD
 
     @model_validator(mode="after")
     def _status(self) -> PredictionEvent:
@@ -180,6 +185,7 @@ class LabelEvent(_Event):
     request_id: Id
     value: float | None = None
     label: ShortStr | None = None
+    subject: Subject | None = SUBJECT_FIELD
 
     @model_validator(mode="after")
     def _one(self) -> LabelEvent:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from collector.authz import KeyModels
+from collector.authz import Actor, KeyModels
 from collector.sql import sql
 from collector.store import Store
 from slo_engine.engine import load_alert_states
@@ -93,19 +93,20 @@ def slo_router(store: Store, specs: Callable[[], Sequence[Slo]] = tuple,
                 if _for(key, s.matchers.get("model"))]
 
     @router.post("/silences", status_code=201, summary="Create a silence (maintenance, retraining)")
-    def add_silence(body: SilenceIn) -> dict[str, Any]:
+    def add_silence(body: SilenceIn, actor: Actor) -> dict[str, Any]:
         try:
             dur = parse_duration(body.duration) if body.duration else None
             s = create_silence(store, body.matchers, now=now_fn(), duration_s=dur, ends_at=body.ends_at,
-                               starts_at=body.starts_at, created_by=body.created_by, comment=body.comment)
+                               starts_at=body.starts_at, created_by=body.created_by, comment=body.comment,
+                               actor=actor)
         except (SilenceError, ValueError) as exc:
             raise HTTPException(422, str(exc)) from None
         return s.as_dict()
 
     @router.delete("/silences/{silence_id}", summary="Expire a silence now")
-    def expire(silence_id: str) -> dict[str, Any]:
+    def expire(silence_id: str, actor: Actor) -> dict[str, Any]:
         try:
-            return expire_silence(store, silence_id, now=now_fn()).as_dict()
+            return expire_silence(store, silence_id, now=now_fn(), actor=actor).as_dict()
         except SilenceError as exc:
             raise HTTPException(404, str(exc)) from None
 

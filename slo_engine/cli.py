@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from collector.audit import cli_actor
 from collector.store import Store
 from slo_engine.exceptions import SloEngineError, SpecError
 from slo_engine.rules import alert_rules, rules_document
@@ -129,7 +130,8 @@ def _silence_add(a: argparse.Namespace, open_store: OpenStore) -> int:
         return _emit(_api(a, "POST", "/v1/slo/silences", {"matchers": matchers, "duration": a.duration,
                                                           "created_by": a.by, "comment": a.comment}))
     return _emit(create_silence(open_store(a.store), matchers, now=_dt.datetime.now(_dt.UTC),
-                                duration_s=parse_duration(a.duration), created_by=a.by, comment=a.comment).as_dict())
+                                duration_s=parse_duration(a.duration), created_by=a.by, comment=a.comment,
+                                actor=cli_actor()).as_dict())
 
 
 def _silence_list(a: argparse.Namespace, open_store: OpenStore) -> int:
@@ -146,4 +148,4 @@ def _silence_expire(a: argparse.Namespace, open_store: OpenStore) -> int:
 
     if a.api:
         return _emit(_api(a, "DELETE", f"/v1/slo/silences/{a.id}"))
-    return _emit(expire_silence(open_store(a.store), a.id, now=_dt.datetime.now(_dt.UTC)).as_dict())
+    return _emit(expire_silence(open_store(a.store), a.id, now=_dt.datetime.now(_dt.UTC), actor=cli_actor()).as_dict())

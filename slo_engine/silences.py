@@ -10,6 +10,7 @@ import datetime as _dt
 import uuid
 from collections.abc import Mapping
 
+from collector.audit import record
 from collector.schema import SLO_SILENCES
 from collector.sql import sql
 from collector.store import Store
@@ -35,8 +36,10 @@ def _write(store: Store, s: Silence, now: _dt.datetime) -> None:
 
 def create_silence(store: Store, matchers: Mapping[str, str], *, now: _dt.datetime,
                    ends_at: _dt.datetime | None = None, duration_s: int | None = None,
-                   starts_at: _dt.datetime | None = None, created_by: str = "", comment: str = "") -> Silence:
-    """Store a new silence. Give ``ends_at`` or ``duration_s`` (from ``starts_at``, default now)."""
+                   starts_at: _dt.datetime | None = None, created_by: str = "", comment: str = "",
+                   actor: str = "system") -> Silence:
+    """Store a new silence. Give ``ends_at`` or ``duration_s`` (from ``starts_at``, default now).
+    Audited as ``silence.create`` by ``actor``."""
     if not matchers:
         raise SilenceError("a silence needs at least one matcher (slo, model, model_version, severity)")
     bad = sorted(set(matchers) - set(SILENCE_MATCHERS))
@@ -56,7 +59,14 @@ def create_silence(store: Store, matchers: Mapping[str, str], *, now: _dt.dateti
     s = Silence(id=uuid.uuid4().hex[:16], matchers={k: str(v) for k, v in matchers.items()}, starts_at=start,
                 ends_at=end, created_by=created_by, comment=comment)
     _write(store, s, now)
+    record(store, actor=actor, action="silence.create", target=s.id, model=s.matchers.get("model", ""),
+           after=_doc(s), at=now)
     return s
+
+
+def _doc(s: Silence) -> dict[str, object]:
+    return {"id": s.id, "matchers": dict(s.matchers), "starts_at": s.starts_at, "ends_at": s.ends_at,
+            "created_by": s.created_by, "comment": s.comment}
 
 
 def list_silences(store: Store, *, now: _dt.datetime | None = None, include_expired: bool = False) -> list[Silence]:
@@ -67,7 +77,8 @@ def list_silences(store: Store, *, now: _dt.datetime | None = None, include_expi
                     ends_at=as_utc(r["ends_at"]), created_by=r["created_by"], comment=r["comment"]) for r in rows]
 
 
-def expire_silence(store: Store, silence_id: str, *, now: _dt.datetime) -> Silence:
+def expire_silence(store: Store, silence_id: str, *, now: _dt.datetime, actor: str = "system") -> Silence:
+    """End a silence now (audited as ``silence.expire`` by ``actor``; one already over is left as it is)."""
     now = ms_precision(as_utc(now))
     found = [s for s in list_silences(store, include_expired=True) if s.id == silence_id]
     if not found:
@@ -75,9 +86,12 @@ def expire_silence(store: Store, silence_id: str, *, now: _dt.datetime) -> Silen
     s = found[0]
     if s.ends_at <= now:
         return s
+    before = _doc(s)
     s = Silence(id=s.id, matchers=s.matchers, starts_at=min(s.starts_at, now), ends_at=now,
                 created_by=s.created_by, comment=s.comment)
     _write(store, s, now + _dt.timedelta(milliseconds=1))
+    record(store, actor=actor, action="silence.expire", target=s.id, model=s.matchers.get("model", ""),
+           before=before, after=_doc(s), at=now)
     return s
 
 

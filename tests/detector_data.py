@@ -17,12 +17,15 @@ T0 = (_dt.datetime.now(_dt.UTC) - _dt.timedelta(days=1)).replace(minute=0, secon
 def insert_predictions(store: Store, *, start: _dt.datetime, seconds: float, features: Sequence[Mapping[str, Any]],
                        model: str = "m1", version: str = "v1", preds: Sequence[Mapping[str, Any]] | None = None,
                        slices: Sequence[Mapping[str, str]] | None = None, request_ids: Sequence[str] | None = None,
-                       event_ids: Sequence[str] | None = None) -> list[str]:
-    """One prediction per item of ``features`` (name to float, str or None), spread over ``seconds``."""
+                       event_ids: Sequence[str] | None = None, subjects: Sequence[str] | None = None) -> list[str]:
+    """One prediction per item of ``features`` (name to float, str or None), spread over ``seconds``
+    (``subjects``: their subject hashes, '' for none)."""
     n = len(features)
     step = seconds / max(n, 1)
     rids = list(request_ids) if request_ids is not None else [f"r-{uuid.uuid4().hex}" for _ in range(n)]
     cols: dict[str, list[Any]] = {c.name: [] for c in PREDICTIONS.columns if not c.default}
+    if subjects is not None:
+        cols["subject_hash"] = []
     for i, f in enumerate(features):
         p = (preds[i] if preds is not None else {}) or {}
         cols["event_id"].append(event_ids[i] if event_ids is not None else f"p-{uuid.uuid4().hex}")
@@ -42,16 +45,19 @@ def insert_predictions(store: Store, *, start: _dt.datetime, seconds: float, fea
         cols["status"].append("ok")
         cols["error_type"].append("")
         cols["schema_version"].append(1)
+        if subjects is not None:
+            cols["subject_hash"].append(subjects[i])
     store.insert(PREDICTIONS, cols)
     return rids
 
 
 def insert_labels(store: Store, request_ids: Sequence[str], *, values: Sequence[float | None] | None = None,
                   classes: Sequence[str | None] | None = None, model: str = "m1",
-                  ts: _dt.datetime | None = None) -> None:
+                  ts: _dt.datetime | None = None, subjects: Sequence[str] | None = None) -> None:
     n = len(request_ids)
     cols: dict[str, list[Any]] = {
             "event_id": [f"l-{uuid.uuid4().hex}" for _ in range(n)], "ts": [ts or T0] * n, "model": [model] * n,
             "request_id": list(request_ids), "label_value": list(values) if values is not None else [None] * n,
-            "label_class": list(classes) if classes is not None else [None] * n, "schema_version": [1] * n}
+            "label_class": list(classes) if classes is not None else [None] * n, "schema_version": [1] * n,
+            **({"subject_hash": list(subjects)} if subjects is not None else {})}
     store.insert(LABELS, cols)

@@ -15,9 +15,10 @@ from collections import defaultdict
 from typing import Any
 
 from serving_shim._internal import events as ev
+from serving_shim._internal.config import ShimConfigError
 from serving_shim._internal.limits import SCHEMA_VERSION
 from serving_shim._internal.metrics import ShimMetrics
-from serving_shim._internal.redaction import Redactor
+from serving_shim._internal.redaction import TOKEN_RE, Redactor
 from serving_shim._internal.sinks import Batch, ExportResult, Sink
 from serving_shim._internal.windows import ClosedWindow
 
@@ -111,7 +112,7 @@ class EventExporter:
         base = {"schema_version": SCHEMA_VERSION, "model": self.model, "ts": ev.utc(now)}
         red = self._redactor
         if kind == "prediction":
-            _, _, rid, features, prediction, latency_ms, status, error_type, slices = item
+            _, _, rid, features, prediction, latency_ms, status, error_type, slices, subject = item
             ok = status == "ok"
             out = {**base, "event_id": ev.event_id("p", self.model, self.version, rid, repr(now)),
                    "model_version": self.version, "request_id": rid,
@@ -126,16 +127,28 @@ class EventExporter:
                 out["latency_ms"] = lat
             if not ok:
                 out["error_type"] = ev.safe_name(red.error_type(error_type or "error"))
+            if subject is not None:
+                out["subject"] = self._subject(subject)
             return out
         if kind == "label":
-            _, _, rid, label, value = item
+            _, _, rid, label, value, subject = item
             return {**base, "event_id": ev.event_id("l", self.model, rid, label, value, repr(now)), "request_id": rid,
                     **({"label": ev.clip(red.label(str(label)))} if label is not None else {}),
-                    **({"value": ev.number(value)} if value is not None else {})}
+                    **({"value": ev.number(value)} if value is not None else {}),
+                    **({"subject": self._subject(subject)} if subject is not None else {})}
         _, _, annotations = item
         return {**base, "event_id": ev.event_id("d", self.model, self.version, repr(now)),
                 "model_version": self.version,
                 "annotations": {ev.safe_name(k): ev.clip(v) for k, v in red.annotations(annotations).items()}}
+
+    def _subject(self, subject: str) -> str:
+        """The subject's salted hash (a hash made upstream passes); no salt: the event cannot be sent (it is
+        dropped as ``redaction_error``, never sent raw)."""
+        if TOKEN_RE.fullmatch(subject):
+            return subject
+        if not self._redactor.cfg.salt:
+            raise ShimConfigError("a subject needs Redaction(salt=...) to be hashed")
+        return self._redactor.hash(subject)
 
     def _prediction(self, prediction: Any) -> dict[str, Any]:
         """The contract's prediction object, its label and class names through the ``label`` policy."""

@@ -90,9 +90,13 @@ class Monitor:
         status: str = "ok",
         error_type: str | None = None,
         slices: Any = None,
+        subject: str | None = None,
     ) -> bool:
         """Count one request; queue its payload if sampled. Never blocks, never raises.
 
+        ``subject``: the id of the person the request is about (a user or customer id), sent only as its
+        hash with the redaction's salt (an event whose subject cannot be hashed, for want of a salt, is
+        dropped as ``redaction_error``, never sent raw), so ``driftline subjects delete`` can find it.
         Returns True when the payload was queued for export.
         """
         try:
@@ -105,7 +109,8 @@ class Monitor:
             if not keep:
                 return False
             item = ("prediction", now, rid, dict(features) if features is not None else {}, prediction,
-                    latency_ms, status, error_type, dict(slices) if slices is not None else None)
+                    latency_ms, status, error_type, dict(slices) if slices is not None else None,
+                    None if subject is None else str(subject))
         except Exception:  # noqa: BLE001 - bad arguments are dropped and counted, never raised to the caller
             self._metrics.drop("invalid")
             return False
@@ -119,11 +124,14 @@ class Monitor:
         """The sampling decision for a successful request with this id (same in every process)."""
         return self._all or sample_key(str(request_id)) < self._threshold
 
-    def log_label(self, request_id: str, *, label: str | None = None, value: float | None = None) -> bool:
-        """Ground truth for an earlier request; sent only when that request is sampled."""
+    def log_label(self, request_id: str, *, label: str | None = None, value: float | None = None,
+                  subject: str | None = None) -> bool:
+        """Ground truth for an earlier request; sent only when that request is sampled (``subject`` as in
+        :meth:`log`)."""
         if not self.sampled(request_id):
             return False
-        return self._processor.submit(("label", time.time(), str(request_id), label, value))
+        return self._processor.submit(("label", time.time(), str(request_id), label, value,
+                                       None if subject is None else str(subject)))
 
     def log_deploy(self, annotations: dict[str, str] | None = None) -> bool:
         """A deploy marker for this model version."""

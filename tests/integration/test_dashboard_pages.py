@@ -153,6 +153,24 @@ def test_slos_and_silences(api: str) -> None:
     assert httpx.get(api + "/v1/slo/silences").json() == []
 
 
+def test_governance_shows_retention_and_the_audit_log(api, store) -> None:  # type: ignore[no-untyped-def]
+    from collector.retention import set_retention
+
+    set_retention(store, "labels", 30, actor="cli:ana")
+    httpx.post(api + "/v1/slo/silences", json={"matchers": {"model": dd.MODEL}, "duration": "1h"})
+    at = _run("governance")
+    kept = at.dataframe[0].value
+    assert dict(zip(kept["table"], kept["kept"], strict=True))["labels"] == "30 days"
+    assert dict(zip(kept["table"], kept["kept"], strict=True))["audit_log"] == "2 years (730 days)"
+    log = at.dataframe[1].value
+    assert {"retention.set", "silence.create"} <= set(log["action"])
+    row = log[log["action"] == "retention.set"].iloc[0]
+    assert row["actor"] == "cli:ana" and row["before"] == '{"days": 180}' and row["after"] == '{"days": 30}'
+    assert "local" in set(log["actor"])           # the silence, from 127.0.0.1 without a key
+    at.selectbox(key="gov_action").select("retention.set").run()
+    assert not at.exception and list(at.dataframe[1].value["action"]) == ["retention.set"]
+
+
 @pytest.mark.parametrize("page", [None, "oncall", "debug", "slos"])
 def test_empty_store_tells_what_to_do(empty_api: str, page: str | None) -> None:
     at = _run(page)

@@ -101,7 +101,8 @@ def to_columns(kind: str, events: Sequence[Any], into: dict[str, Any] | None = N
     appended to ``into`` when given (columns from an earlier call for the same kind)."""
     table = TABLES_OF_KIND[kind]
     cols: dict[str, Any] = into if into is not None else {
-        c.name: (MapColumn() if c.is_map else []) for c in table.columns if not c.default  # the store fills the rest
+        c.name: (MapColumn() if c.is_map else []) for c in table.columns
+        if not c.default or c.name == "subject_hash"  # the store fills the rest (arrival times, computed columns)
     }
     if kind == "prediction":  # models or fast-path objects, as for labels
         _prediction_columns(events, cols)

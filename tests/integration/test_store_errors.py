@@ -33,7 +33,7 @@ from collector.migrations import migrate
 from collector.store import ChdbStore, ClickHouseStore, Store
 from collector.writer import EventWriter
 from driftline.migrations import all_migrations
-from serving_shim.contract import encode_batch
+from serving_shim.codec import encode_batch
 from tests import factories as f
 from tests.brokers import group_offsets, produce_predictions
 from tests.clickhouse import ClickHouseServer, server_binary

@@ -111,7 +111,7 @@ def _arrow_array(col: Column, values: Any) -> pa.Array:
     return arr
 
 
-def arrow_batch(table: Table, columns: Mapping[str, Sequence[Any]]) -> pa.Table:
+def arrow_batch(table: Table, columns: Mapping[str, Sequence[Any] | MapColumn]) -> pa.Table:
     """The insert batch of ``columns`` for the declared ``table``, every value converted to its column's
     type. A value the column cannot hold raises :class:`StoreRejected` naming the column."""
     arrays = []
@@ -183,7 +183,8 @@ class Store(ABC):
             return None
         return _rows_of(names[:1], [columns[0][:1]], kinds[:1])[0][names[0]]
 
-    def insert(self, table: Table | str, columns: Mapping[str, Sequence[Any]], *, merge: bool = True) -> int:
+    def insert(self, table: Table | str, columns: Mapping[str, Sequence[Any] | MapColumn], *,
+               merge: bool = True) -> int:
         """Columnar insert of one batch into a table declared in :mod:`collector.schema` (or its name);
         each column's values are converted to its declared type. Returns the number of rows.
 

@@ -287,7 +287,8 @@ def _drift_checks(store: Store, cfg: CanaryConfig, mode: Mode, model: str, basel
     by_subject: dict[str, dict[str, Any]] = {}
     for r in drift_results(profile, cur, dcfg):
         by_subject.setdefault(r.subject, {})[r.test] = r
-    preds, feats = [], []
+    preds: list[Check] = []
+    feats: list[Check] = []
     n_feats = sum(1 for s in by_subject if not s.startswith("@"))
     for subject, tests in sorted(by_subject.items()):
         psi_r = tests.get("psi")
@@ -380,6 +381,7 @@ def compare(store: Store, model: str, baseline: str, candidate: str, *, start: _
     checks = tuple(decided + dist)
     worse = [c for c in decided if c.outcome == "worse"]
     shifted = [c for c in dist if c.outcome == "shifted"]
+    verdict: Literal["promote", "hold", "rollback"]
     if worse:
         verdict, reason = "rollback", "the candidate is worse: " + "; ".join(f"{c.name} ({c.summary}, adjusted p "
                                                                            f"{_fmt(c.adjusted_p)})" for c in worse)

@@ -29,7 +29,6 @@ import datetime as _dt
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import GenericAlias
 from typing import Annotated, Any, Literal
 
 from pydantic import (

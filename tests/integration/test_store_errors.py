@@ -33,7 +33,7 @@ from collector.migrations import migrate
 from collector.store import ChdbStore, ClickHouseStore, Store
 from collector.writer import EventWriter
 from driftline.migrations import all_migrations
-from serving_shim.contract import encode_batch
+from serving_shim.codec import encode_batch
 from tests import factories as f
 from tests.brokers import group_offsets, produce_predictions
 from tests.clickhouse import ClickHouseServer, server_binary
@@ -61,10 +61,10 @@ class Engine:
 
 
 @pytest.fixture(params=["chdb", "clickhouse"])
-def engine(request, monkeypatch) -> Iterator[Engine]:  # noqa: ANN001
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
     db = f"t_{uuid.uuid4().hex[:12]}"
     if request.param == "chdb":
-        s = ChdbStore(_CHDB_PATH, database=db)
+        s: Store = ChdbStore(_CHDB_PATH, database=db)
         migrate(s, all_migrations())
         yield Engine("chdb", s, s.close, lambda: ChdbStore(_CHDB_PATH, database=db))
         ChdbStore(_CHDB_PATH, database=db).drop_database()

@@ -315,8 +315,8 @@ class ChdbStore(Store):
         cols = join(", ", [sql("%(c)s", c=table.by_name[n].ident) for n in names])
         settings = sql("" if merge else " SETTINGS optimize_on_insert = 0")
         # chDB's Python() table function reads the local variable ``batch`` while the statement runs
-        self.execute(sql("%(head)s%(settings)s SELECT %(cols)s FROM Python(batch)", head=self._insert_head(table, names),
-                         settings=settings, cols=cols))
+        self.execute(sql("%(head)s%(settings)s SELECT %(cols)s FROM Python(batch)",
+                         head=self._insert_head(table, names), settings=settings, cols=cols))
 
     def server_version(self) -> str:
         return str(self.scalar("SELECT version()"))

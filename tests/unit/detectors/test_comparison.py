@@ -38,7 +38,8 @@ def test_two_proportions() -> None:
     # few events: Fisher's exact test, said so
     small = two_proportions(1, 200, 6, 200, alpha=0.05)
     assert small.approximate and small.name == "Fisher's exact test"
-    assert small.p_value == pytest.approx(stats.fisher_exact(np.array([[6, 194], [1, 199]]), alternative="greater").pvalue)
+    assert small.p_value == pytest.approx(
+        stats.fisher_exact(np.array([[6, 194], [1, 199]]), alternative="greater").pvalue)
 
 
 def test_mcnemar_is_the_exact_binomial_test_of_discordant_pairs() -> None:

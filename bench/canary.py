@@ -73,8 +73,8 @@ def main() -> None:
         migrate(store, all_migrations())
         start = _dt.datetime.now(_dt.UTC).replace(second=0, microsecond=0) - _dt.timedelta(hours=2)
         t0 = time.perf_counter()
-        for i, v in enumerate(("v1", "v2")):
-            load(store, v, a.predictions, start, seed=i)
+        for i, version in enumerate(("v1", "v2")):
+            load(store, version, a.predictions, start, seed=i)
         print(f"loaded {2 * a.predictions:,} predictions in {time.perf_counter() - t0:.1f} s", flush=True)
         out = {}
         for mode in ("canary", "shadow"):

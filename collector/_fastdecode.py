@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re as _re
+from types import GenericAlias
 from typing import Annotated, Any, Literal
 
 import msgspec as _ms
@@ -141,9 +142,11 @@ class _Envelope(_ms.Struct):
 
 
 #: for each fast kind, decoders of a whole envelope / array of its events in one pass
-_WHOLE = {
-    kind: (_ms.json.Decoder(_ms.defstruct(f"_Envelope_{kind}", [("events", list[dec.type]), ("kind", Any, None)])),
-           _ms.json.Decoder(list[dec.type]))
+#: (``GenericAlias(list, ...)`` is ``list[...]`` of a type known only at run time, which mypy cannot read)
+_WHOLE: dict[str, tuple[Any, Any]] = {
+    kind: (_ms.json.Decoder(_ms.defstruct(f"_Envelope_{kind}", [("events", GenericAlias(list, dec.type)),
+                                                                ("kind", Any, None)])),
+           _ms.json.Decoder(GenericAlias(list, dec.type)))
     for kind, (dec, _) in _FAST.items()
 }
 

@@ -215,7 +215,8 @@ def query_router(store: Store) -> APIRouter:
             """, since=time_window(minutes_ago(minutes)), models=models_filter(key)))
 
     @router.get("/v1/predictions", summary="Recent sampled (redacted) predictions with their labels")
-    def predictions(model: str, limit: int = Query(100, ge=1, le=10000), minutes: int = Query(60, ge=1, le=525600)) -> list[dict[str, Any]]:
+    def predictions(model: str, limit: int = Query(100, ge=1, le=10000),
+                    minutes: int = Query(60, ge=1, le=525600)) -> list[dict[str, Any]]:
         of = model_window(model, minutes_ago(minutes))
         recent = sql("(SELECT * FROM {db}.predictions FINAL WHERE %(of)s ORDER BY ts DESC LIMIT %(limit)s)",
                      of=of, limit=limit)
@@ -247,8 +248,10 @@ def query_router(store: Store) -> APIRouter:
         rows = store.rows(sql(
             """
             SELECT count() AS predictions, countIf(l.request_id != '') AS labeled,
-                   quantileIf(0.5)(dateDiff('millisecond', p.ts, l.label_ts) / 1000.0, l.request_id != '') AS delay_p50_s,
-                   quantileIf(0.9)(dateDiff('millisecond', p.ts, l.label_ts) / 1000.0, l.request_id != '') AS delay_p90_s
+                   quantileIf(0.5)(dateDiff('millisecond', p.ts, l.label_ts) / 1000.0, """
+            """l.request_id != '') AS delay_p50_s,
+                   quantileIf(0.9)(dateDiff('millisecond', p.ts, l.label_ts) / 1000.0, """
+            """l.request_id != '') AS delay_p90_s
             FROM %(joined)s
             SETTINGS join_use_nulls = 0
             """, joined=join_latest_label(sql("(SELECT model, request_id, ts FROM {db}.predictions FINAL WHERE %(of)s)",

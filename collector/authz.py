@@ -21,8 +21,8 @@ unscoped    keys without models only (key management)
 ==========  ====================================================================================
 
 :class:`Authorize` (an ASGI middleware) runs, for every HTTP request, in this order: the header size
-cap (431), the route's rule (a path missing from the table is answered 404, never passed on), the key (401; its length is
-capped before any lookup), the scope (403), a declared ``Content-Length`` over the route's body cap
+cap (431), the route's rule (a path missing from the table is answered 404, never passed on), the key
+(401; its length is capped before any lookup), the scope (403), a declared ``Content-Length`` over the route's body cap
 (413), the models (403), and then the app with a receive channel that counts the body and stops at
 the cap (413). Bodies of routes that parse JSON are read here, bounded, and replayed to the app;
 ingest and uploads read their own stream, counted the same way.
@@ -225,7 +225,8 @@ class Authorize:
     """The ASGI middleware that applies :data:`ROUTES` (see the module text for the order of checks)."""
 
     def __init__(self, app: ASGIApp, *, keys: KeyStore, limits: HttpLimits, open_localhost: bool = False,
-                 table: Mapping[tuple[str, str], Rule] = ROUTES, resolvers: Mapping[str, Resolver] | None = None) -> None:
+                 table: Mapping[tuple[str, str], Rule] = ROUTES,
+                 resolvers: Mapping[str, Resolver] | None = None) -> None:
         self.app = app
         # a path not in the table is never passed on: a route missing from it cannot be reached (fail closed)
         self._compiled = [(path, compile_path(path)[0], method, rule) for (method, path), rule in table.items()]

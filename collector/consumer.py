@@ -275,7 +275,8 @@ class KafkaCollector:
                 return decode_message(value, source=src, kind=kind, limits=self.limits)
         except Exception as exc:  # noqa: BLE001 - a message that breaks the decoder is a dead letter, not a crash loop
             log.error("could not decode %s (%s); kept as a dead letter", src, type(exc).__name__)
-            return refuse_batch(src, kind, value, "(message)", f"collector could not decode the message: {type(exc).__name__}")
+            return refuse_batch(src, kind, value, "(message)",
+                                f"collector could not decode the message: {type(exc).__name__}")
 
     def _due(self) -> bool:
         h = self._hand
@@ -422,7 +423,8 @@ class KafkaCollector:
             self.metrics.commit_failures.inc()
             wait = self._commit_backoff.next()
             self._commit_at = time.monotonic() + wait
-            log.warning("commit of %d partitions failed (%s); retrying in %.2fs", len(offsets), type(exc).__name__, wait)
+            log.warning("commit of %d partitions failed (%s); retrying in %.2fs", len(offsets), type(exc).__name__,
+                        wait)
             return False
         for tp, off in offsets.items():
             if self._to_commit.get(tp) == off:
@@ -455,7 +457,8 @@ class KafkaCollector:
                 break
             except StoreRejected as exc:  # rows the store refuses: store message by message, refused rows dead-lettered
                 if isolate:     # the dead letters themselves refused: not the events' fault
-                    log.exception("store refused the dead letters of a batch; %d messages left uncommitted", hand.messages)
+                    log.exception("store refused the dead letters of a batch; %d messages left uncommitted",
+                                  hand.messages)
                     raise
                 log.warning("store rejected rows of a batch of %d messages (%s); storing the rest apart",
                             hand.messages, str(exc).split("\n", 1)[0][:200])
@@ -464,7 +467,8 @@ class KafkaCollector:
             except StoreUnavailable as exc:
                 refused = exc
             except Exception:
-                # a bug (QueryError or any other): not an outage to wait out, not the events' fault; nothing is committed
+                # a bug (QueryError or any other): not an outage to wait out, not the events' fault;
+                # nothing is committed
                 self.metrics.store_errors.inc()
                 log.exception("store write failed on a bug; %d messages left uncommitted", hand.messages)
                 raise

@@ -157,7 +157,8 @@ def cost_series(store: Store, model: str, cost: CostModel | None, *, start: _dt.
             """
             SELECT toDateTime64(toStartOfInterval(ts, toIntervalSecond(%(step)s)), 3, 'UTC') AS t, model_version,
                    countIf(status = 'ok') AS ok_n,
-                   sumIf(features_num[%(fi)s], status = 'ok') AS ok_in, sumIf(features_num[%(fo)s], status = 'ok') AS ok_out,
+                   sumIf(features_num[%(fi)s], status = 'ok') AS ok_in, """
+            """sumIf(features_num[%(fo)s], status = 'ok') AS ok_out,
                    sumIf(features_num[%(fi)s], status = 'error') AS err_in,
                    sumIf(features_num[%(fo)s], status = 'error') AS err_out
             FROM {db}.predictions FINAL

@@ -51,7 +51,8 @@ class GroupMembership:
     def __post_init__(self) -> None:
         if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
             raise ValueError(f"heartbeat_interval_ms: {self.heartbeat_interval_ms} is more than a third of "
-                             f"session_timeout_ms ({self.session_timeout_ms}): one lost heartbeat would end the session")
+                             f"session_timeout_ms ({self.session_timeout_ms}): "
+                             "one lost heartbeat would end the session")
         if self.request_timeout_ms <= self.session_timeout_ms:
             raise ValueError(f"request_timeout_ms: {self.request_timeout_ms} must exceed session_timeout_ms "
                              f"({self.session_timeout_ms}), or a join times out before the group settles")
@@ -98,7 +99,8 @@ def auto_instance_id(group: str, *, lock_dir: str | None = None, max_slots: int 
     raise RuntimeError(f"instance id: all {max_slots} slots of group {group!r} in {folder} are taken")
 
 
-def ensure_topics(bootstrap: str | Sequence[str], topics: Iterable[str], *, timeout_ms: int = 15000) -> list[str] | None:
+def ensure_topics(bootstrap: str | Sequence[str], topics: Iterable[str], *,
+                  timeout_ms: int = 15000) -> list[str] | None:
     """Create the topics that do not exist yet (broker defaults for partitions and replication) and wait
     until each has a leader for every partition, so that a consumer subscribing next sees them complete:
     no "topic not found", no rebalance a second later when they appear. Returns the topics created, or

@@ -111,12 +111,14 @@ def _decode(data: bytes | None, *, source: str, kind: str | None, limits: Decode
         kind, split = read_batch(data, kind, max_events=limits.max_events)
     except ContractError as exc:
         reason = str(exc)
-        return refuse_batch(source, kind, data, reason.split(":", 1)[0], reason, too_large=isinstance(exc, BatchTooLarge))
+        return refuse_batch(source, kind, data, reason.split(":", 1)[0], reason,
+                            too_large=isinstance(exc, BatchTooLarge))
     good, indices, errors = validate_raw_events(kind, split.raws, window=limits.window, lines=split.lines)
     return _decoded(source, kind, good, indices, errors, lambda i: split.raws[i])
 
 
-def refuse_batch(source: str, kind: str | None, data: Any, fld: str, reason: str, *, too_large: bool = False) -> Decoded:
+def refuse_batch(source: str, kind: str | None, data: Any, fld: str, reason: str, *,
+                 too_large: bool = False) -> Decoded:
     """The whole batch refused: one error and one dead letter (index -1) with its bytes."""
     out = Decoded(too_large=too_large)
     out.errors.append(EventError(-1, fld, reason))

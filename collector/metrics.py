@@ -19,7 +19,8 @@ class CollectorMetrics:
                                      registry=r)
         self.commits = Counter("driftline_collector_commits", "Offset commits after a stored batch", registry=r)
         self.commit_failures = Counter("driftline_collector_commit_failures",
-                                       "Failed commit attempts (retried with backoff until committed or the partition is revoked)",
+                                       "Failed commit attempts (retried with backoff until committed "
+                                       "or the partition is revoked)",
                                        registry=r)
         self.batch_seconds = Histogram("driftline_collector_batch_seconds", "Time to store one batch", registry=r,
                                        buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))

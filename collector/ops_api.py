@@ -33,7 +33,8 @@ __all__ = ["ops_router", "histogram_quantile", "bucket_s", "DEFAULT_REPLICA_HOUR
 _MINUTES = Query(60, ge=1, le=525600, description="look back this many minutes")
 
 
-def histogram_quantile(q: float, buckets: Sequence[float], bounds: Sequence[float] = LATENCY_BUCKETS_MS) -> float | None:
+def histogram_quantile(q: float, buckets: Sequence[float],
+                       bounds: Sequence[float] = LATENCY_BUCKETS_MS) -> float | None:
     """The ``q`` quantile of a latency histogram, linear within its bucket (Prometheus' assumption).
 
     ``buckets`` has one count per bound plus the overflow bucket; a quantile in the overflow bucket is
@@ -89,7 +90,8 @@ def ops_router(store: Store) -> APIRouter:
     def _latency_rows(model: str, version: str, since: _dt.datetime, step: int) -> list[dict[str, Any]]:
         return store.rows(sql(
             """
-            SELECT toDateTime64(toStartOfInterval(window_start, toIntervalSecond(%(step)s)), 3, 'UTC') AS t, sum(requests) AS requests,
+            SELECT toDateTime64(toStartOfInterval(window_start, toIntervalSecond(%(step)s)), 3, 'UTC') AS t, """
+            """sum(requests) AS requests,
                    sum(arraySum(mapValues(errors))) AS n_errors, sumMap(errors) AS errors_by_type,
                    sumForEach(latency_buckets) AS buckets, sum(latency_sum_ms) AS latency_sum_ms
             FROM {db}.metric_windows FINAL
@@ -162,11 +164,13 @@ def ops_router(store: Store) -> APIRouter:
             SELECT count() AS predictions, countIf(l.request_id != '') AS labelled,
                    countIf(l.request_id != '' AND p.pred_label IS NOT NULL AND l.label_class IS NOT NULL) AS classified,
                    countIf(ifNull(p.pred_label = l.label_class, false)) AS correct,
-                   avgIf(abs(p.pred_value - l.label_value), l.label_value IS NOT NULL AND p.pred_value IS NOT NULL) AS mae
+                   avgIf(abs(p.pred_value - l.label_value), """
+            """l.label_value IS NOT NULL AND p.pred_value IS NOT NULL) AS mae
             FROM %(joined)s
             SETTINGS join_use_nulls = 0
             """, joined=join_latest_label(
-                sql("(SELECT model, request_id, pred_label, pred_value FROM {db}.predictions FINAL WHERE %(of)s)", of=of),
+                sql("(SELECT model, request_id, pred_label, pred_value FROM {db}.predictions FINAL "
+                    "WHERE %(of)s)", of=of),
                 of)))
         n_deploys = int(store.scalar(sql("SELECT count() FROM {db}.deploys FINAL WHERE %(of)s",
                                          of=model_window(model, since))) or 0)
@@ -243,7 +247,8 @@ def ops_router(store: Store) -> APIRouter:
             width = (hi - lo) / bins if hi > lo else 1.0
             rows = store.rows(sql(
                 """
-                SELECT (%(is_cur)s) AS cur, least(toUInt32(floor((features_num[%(f)s] - %(lo)s) / %(w)s)), %(bins)s - 1) AS b,
+                SELECT (%(is_cur)s) AS cur, """
+                """least(toUInt32(floor((features_num[%(f)s] - %(lo)s) / %(w)s)), %(bins)s - 1) AS b,
                        count() AS n
                 FROM {db}.predictions FINAL WHERE %(num)s
                 GROUP BY cur, b

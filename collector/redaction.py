@@ -101,7 +101,8 @@ class IngestRedaction:
         self._red = Redactor(redaction) if redaction is not None else None
         self._memo: dict[tuple[str, str], str | None] = {}  # (field, value) -> result: values repeat
         #: fields whose numbers are hashed or dropped too (every other number passes)
-        self._num_fields = frozenset(k for k, p in (redaction.fields if redaction else {}).items() if p in ("hash", "drop"))
+        self._num_fields = frozenset(k for k, p in (redaction.fields if redaction else {}).items()
+                                     if p in ("hash", "drop"))
 
     def _field(self, red: Redactor, name: str, value: str) -> str | None:
         key = (name, value)

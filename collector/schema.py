@@ -334,4 +334,5 @@ def table(name: str) -> Table:
 def ddl_of(components: Iterable[str]) -> list[SQL]:
     """The statements that create the tables and views of ``components`` in a fresh database."""
     want = set(components)
-    return [o.ddl() for o in (*TABLES, *VIEWS) if o.component in want and o is not SCHEMA_MIGRATIONS]
+    objs: tuple[Table | View, ...] = (*TABLES, *VIEWS)
+    return [o.ddl() for o in objs if o.component in want and o is not SCHEMA_MIGRATIONS]

@@ -103,7 +103,8 @@ _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
 def _skip_quoted(t: str, i: int, q: str) -> int:
-    """Index after the closing quote of the literal/identifier opened at ``t[i]`` (backslash escapes, doubled quotes)."""
+    """Index after the closing quote of the literal/identifier opened at ``t[i]``
+    (backslash escapes, doubled quotes)."""
     j = i + 1
     n = len(t)
     while j < n:
@@ -313,7 +314,8 @@ def _literal(v: Any) -> str:
             try:
                 v = v.astimezone(_dt.UTC).replace(tzinfo=None)
             except OverflowError:
-                raise ParameterError(f"time {v.isoformat()} is out of range ({MIN_TIME.year}-{MAX_TIME.year})") from None
+                raise ParameterError(f"time {v.isoformat()} is out of range "
+                                     f"({MIN_TIME.year}-{MAX_TIME.year})") from None
         if not MIN_TIME <= v <= MAX_TIME:
             raise ParameterError(f"time {v.isoformat()} is out of range ({MIN_TIME.year}-{MAX_TIME.year})")
         return f"toDateTime64('{v.isoformat(sep=' ', timespec='milliseconds')}', 3, 'UTC')"

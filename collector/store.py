@@ -111,7 +111,7 @@ def _arrow_array(col: Column, values: Any) -> pa.Array:
     return arr
 
 
-def arrow_batch(table: Table, columns: Mapping[str, Sequence[Any]]) -> pa.Table:
+def arrow_batch(table: Table, columns: Mapping[str, Sequence[Any] | MapColumn]) -> pa.Table:
     """The insert batch of ``columns`` for the declared ``table``, every value converted to its column's
     type. A value the column cannot hold raises :class:`StoreRejected` naming the column."""
     arrays = []
@@ -183,7 +183,8 @@ class Store(ABC):
             return None
         return _rows_of(names[:1], [columns[0][:1]], kinds[:1])[0][names[0]]
 
-    def insert(self, table: Table | str, columns: Mapping[str, Sequence[Any]], *, merge: bool = True) -> int:
+    def insert(self, table: Table | str, columns: Mapping[str, Sequence[Any] | MapColumn], *,
+               merge: bool = True) -> int:
         """Columnar insert of one batch into a table declared in :mod:`collector.schema` (or its name);
         each column's values are converted to its declared type. Returns the number of rows.
 
@@ -314,8 +315,8 @@ class ChdbStore(Store):
         cols = join(", ", [sql("%(c)s", c=table.by_name[n].ident) for n in names])
         settings = sql("" if merge else " SETTINGS optimize_on_insert = 0")
         # chDB's Python() table function reads the local variable ``batch`` while the statement runs
-        self.execute(sql("%(head)s%(settings)s SELECT %(cols)s FROM Python(batch)", head=self._insert_head(table, names),
-                         settings=settings, cols=cols))
+        self.execute(sql("%(head)s%(settings)s SELECT %(cols)s FROM Python(batch)",
+                         head=self._insert_head(table, names), settings=settings, cols=cols))
 
     def server_version(self) -> str:
         return str(self.scalar("SELECT version()"))

@@ -48,8 +48,10 @@ def _subject_hash(s: str) -> str:
 
 def _prediction_columns(events: Sequence[Any], cols: dict[str, Any]) -> None:
     """The collector's hottest loop (once per stored prediction): Map columns are filled flat, in place."""
-    c_id, c_ts, c_model, c_ver, c_req = cols["event_id"], cols["ts"], cols["model"], cols["model_version"], cols["request_id"]
-    num, cat, c_null, probs, sl = cols["features_num"], cols["features_cat"], cols["features_null"], cols["pred_probs"], cols["slices"]
+    c_id, c_ts, c_model, c_ver, c_req = (cols["event_id"], cols["ts"], cols["model"], cols["model_version"],
+                                         cols["request_id"])
+    num, cat, c_null, probs, sl = (cols["features_num"], cols["features_cat"], cols["features_null"],
+                                   cols["pred_probs"], cols["slices"])
     num_k, num_v, num_o = num.keys, num.values, num.offsets
     cat_k, cat_v, cat_o = cat.keys, cat.values, cat.offsets
     sl_k, sl_v, sl_o = sl.keys, sl.values, sl.offsets

@@ -9,8 +9,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-__all__ = ["clamped_range", "timeseries", "budget_bars", "burn_rates", "drift_heatmap", "distributions", "slice_intervals",
-           "burn_down", "errors_by_type", "detail_of"]
+__all__ = ["clamped_range", "timeseries", "budget_bars", "burn_rates", "drift_heatmap", "distributions",
+           "slice_intervals", "burn_down", "errors_by_type", "detail_of"]
 
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "height": 320, "legend": {"orientation": "h", "y": -0.2}}
 RED, GREEN, GREY = "#d62728", "#2ca02c", "#7f7f7f"
@@ -39,7 +39,8 @@ def _deploy_markers(fig: go.Figure, deploys: Sequence[Mapping[str, Any]]) -> Non
                            yanchor="bottom", font={"size": 10})
 
 
-def clamped_range(values: Sequence[float | None], lo: float | None = 0.0, hi: float | None = None) -> list[float] | None:
+def clamped_range(values: Sequence[float | None], lo: float | None = 0.0,
+                  hi: float | None = None) -> list[float] | None:
     """An axis range around ``values`` with a 5% margin that never passes ``lo`` or ``hi`` (a rate has no
     negative part; a ratio none above 1): plotly's own range puts a flat zero line in the middle of -1..1.
     ``None`` without values."""
@@ -91,7 +92,8 @@ def budget_bars(statuses: Sequence[Mapping[str, Any]]) -> go.Figure:
                            marker_color=[RED if (v is not None and v < 0.25) else GREEN for v in vals],
                            text=[("–" if v is None else f"{v:.1%}") for v in vals], textposition="auto"))
     fig.add_vline(x=0, line={"color": GREY})
-    fig.update_layout(title="Error budget remaining", xaxis_tickformat=".0%", **{**_LAYOUT, "height": 120 + 40 * len(names)})
+    fig.update_layout(title="Error budget remaining", xaxis_tickformat=".0%",
+                      **{**_LAYOUT, "height": 120 + 40 * len(names)})
     return fig
 
 
@@ -107,7 +109,8 @@ def burn_rates(status: Mapping[str, Any]) -> go.Figure:
     ])
     firing = [r["tier"] for r in rules if r.get("firing")]
     title = f"{status['slo']}: burn rate by tier" + (f" — FIRING: {', '.join(firing)}" if firing else "")
-    fig.update_layout(barmode="group", title=title, yaxis_title="× budget rate", yaxis_rangemode="nonnegative", **_LAYOUT)
+    fig.update_layout(barmode="group", title=title, yaxis_title="× budget rate", yaxis_rangemode="nonnegative",
+                      **_LAYOUT)
     return fig
 
 
@@ -124,7 +127,8 @@ def drift_heatmap(results: Sequence[Mapping[str, Any]], test: str, deploys: Sequ
         z[i][j] = r.get("value")
         text[i][j] = "ALERT" if r["status"] == "alert" else ("n/a" if r["status"] != "ok" else "")
     fig = go.Figure(go.Heatmap(z=z, x=windows, y=subjects, text=text, texttemplate="%{text}", colorscale="YlOrRd",
-                               colorbar={"title": test}, hovertemplate="%{y} @ %{x}<br>" + test + "=%{z:.3f}<extra></extra>"))
+                               colorbar={"title": test},
+                               hovertemplate="%{y} @ %{x}<br>" + test + "=%{z:.3f}<extra></extra>"))
     _deploy_markers(fig, deploys)
     fig.update_layout(title=f"Drift ({test}) per feature and window", **{**_LAYOUT, "height": 160 + 32 * len(subjects)})
     return fig

@@ -51,7 +51,8 @@ class Ctx:
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def _cached(base_url: str, headers: tuple[tuple[str, str], ...], path: str,
             params: tuple[tuple[str, Any], ...]) -> Any:
-    cfg = ApiConfig(base_url=base_url, api_key=dict(headers).get("k", ""), key_header=dict(headers).get("h", "X-API-Key"))
+    cfg = ApiConfig(base_url=base_url, api_key=dict(headers).get("k", ""),
+                    key_header=dict(headers).get("h", "X-API-Key"))
     return request(cfg, "GET", path, dict(params))
 
 
@@ -131,9 +132,10 @@ def unreachable(cfg: ApiConfig, exc: Exception) -> None:
              "`DRIFTLINE_API=http://host:port` (`driftline dashboard --api http://host:port`).")
 
 
-_CURL = """curl -X POST {api}/v1/predictions -H 'Content-Type: application/json' -d '[{{"schema_version": 1,
+_CURL = ("""curl -X POST {api}/v1/predictions -H 'Content-Type: application/json' -d '[{{"schema_version": 1,
   "event_id": "e1", "ts": "{ts}", "model": "churn", "model_version": "v3",
-  "request_id": "r1", "features": {{"tenure": 12, "plan": "pro"}}, "prediction": {{"label": "stay", "score": 0.8}}}}]'"""
+  "request_id": "r1", "features": {{"tenure": 12, "plan": "pro"}}, """
+         """"prediction": {{"label": "stay", "score": 0.8}}}}]'""")
 
 
 def onboarding(cfg: ApiConfig, what: str = "No model has sent anything yet.") -> None:

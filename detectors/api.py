@@ -113,7 +113,8 @@ def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY, *,
         bins: int = Query(10, ge=2, le=100),
         threshold: float = Query(0.2, gt=0),
     ) -> list[dict[str, Any]]:
-        for name, a, b in (("reference_end", reference_start, reference_end), ("current_end", current_start, current_end)):
+        for name, a, b in (("reference_end", reference_start, reference_end),
+                           ("current_end", current_start, current_end)):
             if b <= a:
                 raise HTTPException(422, f"{name}: must be after its start")
         prof = build_profile(store, window_source(model, reference_start, reference_end), model=model, name="adhoc",
@@ -180,7 +181,8 @@ def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY, *,
                                      "(store one with `driftline reference` or POST /v1/references/window)")
         fp = prof.features.get(feature)
         if fp is None or fp.kind not in ("numeric", "categorical"):
-            raise HTTPException(404, f"feature: {feature!r} has no numeric or categorical profile in reference {name!r}")
+            raise HTTPException(404, f"feature: {feature!r} has no numeric or categorical profile "
+                                     f"in reference {name!r}")
         end = _dt.datetime.now(_dt.UTC)
         start = minutes_ago(minutes)
         one = Profile(model=model, name=name, source=prof.source, rows=prof.rows, features={feature: fp})

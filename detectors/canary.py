@@ -180,7 +180,8 @@ def _pairs(store: Store, model: str, baseline: str, candidate: str, start: _dt.d
                avgIf(c.pv - b.pv, b.pv IS NOT NULL AND c.pv IS NOT NULL) AS mean_diff,
                varSampIf(c.pv - b.pv, b.pv IS NOT NULL AND c.pv IS NOT NULL) AS var_diff,
                countIf(l.label_class IS NOT NULL AND b.pl IS NOT NULL AND c.pl IS NOT NULL) AS acc_pairs,
-               countIf(ifNull(b.pl = l.label_class, false) AND NOT ifNull(c.pl = l.label_class, false)) AS acc_base_only,
+               countIf(ifNull(b.pl = l.label_class, false) """
+        """AND NOT ifNull(c.pl = l.label_class, false)) AS acc_base_only,
                countIf(ifNull(c.pl = l.label_class, false) AND NOT ifNull(b.pl = l.label_class, false)) AS acc_cand_only
         FROM %(b)s AS b
         INNER JOIN %(c)s AS c ON b.request_id = c.request_id
@@ -229,7 +230,8 @@ def _accuracy_check(cfg: CanaryConfig, mode: Mode, lab: dict[str, dict[str, Any]
         need = n_noninferiority(max((b + c) / n, cfg.accuracy_margin), cfg.accuracy_margin, alpha=cfg.alpha,
                                 power=cfg.power)
         return Check(name="accuracy", outcome="", test=t, n_baseline=n, n_candidate=n, n_needed=need,
-                     summary=f"paired on {n} labelled requests: only the baseline right on {b}, only the candidate on {c}",
+                     summary=f"paired on {n} labelled requests: only the baseline right on {b}, "
+                             f"only the candidate on {c}",
                      evidence={"pairs": n, "baseline_only_right": b, "candidate_only_right": c})
     rb, rc = lab.get(baseline, {}), lab.get(candidate, {})
     nb, nc = int(rb.get("classified") or 0), int(rc.get("classified") or 0)
@@ -240,7 +242,8 @@ def _accuracy_check(cfg: CanaryConfig, mode: Mode, lab: dict[str, dict[str, Any]
         need = n_noninferiority(2 * max(pool * (1 - pool), 1e-6), cfg.accuracy_margin, alpha=cfg.alpha,
                                 power=cfg.power)
         return Check(name="accuracy", outcome="", test=t, n_baseline=nb, n_candidate=nc, n_needed=need,
-                     summary=f"baseline {_fmt(kb / nb, True)} of {nb} labelled, candidate {_fmt(kc / nc, True)} of {nc}",
+                     summary=f"baseline {_fmt(kb / nb, True)} of {nb} labelled, "
+                             f"candidate {_fmt(kc / nc, True)} of {nc}",
                      evidence={"baseline": kb / nb, "candidate": kc / nc, "margin": cfg.accuracy_margin})
     nb, nc = int(rb.get("n_reg") or 0), int(rc.get("n_reg") or 0)
     if nb >= 2 and nc >= 2:
@@ -287,7 +290,8 @@ def _drift_checks(store: Store, cfg: CanaryConfig, mode: Mode, model: str, basel
     by_subject: dict[str, dict[str, Any]] = {}
     for r in drift_results(profile, cur, dcfg):
         by_subject.setdefault(r.subject, {})[r.test] = r
-    preds, feats = [], []
+    preds: list[Check] = []
+    feats: list[Check] = []
     n_feats = sum(1 for s in by_subject if not s.startswith("@"))
     for subject, tests in sorted(by_subject.items()):
         psi_r = tests.get("psi")
@@ -380,6 +384,7 @@ def compare(store: Store, model: str, baseline: str, candidate: str, *, start: _
     checks = tuple(decided + dist)
     worse = [c for c in decided if c.outcome == "worse"]
     shifted = [c for c in dist if c.outcome == "shifted"]
+    verdict: Literal["promote", "hold", "rollback"]
     if worse:
         verdict, reason = "rollback", "the candidate is worse: " + "; ".join(f"{c.name} ({c.summary}, adjusted p "
                                                                            f"{_fmt(c.adjusted_p)})" for c in worse)

@@ -67,7 +67,9 @@ def two_proportions(k_base: int, n_base: int, k_cand: int, n_cand: int, *, alpha
     se0 = math.sqrt(pool * (1 - pool) * (1 / n_base + 1 / n_cand))
     small = min(k_base, n_base - k_base, k_cand, n_cand - k_cand) < 10
     if small:
-        table = [[k_cand, n_cand - k_cand], [k_base, n_base - k_base]]
+        import numpy as np
+
+        table = np.array([[k_cand, n_cand - k_cand], [k_base, n_base - k_base]])
         p = float(stats.fisher_exact(table, alternative="greater" if higher_is_worse else "less").pvalue)
     else:
         p = float(_N.cdf(-diff / se0)) if se0 > 0 else (0.0 if diff > 0 else 1.0)

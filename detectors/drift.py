@@ -31,8 +31,8 @@ from detectors.reference import FeatureProfile, Profile, coarse_bins, regroup
 from detectors.results import ALERT, ERROR, OK, Result
 from detectors.stattests import DEFAULT_REGISTRY, OTHER, Binned, NotApplicable, Registry, StatTest, ks_pvalue
 
-__all__ = ["FINE_TESTS", "TestConfig", "DriftConfig", "WindowSummary", "summarize_window", "drift_results", "binned_numeric",
-           "binned_categorical"]
+__all__ = ["FINE_TESTS", "TestConfig", "DriftConfig", "WindowSummary", "summarize_window", "drift_results",
+           "binned_numeric", "binned_categorical"]
 
 FINE_TESTS = frozenset({"ks", "wasserstein"})
 

@@ -33,8 +33,9 @@ from collector.sql import SQL, Ident, commas, ident, join, sql
 from collector.store import Store
 from detectors.grid import Grid
 
-__all__ = ["Source", "Layouts", "key_layouts", "scan_statement", "sql_log", "window_source", "upload_source", "labels_source", "QUANTILE_LEVELS", "numeric_stats",
-           "bins_and_stats", "grid_counts", "grid_for", "sample_ranges", "category_counts", "null_counts", "window_facts"]
+__all__ = ["Source", "Layouts", "key_layouts", "scan_statement", "sql_log", "window_source", "upload_source",
+           "labels_source", "QUANTILE_LEVELS", "numeric_stats", "bins_and_stats", "grid_counts", "grid_for",
+           "sample_ranges", "category_counts", "null_counts", "window_facts"]
 
 #: The logger of the detectors' generated SQL: every scan's statement at DEBUG.
 sql_log = logging.getLogger("driftline.sql")
@@ -158,7 +159,8 @@ def key_layouts(store: Store, src: Source, *, limit: int | None = None) -> Layou
     limit = MAX_LAYOUTS if limit is None else limit
     aggs = [sql("count() AS n")]
     aggs += [_value_stats(ident(col), _Aliases(i, "p")) for i, col in enumerate(src.pseudo_num.values())]
-    aggs += [sql("count(%(v)s) AS %(c)s", v=ident(col), c=_Aliases(i, "p")["c"]) for i, col in enumerate(src.pseudo_cat.values())]
+    aggs += [sql("count(%(v)s) AS %(c)s", v=ident(col), c=_Aliases(i, "p")["c"])
+             for i, col in enumerate(src.pseudo_cat.values())]
     if src.maps:
         aggs.append(sql("countIf(notEmpty(features_cat)) AS cat, countIf(notEmpty(features_null)) AS nul"))
         sigs = store.rows(sql("SELECT num_layout AS s, %(aggs)s FROM %(t)s WHERE %(w)s GROUP BY s ORDER BY n DESC, s"
@@ -231,7 +233,8 @@ def numeric_stats(store: Store, src: Source, *, quantiles: bool = False, counts_
             a = _Aliases(i)
             parts.append(_value_stats(ident(col), a))
             if quantiles:
-                parts.append(sql("quantilesTDigest(%(lv)s)(%(v)s) AS %(q)s", lv=_q(QUANTILE_LEVELS), v=ident(col), q=a["q"]))
+                parts.append(sql("quantilesTDigest(%(lv)s)(%(v)s) AS %(q)s", lv=_q(QUANTILE_LEVELS), v=ident(col),
+                                 q=a["q"]))
         r = store.rows(sql("SELECT %(parts)s FROM %(t)s WHERE %(w)s", parts=join(", ", parts), t=src.table,
                            w=src.where))[0]
         for i, name in enumerate(pseudo):

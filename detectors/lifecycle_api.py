@@ -36,7 +36,8 @@ def lifecycle_router(store: Store, *, grace_s: float = 600.0, recent_s: float = 
                  "serving": [f.as_dict() for f in found if (f.model, f.environment) == (e.model, e.environment)]}
                 for e in expected_versions(store, now, models)]
 
-    @router.get("/v1/canary", summary="Compare a candidate version with a baseline: promote, hold or rollback, with evidence")
+    @router.get("/v1/canary",
+                summary="Compare a candidate version with a baseline: promote, hold or rollback, with evidence")
     def canary(model: str, baseline: str, candidate: str,
                mode: str = Query("canary", pattern="^(canary|shadow)$",
                                  description="canary: split traffic; shadow: the same requests, joined by request_id"),
@@ -64,7 +65,8 @@ def lifecycle_router(store: Store, *, grace_s: float = 600.0, recent_s: float = 
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
 
-    @router.get("/v1/cost", summary="Cost and cost per 1,000 inferences per time step and version (configured cost model)")
+    @router.get("/v1/cost",
+                summary="Cost and cost per 1,000 inferences per time step and version (configured cost model)")
     def cost(model: str, version: str = "", minutes: int = Query(1440, ge=1, le=525600),
              step_s: int = Query(3600, ge=10, le=86400)) -> list[dict[str, Any]]:
         from collector.cost import cost_series, model_for

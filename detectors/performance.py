@@ -2,7 +2,8 @@
 
 SQL joins the window's predictions (``FINAL``) to their latest labels
 (:func:`collector.fragments.latest_labels`) and returns a confusion table (classification) or error sums
-(regression) per slice: ``""`` for all traffic and ``key=value`` per slice tag. Python turns those few rows into metrics with intervals:
+(regression) per slice: ``""`` for all traffic and ``key=value`` per slice tag. Python turns those few
+rows into metrics with intervals:
 
 - accuracy, and precision/recall for a configured ``positive_class``: Wilson score intervals;
 - F1, and macro precision/recall/F1 when no positive class is set: percentile bootstrap over the
@@ -101,12 +102,15 @@ def performance_results(store: Store, model: str, start: _dt.datetime, end: _dt.
     cfg = config or PerformanceConfig()
     of = model_window(model, start, end, version=version)
     preds = sql("""(SELECT model, request_id, pred_label, pred_value,
-                           arrayConcat([''], arrayMap((k, v) -> concat(k, '=', v), mapKeys(slices), mapValues(slices))) AS ss
+                           arrayConcat([''], arrayMap((k, v) -> concat(k, '=', v), """
+                """mapKeys(slices), mapValues(slices))) AS ss
                     FROM {db}.predictions FINAL WHERE %(of)s)""", of=of)
     joined = sql("FROM %(j)s ARRAY JOIN p.ss AS slice", j=join_latest_label(preds, of, inner=True))
     cls_rows = store.rows(sql("""SELECT slice, l.label_class AS truth, p.pred_label AS pred, count() AS c %(joined)s
-                                 WHERE truth IS NOT NULL AND pred IS NOT NULL GROUP BY slice, truth, pred""", joined=joined))
-    reg_rows = store.rows(sql("""SELECT slice, count() AS n, sum(abs(e)) AS s_abs, sum(e * e) AS s_sq, sum(e * e * e * e) AS s_4
+                                 WHERE truth IS NOT NULL AND pred IS NOT NULL """
+                                 """GROUP BY slice, truth, pred""", joined=joined))
+    reg_rows = store.rows(sql("""SELECT slice, count() AS n, sum(abs(e)) AS s_abs, sum(e * e) AS s_sq, """
+                                 """sum(e * e * e * e) AS s_4
                                  FROM (SELECT slice, p.pred_value - l.label_value AS e %(joined)s
                                        WHERE l.label_value IS NOT NULL AND p.pred_value IS NOT NULL)
                                  GROUP BY slice""", joined=joined))

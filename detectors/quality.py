@@ -93,7 +93,8 @@ def feature_freshness(store: Store, src: Source, features: Sequence[str], *, thr
     """Age of timestamp features (epoch seconds) against the event time: p95 of ts - feature, per feature."""
     out = []
     for f in features:
-        r = store.rows(sql("""SELECT count() AS n, quantile(0.95)(toUnixTimestamp64Milli(ts) / 1000 - features_num[%(f)s]) AS p95
+        r = store.rows(sql("""SELECT count() AS n, """
+                              """quantile(0.95)(toUnixTimestamp64Milli(ts) / 1000 - features_num[%(f)s]) AS p95
                               FROM %(t)s WHERE %(w)s AND mapContains(features_num, %(f)s)""",
                            f=f, t=src.table, w=src.where))[0]
         if not r["n"]:

@@ -2,9 +2,10 @@
 
 A profile holds, per numeric feature, the reference quantile grid (levels 0.01 .. 0.99: approximate
 quantiles, the counts on them are exact), the bin edges ``[min, quantiles..., next float after max]``
-with the exact reference count in every bin, and min, max, mean and standard deviation; per categorical feature, the most frequent categories
-with their counts and the count of the rest ("other"). The outer bins (below the minimum, above
-the maximum) are empty in the reference and count out-of-range values in a current window.
+with the exact reference count in every bin, and min, max, mean and standard deviation; per categorical
+feature, the most frequent categories with their counts and the count of the rest ("other"). The outer
+bins (below the minimum, above the maximum) are empty in the reference and count out-of-range values in a
+current window.
 
 Numeric features are summarised in one full pass: a :class:`~detectors.grid.Grid` placed on the
 range of the first rows counts every value into one of its cells, the quantiles are the cell
@@ -215,7 +216,8 @@ def load_profile(store: Store, model: str, name: str) -> Profile | None:
     rows = store.rows(sql(
         """SELECT * FROM {db}.detector_references
            WHERE model = %(model)s AND name = %(name)s
-             AND built_at = (SELECT max(built_at) FROM {db}.detector_references WHERE model = %(model)s AND name = %(name)s)
+             AND built_at = (SELECT max(built_at) FROM {db}.detector_references """
+           """WHERE model = %(model)s AND name = %(name)s)
            ORDER BY feature""", model=model, name=name))
     if not rows:
         return None
@@ -232,7 +234,8 @@ def load_profile(store: Store, model: str, name: str) -> Profile | None:
             grid=Grid(float(r["grid_lo"]), float(r["grid_hi"]), int(r["grid_cells"])) if r["grid_cells"] else None)
     r0 = rows[0]
     return Profile(model=model, name=name, source=r0["source"], rows=int(r0["rows"]), features=feats,
-                   window_start=as_utc(r0["window_start"]), window_end=as_utc(r0["window_end"]), built_at=as_utc(r0["built_at"]))
+                   window_start=as_utc(r0["window_start"]), window_end=as_utc(r0["window_end"]),
+                   built_at=as_utc(r0["built_at"]))
 
 
 def list_references(store: Store, model: str | None = None, models: Sequence[str] = ()) -> list[dict]:

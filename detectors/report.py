@@ -29,7 +29,8 @@ def window_sample(store: Store, model: str, start: _dt.datetime, end: _dt.dateti
     recs: list[dict[str, Any]] = []
     for r in rows:
         rec: dict[str, Any] = {**(r["features_num"] or {}), **(r["features_cat"] or {})}
-        for k, col in (("prediction", "pred_value"), ("prediction_score", "pred_score"), ("prediction_label", "pred_label")):
+        for k, col in (("prediction", "pred_value"), ("prediction_score", "pred_score"),
+                       ("prediction_label", "pred_label")):
             if r[col] is not None:
                 rec[k] = r[col]
         recs.append(rec)
@@ -67,5 +68,6 @@ def evidently_html(reference: pd.DataFrame, current: pd.DataFrame, *, method: st
     dd = DataDefinition(numerical_columns=num, categorical_columns=cat)
     ref, cur = reference[cols], current[cols]
     preset = DataDriftPreset(method=method) if method else DataDriftPreset()
-    snap = Report([preset]).run(Dataset.from_pandas(cur, data_definition=dd), Dataset.from_pandas(ref, data_definition=dd))
+    snap = Report([preset]).run(Dataset.from_pandas(cur, data_definition=dd),
+                                Dataset.from_pandas(ref, data_definition=dd))
     return str(snap.get_html_str(as_iframe=False))

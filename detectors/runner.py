@@ -97,7 +97,8 @@ def run_detectors(store: Store, model: str, window_end: _dt.datetime, window: _d
         ref_name = reference
     if profile is None:
         results.append(Result(detector="drift", subject="", test="reference", value=None, threshold=None,
-                              status=ERROR, detail={"reason": f"no stored reference {reference!r} for model {model!r}"}))
+                              status=ERROR,
+                              detail={"reason": f"no stored reference {reference!r} for model {model!r}"}))
     else:
         if profile.rows == 0:
             results.append(Result.no_data("drift", "", "reference", f"reference {ref_name!r} has no rows"))

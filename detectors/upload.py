@@ -160,7 +160,8 @@ def upload_reference(store: Store, model: str, name: str, path: str, *, features
             names = [c for c in batch.schema.names if c not in special and c not in exclude
                      and (features is None or c in features)]
             cols = {c: (batch.column(c), _is_num(batch.column(c).type)) for c in names}
-            pylists = {c: (a.cast(pa.float64()) if num else a.cast(pa.string())).to_pylist() for c, (a, num) in cols.items()}
+            pylists = {c: (a.cast(pa.float64()) if num else a.cast(pa.string())).to_pylist()
+                       for c, (a, num) in cols.items()}
             n = batch.num_rows
             fnum: list[dict[str, float]] = [{} for _ in range(n)]
             fcat: list[dict[str, str]] = [{} for _ in range(n)]

@@ -13,10 +13,11 @@ replica that serves very few requests, errors are always sampled).
 
 A version *drifts* when it is not allowed, still serves (traffic within the last ``recent_s``) and has
 served since at least ``grace_s`` ago, counted from the later of the expected deploy and its first traffic
-after it (looking back at most a day, or twice the grace period if longer; the counts cover that span): a rollout that replaces every replica within the grace period raises nothing; a stale replica
-or a rollout that stopped half-way raises once the grace period has passed, and the finding clears as
-soon as that version's traffic stops (the alert router then resolves it). Deploy annotations are redacted
-like any string: declare ``deploy.role`` and ``deploy.environment`` as ``keep`` under strict redaction.
+after it (looking back at most a day, or twice the grace period if longer; the counts cover that span):
+a rollout that replaces every replica within the grace period raises nothing; a stale replica or a rollout
+that stopped half-way raises once the grace period has passed, and the finding clears as soon as that
+version's traffic stops (the alert router then resolves it). Deploy annotations are redacted like any string:
+declare ``deploy.role`` and ``deploy.environment`` as ``keep`` under strict redaction.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def expected_versions(store: Store, now: _dt.datetime, models: Sequence[str] = (
         """
         SELECT model, annotations['environment'] AS environment, model_version, max(ts) AS last_ts,
                argMax(has(%(side)s, annotations['role']), ts) AS side,
-               maxIf(ts, annotations['source'] != 'sdk') AS explicit_ts, countIf(annotations['source'] != 'sdk') AS explicit
+               maxIf(ts, annotations['source'] != 'sdk') AS explicit_ts, """
+        """countIf(annotations['source'] != 'sdk') AS explicit
         FROM {db}.deploys FINAL
         WHERE ts <= %(now)s AND (empty(%(models)s) OR has(%(models)s, model))
         GROUP BY model, environment, model_version

@@ -58,7 +58,8 @@ def register(sub: Any, *, open_store: OpenStore) -> None:
     p = sub.add_parser("deploy", help="record a deploy: the version expected to serve (version-drift alerts, markers)")
     p.add_argument("model")
     p.add_argument("version")
-    p.add_argument("--environment", default="", help="the environment it serves (expected versions are per environment)")
+    p.add_argument("--environment", default="",
+                   help="the environment it serves (expected versions are per environment)")
     p.add_argument("--role", choices=["canary", "shadow"], default=None,
                    help="a canary or shadow beside the expected version (does not replace it)")
     p.add_argument("--annotation", "-a", action="append", type=_annotation, default=[], metavar="KEY=VALUE")

@@ -204,7 +204,8 @@ class MetricWindowEvent(_Event):
     window_s: int = Field(ge=1, le=3600)
     source: Id = Field(description="Replica that counted; windows from several replicas add up.")
     requests: int = Field(ge=0, le=MAX_COUNT)
-    errors: dict[Name, Annotated[int, Field(ge=0, le=MAX_COUNT)]] = Field(default_factory=dict, max_length=MAX_ERROR_TYPES)
+    errors: dict[Name, Annotated[int, Field(ge=0, le=MAX_COUNT)]] = Field(default_factory=dict,
+                                                                          max_length=MAX_ERROR_TYPES)
     latency_buckets: list[Annotated[int, Field(ge=0, le=MAX_COUNT)]] = Field(
         description=f"Counts per latency bucket, upper bounds {list(LATENCY_BUCKETS_MS)} ms plus one overflow bucket.",
         max_length=len(LATENCY_BUCKETS_MS) + 1,
@@ -220,7 +221,8 @@ class MetricWindowEvent(_Event):
         if sum(self.errors.values()) > self.requests:
             raise ValueError(f"errors add up to {sum(self.errors.values())}, more than requests={self.requests}")
         if sum(self.latency_buckets) > self.requests:
-            raise ValueError(f"latency_buckets add up to {sum(self.latency_buckets)}, more than requests={self.requests}")
+            raise ValueError(f"latency_buckets add up to {sum(self.latency_buckets)}, "
+                             f"more than requests={self.requests}")
         return self
 
 
@@ -318,8 +320,9 @@ def outside_window(kind: str, good: list[Any], window: TimeWindow | None) -> lis
         except ValueError:  # year 1 or 9999 with an offset: outside any window, said as it came
             pass
         if not lo <= t <= hi:
-            out.append((j, EventError(-1, name, f"{t.isoformat()} is outside the accepted window of {window.describe()} "
-                                               f"({lo.isoformat(timespec='seconds')} to {hi.isoformat(timespec='seconds')})",
+            out.append((j, EventError(-1, name, f"{t.isoformat()} is outside the accepted window of "
+                                               f"{window.describe()} ({lo.isoformat(timespec='seconds')} to "
+                                               f"{hi.isoformat(timespec='seconds')})",
                                       e.event_id)))
     return out
 
@@ -412,7 +415,8 @@ def validate_indexed(kind: str, items: list[Any]) -> tuple[list[Any], list[int],
             errors.append(EventError(i, "kind", f"event of kind {raw.get('kind')!r} in a {kind!r} batch"))
             continue
         if "schema_version" not in raw:
-            errors.append(EventError(i, "schema_version", "Field required", raw.get("event_id") if isinstance(raw.get("event_id"), str) else None))
+            errors.append(EventError(i, "schema_version", "Field required",
+                                     raw.get("event_id") if isinstance(raw.get("event_id"), str) else None))
             continue
         try:
             good.append(model.model_validate(raw))

@@ -76,7 +76,8 @@ class KafkaTransport:
         if key is None:
             first = events[0]
             key = first["model"] if isinstance(first, dict) else first.model
-        return self._producer.send(topic_for(kind, self.topic_prefix), key=key.encode(), value=encode_batch(kind, list(events)))
+        return self._producer.send(topic_for(kind, self.topic_prefix), key=key.encode(),
+                                   value=encode_batch(kind, list(events)))
 
     def send_raw(self, kind: str, value: bytes | None, *, key: bytes | None = None) -> Any:
         return self._producer.send(topic_for(kind, self.topic_prefix), key=key, value=value)

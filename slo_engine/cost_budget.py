@@ -57,8 +57,9 @@ def cost_budget_conditions(store: Store, models: Mapping[str, CostModel], traffi
             top = max(firing, key=lambda t: t.burn_rate) if firing else None
             out.append(Condition(
                 alert_key=f"driftline/{model}/*/cost-budget/{sev}", slo=COST_ALERT, model=model, model_version="",
-                severity=sev, active=bool(firing), details=details,  # type: ignore[arg-type]
+                severity=sev, active=bool(firing), details=details,
                 summary=(f"cost budget: {model} spent {rates[top.long_window_s]['cost_usd']:.2f} USD in "
                          f"{top.long_window_s // 3600} h, {rates[top.long_window_s]['burn_rate']:.1f}x its budget of "
-                         f"{cost.budget_usd_per_30d:g} USD / 30 days ({top.name})") if top else f"cost budget: {model} clear"))
+                         f"{cost.budget_usd_per_30d:g} USD / 30 days ({top.name})")
+                if top else f"cost budget: {model} clear"))
     return out

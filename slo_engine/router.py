@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from slo_engine.evaluate import SloStatus
-from slo_engine.model import Alerting, Slo
+from slo_engine.model import Alerting, Severity, Slo
 from slo_engine.notifiers import Notification
 
 __all__ = ["AlertState", "Condition", "Silence", "dedup_key", "route", "route_conditions", "SILENCE_MATCHERS"]
@@ -34,7 +34,7 @@ class AlertState:
     slo: str
     model: str
     model_version: str
-    severity: str
+    severity: Severity
     state: Literal["pending", "firing", "resolved"]
     since: _dt.datetime
     last_true: _dt.datetime
@@ -142,7 +142,7 @@ class Condition:
     slo: str
     model: str
     model_version: str
-    severity: Literal["page", "ticket"]
+    severity: Severity
     active: bool
     summary: str
     details: Mapping[str, Any] = field(default_factory=dict)

@@ -46,7 +46,8 @@ def _bin_labels(edges: list[float], n: int) -> list[str]:
     if len(edges) == n + 1:
         return [f"{edges[i]:.3g}–{edges[i + 1]:.3g}" for i in range(n)]
     if len(edges) == n - 1:
-        return [f"< {edges[0]:.3g}", *[f"{edges[i]:.3g}–{edges[i + 1]:.3g}" for i in range(n - 2)], f"≥ {edges[-1]:.3g}"]
+        return [f"< {edges[0]:.3g}", *[f"{edges[i]:.3g}–{edges[i + 1]:.3g}" for i in range(n - 2)],
+                f"≥ {edges[-1]:.3g}"]
     return [str(i) for i in range(n)]
 
 
@@ -107,7 +108,8 @@ def distribution(ctx: Ctx, results: list[dict[str, Any]]) -> None:
     else:
         r0, r1, c0, c1 = now - span, now - span / 2, now - span / 2, now
     q = {k: v.replace(second=0, microsecond=0).isoformat() for k, v in
-         (("reference_start", r0), ("reference_end", r1), ("current_start", c0), ("current_end", c1 + _dt.timedelta(minutes=1)))}
+         (("reference_start", r0), ("reference_end", r1), ("current_start", c0),
+          ("current_end", c1 + _dt.timedelta(minutes=1)))}
     d = ctx.get("/v1/ops/distribution", model=ctx.model, feature=feature, version=ctx.version, **q)
     if d["kind"] == "none" or not sum(d["reference"]):
         st.info(f"No reference data for {feature} in that window.")

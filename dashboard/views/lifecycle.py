@@ -30,9 +30,11 @@ def _deploys(ctx: Ctx) -> None:
         drifting = [s for s in r["serving"] if s["drifting"]]
         if drifting:
             st.error(f"Version drift{env}: expected {r['expected']}, still serving "
-                     + ", ".join(f"{s['version']} ({s['requests']:,} requests, last {s['last_seen']})" for s in drifting))
+                     + ", ".join(f"{s['version']} ({s['requests']:,} requests, last {s['last_seen']})"
+                                 for s in drifting))
         else:
-            st.success(f"Expected{env}: {r['expected']} since {r['expected_since']} (allowed: {', '.join(r['allowed'])})")
+            st.success(f"Expected{env}: {r['expected']} since {r['expected_since']} "
+                       f"(allowed: {', '.join(r['allowed'])})")
         if r["serving"]:
             st.dataframe([{k: s[k] for k in ("version", "allowed", "drifting", "requests", "first_seen", "last_seen")}
                           for s in r["serving"]], hide_index=True)

@@ -85,7 +85,8 @@ class Redaction:
     - ``entities``: the entities the pattern recognizers find (:data:`KNOWN_ENTITIES`);
       ``phone_regions``: regions (``("US", "GB")``) whose national phone formats Presidio's
       phonenumbers-based recognizer also checks (slower; the shim's own phone recognizer, always on with
-      ``PHONE_NUMBER``, already finds numbers in the usual written forms of any country); ``recognizers``: more Presidio recognizers of your own (another locale's addresses...).
+      ``PHONE_NUMBER``, already finds numbers in the usual written forms of any country); ``recognizers``:
+      more Presidio recognizers of your own (another locale's addresses...).
     - ``ner_model``: an installed spaCy pipeline name or path adding names and places to ``text`` fields
       (``ner_entities``, default PERSON and LOCATION). Never downloaded: a missing one is an error.
     - ``cache_size``: redacted values remembered (repeated values are not analysed again).
@@ -111,7 +112,8 @@ class Redaction:
             if pol not in _POLICIES:
                 raise ShimConfigError(f"redaction policy of {name!r} must be one of {_POLICIES}, got {pol!r}")
         if self.mode == "strict" and default not in ("hash", "drop"):
-            raise ShimConfigError(f"strict mode tokenizes undeclared fields: default must be 'hash' or 'drop', got {default!r}")
+            raise ShimConfigError("strict mode tokenizes undeclared fields: default must be 'hash' or 'drop', "
+                                  f"got {default!r}")
         uses_hash = default == "hash" or "hash" in self.fields.values() or self.mode == "strict"
         if uses_hash and not self.salt:
             raise ShimConfigError("the 'hash' policy (and strict mode) needs a secret salt (Redaction(salt=...))")
@@ -146,7 +148,8 @@ class Redaction:
                    "ner_entities", "cache_size"}
         unknown = sorted(set(spec) - allowed)
         if unknown:
-            raise ShimConfigError(f"redaction spec: unknown keys {unknown} (allowed: {sorted(allowed)}; the salt is passed apart)")
+            raise ShimConfigError(f"redaction spec: unknown keys {unknown} (allowed: {sorted(allowed)}; "
+                                  "the salt is passed apart)")
         kw: dict[str, Any] = dict(spec)
         for key in ("entities", "phone_regions", "ner_entities"):
             if key in kw:

@@ -150,6 +150,7 @@ class MonitoredModel:
             if len(classes) != len(probs):
                 return probs
             best = max(range(len(probs)), key=probs.__getitem__)
-            return {"label": classes[best], "score": probs[best], "probabilities": dict(zip(classes, probs, strict=True))}
+            return {"label": classes[best], "score": probs[best],
+                    "probabilities": dict(zip(classes, probs, strict=True))}
 
         return self._call("predict_proba", X, request_ids, to_pred)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import regex as re
 from presidio_analyzer import Pattern, PatternRecognizer
 
-__all__ = ["AddressRecognizer", "PhonePatternRecognizer", "PaymentCardRecognizer", "IbanChecksumRecognizer", "card_network", "luhn_ok"]
+__all__ = ["AddressRecognizer", "PhonePatternRecognizer", "PaymentCardRecognizer", "IbanChecksumRecognizer",
+           "card_network", "luhn_ok"]
 
 # USPS Publication 28, appendix C1: street suffixes (primary names; an ``s`` may follow) and abbreviations.
 _SUFFIX_NAMES = (
@@ -43,7 +44,8 @@ _SUFFIX_ABBR = (
     "Skwy Spg Spgs Sq Sqs Sta Stra Strm St Sts Smt Ter Trwy Trce Trak Trfy Trl Trlr Tunl Tpke Upas Un Uns Vly "
     "Vlys Via Vw Vws Vlg Vlgs Vl Vis Wl Wls Wy"
 ).split()
-_SUFFIX = "(?:" + "|".join(sorted({f"{n}s?" for n in _SUFFIX_NAMES} | set(_SUFFIX_ABBR), key=len, reverse=True)) + r")\.?"
+_SUFFIX = "(?:" + "|".join(sorted({f"{n}s?" for n in _SUFFIX_NAMES} | set(_SUFFIX_ABBR), key=len,
+                                  reverse=True)) + r")\.?"
 _UNIT = r"(?:Apt|Apartment|Suite|Ste|Unit|Fl|Floor|Rm|Room|Bldg|Building|Lot|Trlr|Spc|Space|Dept|Flat|#)"
 _WORD = r"(?:[[:upper:]][\w'’.-]{0,30}|\d{1,3}(?:st|nd|rd|th))"  # a street-name word: capitalised, or 42nd
 _DIR = r"(?:(?i:[NSEW]|N[EW]|S[EW]|North|South|East|West)\.?\s+)"
@@ -57,27 +59,35 @@ _DE_PARTICLE = "(?:van|von|vom|de|der|den|zu|zum|zur)"
 _ADDRESS_PATTERNS = [
     # 4890 Bowers View Apt. 883 | 1600 W 42nd St., Suite 5 | 12B Elm Street #4
     Pattern("street line", rf"(?<![\w.,-])\d{{1,6}}[[:alpha:]]?(?:[-/]\d{{1,4}})?\s+{_DIR}?(?:{_WORD}\s+){{1,4}}"
-                           rf"(?i:{_SUFFIX})(?![\w])(?:,?[ \t]+{_DIR})?(?:,?\s*(?i:{_UNIT})\.?\s*#?\s*[\w-]{{1,8}})?", 0.6),
+                           rf"(?i:{_SUFFIX})(?![\w])(?:,?[ \t]+{_DIR})?"
+                           rf"(?:,?\s*(?i:{_UNIT})\.?\s*#?\s*[\w-]{{1,8}})?", 0.6),
     # Apt. 750 / Suite 508 / Flat 3 on their own (a second address line)
     Pattern("unit", r"(?<![\w])(?i:Apt|Apartment|Suite|Ste|Flat|Studio|Unit)\.?\s*#?\s*\d[\w-]{0,7}(?![\w])", 0.5),
     Pattern("po box", r"(?<![\w])(?i:P\.?\s?O\.?\s?Box|Post\s+Office\s+Box|PO\s*Box|Box)\s*#?\s*\d{1,8}(?![\w])", 0.6),
     # military: PSC 1234, Box 5678 | Unit 1234 Box 5678 | USNS Smith | APO AE 12345
-    Pattern("military", r"(?<![\w])(?:PSC\s+\d{1,5}|USNS|USNV|USCGC|USS\s+[[:upper:]][\w'-]{1,30}|(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5})(?![\w])", 0.6),
+    Pattern("military", r"(?<![\w])(?:PSC\s+\d{1,5}|USNS|USNV|USCGC|USS\s+[[:upper:]][\w'-]{1,30}|"
+                        r"(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5})(?![\w])", 0.6),
     # Lake Joshua, VT 39100 | Springfield, IL 62704-1234
-    Pattern("city state zip", rf"(?<![\w])(?:[[:upper:]][\w'’.-]{{0,30}}\s+){{0,3}}[[:upper:]][\w'’.-]{{0,30}},\s*(?:{'|'.join(_US_STATES)})\s+(?:\d{{5}}(?:-\d{{4}})?|[A-Z]\d[A-Z]\s?\d[A-Z]\d)(?![\w])", 0.6),
+    Pattern("city state zip", rf"(?<![\w])(?:[[:upper:]][\w'’.-]{{0,30}}\s+){{0,3}}[[:upper:]][\w'’.-]{{0,30}},"
+                              rf"\s*(?:{'|'.join(_US_STATES)})\s+(?:\d{{5}}(?:-\d{{4}})?|[A-Z]\d[A-Z]\s?\d[A-Z]\d)(?![\w])",
+            0.6),
     # German-style: Judith-Kusch-Straße 658 | Spießstr. 92 | Niemeierweg 7 | Tlustekallee 3-3 | Dussen vanring 9/5
     Pattern("de street", rf"(?<![\w])(?:(?:[[:upper:]][\w'-]{{0,30}}|{_DE_PARTICLE})\s+){{0,4}}"
                          rf"(?:{_DE_PARTICLE}-?[\w'-]{{0,30}}|[[:upper:]][\w'-]{{0,30}})"
                          r"(?i:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|chaussee|"
-                         r"pfad|steig|markt|graben|hof|berg|garten|park|kamp|feld)\s+\d{1,5}[[:alpha:]]?(?:\s?[-/]\s?\d{1,5})?(?![\w])", 0.6),
+                         r"pfad|steig|markt|graben|hof|berg|garten|park|kamp|feld)\s+\d{1,5}[[:alpha:]]?"
+                         r"(?:\s?[-/]\s?\d{1,5})?(?![\w])", 0.6),
     # French-style: 468, chemin Jacqueline Didier | 19 bis rue de la Paix
-    Pattern("fr street", r"(?<![\w])\d{1,5}(?:\s?(?:bis|ter))?,?\s+(?i:rue|avenue|av\.|boulevard|bd|chemin|allée|place|impasse|"
+    Pattern("fr street", r"(?<![\w])\d{1,5}(?:\s?(?:bis|ter))?,?\s+"
+                         r"(?i:rue|avenue|av\.|boulevard|bd|chemin|allée|place|impasse|"
                          r"quai|route|cours|voie|square|passage|rond-point)\s+(?:(?:de|du|des|la|le)\s+|[ld]'\s*){0,3}"
                          r"[[:upper:]][\w'’-]{0,30}(?:[ \t]+[[:upper:]][\w'’-]{0,30}){0,2}", 0.6),
-    Pattern("fr street name", r"(?<![\w])(?i:rue|boulevard|bd|chemin|allée|impasse|quai|avenue)\s+(?:(?:de|du|des|la|le)\s+|[ld]'\s*){0,3}"
+    Pattern("fr street name", r"(?<![\w])(?i:rue|boulevard|bd|chemin|allée|impasse|quai|avenue)\s+"
+                              r"(?:(?:de|du|des|la|le)\s+|[ld]'\s*){0,3}"
                               r"[[:upper:]][\w'’-]{0,30}(?:[ \t]+[[:upper:]][\w'’-]{0,30}){0,2}", 0.5),
     # a postcode then a town on the next word: 74890 Witzenhausen (DE/FR style)
-    Pattern("postcode town", r"(?<![\w])\d{5}\s+[[:upper:]][[:lower:]][\w'’-]{0,30}(?:\s+[[:upper:]][\w'’-]{1,30})?(?![\w])", 0.4),
+    Pattern("postcode town", r"(?<![\w])\d{5}\s+[[:upper:]][[:lower:]][\w'’-]{0,30}"
+                             r"(?:\s+[[:upper:]][\w'’-]{1,30})?(?![\w])", 0.4),
     # UK postcode: W8G 7JR | SW1A 1AA
     Pattern("ca postcode", r"(?<![\w])[A-Z]\d[A-Z]\s?\d[A-Z]\d(?![\w])", 0.5),
     Pattern("uk postcode", r"(?<![\w])[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}(?![\w])", 0.5),
@@ -89,9 +99,11 @@ _EXT = r"(?:\s*(?:x|ext\.?|extension|ext)\s*\d{1,6})?"
 _PHONE_PATTERNS = [
     Pattern("grouped", r"(?<![\w.+-])(?:(?:\+|00|011)\s?\d{1,3}[\s.-]?(?:\(0\)\s?)?|1[\s.-])?"
                        r"(?:\(\d{1,5}\)[\s.-]?)?\d{1,5}(?:[\s.-]\d{1,8}){1,4}" + _EXT + r"(?![\w])", 0.5),
-    Pattern("parenthesised", r"(?<![\w.+-])(?:(?:\+|00|011)\s?\d{1,3}[\s.-]?)?\(\d{1,5}\)[\s.-]?\d{2,8}(?:[\s.-]\d{1,8}){0,3}"
+    Pattern("parenthesised", r"(?<![\w.+-])(?:(?:\+|00|011)\s?\d{1,3}[\s.-]?)?\(\d{1,5}\)[\s.-]?\d{2,8}"
+                             r"(?:[\s.-]\d{1,8}){0,3}"
                              + _EXT + r"(?![\w])", 0.5),
-    Pattern("international run", r"(?<![\w.+-])(?:\+|00|011)\s?(?:\d{1,3}[\s.-]?\(0\)\s?)?\d{6,15}" + _EXT + r"(?![\w])", 0.5),
+    Pattern("international run", r"(?<![\w.+-])(?:\+|00|011)\s?(?:\d{1,3}[\s.-]?\(0\)\s?)?\d{6,15}" + _EXT
+            + r"(?![\w])", 0.5),
     Pattern("digit run", r"(?<![\w.+-])\d{8,15}" + _EXT + r"(?![\w])", 0.3),
 ]
 _PHONE_DIGITS = re.compile(r"\d")

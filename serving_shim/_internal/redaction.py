@@ -53,7 +53,8 @@ _ORG_WORD = re.compile(r"(?i)\b(?:inc|ltd|llc|plc|gmbh|ag|sa|sas|corp|corporatio
                        r"college|school|hospital|institute|foundation|association|agency|department|ministry|"
                        r"council|club|partners|holdings|technologies|systems|services|solutions)\b\.?")
 _CAP = r"[^\W\d_a-z][^\W\d_A-Z]{1,30}(?:[-'’][^\W\d_a-z]?[^\W\d_A-Z]{1,30}){0,3}"
-_NAME_RUN = re.compile(rf"(?<![\w]){_CAP}(?:\s+(?:(?:von|van|de|der|den|da|di|du|del|la|le|zu|y|bin|al)\s+){{0,3}}{_CAP}){{1,5}}")
+_NAME_RUN = re.compile(rf"(?<![\w]){_CAP}(?:\s+(?:(?:von|van|de|der|den|da|di|du|del|la|le|zu|y|bin|al)\s+){{0,3}}"
+                       rf"{_CAP}){{1,5}}")
 
 
 def _n_digits(text: str) -> int:

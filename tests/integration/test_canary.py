@@ -122,7 +122,8 @@ def test_canary_through_the_api_and_the_cli(store, capsys) -> None:  # type: ign
     app = create_app(Settings(open_localhost=True, scheduler=False), store=store)
     period = {"start": START.isoformat(), "end": END.isoformat()}
     with running(app, log_level="warning") as url:
-        r = httpx.get(url + "/v1/canary", params={"model": "m1", "baseline": "v1", "candidate": "v2", **period}, timeout=120)
+        r = httpx.get(url + "/v1/canary", params={"model": "m1", "baseline": "v1", "candidate": "v2", **period},
+                      timeout=120)
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["verdict"] == "hold" and body["samples_needed"] > 0

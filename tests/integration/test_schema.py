@@ -61,7 +61,8 @@ def _declared(table: str) -> list[tuple[str, str, str, str, str]]:
 
 def _objects(store: ChdbStore) -> dict[str, str]:
     return {r["name"]: r["engine_full"]
-            for r in store.rows("SELECT name, engine_full FROM system.tables WHERE database = %(d)s", {"d": store.database})}
+            for r in store.rows("SELECT name, engine_full FROM system.tables WHERE database = %(d)s",
+                                {"d": store.database})}
 
 
 @pytest.mark.parametrize("table", [t.name for t in TABLES])
@@ -78,7 +79,8 @@ def test_a_new_install_is_the_declared_schema_and_equals_a_migrated_one(fresh: C
                       statements=("ALTER TABLE {db}.labels ADD COLUMN IF NOT EXISTS later UInt8 DEFAULT 0",))
     applied = migrate(fresh, [*all_migrations(), later])
     assert later in applied and set(applied) == {*all_migrations(), later}   # the rest: the declared schema
-    ledger = {(r["component"], r["number"]) for r in fresh.rows("SELECT component, number FROM {db}.schema_migrations FINAL")}
+    ledger = {(r["component"], r["number"])
+              for r in fresh.rows("SELECT component, number FROM {db}.schema_migrations FINAL")}
     assert ledger == {(m.component, m.number) for m in applied}
     assert migrate(fresh, [*all_migrations(), later]) == []
     fresh.execute("ALTER TABLE {db}.labels DROP COLUMN later")

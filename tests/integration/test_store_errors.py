@@ -61,10 +61,10 @@ class Engine:
 
 
 @pytest.fixture(params=["chdb", "clickhouse"])
-def engine(request, monkeypatch) -> Iterator[Engine]:  # noqa: ANN001
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
     db = f"t_{uuid.uuid4().hex[:12]}"
     if request.param == "chdb":
-        s = ChdbStore(_CHDB_PATH, database=db)
+        s: Store = ChdbStore(_CHDB_PATH, database=db)
         migrate(s, all_migrations())
         yield Engine("chdb", s, s.close, lambda: ChdbStore(_CHDB_PATH, database=db))
         ChdbStore(_CHDB_PATH, database=db).drop_database()
@@ -148,7 +148,7 @@ def test_an_outage_is_retried_and_nothing_is_lost_or_dead_lettered(engine: Engin
 def test_a_row_the_store_refuses_is_a_dead_letter_and_the_rows_beside_it_are_stored(
         engine: Engine, kafka_bootstrap: str, topic_prefix: str) -> None:
     good = [f.label(f"r{i}") for i in range(12)]
-    bad = f.label("r-bad") | {"ts": "2500-01-01T00:00:00+00:00"}       # the contract's window is off; DateTime64 ends 2299
+    bad = f.label("r-bad") | {"ts": "2500-01-01T00:00:00+00:00"}   # the contract's window is off; DateTime64 ends 2299
     produce_predictions(kafka_bootstrap, topic_prefix, [*good[:5], bad, *good[5:]], per_msg=6, kind="label")
     c = _collector(engine.store, kafka_bootstrap, topic_prefix)
     try:

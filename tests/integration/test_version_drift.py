@@ -105,11 +105,11 @@ def test_silenced_version_alert_holds_the_trigger(store, receiver) -> None:  # t
 
 
 def _predictions(store, version: str, env: str, start: _dt.datetime, n: int) -> None:  # type: ignore[no-untyped-def]
-    from serving_shim.contract import PredictionEvent
+    from serving_shim.contract import Prediction, PredictionEvent
 
     EventWriter(store).write("prediction", [PredictionEvent(
         schema_version=1, event_id=f"p-{version}-{env}-{i}", ts=start + i * M, model="m1", model_version=version,
-        request_id=f"r-{version}-{env}-{i}", features={"x": 1.0}, prediction={"score": 0.5},
+        request_id=f"r-{version}-{env}-{i}", features={"x": 1.0}, prediction=Prediction(score=0.5),
         slices={"environment": env}) for i in range(n)])
 
 

@@ -46,31 +46,41 @@ def load(store: ChdbStore, n: int, subjects: int, t0_ms: int) -> None:
         k = sql("modulo(number * 2654435761, %(s)s)", s=subjects)       # subjects spread over every part
         store.execute(sql(
             """INSERT INTO {db}.predictions (event_id, ts, model, model_version, request_id, features_num, features_cat,
-                   features_null, pred_value, pred_label, pred_score, pred_probs, slices, latency_ms, status, error_type,
+                   features_null, pred_value, pred_label, pred_score, pred_probs, slices, latency_ms, status,
+                   error_type,
                    schema_version, subject_hash)
-               SELECT concat('p-', toString(number)), fromUnixTimestamp64Milli(toInt64(%(t0)s + modulo(number * 7919, %(span)s))),
+               SELECT concat('p-', toString(number)),
+                   fromUnixTimestamp64Milli(toInt64(%(t0)s + modulo(number * 7919, %(span)s))),
                    concat('model-', toString(modulo(number, 10))), 'v1', concat('r-', toString(number)),
-                   map('f1', rand() / 4e9, 'f2', rand(1) / 4e9, 'f3', rand(2) / 4e9, 'f4', rand(3) / 4e9, 'f5', rand(4) / 4e9),
-                   map(), [], NULL, NULL, rand(5) / 4.3e9, map(), map('region', ['eu', 'us', 'apac'][modulo(number, 3) + 1]),
+                   map('f1', rand() / 4e9, 'f2', rand(1) / 4e9, 'f3', rand(2) / 4e9, 'f4', rand(3) / 4e9,
+                       'f5', rand(4) / 4e9),
+                   map(), [], NULL, NULL, rand(5) / 4.3e9, map(),
+                   map('region', ['eu', 'us', 'apac'][modulo(number, 3) + 1]),
                    modulo(rand(6), 200), 'ok', '', 1, %(h)s
                FROM numbers(%(start)s, %(rows)s) SETTINGS optimize_on_insert = 0""",
             t0=t0_ms, span=span, start=start, rows=rows, h=sql(_HASH_SQL, k=k)))
     store.execute(sql(
-        """INSERT INTO {db}.labels (event_id, ts, model, request_id, label_value, label_class, schema_version, subject_hash)
-           SELECT concat('l-', toString(number)), fromUnixTimestamp64Milli(toInt64(%(t0)s + modulo(number * 7919, %(span)s))),
-               concat('model-', toString(modulo(number, 10))), concat('r-', toString(number)), modulo(rand(), 2), NULL, 1, %(h)s
+        """INSERT INTO {db}.labels (event_id, ts, model, request_id, label_value, label_class, schema_version,
+                                   subject_hash)
+           SELECT concat('l-', toString(number)),
+               fromUnixTimestamp64Milli(toInt64(%(t0)s + modulo(number * 7919, %(span)s))),
+               concat('model-', toString(modulo(number, 10))), concat('r-', toString(number)), modulo(rand(), 2),
+               NULL, 1, %(h)s
            FROM numbers(0, %(rows)s) WHERE modulo(number, 10) = 0""",
         t0=t0_ms, span=span, rows=n, h=sql(_HASH_SQL, k=sql("modulo(number * 2654435761, %(s)s)", s=subjects))))
     store.execute(sql(
-        """INSERT INTO {db}.dead_letters_v2 (source, kind, event_index, event_id, field, reason, payload, subject_hashes)
-           SELECT 'http', 'prediction', number, concat('d-', toString(number)), 'latency_ms', 'must be >= 0', '{}', [%(h)s]
+        """INSERT INTO {db}.dead_letters_v2 (source, kind, event_index, event_id, field, reason, payload,
+                                            subject_hashes)
+           SELECT 'http', 'prediction', number, concat('d-', toString(number)), 'latency_ms', 'must be >= 0', '{}',
+                  [%(h)s]
            FROM numbers(10000)""", h=sql(_HASH_SQL, k=sql("modulo(number * 2654435761, %(s)s)", s=subjects))))
 
 
 def parts(store: ChdbStore) -> dict[str, int]:
     """Active parts by the digest of their files (a part a mutation left alone is hard-linked under a new name
     with the same files; one it rewrote has new files) and their rows."""
-    rows = store.rows(sql("SELECT table, hash_of_all_files AS h, rows FROM system.parts WHERE database = %(d)s AND active "
+    rows = store.rows(sql("SELECT table, hash_of_all_files AS h, rows FROM system.parts "
+                          "WHERE database = %(d)s AND active "
                           "AND has(%(t)s, table)", d=store.database, t=list(SUBJECT_COLUMNS)))
     return {f"{r['table']}/{r['h']}": int(r["rows"]) for r in rows}
 
@@ -80,7 +90,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000_000, help="stored predictions")
     ap.add_argument("--subjects", type=int, default=100_000, help="distinct subjects among them")
     ap.add_argument("--subject", type=int, default=None,
-                    help="which subject to delete (default: the one of prediction 10, which has labels and dead letters)")
+                    help="which subject to delete "
+                         "(default: the one of prediction 10, which has labels and dead letters)")
     ap.add_argument("--path", default=None, help="chDB path (default: a temporary one, removed after)")
     a = ap.parse_args()
     path = a.path or tempfile.mkdtemp(prefix="driftline-bench-subjects-")
@@ -93,7 +104,7 @@ def main() -> None:
         load(store, a.rows, a.subjects, int(time.time() * 1000) - 30 * DAY_MS)
         stored = {tb: int(store.scalar(sql("SELECT count() FROM {db}.%(t)s", t=ident(tb)))) for tb in SUBJECT_COLUMNS}
         print(f"loaded {stored} in {time.perf_counter() - t:.1f} s (not timed below)", flush=True)
-        store.execute("OPTIMIZE TABLE {db}.predictions")  # settle the parts of the last inserts as a live store would be
+        store.execute("OPTIMIZE TABLE {db}.predictions")  # settle the last inserts' parts as a live store would
         h = subject_hash(a.subject if a.subject is not None else 10 * 2654435761 % a.subjects)
         before = parts(store)
         subjects = Subjects(store, SubjectHasher(None))
@@ -104,7 +115,8 @@ def main() -> None:
         rewritten = sum(r for p, r in after.items() if p not in before)
         print(f"deleted in {seconds:.2f} s; removed per table: {report['removed']} (remaining {report['remaining']})",
               flush=True)
-        print(f"parts rewritten: {sum(1 for p in after if p not in before)} of {len(after)}, holding {rewritten:,} rows "
+        print(f"parts rewritten: {sum(1 for p in after if p not in before)} of {len(after)}, "
+              f"holding {rewritten:,} rows "
               f"(of {sum(after.values()):,})", flush=True)
         for tb in SUBJECT_COLUMNS:
             store.execute(sql("OPTIMIZE TABLE {db}.%(t)s FINAL", t=ident(tb)))

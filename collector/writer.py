@@ -110,7 +110,8 @@ def to_columns(kind: str, events: Sequence[Any], into: dict[str, Any] | None = N
         _prediction_columns(events, cols)
     elif kind == "label":  # contract models or the contract's fast-path objects: the same attributes
         c_id, c_ts, c_model, c_req = cols["event_id"], cols["ts"], cols["model"], cols["request_id"]
-        c_val, c_cls, c_sv, c_subj = cols["label_value"], cols["label_class"], cols["schema_version"], cols["subject_hash"]
+        c_val, c_cls, c_sv = cols["label_value"], cols["label_class"], cols["schema_version"]
+        c_subj = cols["subject_hash"]
         for e in events:
             c_id.append(e.event_id)
             c_ts.append(_utc(e.ts))

@@ -86,7 +86,8 @@ def _api(a: argparse.Namespace, method: str, path: str, params: dict[str, Any] |
     import httpx
 
     headers = {"X-API-Key": os.environ["DRIFTLINE_API_KEY"]} if os.environ.get("DRIFTLINE_API_KEY") else {}
-    r = httpx.request(method, a.api.rstrip("/") + path, params={k: v for k, v in (params or {}).items() if v is not None},
+    r = httpx.request(method, a.api.rstrip("/") + path,
+                      params={k: v for k, v in (params or {}).items() if v is not None},
                       json=body, headers=headers, timeout=600)
     if r.status_code >= 400:
         raise ValueError(f"{method} {path}: HTTP {r.status_code}: {r.text[:500]}")

@@ -43,7 +43,8 @@ def test_every_listed_change_is_recorded_with_actor_time_before_and_after(app, s
     insert_predictions(store, start=T0, seconds=3000, features=[{"x": float(v)} for v in rng.normal(0, 1, 300)])
     t_start = _dt.datetime.now(_dt.UTC) - _dt.timedelta(seconds=1)
     with TestClient(app) as c:
-        new_key = c.post("/v1/keys", json={"scope": "read", "models": ["m1"], "name": "reader"}, headers=h).json()["key"]
+        new_key = c.post("/v1/keys", json={"scope": "read", "models": ["m1"], "name": "reader"},
+                         headers=h).json()["key"]
         new_id = new_key.split("_")[1]
         assert c.delete(f"/v1/keys/{new_id}", headers=h).status_code == 200
         sil = c.post("/v1/slo/silences", json={"matchers": {"model": "m1"}, "duration": "2h", "comment": "retrain"},

@@ -1,8 +1,8 @@
 """``driftline audit``, ``driftline retention`` and ``driftline subjects``: registered by ``driftline.cli``.
 
 Each opens the store (``--store``; no server may hold a chDB path at the same time) or calls a running
-server (``--api URL``, with ``$DRIFTLINE_API_KEY``, an admin key). Changes made on the store directly are
-audited with the actor ``cli:<user>``; through the API, with the key's id.
+server (``--api URL``, with ``--api-key`` or ``$DRIFTLINE_API_KEY``, an admin key). Changes made on the store
+directly are audited with the actor ``cli:<user>``; through the API, with the key's id.
 """
 
 from __future__ import annotations
@@ -11,14 +11,15 @@ import argparse
 import datetime as _dt
 import functools
 import json
-import os
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from collector.cli_support import api_call, safe, where_options
 
 __all__ = ["register"]
 
 OpenStore = Callable[[str | None], Any]
+_TIMEOUT_S = 600.0   # a subject delete or a retention change rewrites whole tables
 
 
 def register(sub: Any, *, open_store: OpenStore) -> None:
@@ -30,16 +31,16 @@ def register(sub: Any, *, open_store: OpenStore) -> None:
     p.add_argument("--model", default=None)
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    _where(p)
-    p.set_defaults(fn=_safe(lambda a: _audit(a, open_store)))
+    where_options(p)
+    p.set_defaults(fn=safe(lambda a: _audit(a, open_store)))
 
     p = sub.add_parser("retention", help="how long each table keeps its rows; set one (applied as its TTL)")
     p.add_argument("action", choices=["show", "set"], nargs="?", default="show")
     p.add_argument("table", nargs="?")
     p.add_argument("days", nargs="?", type=int, help="days to keep (0: forever)")
     p.add_argument("--json", action="store_true")
-    _where(p)
-    p.set_defaults(fn=_safe(lambda a: _retention(a, open_store)))
+    where_options(p)
+    p.set_defaults(fn=safe(lambda a: _retention(a, open_store)))
 
     subj = sub.add_parser("subjects", help="data-protection requests about one subject (a user or customer id)")
     ss = subj.add_subparsers(dest="subjects_command", required=True)
@@ -49,24 +50,8 @@ def register(sub: Any, *, open_store: OpenStore) -> None:
         p.add_argument("subject", help="the raw identifier (hashed with $DRIFTLINE_REDACTION_SALT) or, with --hash, "
                                        "its stored hash (h:...)")
         p.add_argument("--hash", action="store_true", help="SUBJECT is the stored hash")
-        _where(p)
-        p.set_defaults(fn=_safe(functools.partial(_subjects, action=name, open_store=open_store)))
-
-
-def _where(p: argparse.ArgumentParser) -> None:
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--store", default=None, help="open the store directly (no server running on it)")
-    g.add_argument("--api", default=None, help="a running server, like http://127.0.0.1:8000 ($DRIFTLINE_API_KEY)")
-
-
-def _safe(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def run(a: argparse.Namespace) -> int:
-        try:
-            return fn(a)
-        except ValueError as exc:
-            print(f"driftline: {exc}", file=sys.stderr)
-            return 1
-    return run
+        where_options(p)
+        p.set_defaults(fn=safe(functools.partial(_subjects, action=name, open_store=open_store)))
 
 
 def _time(s: str) -> _dt.datetime:
@@ -79,19 +64,6 @@ def _time(s: str) -> _dt.datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a time: {s!r} (ISO 8601, or like 24h, 7d)") from None
     return t if t.tzinfo else t.replace(tzinfo=_dt.UTC)
-
-
-def _api(a: argparse.Namespace, method: str, path: str, params: dict[str, Any] | None = None,
-         body: Any = None) -> Any:
-    import httpx
-
-    headers = {"X-API-Key": os.environ["DRIFTLINE_API_KEY"]} if os.environ.get("DRIFTLINE_API_KEY") else {}
-    r = httpx.request(method, a.api.rstrip("/") + path,
-                      params={k: v for k, v in (params or {}).items() if v is not None},
-                      json=body, headers=headers, timeout=600)
-    if r.status_code >= 400:
-        raise ValueError(f"{method} {path}: HTTP {r.status_code}: {r.text[:500]}")
-    return r.json()
 
 
 def _table(rows: Sequence[dict[str, Any]], cols: Sequence[str], width: int = 60) -> str:
@@ -108,8 +80,9 @@ def _table(rows: Sequence[dict[str, Any]], cols: Sequence[str], width: int = 60)
 
 def _audit(a: argparse.Namespace, open_store: OpenStore) -> int:
     if a.api:
-        rows = _api(a, "GET", "/v1/audit", {"since": a.since.isoformat() if a.since else None, "actor": a.actor,
-                                           "action": a.action, "target": a.target, "model": a.model, "limit": a.limit})
+        rows = api_call(a, "GET", "/v1/audit", params={
+            "since": a.since.isoformat() if a.since else None, "actor": a.actor, "action": a.action,
+            "target": a.target, "model": a.model, "limit": a.limit}, timeout=_TIMEOUT_S)
     else:
         from collector.audit import query
 
@@ -133,12 +106,12 @@ def _retention(a: argparse.Namespace, open_store: OpenStore) -> int:
         if a.table is None or a.days is None:
             raise ValueError("retention set: give TABLE DAYS (0 days: keep forever)")
         if a.api:
-            out = _api(a, "PUT", "/v1/retention", body={"table": a.table, "days": a.days})
+            out = api_call(a, "PUT", "/v1/retention", body={"table": a.table, "days": a.days}, timeout=_TIMEOUT_S)
         else:
             out = set_retention(open_store(a.store), a.table, a.days, actor=cli_actor())
         rows = [out]
     else:
-        rows = _api(a, "GET", "/v1/retention") if a.api else retention(open_store(a.store))
+        rows = api_call(a, "GET", "/v1/retention", timeout=_TIMEOUT_S) if a.api else retention(open_store(a.store))
     if a.json:
         for r in rows:
             print(json.dumps(r))
@@ -152,8 +125,8 @@ def _subjects(a: argparse.Namespace, action: str, open_store: OpenStore) -> int:
     from urllib.parse import quote
 
     if a.api:
-        out = _api(a, "DELETE" if action == "delete" else "GET", "/v1/subjects/" + quote(a.subject, safe=""),
-                   {"hashed": "true" if a.hash else None})
+        out = api_call(a, "DELETE" if action == "delete" else "GET", "/v1/subjects/" + quote(a.subject, safe=""),
+                       params={"hashed": "true" if a.hash else None}, timeout=_TIMEOUT_S)
     else:
         from collector.audit import cli_actor
         from collector.subjects import SubjectHasher, Subjects

@@ -10,33 +10,15 @@ import argparse
 import datetime as _dt
 import json
 import os
-import sys
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+from collector.cli_support import api_call, safe, where_options
+
 __all__ = ["register"]
 
 OpenStore = Callable[[str | None], Any]
-
-
-def _where(p: argparse.ArgumentParser) -> None:
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--store", default=None, help="open the store directly (no server running on it)")
-    g.add_argument("--api", default=None, help="a running server, like http://127.0.0.1:8000")
-    p.add_argument("--api-key", default=None, help="sent as X-API-Key (default $DRIFTLINE_API_KEY)")
-
-
-def _api(a: argparse.Namespace, method: str, path: str, *, params: dict[str, Any] | None = None,
-         body: Any = None) -> Any:
-    import httpx
-
-    key = a.api_key or os.environ.get("DRIFTLINE_API_KEY", "")
-    r = httpx.request(method, a.api.rstrip("/") + path, params=params, json=body, timeout=60,
-                      headers={"X-API-Key": key} if key else {})
-    if r.status_code >= 400:
-        raise ValueError(f"{method} {path}: HTTP {r.status_code}: {r.text[:500]}")
-    return r.json()
 
 
 def _time(v: str) -> _dt.datetime:
@@ -64,8 +46,8 @@ def register(sub: Any, *, open_store: OpenStore) -> None:
                    help="a canary or shadow beside the expected version (does not replace it)")
     p.add_argument("--annotation", "-a", action="append", type=_annotation, default=[], metavar="KEY=VALUE")
     p.add_argument("--at", type=_time, default=None, help="deploy time (ISO 8601; default now)")
-    _where(p)
-    p.set_defaults(fn=_safe(lambda a: _deploy(a, open_store)))
+    where_options(p)
+    p.set_defaults(fn=safe(lambda a: _deploy(a, open_store)))
 
     p = sub.add_parser("canary", help="compare a candidate version with a baseline: promote, hold or rollback")
     p.add_argument("model")
@@ -77,25 +59,15 @@ def register(sub: Any, *, open_store: OpenStore) -> None:
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--power", type=float, default=0.8)
     p.add_argument("--json", action="store_true", help="print the whole verdict as JSON")
-    _where(p)
-    p.set_defaults(fn=_safe(lambda a: _canary(a, open_store)))
+    where_options(p)
+    p.set_defaults(fn=safe(lambda a: _canary(a, open_store)))
 
     p = sub.add_parser("cost", help="cost per 1,000 inferences over time, per version (cost models from settings)")
     p.add_argument("model")
     p.add_argument("--minutes", type=int, default=1440)
     p.add_argument("--step", type=int, default=3600, help="seconds per point")
-    _where(p)
-    p.set_defaults(fn=_safe(lambda a: _cost(a, open_store)))
-
-
-def _safe(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def run(a: argparse.Namespace) -> int:
-        try:
-            return fn(a)
-        except ValueError as exc:
-            print(f"driftline {a.command}: {exc}", file=sys.stderr)
-            return 1
-    return run
+    where_options(p)
+    p.set_defaults(fn=safe(lambda a: _cost(a, open_store)))
 
 
 def _deploy(a: argparse.Namespace, open_store: OpenStore) -> int:
@@ -109,7 +81,7 @@ def _deploy(a: argparse.Namespace, open_store: OpenStore) -> int:
     event = {"schema_version": 1, "event_id": f"deploy-{uuid.uuid4().hex}", "model": a.model,
              "model_version": a.version, "ts": at.isoformat(), "annotations": annotations}
     if a.api:
-        out = _api(a, "POST", "/v1/deploys", body=[event])
+        out = api_call(a, "POST", "/v1/deploys", body=[event])
         if out.get("rejected"):
             raise ValueError(json.dumps(out["rejected"]))
     else:
@@ -129,7 +101,7 @@ def _canary(a: argparse.Namespace, open_store: OpenStore) -> int:
     params = {"model": a.model, "baseline": a.baseline, "candidate": a.candidate, "mode": a.mode,
               "minutes": a.minutes, "alpha": a.alpha, "power": a.power}
     if a.api:
-        out = _api(a, "GET", "/v1/canary", params=params)
+        out = api_call(a, "GET", "/v1/canary", params=params)
     else:
         from detectors.canary import compare
 
@@ -151,7 +123,7 @@ def _canary(a: argparse.Namespace, open_store: OpenStore) -> int:
 def _cost(a: argparse.Namespace, open_store: OpenStore) -> int:
     params = {"model": a.model, "minutes": a.minutes, "step_s": a.step}
     if a.api:
-        rows = _api(a, "GET", "/v1/cost", params=params)
+        rows = api_call(a, "GET", "/v1/cost", params=params)
     else:
         from collector.cost import cost_series, load_cost_models
         from driftline.config import Settings

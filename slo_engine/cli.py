@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from collector.audit import cli_actor
+from collector.cli_support import api_call, safe, where_options
 from collector.store import Store
 from slo_engine.exceptions import SloEngineError, SpecError
 from slo_engine.rules import alert_rules, rules_document
@@ -32,11 +33,11 @@ def register(sub: Any, *, open_store: OpenStore) -> None:
     p = slo.add_parser("validate", help="validate SLO spec files; problems are listed with their lines")
     p.add_argument("files", nargs="+")
     p.add_argument("--rules", action="store_true", help="print the normalised specs and generated rules (YAML)")
-    p.set_defaults(fn=_safe(_validate))
+    p.set_defaults(fn=safe(_validate, SloEngineError))
     p = slo.add_parser("status", help="evaluate spec files against the store now")
     p.add_argument("files", nargs="+")
     p.add_argument("--store", default=None)
-    p.set_defaults(fn=_safe(lambda a: _status(a, open_store)))
+    p.set_defaults(fn=safe(lambda a: _status(a, open_store), SloEngineError))
 
     sil = sub.add_parser("silence", help="silence SLO alerts (maintenance, retraining)").add_subparsers(
         dest="silence_command", required=True)
@@ -46,32 +47,16 @@ def register(sub: Any, *, open_store: OpenStore) -> None:
     p.add_argument("--duration", required=True, help="like 2h or 30m")
     p.add_argument("--by", default="", help="who")
     p.add_argument("--comment", default="")
-    _where(p)
-    p.set_defaults(fn=_safe(lambda a: _silence_add(a, open_store)))
+    where_options(p)
+    p.set_defaults(fn=safe(lambda a: _silence_add(a, open_store), SloEngineError))
     p = sil.add_parser("list", help="list active silences")
     p.add_argument("--all", action="store_true", help="include expired ones")
-    _where(p)
-    p.set_defaults(fn=_safe(lambda a: _silence_list(a, open_store)))
+    where_options(p)
+    p.set_defaults(fn=safe(lambda a: _silence_list(a, open_store), SloEngineError))
     p = sil.add_parser("expire", help="expire a silence now")
     p.add_argument("id")
-    _where(p)
-    p.set_defaults(fn=_safe(lambda a: _silence_expire(a, open_store)))
-
-
-def _safe(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def run(a: argparse.Namespace) -> int:
-        try:
-            return fn(a)
-        except (SloEngineError, ValueError) as exc:
-            print(f"driftline: {exc}", file=sys.stderr)
-            return 1
-    return run
-
-
-def _where(p: argparse.ArgumentParser) -> None:
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--store", default=None, help="open the store directly (no server running on it)")
-    g.add_argument("--api", default=None, help="a running server, like http://127.0.0.1:8000")
+    where_options(p)
+    p.set_defaults(fn=safe(lambda a: _silence_expire(a, open_store), SloEngineError))
 
 
 def _validate(a: argparse.Namespace) -> int:
@@ -105,15 +90,6 @@ def _status(a: argparse.Namespace, open_store: OpenStore) -> int:
     return 0
 
 
-def _api(a: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
-    import httpx
-
-    r = httpx.request(method, a.api.rstrip("/") + path, json=body, timeout=10)
-    if r.status_code >= 400:
-        raise SloEngineError(f"{method} {path}: HTTP {r.status_code}: {r.text[:500]}")
-    return r.json()
-
-
 def _emit(out: dict[str, Any] | list[dict[str, Any]]) -> int:
     """Print an answer as JSON lines (one per silence), the same whether it came from the API or the store."""
     for row in out if isinstance(out, list) else [out]:
@@ -127,8 +103,8 @@ def _silence_add(a: argparse.Namespace, open_store: OpenStore) -> int:
     matchers = {k: v for k, v in (("slo", a.slo), ("model", a.model), ("model_version", a.model_version),
                                   ("severity", a.severity)) if v is not None}
     if a.api:
-        return _emit(_api(a, "POST", "/v1/slo/silences", {"matchers": matchers, "duration": a.duration,
-                                                          "created_by": a.by, "comment": a.comment}))
+        return _emit(api_call(a, "POST", "/v1/slo/silences", body={"matchers": matchers, "duration": a.duration,
+                                                                   "created_by": a.by, "comment": a.comment}))
     return _emit(create_silence(open_store(a.store), matchers, now=_dt.datetime.now(_dt.UTC),
                                 duration_s=parse_duration(a.duration), created_by=a.by, comment=a.comment,
                                 actor=cli_actor()).as_dict())
@@ -138,14 +114,16 @@ def _silence_list(a: argparse.Namespace, open_store: OpenStore) -> int:
     from slo_engine.silences import list_silences
 
     if a.api:
-        return _emit(_api(a, "GET", f"/v1/slo/silences?include_expired={str(a.all).lower()}"))
+        return _emit(api_call(a, "GET", "/v1/slo/silences", params={"include_expired": str(a.all).lower()}))
     return _emit([s.as_dict() for s in list_silences(open_store(a.store), now=_dt.datetime.now(_dt.UTC),
                                                      include_expired=a.all)])
 
 
 def _silence_expire(a: argparse.Namespace, open_store: OpenStore) -> int:
+    from urllib.parse import quote
+
     from slo_engine.silences import expire_silence
 
     if a.api:
-        return _emit(_api(a, "DELETE", f"/v1/slo/silences/{a.id}"))
+        return _emit(api_call(a, "DELETE", "/v1/slo/silences/" + quote(a.id, safe="")))
     return _emit(expire_silence(open_store(a.store), a.id, now=_dt.datetime.now(_dt.UTC), actor=cli_actor()).as_dict())

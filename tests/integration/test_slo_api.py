@@ -110,3 +110,28 @@ def test_cli_status(store: ChdbStore, tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["slo", "status", str(spec), "--store", store.path]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["slo"], r["sli"], r["total"]) for r in rows] == [("avail", None, 0.0), ("acc", None, 0.0)]
+
+
+def test_cli_silences_through_the_api_of_a_server_with_keys(store: ChdbStore, capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.servers import running
+
+    monkeypatch.delenv("DRIFTLINE_API_KEY", raising=False)
+    app = create_app(Settings(scheduler=False), store=store)
+    key = app.state.keys.create(scope="write", name="cli")
+    with running(app, log_level="warning") as url:
+        add = ["silence", "add", "--model", "m1", "--duration", "30m", "--by", "ana", "--api", url]
+        assert main(add) == 1                                       # no key: refused, and said so
+        err = capsys.readouterr().err
+        assert err.startswith("driftline silence: POST /v1/slo/silences: HTTP 401"), err
+        assert main([*add, "--api-key", key]) == 0
+        sid = json.loads(capsys.readouterr().out)["id"]
+        monkeypatch.setenv("DRIFTLINE_API_KEY", key)                # the default of --api-key
+        assert main(["silence", "list", "--api", url]) == 0
+        assert [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()] == [sid]
+        assert main(["silence", "expire", sid, "--api", url]) == 0
+        assert main(["silence", "list", "--all", "--api", url]) == 0
+        (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()[1:]]
+        assert row["id"] == sid and row["created_by"] == "ana"
+    (entry,) = [e for e in store.rows("SELECT actor, action FROM {db}.audit_log") if e["action"] == "silence.create"]
+    assert entry["actor"] == "key:" + key.split("_")[1]

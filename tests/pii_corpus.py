@@ -100,7 +100,12 @@ def _variants(entity: str, value: str) -> tuple[list[str], str | None]:
     return [value], _digits(value)  # card, ssn
 
 
-def _found_at(entity: str, value: str, text: str, runs: list[re.Match[str]]) -> int:
+def _digit_runs(text: str) -> list[tuple[int, str]]:
+    """Every run of digits and separators in ``text`` (a phone or card written any way): where, and its digits."""
+    return [(m.start(), _digits(m.group())) for m in _RUN.finditer(text)]
+
+
+def _found_at(entity: str, value: str, text: str, runs: list[tuple[int, str]]) -> int:
     """Where ``value`` shows in ``text``: as written, or as a digit run that ends with its digit core (the same
     digits with other separators, or behind a prefix); -1 if nowhere. A run must *end* with the core and be
     no longer than the value's digits and a short prefix: a core inside a longer run (a timestamp's seconds and
@@ -111,16 +116,15 @@ def _found_at(entity: str, value: str, text: str, runs: list[re.Match[str]]) -> 
             return at
     if core:
         limit = len(_digits(value)) + 4
-        for m in runs:
-            digits = _digits(m.group())
-            if digits.endswith(core) and len(digits) <= limit:
-                return m.start()
+        for at, digits in runs:
+            if len(digits) <= limit and digits.endswith(core):
+                return at
     return -1
 
 
 def count_leaks(text: str, records: list[Record]) -> dict[str, list[str]]:
     """For each pattern entity, the values of ``records`` found in ``text`` (as written, or as digits)."""
-    runs = list(_RUN.finditer(text))
+    runs = _digit_runs(text)
     leaks: dict[str, list[str]] = {e: [] for e in PATTERN_ENTITIES}
     for rec in records:
         for entity, values in rec.pii.items():
@@ -132,7 +136,7 @@ def count_leaks(text: str, records: list[Record]) -> dict[str, list[str]]:
 
 def leak_context(text: str, leaks: dict[str, list[str]], width: int = 80) -> list[str]:
     """Where each leaked value shows in ``text``: for the failure message."""
-    runs = list(_RUN.finditer(text))
+    runs = _digit_runs(text)
     out = []
     for entity, values in leaks.items():
         for value in values:

@@ -42,9 +42,11 @@ from tests.conftest import _CHDB_PATH
 _OLD_SERVER_TABLES = (
     """CREATE TABLE {db}.labels (event_id String, ts DateTime, model String, request_id String,
        label_value Nullable(Float64), label_class Nullable(String), schema_version UInt16,
-       ingested_at DateTime DEFAULT now()) ENGINE = ReplacingMergeTree() ORDER BY (model, request_id, event_id)""",
+       ingested_at DateTime DEFAULT now(), subject_hash String DEFAULT '')
+       ENGINE = ReplacingMergeTree() ORDER BY (model, request_id, event_id)""",
     """CREATE TABLE {db}.dead_letters_v2 (received_at DateTime DEFAULT now(), source String, kind String,
-       event_index Int32, event_id String, field String, reason String, payload String)
+       event_index Int32, event_id String, field String, reason String, payload String,
+       subject_hashes Array(String) DEFAULT [])
        ENGINE = ReplacingMergeTree() ORDER BY (source, event_index, field, cityHash64(payload))""",
     "CREATE VIEW {db}.dead_letters AS SELECT * FROM {db}.dead_letters_v2 FINAL",
 )

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from collector import audit
+from collector.sql import ident, sql
 from collector.subjects import SUBJECT_COLUMNS, SubjectHasher, Subjects
 from driftline.config import Settings
 from driftline.governance import _subjects
@@ -32,13 +33,13 @@ def _everything(store: Any) -> str:
     """Every stored value of the three tables, as text (to look for a raw id anywhere)."""
     out = []
     for t in SUBJECT_COLUMNS:
-        out.append(json.dumps(store.rows(f"SELECT * FROM {{db}}.{t}"), default=str))
+        out.append(json.dumps(store.rows(sql("SELECT * FROM {db}.%(t)s", t=ident(t))), default=str))
     return "\n".join(out)
 
 
 def _rows_of(store: Any, h: str) -> dict[str, int]:
-    return {t: int(store.scalar(f"SELECT count() FROM {{db}}.{t} WHERE "
-                                + ("has(subject_hashes, %(h)s)" if arr else "subject_hash = %(h)s"), {"h": h}))
+    return {t: int(store.scalar(sql("SELECT count() FROM {db}.%(t)s WHERE %(cond)s", t=ident(t),
+                                    cond=sql("has(subject_hashes, %(h)s)" if arr else "subject_hash = %(h)s", h=h))))
             for t, (_, arr) in SUBJECT_COLUMNS.items()}
 
 
@@ -88,7 +89,7 @@ def test_deleting_a_subject_removes_every_row_of_it_and_reports_them(app, store)
         assert report["remaining"] == {t: 0 for t in SUBJECT_COLUMNS}
         # a second query, after forcing every merge, finds none of its rows in any table
         for t in SUBJECT_COLUMNS:
-            store.execute(f"OPTIMIZE TABLE {{db}}.{t} FINAL")
+            store.execute(sql("OPTIMIZE TABLE {db}.%(t)s FINAL", t=ident(t)))
         assert _rows_of(store, H(ALICE)) == {t: 0 for t in SUBJECT_COLUMNS}
         again = c.get(f"/v1/subjects/{H(ALICE)}", params={"hashed": "true"}, headers=h).json()
         assert again["rows"] == {t: 0 for t in SUBJECT_COLUMNS}

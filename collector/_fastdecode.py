@@ -136,11 +136,6 @@ _FAST: dict[str, tuple[Any, Any]] = {
 }
 
 
-class _Envelope(_ms.Struct):
-    events: list[_ms.Raw]
-    kind: Any = None
-
-
 #: for each fast kind, decoders of a whole envelope / array of its events in one pass
 #: (``GenericAlias(list, ...)`` is ``list[...]`` of a type known only at run time, which mypy cannot read)
 _WHOLE: dict[str, tuple[Any, Any]] = {

@@ -42,7 +42,7 @@ from detectors.reference import (
 )
 from detectors.results import query_results
 from detectors.runner import PREVIOUS, run_detectors
-from detectors.stattests import DEFAULT_REGISTRY, OTHER, Registry
+from detectors.stattests import DEFAULT_REGISTRY, Registry, shown_categories
 from serving_shim.contract import as_utc
 
 __all__ = ["drift_router"]
@@ -193,7 +193,7 @@ def drift_router(store: Store, registry: Registry = DEFAULT_REGISTRY, *,
         if fp.kind == "categorical":
             n, _, top = cur.categorical.get(feature, (0, 0, {}))
             b = binned_categorical(fp, n, top)
-            out["categories"] = ["(other)" if c == OTHER else c for c in b.labels]
+            out["categories"] = shown_categories(b.labels)
         else:  # a feature absent from the window counts zero in every bin of the reference
             edges = cur.edges.get(feature, fp.edges)
             counts = cur.fine.get(feature, np.zeros(edges.size + 1, dtype=np.int64))

@@ -29,7 +29,16 @@ from detectors.drift_sql import (
 )
 from detectors.reference import FeatureProfile, Profile, coarse_bins, regroup
 from detectors.results import ALERT, ERROR, OK, Result
-from detectors.stattests import DEFAULT_REGISTRY, OTHER, Binned, NotApplicable, Registry, StatTest, ks_pvalue
+from detectors.stattests import (
+    DEFAULT_REGISTRY,
+    OTHER,
+    Binned,
+    NotApplicable,
+    Registry,
+    StatTest,
+    ks_pvalue,
+    shown_categories,
+)
 
 __all__ = ["FINE_TESTS", "TestConfig", "DriftConfig", "WindowSummary", "summarize_window", "drift_results",
            "binned_numeric", "binned_categorical"]
@@ -153,7 +162,7 @@ def _run(test: StatTest, cfg: TestConfig, b: Binned, subject: str) -> Result:
     if b.kind == "numeric" and test.name not in FINE_TESTS:
         detail["edges"] = b.edges
     if b.kind == "categorical":
-        detail["categories"] = [("(other)" if c == OTHER else c) for c in b.labels][:50]
+        detail["categories"] = shown_categories(b.labels)[:50]
         if test.name == "new_categories":
             detail["new"] = dict(sorted(b.new.items(), key=lambda kv: -kv[1])[:20])
     if test.name in ("psi", "js", "kl", "chisquare"):

@@ -20,19 +20,24 @@ Approximations (numbers come back from SQL as counts on reference-quantile bins)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["OTHER", "Binned", "StatTest", "Registry", "DEFAULT_REGISTRY", "NotApplicable",
+__all__ = ["OTHER", "shown_categories", "Binned", "StatTest", "Registry", "DEFAULT_REGISTRY", "NotApplicable",
            "psi", "kl_div", "js", "ks", "wasserstein", "chisquare", "new_categories", "vanished_categories"]
 
 Kind = Literal["numeric", "categorical"]
 
 #: Label of the bucket that gathers categories outside the reference's stored set.
 OTHER = "\x00other"
+
+
+def shown_categories(labels: Sequence[str]) -> list[str]:
+    """Category labels as users read them (results, API, dashboard): the :data:`OTHER` bucket as ``(other)``."""
+    return ["(other)" if c == OTHER else c for c in labels]
 
 
 class NotApplicable(ValueError):

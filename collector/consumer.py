@@ -8,8 +8,10 @@
   the store unavailable it retries with exponential backoff and jitter, commits nothing and keeps the
   batch in hand; it resumes without loss when the store returns. Rows the store rejects become dead
   letters with its reason, the events beside them are stored (:func:`collector.ingest.store_isolating`).
-  A bug (:class:`~collector.exceptions.QueryError`, or any other exception) is logged and raised: nothing
-  is committed, so the batch is redelivered once it is fixed.
+  The same holds for an event the store's statement fails on (:class:`~collector.exceptions.QueryError`)
+  while the events beside it are stored: a poison event must not stop its partition. A bug (the
+  statement fails with nothing of the batch storable, or any other exception) is logged and raised:
+  nothing is committed, so the batch is redelivered once it is fixed.
 - A commit that fails (broker away, a rebalance under way) is retried with backoff and jitter until it
   succeeds or the partition is revoked (its next owner re-reads from the committed offset); consumption
   goes on meanwhile, and the lag gauge (committed offsets against the log end) shows it.
@@ -33,13 +35,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.backoff import Backoff
-from collector.exceptions import StoreRejected, StoreUnavailable
+from collector.exceptions import QueryError, StoreRejected, StoreUnavailable
 from collector.group import GroupMembership, await_topic_metadata, ensure_topics, group_lag, leave_group
 from collector.ingest import (
     DEFAULT_LIMITS,
     DecodeLimits,
     Pending,
     decode_message,
+    raise_if_bug,
     refuse_batch,
     store_isolating,
     store_pending,
@@ -455,20 +458,22 @@ class KafkaCollector:
                     stored = self._store_isolating(hand) if isolate else store_pending(self.writer, hand.pending)
                 self.metrics.store_up.set(1)
                 break
-            except StoreRejected as exc:  # rows the store refuses: store message by message, refused rows dead-lettered
-                if isolate:     # the dead letters themselves refused: not the events' fault
-                    log.exception("store refused the dead letters of a batch; %d messages left uncommitted",
-                                  hand.messages)
+            except (StoreRejected, QueryError) as exc:
+                # rows the store refuses, or a statement failing: store message by message; refused rows, and
+                # events the statement fails on while others are stored, become dead letters
+                if isolate:     # the dead letters refused, or nothing of the batch storable: not the events' fault
+                    self.metrics.store_errors.inc()
+                    log.exception("store write failed on a bug; %d messages left uncommitted", hand.messages)
                     raise
-                log.warning("store rejected rows of a batch of %d messages (%s); storing the rest apart",
+                log.warning("store %s a batch of %d messages (%s); storing message by message",
+                            "rejected rows of" if isinstance(exc, StoreRejected) else "failed on",
                             hand.messages, str(exc).split("\n", 1)[0][:200])
                 isolate = True
                 continue
             except StoreUnavailable as exc:
                 refused = exc
             except Exception:
-                # a bug (QueryError or any other): not an outage to wait out, not the events' fault;
-                # nothing is committed
+                # a bug of the collector: not an outage to wait out, not the events' fault; nothing is committed
                 self.metrics.store_errors.inc()
                 log.exception("store write failed on a bug; %d messages left uncommitted", hand.messages)
                 raise
@@ -499,18 +504,21 @@ class KafkaCollector:
         return stored
 
     def _store_isolating(self, hand: _InHand) -> int:
-        """The store rejected rows of the batch in hand: store it message by message (each decoded again),
-        so only the events the store refuses become dead letters (with its reason); those join the batch's
-        dead letters, which are written last."""
+        """The store rejected rows of the batch in hand, or its statement failed: store it message by message
+        (each decoded again), so only the events the store refuses or fails on become dead letters (with its
+        reason); those join the batch's dead letters, which are written last. Statement failures with nothing
+        stored are a bug and raised (:func:`collector.ingest.raise_if_bug`)."""
         refused: list[DeadLetter] = []
+        failures: list[QueryError] = []
         n = 0
         for src, raw, kind in hand.raw:
             decoded = self._decode(raw, src, kind)
             if self.redaction is not None:
                 self.redaction.apply(decoded)
             known = len(decoded.dead)       # the decoder's own dead letters are in hand.pending.dead already
-            n += store_isolating(self.writer, decoded)
+            n += store_isolating(self.writer, decoded, failures)
             refused.extend(decoded.dead[known:])
+        raise_if_bug(n, failures)
         if refused and self.redaction is not None:
             refused = self.redaction.dead_letters(refused)
         dead = hand.pending.dead + refused

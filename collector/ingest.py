@@ -4,7 +4,10 @@ Shared by the Kafka consumer and the HTTP ingest API so both treat bad input the
 the good events of a batch are stored, each bad one becomes a dead letter naming the field
 and the reason, and nothing raw is logged. An event the store itself refuses (a value its column cannot
 hold: :class:`~collector.exceptions.StoreRejected`) becomes a dead letter too, with the store's reason,
-and the good events beside it are stored (:func:`store_isolating`).
+and the good events beside it are stored (:func:`store_isolating`). So does an event on which the store's
+statement itself fails (:class:`~collector.exceptions.QueryError`) when events beside it were stored: that
+failure is the event's, and retrying it forever would stop every partition behind it. When nothing of a
+batch can be stored the failure is a bug: it is raised, and nothing is dead-lettered or committed.
 """
 
 from __future__ import annotations
@@ -15,14 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector._fastdecode import validate_batch_fast, validate_raw_events
-from collector.exceptions import StoreRejected
+from collector.exceptions import QueryError, StoreRejected
 from collector.writer import DeadLetter, EventWriter, to_columns
 from serving_shim.codec import compression_of, read_batch
 from serving_shim.contract import DEFAULT_WINDOW, MAX_BATCH_EVENTS, EventError, TimeWindow
 from serving_shim.exceptions import BatchTooLarge, ContractError
 
 __all__ = ["Decoded", "DecodeLimits", "Pending", "decode_message", "refuse_batch", "store_decoded", "store_pending",
-           "store_isolating"]
+           "store_isolating", "raise_if_bug"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,46 +144,65 @@ def store_decoded(writer: EventWriter, decoded: Decoded,
                   redact: Callable[[list[DeadLetter]], list[DeadLetter]] | None = None) -> int:
     """Store good events (one columnar insert per kind) and the dead letters. Returns the count stored.
 
-    Rows the store rejects become errors and dead letters of ``decoded`` (:func:`store_isolating`; their
-    dead letters through ``redact``); an outage (:class:`StoreUnavailable`) or a bug propagates."""
+    Rows the store rejects, and events the store's statement fails on while others are stored, become
+    errors and dead letters of ``decoded`` (:func:`store_isolating`; their dead letters through ``redact``);
+    an outage (:class:`StoreUnavailable`) or a bug (nothing storable: :func:`raise_if_bug`) propagates."""
     pending = Pending()
     pending.add(decoded)
     try:
         return store_pending(writer, pending)
-    except StoreRejected:
+    except (StoreRejected, QueryError):
         known = len(decoded.dead)
-        n = store_isolating(writer, decoded)
+        failures: list[QueryError] = []
+        n = store_isolating(writer, decoded, failures)
+        raise_if_bug(n, failures)
         if redact is not None:
             decoded.dead[known:] = redact(decoded.dead[known:])
         writer.write_dead_letters(decoded.dead)
         return n
 
 
-def store_isolating(writer: EventWriter, decoded: Decoded) -> int:
+def raise_if_bug(stored: int, failures: list[QueryError]) -> None:
+    """After :func:`store_isolating`: statement failures with nothing of the batch stored are a bug (the
+    statement fails on any event), not the events' fault: raise the first."""
+    if failures and stored == 0:
+        raise failures[0]
+
+
+def store_isolating(writer: EventWriter, decoded: Decoded, failures: list[QueryError] | None = None) -> int:
     """Store the good events of ``decoded`` apart from the rows the store rejects: a rejected insert is
     halved until each refused event is alone, and each refused event becomes an error and a dead letter
     (with the store's reason and ``decoded.raw``) appended to ``decoded``. Returns the count stored; does
-    not write the dead letters. Outages and bugs propagate (what is stored by then is stored again on a
-    retry, and collapses by ``event_id``)."""
+    not write the dead letters. Outages propagate (what is stored by then is stored again on a retry, and
+    collapses by ``event_id``). With ``failures`` given, a statement failure (:class:`QueryError`) is
+    isolated the same way and also appended there, for the caller to tell a bug from a bad event
+    (:func:`raise_if_bug`); without it, it propagates."""
     n = 0
     for kind, events in decoded.good.items():
-        n += _store_halves(writer, decoded, kind, events, decoded.indices[kind])
+        n += _store_halves(writer, decoded, kind, events, decoded.indices[kind], failures)
     if len(decoded.errors) > 1:
         decoded.errors.sort(key=lambda e: e.index)
     return n
 
 
-def _store_halves(writer: EventWriter, decoded: Decoded, kind: str, events: list[Any], indices: list[int]) -> int:
+def _store_halves(writer: EventWriter, decoded: Decoded, kind: str, events: list[Any], indices: list[int],
+                  failures: list[QueryError] | None) -> int:
     if not events:
         return 0
     try:
         return writer.write(kind, events)
-    except StoreRejected as exc:
+    except (StoreRejected, QueryError) as exc:
+        if isinstance(exc, QueryError):
+            if failures is None:
+                raise
+            if len(events) == 1:
+                failures.append(exc)
         if len(events) > 1:
             mid = len(events) // 2
-            return (_store_halves(writer, decoded, kind, events[:mid], indices[:mid])
-                    + _store_halves(writer, decoded, kind, events[mid:], indices[mid:]))
-        err = EventError(indices[0], "(store)", f"the store refused the event: {str(exc)[:500]}", events[0].event_id)
+            return (_store_halves(writer, decoded, kind, events[:mid], indices[:mid], failures)
+                    + _store_halves(writer, decoded, kind, events[mid:], indices[mid:], failures))
+        what = "refused the event" if isinstance(exc, StoreRejected) else "failed on the event"
+        err = EventError(indices[0], "(store)", f"the store {what}: {str(exc)[:500]}", events[0].event_id)
         decoded.errors.append(err)
         decoded.dead.append(DeadLetter.from_error(decoded.source, kind, err, decoded.raw))
         return 0

@@ -4,7 +4,8 @@ because both engines raise the same three store errors (:mod:`collector.exceptio
 - an outage (the server stopped, the chDB store closed) is retried: nothing is lost, nothing is
   dead-lettered, nothing is committed until it is stored;
 - a row the store refuses becomes a dead letter with the reason, and the events beside it are stored;
-- a bug (the statement is wrong) is raised, not retried away or dead-lettered.
+- so does an event the statement fails on (a poison value) while the events beside it are stored;
+- a bug (the statement is wrong, nothing of the batch storable) is raised, not retried away or dead-lettered.
 
 Debian's clickhouse-server is 18.16, older than the schema needs (no Map, no DateTime64): on the server
 the test creates the two tables it writes (labels, dead letters) in types 18.16 knows (``DateTime`` for
@@ -163,6 +164,31 @@ def test_a_row_the_store_refuses_is_a_dead_letter_and_the_rows_beside_it_are_sto
     assert "labels.ts" in rows[0]["reason"] and "2299" in rows[0]["reason"], rows[0]["reason"]
     assert bad["event_id"].encode() in rows[0]["payload"].encode()    # the message's own bytes are kept
     assert _committed(kafka_bootstrap, topic_prefix) == 3            # and the partition moved on
+
+
+def test_an_event_the_statement_fails_on_is_a_dead_letter_when_the_events_beside_it_are_stored(
+        engine: Engine, kafka_bootstrap: str, topic_prefix: str) -> None:
+    # a real failure of the store's own on one event's data: a column computed on insert that throws for it
+    # (code 395, not a refusal the error table knows: a QueryError), which retrying would meet forever
+    engine.store.execute("ALTER TABLE {db}.labels ADD COLUMN poison UInt8 MATERIALIZED throwIf(request_id = 'r-x')")
+    good = [f.label(f"r{i}") for i in range(8)]
+    bad = f.label("r-x")
+    produce_predictions(kafka_bootstrap, topic_prefix, [*good[:3], bad, *good[3:]], per_msg=3, kind="label")
+    c = _collector(engine.store, kafka_bootstrap, topic_prefix)
+    try:
+        _drain(c, lambda: c.stats.dead_letters >= 1 and len(_label_ids(engine.store)) >= len(good))
+    finally:
+        c.close()
+    assert _label_ids(engine.store) == sorted(e["event_id"] for e in good)
+    rows = engine.store.rows("SELECT event_id, event_index, field, reason FROM {db}.dead_letters")
+    assert [(r["event_id"], r["event_index"], r["field"]) for r in rows] == [(bad["event_id"], 0, "(store)")]
+    assert "failed on the event" in rows[0]["reason"] and "395" in rows[0]["reason"], rows[0]["reason"]
+    assert _committed(kafka_bootstrap, topic_prefix) == 3            # the partition moved on past the poison
+
+    decoded = decode_message(encode_batch("label", [f.label("h0"), f.label("r-x"), f.label("h1")]), source="http",
+                             kind="label", limits=NO_WINDOW)
+    assert StoreIngestSink(engine.store).accept(decoded) == 2       # the ingest API: the same
+    assert [(e.index, e.field) for e in decoded.errors] == [(1, "(store)")]
 
 
 def test_a_bug_is_raised_neither_retried_away_nor_dead_lettered(engine: Engine, kafka_bootstrap: str,

@@ -6,29 +6,27 @@ intervals, feature lists and reference/current distributions.
 Every scan stays in ClickHouse and returns a few rows; quantiles are read from the summed histogram buckets
 (:data:`serving_shim.contract.LATENCY_BUCKETS_MS` plus one overflow bucket; replicas add up).
 
-Cost model (documented, deliberately simple): serving cost is replica time. Every metric window is one
-replica (``source``) serving for ``window_s`` seconds, so ``replica_hours = sum(window_s) / 3600`` and
-``cost_per_1k = replica_hours * replica_hour_usd / requests * 1000``. ``replica_hour_usd`` is a query
-parameter (default 0.50).
+The summary's cost is the model's configured cost model (:mod:`collector.cost`, ``DRIFTLINE_COST_MODELS``;
+replica-hours at $0.50 when none is set), counted as ``GET /v1/cost`` counts it.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
 
 from collector.authz import KeyModels
-from collector.cost import DEFAULT_REPLICA_HOUR_USD
+from collector.cost import CostModel, cost_series, model_for
 from collector.fragments import join_latest_label, model_window, models_filter, time_window, version_filter
 from collector.sql import sql
 from collector.stats import minutes_ago, wilson_interval
 from collector.store import Store
 from serving_shim.contract import LATENCY_BUCKETS_MS, as_utc
 
-__all__ = ["ops_router", "histogram_quantile", "bucket_s", "DEFAULT_REPLICA_HOUR_USD"]
+__all__ = ["ops_router", "histogram_quantile", "bucket_s"]
 
 _MINUTES = Query(60, ge=1, le=525600, description="look back this many minutes")
 
@@ -68,7 +66,8 @@ def bucket_s(seconds: float) -> int:
     return next((s for s in STEPS_S if seconds / s <= MAX_POINTS), STEPS_S[-1])
 
 
-def ops_router(store: Store) -> APIRouter:
+def ops_router(store: Store, cost_models: Mapping[str, CostModel] | None = None) -> APIRouter:
+    """The ``/v1/ops`` routes; ``cost_models``: the configured cost models (:func:`collector.cost.load_cost_models`)."""
     router = APIRouter(prefix="/v1/ops", tags=["ops"])
 
     @router.get("/models", summary="Models and versions seen in predictions, metric windows or deploys")
@@ -148,8 +147,7 @@ def ops_router(store: Store) -> APIRouter:
                 "matches": None if expected is None or current is None else expected == current}
 
     @router.get("/summary", summary="Availability, accuracy proxy, label coverage, deploy frequency, cost per 1,000")
-    def summary(model: str, version: str = "", minutes: int = _MINUTES,
-                replica_hour_usd: float = Query(DEFAULT_REPLICA_HOUR_USD, ge=0)) -> dict[str, Any]:
+    def summary(model: str, version: str = "", minutes: int = _MINUTES) -> dict[str, Any]:
         since = minutes_ago(minutes)
         (mw,) = store.rows(sql(
             """
@@ -176,6 +174,9 @@ def ops_router(store: Store) -> APIRouter:
                                          of=model_window(model, since))) or 0)
         requests, errors = int(mw["requests"] or 0), int(mw["errors"] or 0)
         replica_hours = float(mw["replica_seconds"] or 0) / 3600
+        cost = model_for(cost_models or {}, model)
+        usd = sum(p.cost_usd for p in cost_series(store, model, cost, start=since, end=_dt.datetime.now(_dt.UTC),
+                                                  step_s=max(60, minutes * 60), version=version))
         preds, labelled, classified = int(lab["predictions"]), int(lab["labelled"]), int(lab["classified"])
         mae = lab["mae"]
         return {
@@ -187,8 +188,8 @@ def ops_router(store: Store) -> APIRouter:
             "mae": None if mae is None or mae != mae else float(mae),
             "deploys": n_deploys, "deploys_per_day": n_deploys / (minutes / 1440),
             "replicas": int(mw["replicas"] or 0), "replica_hours": replica_hours,
-            "replica_hour_usd": replica_hour_usd,
-            "cost_per_1k": (replica_hours * replica_hour_usd / requests * 1000) if requests else None,
+            "cost_model": cost.as_dict(), "cost_usd": usd,
+            "cost_per_1k": (usd / requests * 1000) if requests else None,
         }
 
     @router.get("/slices", summary="Accuracy per slice (key=value) with a 95% Wilson interval")

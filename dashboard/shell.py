@@ -8,7 +8,6 @@ a page run on its own (Streamlit's AppTest, or ``streamlit run dashboard/views/x
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -164,8 +163,3 @@ def fmt_usd(v: float | None) -> str:
     return "–" if v is None else f"${v:.4f}"
 
 
-def replica_hour_usd() -> float:
-    try:
-        return float(os.environ.get("DRIFTLINE_REPLICA_HOUR_USD", "0.5"))
-    except ValueError:
-        return 0.5

@@ -150,11 +150,12 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         max_report_cells=settings.max_report_cells)))
     from collector.ops_api import ops_router
 
-    app.include_router(ops_router(store))
+    cost_models = settings.cost()
+    app.include_router(ops_router(store, cost_models=cost_models))
     from detectors.lifecycle_api import lifecycle_router
 
     app.include_router(lifecycle_router(store, grace_s=settings.version_grace_s, recent_s=settings.version_recent_s,
-                                        cost_models=settings.cost()))
+                                        cost_models=cost_models))
 
     from collector.governance_api import governance_router
     from collector.subjects import SubjectHasher, Subjects

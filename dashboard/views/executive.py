@@ -8,7 +8,17 @@ from typing import Any
 import streamlit as st
 
 from dashboard import charts
-from dashboard.shell import Ctx, fmt_pct, fmt_usd, onboarding, replica_hour_usd, run_page
+from dashboard.shell import Ctx, fmt_pct, fmt_usd, onboarding, run_page
+
+
+def cost_model_text(m: dict[str, Any]) -> str:
+    """The cost model in words, as the summary applied it (collector.cost)."""
+    if m["kind"] == "per_request":
+        return f"${m['usd_per_request']:g} per request"
+    if m["kind"] == "per_token":
+        return (f"${m['usd_per_1k_input_tokens']:g} / ${m['usd_per_1k_output_tokens']:g} per 1,000 input / "
+                "output tokens")
+    return f"${m['usd_per_replica_hour']:g} per replica-hour"
 
 
 def slo_statuses(ctx: Ctx) -> list[dict[str, Any]]:
@@ -17,8 +27,7 @@ def slo_statuses(ctx: Ctx) -> list[dict[str, Any]]:
 
 
 def render(ctx: Ctx) -> None:
-    s = ctx.get("/v1/ops/summary", model=ctx.model, version=ctx.version, minutes=ctx.minutes,
-                replica_hour_usd=replica_hour_usd())
+    s = ctx.get("/v1/ops/summary", model=ctx.model, version=ctx.version, minutes=ctx.minutes)
     statuses = slo_statuses(ctx)
     alerts = [a for a in ctx.get("/v1/slo/alerts", active=True) if a["model"] == ctx.model and a["state"] == "firing"]
     if not s["requests"] and not s["sampled_predictions"]:
@@ -32,8 +41,8 @@ def render(ctx: Ctx) -> None:
     c[2].metric("Label coverage", fmt_pct(s["label_coverage"], 1), help=f"{s['labelled']:,} of "
                 f"{s['sampled_predictions']:,} sampled predictions have a label")
     c[3].metric("Cost per 1,000 inferences", fmt_usd(s["cost_per_1k"]),
-                help=f"{s['replica_hours']:.2f} replica-hours × ${s['replica_hour_usd']:.2f}/h ÷ requests "
-                     "(set DRIFTLINE_REPLICA_HOUR_USD)")
+                help=f"${s['cost_usd']:.4f} over {s['requests']:,} requests; {cost_model_text(s['cost_model'])} "
+                     "(DRIFTLINE_COST_MODELS)")
     c[4].metric("Deployment frequency", f"{s['deploys_per_day']:.1f}/day", help=f"{s['deploys']} deploys in range")
     c[5].metric("Open alerts", str(len(alerts)))
     left, right = st.columns(2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -63,6 +64,18 @@ def test_summary_latency_versions_deploys(client: TestClient, filled: dict[str, 
     assert [x["model_version"] for x in d] == ["v1", "v2"]
     m = client.get("/v1/ops/models").json()
     assert m == [{"model": dd.MODEL, "versions": ["v1", "v2"], "last_ts": m[0]["last_ts"]}]
+
+
+def test_summary_cost_is_the_configured_cost_model_as_the_cost_route_counts_it(store: ChdbStore) -> None:
+    spec = json.dumps({dd.MODEL: {"kind": "per_request", "usd_per_request": 0.0003}})
+    app = create_app(Settings(open_localhost=True, scheduler=False, cost_models=spec), store=store)
+    with local_client(app) as client:
+        dd.fill(lambda path, body: client.post(path, json=body).json(), store)
+        s = client.get("/v1/ops/summary", params={"model": dd.MODEL, "minutes": 360}).json()
+        series = client.get("/v1/cost", params={"model": dd.MODEL, "minutes": 360}).json()
+    assert s["cost_model"]["kind"] == "per_request" and s["cost_usd"] == pytest.approx(dd.REQUESTS * 0.0003)
+    assert s["cost_per_1k"] == pytest.approx(0.3)              # not the replica-hour default ($1/60 per 1,000)
+    assert sum(p["cost_usd"] for p in series) == pytest.approx(s["cost_usd"])
 
 
 def test_slices_features_distribution(client: TestClient, filled: dict[str, Any]) -> None:

@@ -43,9 +43,36 @@ def _job_stat(scheduler: Scheduler, job: str, counter: str) -> Callable[[], floa
     return lambda: getattr(scheduler.stats[job], counter) if job in scheduler.stats else 0
 
 
-def _audit_configuration(store: Store, settings: Settings, specs: list[Any]) -> None:
-    """SLO specs and detector settings come from files and the environment at start: a start that brings
-    other ones than the last recorded is an audited change (by the user who started the server)."""
+def _fingerprint(secret: str) -> str:
+    """A slow salted digest of a notifier secret: a change of it is seen in the audit log, the secret is not
+    (nor can a short one be guessed back from it cheaply)."""
+    if not secret:
+        return ""
+    import hashlib
+
+    return hashlib.pbkdf2_hmac("sha256", secret.encode(), b"driftline-audit-v1", 20_000).hex()[:16]
+
+
+def _notifier_settings(settings: Settings) -> dict[str, Any]:
+    """What the notifiers are configured to reach, for the audit log: hosts and fingerprints, no secret."""
+    from urllib.parse import urlsplit
+
+    def url(u: str) -> dict[str, Any]:
+        return {"configured": bool(u), "host": urlsplit(u).hostname if u else None, "fingerprint": _fingerprint(u)}
+
+    return {"pagerduty": {"configured": bool(settings.pagerduty_routing_key),
+                          "fingerprint": _fingerprint(settings.pagerduty_routing_key)},
+            "slack": url(settings.slack_webhook_url),
+            "webhook": {**url(settings.webhook_url), "signed": bool(settings.webhook_secret),
+                        "signing_fingerprint": _fingerprint(settings.webhook_secret)},
+            "notify_allow": settings.notify_allow}
+
+
+def _audit_configuration(store: Store, settings: Settings, specs: list[Any],
+                         cost_models: dict[str, Any] | None = None) -> None:
+    """SLO specs, detector settings, notifier settings and cost models come from files and the environment
+    at start: a start that brings other ones than the last recorded is an audited change (by the user who
+    started the server)."""
     from collector.audit import cli_actor, record_if_changed
 
     actor = cli_actor()
@@ -57,6 +84,10 @@ def _audit_configuration(store: Store, settings: Settings, specs: list[Any]) -> 
     record_if_changed(store, actor=actor, action="detectors.settings", target="scheduler",
                       after={"window_s": settings.detector_window_s, "every_s": settings.detector_every_s,
                              "reference": settings.detector_reference, "scheduler": settings.scheduler})
+    record_if_changed(store, actor=actor, action="notifiers.settings", target="notifiers",
+                      after=_notifier_settings(settings))
+    record_if_changed(store, actor=actor, action="cost.models", target="cost_models",
+                      after={m: c.as_dict() for m, c in sorted((cost_models or {}).items())})
 
 
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
@@ -77,7 +108,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
 
         specs.extend(load_specs(path, max_nodes=settings.max_yaml_nodes))
     scheduler = build_scheduler(store, settings, lambda: app.state.slo_specs) if settings.scheduler else None
-    _audit_configuration(store, settings, specs)
+    cost_models = settings.cost()
+    _audit_configuration(store, settings, specs, cost_models)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
@@ -150,7 +182,6 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         max_report_cells=settings.max_report_cells)))
     from collector.ops_api import ops_router
 
-    cost_models = settings.cost()
     app.include_router(ops_router(store, cost_models=cost_models))
     from detectors.lifecycle_api import lifecycle_router
 

@@ -3,6 +3,7 @@ offers no way to change or delete an entry; scoped keys see their models' entrie
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -139,6 +140,29 @@ def test_slo_specs_and_detector_settings_read_at_start_are_audited_when_they_cha
     assert newest["after"]["specs"][0]["objective"] == pytest.approx(0.995)
     det = [e for e in _entries(store) if e["action"] == "detectors.settings"]
     assert len(det) == 2 and det[0]["before"]["window_s"] == 3600.0 and det[0]["after"]["window_s"] == 1800.0
+
+
+def test_notifier_settings_and_cost_models_read_at_start_are_audited_without_their_secrets(store) -> None:  # type: ignore[no-untyped-def]
+    hook = "https://hooks.example.com/services/T000/B000/XXXXsecretpath"
+    base = Settings(scheduler=False, slack_webhook_url=hook, webhook_url="https://pager.internal/hook",
+                    webhook_secret="hunter2", pagerduty_routing_key="R" * 32)
+    create_app(base, store=store)
+    create_app(base, store=store)                                               # the same: nothing new
+    rotated = dataclasses.replace(base, webhook_secret="hunter3")               # a rotated signing secret
+    create_app(rotated, store=store)
+    create_app(dataclasses.replace(rotated, cost_models='{"m1": {"kind": "per_request", "usd_per_request": 0.001}}'),
+               store=store)
+    notif = [e for e in _entries(store) if e["action"] == "notifiers.settings"]
+    assert len(notif) == 2, notif
+    newest = notif[0]
+    assert newest["after"]["slack"]["host"] == "hooks.example.com" and newest["after"]["webhook"]["signed"] is True
+    assert newest["before"]["webhook"]["signing_fingerprint"] != newest["after"]["webhook"]["signing_fingerprint"]
+    assert newest["before"]["slack"] == newest["after"]["slack"]
+    text = json.dumps(notif)
+    for secret in ("XXXXsecretpath", "hunter2", "hunter3", "R" * 32, "/services/"):
+        assert secret not in text
+    cost = [e for e in _entries(store) if e["action"] == "cost.models"]
+    assert cost[0]["after"] == {"m1": {**cost[0]["after"]["m1"], "kind": "per_request", "usd_per_request": 0.001}}
 
 
 def test_scrub_removes_secrets_wherever_they_are() -> None:

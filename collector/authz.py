@@ -121,8 +121,8 @@ ROUTES: Mapping[tuple[str, str], Rule] = {
     ("GET", "/v1/audit"): Rule(_A, LISTED),
     ("GET", "/v1/retention"): Rule(_A, NONE),
     ("PUT", "/v1/retention"): Rule(_A, UNSCOPED),
-    ("GET", "/v1/subjects/{subject}"): Rule(_A, UNSCOPED),
-    ("DELETE", "/v1/subjects/{subject}"): Rule(_A, UNSCOPED),
+    ("GET", "/v1/subjects/{subject:path}"): Rule(_A, UNSCOPED),
+    ("DELETE", "/v1/subjects/{subject:path}"): Rule(_A, UNSCOPED),
 }
 
 #: A resolver: the path parameters of a request to the models of the object it names

@@ -51,11 +51,11 @@ def governance_router(store: Store, subjects: Any = None) -> APIRouter:
         return _unprocessable(set_retention, store, body.table, body.days, actor=actor)
 
     if subjects is not None:  # the server always mounts them (hashing a raw id needs its salt)
-        @router.get("/v1/subjects/{subject}", summary="Every stored row tied to a subject (access request)")
+        @router.get("/v1/subjects/{subject:path}", summary="Every stored row tied to a subject (access request)")
         def export_subject(subject: str, actor: Actor, hashed: bool = False) -> dict[str, Any]:
             return _unprocessable(subjects.export, subject, hashed=hashed, actor=actor)
 
-        @router.delete("/v1/subjects/{subject}", summary="Delete every row tied to a subject (audited)")
+        @router.delete("/v1/subjects/{subject:path}", summary="Delete every row tied to a subject (audited)")
         def delete_subject(subject: str, actor: Actor, hashed: bool = False) -> dict[str, Any]:
             return _unprocessable(subjects.delete, subject, hashed=hashed, actor=actor)
 

@@ -72,6 +72,19 @@ def test_subjects_are_stored_only_as_salted_hashes_in_their_own_columns(app, sto
     assert H(ALICE).startswith("h:") and H(ALICE) != SubjectHasher(b"another-salt-0123456789")(ALICE)
 
 
+def test_a_subject_id_with_slashes_is_reached_through_the_path(app, store) -> None:  # type: ignore[no-untyped-def]
+    sub = "tenants/eu/users/42"
+    h = {"X-API-Key": app.state.keys.create(scope="admin")}
+    with TestClient(app) as c:
+        assert c.post("/v1/predictions", json=[f.prediction(i, subject=sub) for i in range(3)],
+                      headers=h).json()["accepted"] == 3
+        quoted = "tenants%2Feu%2Fusers%2F42"          # as the CLI sends it (urllib.parse.quote(..., safe=""))
+        assert c.get(f"/v1/subjects/{quoted}", headers=h).json()["rows"]["predictions"] == 3
+        r = c.delete(f"/v1/subjects/{sub}", headers=h)  # or plain
+        assert r.status_code == 200 and r.json()["removed"]["predictions"] == 3, r.text
+    assert _rows_of(store, H(sub))["predictions"] == 0
+
+
 def test_deleting_a_subject_removes_every_row_of_it_and_reports_them(app, store) -> None:  # type: ignore[no-untyped-def]
     admin = app.state.keys.create(scope="admin")
     h = {"X-API-Key": admin}

@@ -18,6 +18,12 @@ threshold of the last resort) gets its threshold from, in this order:
    mean and variance gives its :data:`FLOOR_QUANTILE` quantile (smoother than the 1-in-200 order statistic).
 4. ``fixed``: the configured ``fallback`` (the test's default threshold) when none of these can be computed.
 
+A distance test's calibrated threshold never goes under its ``min_effect`` (the smallest drift worth an alert;
+:class:`~detectors.stattests.StatTest`, configurable per test): a reference whose chunks barely vary would
+otherwise alert on differences no one acts on (measured on the census data of bench/alert_quality.py: JS
+distances of 0.02-0.04 between years). p-value tests apply their minimum to the effect size instead
+(:func:`detectors.drift.drift_results`).
+
 The sampling quantile is also a *floor* under the chunk and history thresholds: threshold = max(mean + k·σ,
 floor). σ from 5 to 20 chunks is noisy, and a chunk threshold below what sampling noise alone reaches at this
 window size gives false alerts on a stationary feature (measured: bench/alert_quality.py).
@@ -123,8 +129,19 @@ class Threshold:
 
 def calibrate(test: StatTest, b: Binned, params: Mapping[str, Any], *, k: float = K, fallback: float,
               chunks: np.ndarray | None = None, chunk_size: int = 0, history: np.ndarray | None = None,
-              chunks_skipped: str = "", seed_key: str = "") -> Threshold:
-    """The threshold of ``test`` on this window's bins ``b`` (see the module docstring for the rule)."""
+              chunks_skipped: str = "", minimum: float = 0.0, seed_key: str = "") -> Threshold:
+    """The threshold of ``test`` on this window's bins ``b`` (see the module docstring for the rule); a distance
+    test's threshold is at least ``minimum`` (its smallest drift worth an alert)."""
+    th = _calibrate(test, b, params, k=k, fallback=fallback, chunks=chunks, chunk_size=chunk_size, history=history,
+                    chunks_skipped=chunks_skipped, seed_key=seed_key)
+    if test.pvalue or th.method == "fixed" or th.value >= minimum:
+        return th
+    return Threshold(minimum, th.method, {**th.detail, "at_min_effect": minimum, "calibrated": th.value})
+
+
+def _calibrate(test: StatTest, b: Binned, params: Mapping[str, Any], *, k: float, fallback: float,
+               chunks: np.ndarray | None, chunk_size: int, history: np.ndarray | None, chunks_skipped: str,
+               seed_key: str) -> Threshold:
     floor = sampling_floor(test, b, params, seed=zlib.crc32(f"{seed_key}/{test.name}".encode()))
     info: dict[str, Any] = {"k": k, "window_n": b.n_current, **({"chunks_skipped": chunks_skipped} if chunks_skipped
                                                                    else {})}

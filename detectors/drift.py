@@ -246,8 +246,9 @@ def _run(test: StatTest, cfg: TestConfig, b: Binned, subject: str, *, fixed: flo
     if test.name == "ks":
         detail["p_value"] = ks_pvalue(b, v)
     thr = fixed
+    min_effect = cfg.min_effect if cfg.min_effect is not None else test.min_effect
     if cal is not None:
-        th = calibrate(test, b, cfg.params, k=cfg.k, fallback=fixed, seed_key=subject, **cal)
+        th = calibrate(test, b, cfg.params, k=cfg.k, fallback=fixed, seed_key=subject, minimum=min_effect, **cal)
         thr = th.value
         detail["threshold_method"], detail["calibration"] = th.method, dict(th.detail)
     alert = not np.isfinite(v) or test.alerts(v, thr)
@@ -258,7 +259,7 @@ def _run(test: StatTest, cfg: TestConfig, b: Binned, subject: str, *, fixed: flo
                 detail["effect_size"] = test.effect(b)
             except (ValueError, ArithmeticError):
                 pass
-        detail["min_effect"] = cfg.min_effect if cfg.min_effect is not None else test.min_effect
+        detail["min_effect"] = min_effect
         if alert and not _large_enough(detail):
             alert = False
             detail["gated"] = "significant, but the effect size is below min_effect"

@@ -314,8 +314,10 @@ class StatTest:
     description: str = ""
     #: the row-wise form (``<name>_rows``), used by the calibration; None: the calibration calls ``fn`` per row
     rows: Callable[..., np.ndarray] | None = None
-    #: p-value tests: the effect size recorded beside the p-value, and the least effect that may alert
+    #: p-value tests: the effect size recorded beside the p-value (a distance test's value is its own)
     effect: Callable[[Binned], float] | None = None
+    #: the smallest drift worth an alert: a p-value test does not alert under it (its effect size), a calibrated
+    #: threshold never goes under it (a distance test)
     min_effect: float = 0.0
 
     @property
@@ -364,24 +366,25 @@ _CAT = frozenset({"categorical"})
 _BOTH = frozenset({"numeric", "categorical"})
 
 DEFAULT_REGISTRY = Registry([
-    StatTest(name="psi", fn=psi, rows=psi_rows, kinds=_BOTH, default_threshold=0.2,
+    StatTest(name="psi", fn=psi, rows=psi_rows, kinds=_BOTH, default_threshold=0.2, min_effect=0.05,
              description="Population Stability Index over reference-quantile bins or reference categories"),
-    StatTest(name="kl", fn=kl_div, rows=kl_rows, kinds=_BOTH, default_threshold=0.1,
+    StatTest(name="kl", fn=kl_div, rows=kl_rows, kinds=_BOTH, default_threshold=0.1, min_effect=0.025,
              description="Kullback-Leibler divergence KL(reference || current), nats"),
-    StatTest(name="js", fn=js, rows=js_rows, kinds=_BOTH, default_threshold=0.1,
+    StatTest(name="js", fn=js, rows=js_rows, kinds=_BOTH, default_threshold=0.1, min_effect=0.05,
              description="Jensen-Shannon distance (natural log)"),
-    StatTest(name="ks", fn=ks, rows=ks_rows, kinds=_NUM, default_threshold=0.1,
+    StatTest(name="ks", fn=ks, rows=ks_rows, kinds=_NUM, default_threshold=0.1, min_effect=0.05,
              description="Kolmogorov-Smirnov statistic at the bin edges"),
     StatTest(name="wasserstein", fn=wasserstein, rows=wasserstein_rows, kinds=_NUM, default_threshold=0.1,
+             min_effect=0.1,
              description="Wasserstein-1 distance in reference standard deviations"),
     StatTest(name="chisquare", fn=chisquare, rows=chisquare_rows, kinds=_CAT, default_threshold=0.05,
-             alert_when="below", effect=psi, min_effect=0.1,
+             alert_when="below", effect=psi, min_effect=0.05,
              description="p-value of the chi-square test of homogeneity (effect size: PSI on the same bins)"),
     StatTest(name="ks_p", fn=ks_p, rows=ks_p_rows, kinds=_NUM, default_threshold=0.05, alert_when="below",
-             effect=ks, min_effect=0.1,
+             effect=ks, min_effect=0.05,
              description="p-value of the Kolmogorov-Smirnov test (effect size: the KS statistic)"),
     StatTest(name="z", fn=z_test, rows=z_rows, kinds=_BOTH, default_threshold=0.05, alert_when="below",
-             effect=psi, min_effect=0.1,
+             effect=psi, min_effect=0.05,
              description="p-value of the two-proportion z-test, binary features (effect size: PSI)"),
     StatTest(name="new_categories", fn=new_categories, kinds=_CAT, default_threshold=0.01,
              description="share of current rows in categories unseen in the reference"),

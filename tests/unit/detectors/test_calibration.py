@@ -88,6 +88,17 @@ def test_the_calibration_rule_chunks_then_history_then_sampling_then_fixed() -> 
     assert th.method == "fixed" and th.value == 0.3
 
 
+def test_a_calibrated_distance_threshold_never_goes_under_the_tests_min_effect() -> None:
+    t = DEFAULT_REGISTRY.get("psi")
+    rng = np.random.default_rng(5)
+    ref = rng.multinomial(1_000_000, np.full(10, 0.1)).astype(float)
+    b = _num(ref, rng.multinomial(100_000, np.full(10, 0.1)).astype(float))
+    th = calibrate(t, b, {}, fallback=0.2, minimum=t.min_effect)      # sampling alone: about 2e-4
+    assert th.value == t.min_effect == 0.05 and th.detail["calibrated"] < 1e-3
+    assert th.method == "calibrated:sampling" and th.detail["at_min_effect"] == 0.05
+    assert calibrate(t, b, {}, fallback=0.2, minimum=0.0).value < 1e-3
+
+
 def test_p_value_tests_calibrate_on_minus_log10_p() -> None:
     t = DEFAULT_REGISTRY.get("chisquare")
     assert score(t, 1e-3) == pytest.approx(3.0)
@@ -117,12 +128,12 @@ def test_a_significant_p_value_with_a_small_effect_does_not_alert() -> None:
     cfg = DriftConfig.parse({"chisquare": None}, multiple_testing="none")
     (r,) = drift_results(prof, cur, cfg)
     assert r.value < 1e-6 and r.status == "ok" and r.detail["effect_size"] < 0.01
-    assert r.detail["gated"] and r.detail["min_effect"] == 0.1 and r.detail["primary"] is True
+    assert r.detail["gated"] and r.detail["min_effect"] == 0.05 and r.detail["primary"] is True
     (r,) = drift_results(prof, cur, DriftConfig.parse({"chisquare": {"min_effect": 0}}, multiple_testing="none"))
     assert r.status == "alert" and "gated" not in r.detail
     big = _cat_window({"a": 30_000, "b": 40_000, "c": 30_000})
     (r,) = drift_results(prof, big, cfg)
-    assert r.status == "alert" and r.detail["effect_size"] >= 0.1
+    assert r.status == "alert" and r.detail["effect_size"] >= 0.05
 
 
 def test_multiple_testing_adjusts_across_the_features_of_a_run() -> None:

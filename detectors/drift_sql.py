@@ -35,7 +35,8 @@ from detectors.grid import Grid
 
 __all__ = ["Source", "Layouts", "key_layouts", "scan_statement", "sql_log", "window_source", "upload_source",
            "labels_source", "QUANTILE_LEVELS", "numeric_stats", "bins_and_stats", "grid_counts", "grid_for",
-           "sample_ranges", "category_counts", "null_counts", "window_facts"]
+           "sample_ranges", "category_counts", "null_counts", "window_facts", "chunk_bins",
+           "category_chunk_counts"]
 
 #: The logger of the detectors' generated SQL: every scan's statement at DEBUG.
 sql_log = logging.getLogger("driftline.sql")
@@ -377,9 +378,10 @@ _LIST = ",\n       "
 
 
 def scan_statement(src: Source, codes: Mapping[str, Grid | _Codes], stats: Sequence[str] = (),
-                   layouts: Layouts | None = None) -> SQL | None:
+                   layouts: Layouts | None = None, group: SQL | None = None) -> SQL | None:
     """The statement of one scan (see :func:`_scan`; ``layouts``: the census of a source with Map features), None
-    when there is nothing to read. It reads, top to bottom:
+    when there is nothing to read. ``group``: an expression over the source's rows (a chunk key); the counts are
+    then per value of it (column ``chunk_``, and per feature its rows ``c<i>``). It reads, top to bottom:
 
     1. per branch of rows, each feature's value ``x<i>`` (and ``p<i>``: the row holds it, when some branch cannot
        tell without a check), the branches' rows as one ``UNION ALL``;
@@ -398,6 +400,8 @@ def scan_statement(src: Source, codes: Mapping[str, Grid | _Codes], stats: Seque
         cols = [sql("%(v)s AS %(x)s, %(p)s AS %(pa)s", v=r.value, p=r.present or sql("1"), pa=a["p"], x=a["x"])
                 if c else sql("%(v)s AS %(x)s", v=r.value, x=a["x"])
                 for r, a, c in zip(read, aliases, checked, strict=True)]
+        if group is not None:
+            cols.append(sql("%(g)s AS chunk_", g=group))
         rows.append(sql("SELECT %(cols)s\n              FROM %(t)s WHERE (%(w)s) AND %(b)s",
                         cols=join(",\n                     ", cols), t=src.table, w=src.where, b=b.rows))
 
@@ -411,14 +415,20 @@ def scan_statement(src: Source, codes: Mapping[str, Grid | _Codes], stats: Seque
             aggs.append(sql("arrayCumSum(%(counts)s) AS %(cs)s", counts=_counted(plan.expr(a["x"]), plan.n, c, a), **a))
             outer.append(sql("arrayMap(t -> %(cs)s[t], %(thr)s) AS %(h)s", thr=[int(t) for t in plan.thresholds], **a)
                          if len(plan.thresholds) else sql("[] AS %(h)s", **a))
+            if group is not None:
+                outer.append(sql("arrayElement(%(cs)s, -1) AS %(c)s", **a))
         if f in stats:
             aggs.append(_statistics(c, a))
             outer.append(sql("%(n)s, %(lo)s, %(hi)s, %(mean)s, %(std)s", **a))
 
+    if group is not None:
+        outer.insert(0, sql("chunk_"))
+        aggs.insert(0, sql("chunk_"))
     return sql("""SELECT %(outer)s
 FROM (SELECT %(aggs)s
-      FROM (%(rows)s))""" + NO_JIT, outer=join(_LIST, outer), aggs=join(_LIST, aggs),
-               rows=join("\n              UNION ALL\n              ", rows))
+      FROM (%(rows)s)%(by)s)""" + NO_JIT, outer=join(_LIST, outer), aggs=join(_LIST, aggs),
+               rows=join("\n              UNION ALL\n              ", rows),
+               by=sql("") if group is None else sql("\n      GROUP BY chunk_"))
 
 
 def _scan(store: Store, src: Source, codes: Mapping[str, Grid | _Codes], stats: Sequence[str] = (),
@@ -510,6 +520,51 @@ def bins_and_stats(store: Store, src: Source, edges: Mapping[str, np.ndarray], p
         b = below.get(f, np.zeros(len(edges[f]), dtype=np.int64))
         out[f] = np.diff(np.concatenate([[0], b, [int(present[f])]]))
     return out, st
+
+
+def chunk_bins(store: Store, src: Source, edges: Mapping[str, np.ndarray], chunk: SQL, *,
+               layouts: Layouts | None = None) -> dict[str, dict[int, np.ndarray]]:
+    """Per feature and value of the chunk key ``chunk`` (an expression over the source's rows): the counts per bin
+    ``[-inf, e0), ..., [e_last, inf)`` of its non-null values, in one scan (bins by comparisons with the edges:
+    small aggregation states, however many chunks)."""
+    feats = [f for f in edges if f in src.pseudo_num or src.maps]
+    if not feats:
+        return {}
+    if src.maps and layouts is None:
+        layouts = key_layouts(store, src)
+    plans = {f: _edge_codes(np.asarray(edges[f], dtype=float), None) for f in feats}
+    statement = scan_statement(src, plans, (), layouts, group=chunk)
+    if statement is None:
+        return {}
+    out: dict[str, dict[int, np.ndarray]] = {f: {} for f in feats}
+    for r in store.rows(statement):
+        for i, f in enumerate(feats):
+            a = _Aliases(i)
+            below = np.asarray(r[a.key("h")], dtype=np.int64)
+            out[f][int(r["chunk_"])] = np.diff(np.concatenate([[0], below, [int(r[a.key("c")])]]))
+    return out
+
+
+def category_chunk_counts(store: Store, src: Source, chunk: SQL, features: Collection[str]
+                          ) -> dict[str, dict[int, dict[str, int]]]:
+    """Per categorical feature of ``features`` and value of the chunk key: the count of every category."""
+    parts = []
+    if src.maps:
+        parts.append(sql("""SELECT %(g)s AS chunk_, toString(k) AS k, v, count() AS c
+                            FROM %(t)s ARRAY JOIN mapKeys(features_cat) AS k, mapValues(features_cat) AS v
+                            WHERE %(w)s AND has(%(fs)s, k) GROUP BY chunk_, k, v""",
+                         g=chunk, t=src.table, w=src.where, fs=sorted(features) or [""]))
+    for name, col in src.pseudo_cat.items():
+        if name in features:
+            parts.append(sql("""SELECT %(g)s AS chunk_, %(name)s AS k, assumeNotNull(%(c)s) AS v, count() AS c
+                                FROM %(t)s WHERE %(w)s AND %(c)s IS NOT NULL GROUP BY chunk_, v""",
+                             g=chunk, name=name, c=ident(col), t=src.table, w=src.where))
+    out: dict[str, dict[int, dict[str, int]]] = {}
+    if not parts:
+        return out
+    for r in store.rows(join(" UNION ALL ", parts)):
+        out.setdefault(r["k"], {}).setdefault(int(r["chunk_"]), {})[r["v"]] = int(r["c"])
+    return out
 
 
 def category_counts(store: Store, src: Source, *, limit: int = MAX_CATEGORIES_READ, layouts: Layouts | None = None

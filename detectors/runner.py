@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.store import Store
+from detectors.calibration import gather
 from detectors.drift import DriftConfig, WindowSummary, drift_results, summarize_window
 from detectors.drift_sql import labels_source, window_source
 from detectors.performance import PerformanceConfig, performance_results
@@ -116,13 +117,16 @@ def run_detectors(store: Store, model: str, window_end: _dt.datetime, window: _d
             cur = lab = None
         if cur is not None:
             if "drift" in cfg.detectors:
+                # calibrated thresholds (detectors.calibration): the reference's chunks (cached) and the history
+                cal = gather(store, profile, cur.rows, cur.edges, model=model, model_version=version_label,
+                             before=start) if cfg.drift.calibrated_any and cur.rows else None
                 results += _guard("drift", lambda: drift_results(profile, cur, cfg.drift, registry=registry,
                                   features={f for f in set(profile.features) | set(cur.numeric) | set(cur.categorical)
-                                            if not f.startswith("@label.")}))
+                                            if not f.startswith("@label.")}, calibration=cal))
                 if lab is not None:
                     results += _guard("drift", lambda: drift_results(
                         profile, lab, cfg.drift, registry=registry,
-                        features={f for f in profile.features if f.startswith("@label.")}))
+                        features={f for f in profile.features if f.startswith("@label.")}, calibration=cal))
             if "quality" in cfg.detectors:
                 results += _guard("quality", lambda: quality_results(profile, cur, window_end=window_end,
                                                                      config=cfg.quality))

@@ -27,7 +27,8 @@ from typing import Any, Literal
 import numpy as np
 
 __all__ = ["OTHER", "shown_categories", "Binned", "StatTest", "Registry", "DEFAULT_REGISTRY", "NotApplicable",
-           "psi", "kl_div", "js", "ks", "wasserstein", "chisquare", "new_categories", "vanished_categories"]
+           "psi", "kl_div", "js", "ks", "ks_p", "wasserstein", "chisquare", "z_test", "adjust_pvalues",
+           "new_categories", "vanished_categories"]
 
 Kind = Literal["numeric", "categorical"]
 
@@ -92,14 +93,39 @@ class Binned:
         return (bounds[:-1] + bounds[1:]) / 2
 
 
-def _proportions(b: Binned, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
+def _rows(b: Binned, current: np.ndarray | None, reference: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Reference and current counts as 2-D rows (one row per draw; one row for ``b`` itself)."""
+    c = np.atleast_2d(b.current if current is None else np.asarray(current, dtype=float))
+    r = np.atleast_2d(b.reference if reference is None else np.asarray(reference, dtype=float))
+    if r.shape[-1] != c.shape[-1] or r.shape[-1] != b.reference.size:
+        raise ValueError(f"rows need {b.reference.size} bins, got {r.shape} and {c.shape}")
+    if (r.sum(axis=-1) <= 0).any() or (c.sum(axis=-1) <= 0).any():
+        raise NotApplicable("reference and current need at least one observation each")
+    return r, c
+
+
+def _proportions(b: Binned, smoothing: float, current: np.ndarray | None = None,
+                 reference: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     if smoothing < 0:
         raise ValueError("smoothing cannot be negative")
-    if b.n_reference <= 0 or b.n_current <= 0:
-        raise NotApplicable("reference and current need at least one observation each")
-    r = b.reference / b.reference.sum() + smoothing
-    c = b.current / b.current.sum() + smoothing
-    return r / r.sum(), c / c.sum()
+    r, c = _rows(b, current, reference)
+    r = r / r.sum(axis=-1, keepdims=True) + smoothing
+    c = c / c.sum(axis=-1, keepdims=True) + smoothing
+    return r / r.sum(axis=-1, keepdims=True), c / c.sum(axis=-1, keepdims=True)
+
+
+# Each test below has a row-wise form ``<name>_rows(b, current, reference=None, **params)``: the statistic of
+# ``b``'s bins with the current counts replaced by each row of ``current`` (and the reference by each row of
+# ``reference`` when given): the calibration (:mod:`detectors.calibration`) scores hundreds of resampled or
+# chunked windows with it in one numpy call. The single-value function is its first row.
+
+
+def psi_rows(b: Binned, current: np.ndarray | None = None, reference: np.ndarray | None = None, *,
+             smoothing: float = 1e-4) -> np.ndarray:
+    r, c = _proportions(b, smoothing, current, reference)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where((r == 0) & (c == 0), 0.0, (c - r) * np.log(c / r))
+    return np.sum(terms, axis=-1)
 
 
 def psi(b: Binned, *, smoothing: float = 1e-4) -> float:
@@ -108,56 +134,105 @@ def psi(b: Binned, *, smoothing: float = 1e-4) -> float:
     ``smoothing`` is added to every proportion (then renormalised) so an empty bin stays finite;
     with ``smoothing=0`` an empty bin on one side gives ``inf``.
     """
-    r, c = _proportions(b, smoothing)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where((r == 0) & (c == 0), 0.0, (c - r) * np.log(c / r))
-    return float(np.sum(terms))
+    return float(psi_rows(b, smoothing=smoothing)[0])
+
+
+def kl_rows(b: Binned, current: np.ndarray | None = None, reference: np.ndarray | None = None, *,
+            smoothing: float = 1e-4) -> np.ndarray:
+    from scipy import special  # scipy (about 60 MB resident) only for the tests that use it
+
+    r, c = _proportions(b, smoothing, current, reference)
+    return np.sum(special.rel_entr(r, c), axis=-1)      # what scipy.stats.entropy(r, c) sums
 
 
 def kl_div(b: Binned, *, smoothing: float = 1e-4) -> float:
     """Kullback–Leibler divergence KL(reference || current) in nats (scipy.stats.entropy)."""
-    from scipy import stats  # scipy (about 60 MB resident) only for the tests that use it
+    return float(kl_rows(b, smoothing=smoothing)[0])
 
-    r, c = _proportions(b, smoothing)
-    return float(stats.entropy(r, c))
+
+def js_rows(b: Binned, current: np.ndarray | None = None, reference: np.ndarray | None = None, *,
+            smoothing: float = 0.0) -> np.ndarray:
+    from scipy.spatial.distance import jensenshannon
+
+    r, c = _proportions(b, smoothing, current, reference)
+    return np.asarray(jensenshannon(np.broadcast_to(r, c.shape) if r.shape[0] == 1 else r,
+                                    np.broadcast_to(c, r.shape) if c.shape[0] == 1 else c, axis=-1))
 
 
 def js(b: Binned, *, smoothing: float = 0.0) -> float:
     """Jensen–Shannon distance (natural log; the square root of the divergence), scipy's definition."""
-    from scipy.spatial.distance import jensenshannon
+    return float(js_rows(b, smoothing=smoothing)[0])
 
-    r, c = _proportions(b, smoothing)
-    return float(jensenshannon(r, c))
+
+def ks_rows(b: Binned, current: np.ndarray | None = None, reference: np.ndarray | None = None) -> np.ndarray:
+    r, c = _rows(b, current, reference)
+    fr = np.cumsum(r, axis=-1) / r.sum(axis=-1, keepdims=True)
+    fc = np.cumsum(c, axis=-1) / c.sum(axis=-1, keepdims=True)
+    return np.max(np.abs(fr - fc), axis=-1)
 
 
 def ks(b: Binned) -> float:
     """Kolmogorov–Smirnov statistic at the bin edges: max |F_ref - F_cur| (see module notes)."""
-    if b.n_reference <= 0 or b.n_current <= 0:
-        raise NotApplicable("reference and current need at least one observation each")
-    fr = np.cumsum(b.reference) / b.reference.sum()
-    fc = np.cumsum(b.current) / b.current.sum()
-    return float(np.max(np.abs(fr - fc)))
+    return float(ks_rows(b)[0])
 
 
 def ks_pvalue(b: Binned, statistic: float) -> float:
     """Asymptotic two-sample p-value of ``statistic`` (scipy's Kolmogorov distribution)."""
+    return float(_ks_sf(statistic, b.n_reference, b.n_current))
+
+
+def _ks_sf(d: np.ndarray | float, n: np.ndarray | float, m: np.ndarray | float) -> np.ndarray:
     from scipy import stats
 
-    n, m = b.n_reference, b.n_current
-    return float(stats.kstwobign.sf(statistic * np.sqrt(n * m / (n + m))))
+    return np.asarray(stats.kstwobign.sf(np.asarray(d) * np.sqrt(n * m / (np.asarray(n) + m))))
+
+
+def ks_p_rows(b: Binned, current: np.ndarray | None = None, reference: np.ndarray | None = None) -> np.ndarray:
+    r, c = _rows(b, current, reference)
+    return _ks_sf(ks_rows(b, c, r), r.sum(axis=-1), c.sum(axis=-1))
+
+
+def ks_p(b: Binned) -> float:
+    """p-value of the two-sample Kolmogorov–Smirnov test (the statistic at the bin edges, asymptotic)."""
+    return float(ks_p_rows(b)[0])
+
+
+def wasserstein_rows(b: Binned, current: np.ndarray | None = None,
+                     reference: np.ndarray | None = None) -> np.ndarray:
+    r, c = _rows(b, current, reference)
+    if b.scale is None or not b.scale > 0:
+        raise NotApplicable("the reference is constant (standard deviation 0): normalised Wasserstein is undefined")
+    pts = b.midpoints()
+    order = np.argsort(pts, kind="stable")
+    pts, r, c = pts[order], r[..., order], c[..., order]
+    # W1 of two weightings of the same points: the area between their CDFs (scipy's wasserstein_distance)
+    fr = np.cumsum(r, axis=-1)[..., :-1] / r.sum(axis=-1, keepdims=True)
+    fc = np.cumsum(c, axis=-1)[..., :-1] / c.sum(axis=-1, keepdims=True)
+    return np.sum(np.abs(fr - fc) * np.diff(pts), axis=-1) / b.scale
 
 
 def wasserstein(b: Binned) -> float:
     """Wasserstein-1 distance between the binned samples, in reference standard deviations."""
-    if b.n_reference <= 0 or b.n_current <= 0:
-        raise NotApplicable("reference and current need at least one observation each")
-    if b.scale is None or not b.scale > 0:
-        raise NotApplicable("the reference is constant (standard deviation 0): normalised Wasserstein is undefined")
+    return float(wasserstein_rows(b)[0])
+
+
+def chisquare_rows(b: Binned, current: np.ndarray | None = None,
+                   reference: np.ndarray | None = None) -> np.ndarray:
+    r, c = _rows(b, current, reference)
+    r, c = np.broadcast_arrays(r, c)
+    cols = r + c
+    keep = cols > 0
+    if (keep.sum(axis=-1) < 2).any():
+        raise NotApplicable("chi-square needs at least two non-empty categories")
     from scipy import stats
 
-    pts = b.midpoints()
-    d = stats.wasserstein_distance(pts, pts, u_weights=b.reference, v_weights=b.current)
-    return float(d / b.scale)
+    tot = cols.sum(axis=-1, keepdims=True)
+    stat = np.zeros(r.shape[0])
+    for obs in (r, c):
+        exp = obs.sum(axis=-1, keepdims=True) * cols / tot
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stat = stat + np.sum(np.where(keep, (obs - exp) ** 2 / exp, 0.0), axis=-1)
+    return np.asarray(stats.chi2.sf(stat, keep.sum(axis=-1) - 1))
 
 
 def chisquare(b: Binned) -> float:
@@ -165,15 +240,29 @@ def chisquare(b: Binned) -> float:
 
     Bins empty on both sides are dropped (they carry no information and would divide by zero).
     """
-    keep = (b.reference + b.current) > 0
-    if keep.sum() < 2:
-        raise NotApplicable("chi-square needs at least two non-empty categories")
-    if b.n_reference <= 0 or b.n_current <= 0:
-        raise NotApplicable("reference and current need at least one observation each")
+    return float(chisquare_rows(b)[0])
+
+
+def z_rows(b: Binned, current: np.ndarray | None = None, reference: np.ndarray | None = None) -> np.ndarray:
+    r, c = _rows(b, current, reference)
+    held = np.flatnonzero(b.reference + b.current)
+    if held.size > 2:
+        raise NotApplicable("the z-test needs a binary feature (at most two values in the reference and window)")
     from scipy import stats
 
-    table = np.vstack([b.reference[keep], b.current[keep]])
-    return float(stats.chi2_contingency(table, correction=False).pvalue)
+    k = held[0]                                          # "success": the reference's first value
+    n1, n2 = r.sum(axis=-1), c.sum(axis=-1)
+    p1, p2 = r[..., k] / n1, c[..., k] / n2
+    pool = (r[..., k] + c[..., k]) / (n1 + n2)
+    se = np.sqrt(pool * (1 - pool) * (1 / n1 + 1 / n2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 0, (p2 - p1) / se, 0.0)
+    return np.asarray(2 * stats.norm.sf(np.abs(z)))
+
+
+def z_test(b: Binned) -> float:
+    """p-value of the two-proportion z-test (pooled, two-sided) on a binary feature."""
+    return float(z_rows(b)[0])
 
 
 def new_categories(b: Binned) -> float:
@@ -192,6 +281,27 @@ def vanished_categories(b: Binned) -> float:
     return float(b.reference[gone].sum() / b.reference.sum())
 
 
+def adjust_pvalues(p: Sequence[float] | np.ndarray, method: str) -> np.ndarray:
+    """p-values adjusted for multiple testing: ``bh`` (Benjamini-Hochberg, false discovery rate; as
+    ``scipy.stats.false_discovery_control``), ``holm`` (family-wise error) or ``none``."""
+    p = np.asarray(p, dtype=float)
+    if method == "none" or p.size == 0:
+        return p.copy()
+    if method not in ("bh", "holm"):
+        raise ValueError(f"multiple_testing: {method!r} is not one of 'bh', 'holm', 'none'")
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    ps = p[order]
+    ranks = np.arange(1, m + 1)
+    if method == "bh":
+        adj = np.minimum.accumulate((ps * m / ranks)[::-1])[::-1]
+    else:
+        adj = np.maximum.accumulate(ps * (m - ranks + 1))
+    out = np.empty(m)
+    out[order] = np.minimum(adj, 1.0)
+    return out
+
+
 @dataclass(frozen=True, kw_only=True)
 class StatTest:
     """A named test: the function, the column kinds it applies to, and when it alerts."""
@@ -202,6 +312,18 @@ class StatTest:
     default_threshold: float
     alert_when: Literal["above", "below"] = "above"
     description: str = ""
+    #: the row-wise form (``<name>_rows``), used by the calibration; None: the calibration calls ``fn`` per row
+    rows: Callable[..., np.ndarray] | None = None
+    #: p-value tests: the effect size recorded beside the p-value (a distance test's value is its own)
+    effect: Callable[[Binned], float] | None = None
+    #: the smallest drift worth an alert: a p-value test does not alert under it (its effect size), a calibrated
+    #: threshold never goes under it (a distance test)
+    min_effect: float = 0.0
+
+    @property
+    def pvalue(self) -> bool:
+        """The value is a p-value: small values alert (multiple-testing control and effect gating apply)."""
+        return self.alert_when == "below"
 
     def alerts(self, value: float, threshold: float) -> bool:
         return value >= threshold if self.alert_when == "above" else value < threshold
@@ -244,18 +366,26 @@ _CAT = frozenset({"categorical"})
 _BOTH = frozenset({"numeric", "categorical"})
 
 DEFAULT_REGISTRY = Registry([
-    StatTest(name="psi", fn=psi, kinds=_BOTH, default_threshold=0.2,
+    StatTest(name="psi", fn=psi, rows=psi_rows, kinds=_BOTH, default_threshold=0.2, min_effect=0.05,
              description="Population Stability Index over reference-quantile bins or reference categories"),
-    StatTest(name="kl", fn=kl_div, kinds=_BOTH, default_threshold=0.1,
+    StatTest(name="kl", fn=kl_div, rows=kl_rows, kinds=_BOTH, default_threshold=0.1, min_effect=0.025,
              description="Kullback-Leibler divergence KL(reference || current), nats"),
-    StatTest(name="js", fn=js, kinds=_BOTH, default_threshold=0.1,
+    StatTest(name="js", fn=js, rows=js_rows, kinds=_BOTH, default_threshold=0.1, min_effect=0.05,
              description="Jensen-Shannon distance (natural log)"),
-    StatTest(name="ks", fn=ks, kinds=_NUM, default_threshold=0.1,
+    StatTest(name="ks", fn=ks, rows=ks_rows, kinds=_NUM, default_threshold=0.1, min_effect=0.05,
              description="Kolmogorov-Smirnov statistic at the bin edges"),
-    StatTest(name="wasserstein", fn=wasserstein, kinds=_NUM, default_threshold=0.1,
+    StatTest(name="wasserstein", fn=wasserstein, rows=wasserstein_rows, kinds=_NUM, default_threshold=0.1,
+             min_effect=0.1,
              description="Wasserstein-1 distance in reference standard deviations"),
-    StatTest(name="chisquare", fn=chisquare, kinds=_CAT, default_threshold=0.05, alert_when="below",
-             description="p-value of the chi-square test of homogeneity"),
+    StatTest(name="chisquare", fn=chisquare, rows=chisquare_rows, kinds=_CAT, default_threshold=0.05,
+             alert_when="below", effect=psi, min_effect=0.05,
+             description="p-value of the chi-square test of homogeneity (effect size: PSI on the same bins)"),
+    StatTest(name="ks_p", fn=ks_p, rows=ks_p_rows, kinds=_NUM, default_threshold=0.05, alert_when="below",
+             effect=ks, min_effect=0.05,
+             description="p-value of the Kolmogorov-Smirnov test (effect size: the KS statistic)"),
+    StatTest(name="z", fn=z_test, rows=z_rows, kinds=_BOTH, default_threshold=0.05, alert_when="below",
+             effect=psi, min_effect=0.05,
+             description="p-value of the two-proportion z-test, binary features (effect size: PSI)"),
     StatTest(name="new_categories", fn=new_categories, kinds=_CAT, default_threshold=0.01,
              description="share of current rows in categories unseen in the reference"),
     StatTest(name="vanished_categories", fn=vanished_categories, kinds=_CAT, default_threshold=0.01,

@@ -1,0 +1,94 @@
+"""Root cause on real chDB (detectors.rootcause): a synthetic accuracy drop confined to one small slice ranks
+that slice first, drift ranks the drifted feature first, and the burn ranking finds the failing slice."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+import numpy as np
+import pytest
+
+from collector.schema import METRIC_WINDOWS
+from collector.store import ChdbStore
+from detectors.results import query_results
+from detectors.rootcause import root_cause, slice_burn
+from detectors.runner import run_detectors
+from serving_shim.contract import LATENCY_BUCKETS_MS
+from tests.detector_data import T0, insert_labels, insert_predictions
+
+H = _dt.timedelta(hours=1)
+REGIONS = {"us": 0.5, "apac": 0.25, "latam": 0.15, "eu": 0.10}
+
+
+def _window(store: ChdbStore, start: _dt.datetime, n: int, rng: np.random.Generator, *, eu_acc: float,
+            x_shift: float = 0.0) -> None:
+    region = rng.choice(list(REGIONS), n, p=list(REGIONS.values()))
+    plan = rng.choice(["free", "pro"], n)
+    truth = rng.choice(["a", "b"], n)
+    acc = np.where(region == "eu", eu_acc, 0.9)
+    right = rng.random(n) < acc
+    pred = np.where(right, truth, np.where(truth == "a", "b", "a"))
+    feats: list[dict[str, Any]] = [{"x": float(rng.normal(x_shift, 1)), "z": float(rng.normal(0, 1)),
+                                    "city": str(rng.choice(["p", "q", "r"]))} for _ in range(n)]
+    rids = insert_predictions(store, start=start, seconds=3500, features=feats, preds=[{"label": p} for p in pred],
+                              slices=[{"region": str(r), "plan": str(p)} for r, p in zip(region, plan, strict=True)])
+    insert_labels(store, rids, classes=[str(t) for t in truth])
+
+
+def test_a_drop_confined_to_a_small_slice_puts_it_first(store: ChdbStore) -> None:
+    rng = np.random.default_rng(16)
+    _window(store, T0, 3000, rng, eu_acc=0.9)
+    _window(store, T0 + H, 3000, rng, eu_acc=0.5, x_shift=0.8)
+    rep = run_detectors(store, "m1", T0 + 2 * H, H, config={"drift": {"importance": {"x": 1, "z": 1, "city": 2},
+                                                                      "drift_share": 0.2}})
+    verdict = next(r for r in rep.results if r.test == "drift_share")
+    # x drifted (weight 1 of 4), z and city did not
+    assert verdict.value == pytest.approx(0.25) and verdict.status == "alert"
+    assert [d["feature"] for d in verdict.detail["drifted"]] == ["x"]
+    stored = query_results(store, model="m1", test="drift_share")
+    assert stored and stored[0]["value"] == pytest.approx(0.25)
+
+    rc = root_cause(store, "m1", T0 + H, T0 + 2 * H, burn={"kind": "accuracy", "objective": 0.9})
+    first = rc["slices"][0]
+    assert first["slice"] == "region=eu" and first["source"] == "performance"
+    assert first["value"] == pytest.approx(0.5, abs=0.06) and first["baseline"] == pytest.approx(0.9, abs=0.03)
+    assert first["share"] == pytest.approx(0.10, abs=0.02)
+    assert first["contribution"] == pytest.approx((first["baseline"] - first["value"]) * first["share"])
+    # every other slice costs far less (healthy slices contribute < 0 and are not listed)
+    assert all(s["contribution"] < first["contribution"] / 4 for s in rc["slices"][1:])
+    assert rc["features"][0]["feature"] == "x" and rc["features"][0]["drift"] > 1
+    assert rc["verdict"]["status"] == "alert"
+    assert rc["burn"][0]["slice"] == "region=eu"
+    assert rc["burn"][0]["bad_rate"] == pytest.approx(0.5, abs=0.06)
+
+
+def test_the_burn_ranking_undoes_the_sampling_of_ok_predictions(store: ChdbStore) -> None:
+    """20% errors in region=eu, 1% elsewhere; ok predictions sampled at 10%, errors all kept; the exact counts
+    in the metric windows give the error rates back."""
+    rng = np.random.default_rng(5)
+    n = 20_000
+    region = rng.choice(list(REGIONS), n, p=list(REGIONS.values()))
+    err = rng.random(n) < np.where(region == "eu", 0.2, 0.01)
+    idx = np.flatnonzero(err | (rng.random(n) < 0.1))
+    insert_predictions(store, start=T0, seconds=3500, features=[{"x": 1.0}] * len(idx),
+                       slices=[{"region": str(region[i])} for i in idx],
+                       statuses=["error" if err[i] else "ok" for i in idx])
+    cols: dict[str, list[Any]] = {
+        "event_id": ["mw-1"], "window_start": [T0], "window_s": [3600], "model": ["m1"], "model_version": ["v1"],
+        "source": ["test"], "requests": [n], "errors": [{"timeout": int(err.sum())}],
+        "latency_buckets": [[0] * (len(LATENCY_BUCKETS_MS) + 1)], "latency_sum_ms": [0.0], "schema_version": [1]}
+    store.insert(METRIC_WINDOWS, cols)
+    ranked = slice_burn(store, "m1", T0, T0 + H, kind="errors", objective=0.99)
+    assert [r["slice"] for r in ranked][:1] == ["region=eu"]
+    eu = ranked[0]
+    assert eu["bad_rate"] == pytest.approx(0.2, abs=0.03) and eu["burn_rate"] == pytest.approx(20, rel=0.15)
+    assert eu["share"] == pytest.approx(0.10, abs=0.02)
+    us = next(r for r in ranked if r["slice"] == "region=us")
+    assert us["bad_rate"] == pytest.approx(0.01, abs=0.005)
+    # one slice only (an SLO on region=us): no eu
+    assert {r["slice"] for r in slice_burn(store, "m1", T0, T0 + H, within=[("region", "us")])} == {"region=us"}
+    with pytest.raises(ValueError, match="^objective"):
+        slice_burn(store, "m1", T0, T0 + H, objective=1.0)
+    with pytest.raises(ValueError, match="^threshold_ms"):
+        slice_burn(store, "m1", T0, T0 + H, kind="latency")

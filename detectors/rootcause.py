@@ -153,11 +153,12 @@ def _sampling_rate(store: Store, model: str, start: _dt.datetime, end: _dt.datet
 def slice_burn(store: Store, model: str, start: _dt.datetime, end: _dt.datetime, *, kind: BurnKind = "errors",
                objective: float = 0.99, version: str | None = None, threshold_ms: float | None = None,
                tolerance: float | None = None, within: Sequence[tuple[str, str]] = (), min_events: int = 10,
-               confidence: float = 0.95) -> list[dict[str, Any]]:
+               error_types: Sequence[str] = (), confidence: float = 0.95) -> list[dict[str, Any]]:
     """Slices (``key=value`` of the predictions' ``slices``) of ``[start, end)`` ranked by how fast they burn an
     error budget of ``1 - objective``: ``errors`` (status error), ``latency`` (over ``threshold_ms``) or
     ``accuracy`` (label does not match; ``tolerance`` for numeric predictions). ``within``: only the
-    predictions of these slices (an SLO on one slice). Slices with fewer than ``min_events`` are left out."""
+    predictions of these slices (an SLO on one slice); ``error_types``: only these error types are bad (errors).
+    Slices with fewer than ``min_events`` are left out."""
     if not 0 < objective < 1:
         raise ValueError(f"objective: must be in (0, 1), got {objective!r}")
     if kind == "latency" and threshold_ms is None:
@@ -177,10 +178,13 @@ def slice_burn(store: Store, model: str, start: _dt.datetime, end: _dt.datetime,
                        GROUP BY k, v""", match=match, joined=join_latest_label(preds, of, inner=True))
     else:
         rate = _sampling_rate(store, model, start, end, version)
-        bad: SQL = sql("status = 'error'") if kind == "errors" else \
-            sql("ifNull(latency_ms > %(t)s, false)", t=float(threshold_ms or 0))
+        if kind == "errors":
+            bad: SQL = sql("status = 'error' AND error_type IN %(t)s", t=list(error_types)) if error_types \
+                else sql("status = 'error'")
+        else:
+            bad = sql("ifNull(latency_ms > %(t)s, false)", t=float(threshold_ms or 0))
         query = sql("""SELECT k, v, sum(w) AS total, sum(w * (%(bad)s)) AS bad
-                       FROM (SELECT slices, status, latency_ms, if(status = 'error', 1.0, %(inv)s) AS w
+                       FROM (SELECT slices, status, error_type, latency_ms, if(status = 'error', 1.0, %(inv)s) AS w
                              FROM {db}.predictions FINAL WHERE %(of)s)
                        ARRAY JOIN mapKeys(slices) AS k, mapValues(slices) AS v
                        GROUP BY k, v""", bad=bad, inv=1.0 / rate, of=of)
@@ -227,11 +231,13 @@ def _latest_window(store: Store, model: str, detector: str, start: _dt.datetime,
 
 
 def root_cause(store: Store, model: str, start: _dt.datetime, end: _dt.datetime, *, version: str | None = None,
-               burn: Mapping[str, Any] | None = None, metric: str = "accuracy", top: int = TOP) -> dict[str, Any]:
+               burn: Mapping[str, Any] | None = None, burn_start: _dt.datetime | None = None,
+               metric: str = "accuracy", top: int = TOP) -> dict[str, Any]:
     """The three rankings for ``model`` over ``[start, end)``, ``top`` of each, and the latest drift verdict.
 
     Detector results: the latest window ending in the range. ``burn``: the keyword arguments of
-    :func:`slice_burn` (``kind``, ``objective``, ...) over the same range; None: no burn ranking."""
+    :func:`slice_burn` (``kind``, ``objective``, ...) over ``[burn_start or start, end)``; None: no burn
+    ranking."""
     out: dict[str, Any] = {"model": model, "model_version": version, "start": start, "end": end,
                            "verdict": None, "slices": [], "features": [], "burn": [], "notes": []}
     perf: list[dict[str, Any]] = []
@@ -256,6 +262,6 @@ def root_cause(store: Store, model: str, start: _dt.datetime, end: _dt.datetime,
     else:
         out["notes"].append("no drift results in the range")
     if burn is not None:
-        out["burn"] = slice_burn(store, model, start, end, version=version, **burn)[:top]
+        out["burn"] = slice_burn(store, model, burn_start or start, end, version=version, **burn)[:top]
     return out
 

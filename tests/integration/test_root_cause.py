@@ -4,18 +4,28 @@ that slice first, drift ranks the drifted feature first, and the burn ranking fi
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from collector.schema import METRIC_WINDOWS
 from collector.store import ChdbStore
 from detectors.results import query_results
 from detectors.rootcause import root_cause, slice_burn
 from detectors.runner import run_detectors
+from driftline.config import Settings
+from driftline.scheduler import slo_job
+from driftline.server import create_app
 from serving_shim.contract import LATENCY_BUCKETS_MS
+from slo_engine.delivery import HttpSender, RetryPolicy, StoreDeliveryLog, UrlPolicy
+from slo_engine.engine import evaluate_and_notify
+from slo_engine.notifiers import PagerDutyNotifier, SlackNotifier, WebhookNotifier
+from slo_engine.spec import parse_specs
 from tests.detector_data import T0, insert_labels, insert_predictions
+from tests.slo_data import Receiver
 
 H = _dt.timedelta(hours=1)
 REGIONS = {"us": 0.5, "apac": 0.25, "latam": 0.15, "eu": 0.10}
@@ -92,3 +102,106 @@ def test_the_burn_ranking_undoes_the_sampling_of_ok_predictions(store: ChdbStore
         slice_burn(store, "m1", T0, T0 + H, objective=1.0)
     with pytest.raises(ValueError, match="^threshold_ms"):
         slice_burn(store, "m1", T0, T0 + H, kind="latency")
+
+
+ACCURACY_SPEC = """
+version: driftline/v1
+slos:
+  - name: m1-accuracy
+    model: m1
+    objective: 99.5
+    window: 30d
+    sli:
+      accuracy: {}
+"""
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def _notifiers(store: ChdbStore, receiver: Receiver) -> dict[str, list[Any]]:
+    sender = HttpSender(policy=UrlPolicy.allowing("127.0.0.1"), retry=RetryPolicy(base_s=0.001),
+                        log=StoreDeliveryLog(store), sleep=lambda s: None)
+    pd = PagerDutyNotifier(routing_key="R0UTING", sender=sender, url=receiver.url + "/pd")
+    slack = SlackNotifier(webhook_url=receiver.url + "/slack", sender=sender)
+    hook = WebhookNotifier(url=receiver.url + "/hook", secret="s3cret", sender=sender)
+    return {"page": [pd, slack, hook], "ticket": [slack, hook]}
+
+
+def test_the_alert_payload_carries_the_root_cause(store: ChdbStore, receiver: Receiver) -> None:
+    """The scheduler's SLO job (the real wiring): an accuracy SLO pages; PagerDuty's custom_details, the webhook's
+    details and the Slack text name region=eu first, computed once when the alert fires."""
+    rng = np.random.default_rng(7)
+    _window(store, T0, 3000, rng, eu_acc=0.9)
+    _window(store, T0 + H, 3000, rng, eu_acc=0.5, x_shift=0.8)
+    run_detectors(store, "m1", T0 + 2 * H, H)
+    specs = parse_specs(ACCURACY_SPEC)
+    job = slo_job(lambda: specs, _notifiers(store, receiver))
+    now = T0 + 2 * H
+    summary = job(store, now)
+    assert summary["sent"] >= 1 and summary["failed"] == 0
+    (pd,) = [b for b in receiver.bodies("/pd") if b["event_action"] == "trigger"]
+    rc = pd["payload"]["custom_details"]["root_cause"]
+    assert rc["slices"][0]["slice"] == "region=eu" and rc["slices"][0]["source"] == "performance"
+    assert rc["burn"][0]["slice"] == "region=eu" and rc["burn"][0]["kind"] == "accuracy"
+    assert rc["features"][0]["feature"] == "x"
+    assert rc["burn_start"] == (now - H).isoformat()          # the page-fast tier's long window
+    hooks = receiver.bodies("/hook")
+    assert hooks and all(a["details"]["root_cause"]["slices"][0]["slice"] == "region=eu"
+                         for h in hooks for a in h["alerts"])
+    text = receiver.bodies("/slack")[0]["blocks"][1]["text"]["text"]
+    assert "root cause" in text and "region=eu" in text.split("slices ", 1)[1].split(",")[0]
+    # the next tick, still firing, sends nothing (so no root cause is computed)
+    before = len(receiver.requests)
+    assert job(store, now + _dt.timedelta(minutes=1))["sent"] == 0 and len(receiver.requests) == before
+
+
+def test_a_failing_root_cause_never_holds_the_alert_back(store: ChdbStore, receiver: Receiver) -> None:
+    rng = np.random.default_rng(8)
+    _window(store, T0 + H, 2000, rng, eu_acc=0.3)
+
+    def broken(note: Any, status: Any) -> dict[str, Any]:
+        raise RuntimeError("store unreachable")
+
+    res = evaluate_and_notify(store, parse_specs(ACCURACY_SPEC), T0 + 2 * H, _notifiers(store, receiver),
+                              annotate=broken)
+    assert res.sent and not res.failed
+    (pd,) = [b for b in receiver.bodies("/pd") if b["event_action"] == "trigger"]
+    assert pd["payload"]["custom_details"]["root_cause"] == {"error": "RuntimeError: store unreachable"}
+
+
+def test_the_route_checks_scope_and_model(store: ChdbStore) -> None:
+    rng = np.random.default_rng(9)
+    _window(store, T0, 3000, rng, eu_acc=0.9)
+    _window(store, T0 + H, 3000, rng, eu_acc=0.5, x_shift=0.8)
+    run_detectors(store, "m1", T0 + 2 * H, H)
+    app = create_app(Settings(scheduler=False), store=store)
+    keys = app.state.keys
+    own, other = ({"X-API-Key": keys.create(scope="read", models=(m,))} for m in ("m1", "m2"))
+    q = {"model": "m1", "start": (T0 + H).isoformat(), "end": (T0 + 2 * H).isoformat(), "burn": "accuracy",
+         "objective": 0.9}
+    with TestClient(app) as c:
+        r = c.get("/v1/root-cause", params=q, headers=own)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["slices"][0]["slice"] == "region=eu" and body["burn"][0]["slice"] == "region=eu"
+        assert body["features"][0]["feature"] == "x" and body["verdict"]["value"] is not None
+        r = c.get("/v1/root-cause", params=q, headers=other)
+        assert r.status_code == 403 and "region=eu" not in r.text
+        assert c.get("/v1/root-cause", params={"model": "m1"}).status_code == 401
+        assert c.get("/v1/root-cause", params={k: v for k, v in q.items() if k != "model"},
+                     headers=own).status_code in (403, 422)
+        # bad input names the field
+        r = c.get("/v1/root-cause", params={**q, "end": T0.isoformat()}, headers=own)
+        assert r.status_code == 422 and r.json()["detail"].startswith("end:")
+        r = c.get("/v1/root-cause", params={**q, "burn": "latency"}, headers=own)
+        assert r.status_code == 422 and r.json()["detail"].startswith("threshold_ms:")
+        assert c.get("/v1/root-cause", params={**q, "objective": 1.5}, headers=own).status_code == 422
+        # a model without data: empty rankings, with notes
+        empty = c.get("/v1/root-cause", params={**q, "model": "m2"},
+                      headers={"X-API-Key": keys.create(scope="read")}).json()
+        assert empty["slices"] == [] and empty["features"] == [] and empty["burn"] == [] and empty["notes"]

@@ -158,7 +158,7 @@ def slice_burn(store: Store, model: str, start: _dt.datetime, end: _dt.datetime,
     error budget of ``1 - objective``: ``errors`` (status error), ``latency`` (over ``threshold_ms``) or
     ``accuracy`` (label does not match; ``tolerance`` for numeric predictions). ``within``: only the
     predictions of these slices (an SLO on one slice); ``error_types``: only these error types are bad (errors).
-    Slices with fewer than ``min_events`` are left out."""
+    Slices with fewer than ``min_events`` or without a bad event are left out."""
     if not 0 < objective < 1:
         raise ValueError(f"objective: must be in (0, 1), got {objective!r}")
     if kind == "latency" and threshold_ms is None:
@@ -197,8 +197,8 @@ def slice_burn(store: Store, model: str, start: _dt.datetime, end: _dt.datetime,
     out = []
     for r in rows:
         total, nbad = float(r["total"]), float(r["bad"])
-        if total < min_events:
-            continue
+        if total < min_events or nbad <= 0:
+            continue   # too few events to say, or nothing burnt
         lo, _ = wilson_interval(round(nbad), max(1, round(total)), confidence)
         key_total, key_bad = totals[r["k"]]
         out.append({"slice": f"{r['k']}={r['v']}", "burn_rate": nbad / total / budget,

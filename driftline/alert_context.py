@@ -55,8 +55,7 @@ def root_cause_annotator(store: Store, *, top: int = 3) -> Callable[[Any, Any], 
 
         now = note.at
         burn = burn_start = None
-        if status is not None:
-            burn = burn_arguments(status.slo)
+        if status is not None and (burn := burn_arguments(status.slo)) is not None:
             burn_start = now - _dt.timedelta(seconds=_burn_window_s(status))
         rc = root_cause(store, note.model, now - RESULTS_LOOKBACK, now + _dt.timedelta(microseconds=1),
                         version=note.model_version or None, burn=burn, burn_start=burn_start, top=top)

@@ -205,3 +205,22 @@ def test_the_route_checks_scope_and_model(store: ChdbStore) -> None:
         empty = c.get("/v1/root-cause", params={**q, "model": "m2"},
                       headers={"X-API-Key": keys.create(scope="read")}).json()
         assert empty["slices"] == [] and empty["features"] == [] and empty["burn"] == [] and empty["notes"]
+
+
+def test_a_drift_verdict_slo_pages_with_the_drifted_features(store: ChdbStore, receiver: Receiver) -> None:
+    """An SLO on the model-level verdict (drift SLI, subject ""): its page names the drifted feature first."""
+    rng = np.random.default_rng(10)
+    _window(store, T0, 3000, rng, eu_acc=0.9)
+    _window(store, T0 + H, 3000, rng, eu_acc=0.9, x_shift=1.0)
+    rep = run_detectors(store, "m1", T0 + 2 * H, H, config={"drift": {"drift_share": 0.3}})
+    assert next(r for r in rep.results if r.test == "drift_share").status == "alert"
+    specs = parse_specs("""
+version: driftline/v1
+slos:
+  - {name: m1-dataset-drift, model: m1, objective: 99, window: 30d, sli: {drift: {detector: drift, subject: ""}}}
+""")
+    assert slo_job(lambda: specs, _notifiers(store, receiver))(store, T0 + 2 * H)["sent"] >= 1
+    (pd,) = [b for b in receiver.bodies("/pd") if b["event_action"] == "trigger"]
+    rc = pd["payload"]["custom_details"]["root_cause"]
+    assert rc["features"][0]["feature"] == "x" and rc["verdict"]["status"] == "alert"
+    assert rc["burn"] == [] and rc["burn_start"] is None   # a drift SLI has no per-slice events

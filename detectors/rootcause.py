@@ -122,7 +122,7 @@ def feature_contributions(results: Iterable[Result | Mapping[str, Any]], *,
         if score is None:
             continue
         by_feature.setdefault(f, []).append((score, x))
-        if (x.get("detail") or {}).get("primary") is True:
+        if bool((x.get("detail") or {}).get("primary")):
             primary.setdefault(f, []).append((score, x))
     out = []
     for f, scored in by_feature.items():
@@ -158,7 +158,8 @@ def slice_burn(store: Store, model: str, start: _dt.datetime, end: _dt.datetime,
     error budget of ``1 - objective``: ``errors`` (status error), ``latency`` (over ``threshold_ms``) or
     ``accuracy`` (label does not match; ``tolerance`` for numeric predictions). ``within``: only the
     predictions of these slices (an SLO on one slice); ``error_types``: only these error types are bad (errors).
-    Slices with fewer than ``min_events`` or without a bad event are left out."""
+    Slices with fewer than ``min_events`` stored predictions or without a bad event are left out. ``total`` and
+    ``bad`` are estimates of all requests (sampling undone), ``events`` the stored predictions counted."""
     if not 0 < objective < 1:
         raise ValueError(f"objective: must be in (0, 1), got {objective!r}")
     if kind == "latency" and threshold_ms is None:
@@ -173,7 +174,8 @@ def slice_burn(store: Store, model: str, start: _dt.datetime, end: _dt.datetime,
                     "WHERE %(of)s)", of=of)
         match = sql("abs(p.pred_value - l.label_value) <= %(tol)s", tol=tolerance) if tolerance is not None \
             else sql("p.pred_label = l.label_class")
-        query = sql("""SELECT k, v, toFloat64(count()) AS total, toFloat64(countIf(NOT ifNull(%(match)s, false))) AS bad
+        query = sql("""SELECT k, v, count() AS n, toFloat64(count()) AS total,
+                              toFloat64(countIf(NOT ifNull(%(match)s, false))) AS bad
                        FROM %(joined)s ARRAY JOIN mapKeys(p.slices) AS k, mapValues(p.slices) AS v
                        GROUP BY k, v""", match=match, joined=join_latest_label(preds, of, inner=True))
     else:
@@ -183,7 +185,7 @@ def slice_burn(store: Store, model: str, start: _dt.datetime, end: _dt.datetime,
                 else sql("status = 'error'")
         else:
             bad = sql("ifNull(latency_ms > %(t)s, false)", t=float(threshold_ms or 0))
-        query = sql("""SELECT k, v, sum(w) AS total, sum(w * (%(bad)s)) AS bad
+        query = sql("""SELECT k, v, count() AS n, sum(w) AS total, sum(w * (%(bad)s)) AS bad
                        FROM (SELECT slices, status, error_type, latency_ms, if(status = 'error', 1.0, %(inv)s) AS w
                              FROM {db}.predictions FINAL WHERE %(of)s)
                        ARRAY JOIN mapKeys(slices) AS k, mapValues(slices) AS v
@@ -196,13 +198,15 @@ def slice_burn(store: Store, model: str, start: _dt.datetime, end: _dt.datetime,
         totals[r["k"]] = (t + float(r["total"]), b + float(r["bad"]))
     out = []
     for r in rows:
-        total, nbad = float(r["total"]), float(r["bad"])
-        if total < min_events or nbad <= 0:
+        total, nbad, n = float(r["total"]), float(r["bad"]), int(r["n"])
+        if n < min_events or nbad <= 0:
             continue   # too few events to say, or nothing burnt
-        lo, _ = wilson_interval(round(nbad), max(1, round(total)), confidence)
+        # the interval of the (weighted) bad rate on the events actually seen
+        lo, _ = wilson_interval(round(n * nbad / total), n, confidence)
         key_total, key_bad = totals[r["k"]]
         out.append({"slice": f"{r['k']}={r['v']}", "burn_rate": nbad / total / budget,
                     "burn_rate_low": (lo or 0.0) / budget, "bad_rate": nbad / total, "bad": nbad, "total": total,
+                    "events": n,
                     "share": total / key_total if key_total else 0.0,
                     "budget_share": nbad / key_bad if key_bad else 0.0, "kind": kind})
     return sorted(out, key=lambda d: (-d["burn_rate_low"], -d["burn_rate"], d["slice"]))
@@ -223,7 +227,7 @@ def _latest_window(store: Store, model: str, detector: str, start: _dt.datetime,
         return []
     rows = query_results(store, model=model, detector=detector, test=test, start=got[0]["ws"], end=got[0]["we"],
                          limit=100_000)
-    rows = [r for r in rows if r["window_end"] == got[0]["we"]]
+    rows = [r for r in rows if r["window_end"] == got[0]["we"] and r["window_start"] == got[0]["ws"]]
     if version is not None:
         exact = [r for r in rows if r["model_version"] == version]
         rows = exact or rows

@@ -74,7 +74,7 @@ def drifted_features(results: Iterable[Result]) -> tuple[dict[str, list[str]], l
     decided: dict[str, list[str]] = {}
     undecided: list[str] = []
     for f, rs in sorted(by_feature.items()):
-        primary = [r for r in rs if r.detail.get("primary") is True]
+        primary = [r for r in rs if bool(r.detail.get("primary"))]
         deciding = [r for r in (primary or rs) if r.status in (OK, ALERT)]
         if not deciding:
             undecided.append(f)

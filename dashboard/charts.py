@@ -10,7 +10,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 __all__ = ["clamped_range", "timeseries", "budget_bars", "burn_rates", "drift_heatmap", "distributions",
-           "slice_intervals", "burn_down", "errors_by_type", "detail_of"]
+           "slice_intervals", "burn_down", "errors_by_type", "detail_of", "root_cause", "root_cause_rows"]
 
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "height": 320, "legend": {"orientation": "h", "y": -0.2}}
 RED, GREEN, GREY = "#d62728", "#2ca02c", "#7f7f7f"
@@ -176,3 +176,46 @@ def burn_down(points: Sequence[Mapping[str, Any]], slo: str, deploys: Sequence[M
     if y_range is not None:
         fig.update_yaxes(range=y_range)
     return fig
+
+
+#: The three rankings of ``GET /v1/root-cause``: (key, name field, value field, panel title).
+_RANKINGS = (("slices", "slice", "contribution", "accuracy cost per slice (points)"),
+             ("features", "feature", "contribution", "drift × importance per feature"),
+             ("burn", "slice", "burn_rate", "error-budget burn per slice (× budget)"))
+
+
+def root_cause(rc: Mapping[str, Any]) -> go.Figure:
+    """The root-cause rankings as bars, largest at the top, one panel per ranking."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for *_, t in _RANKINGS], horizontal_spacing=0.12)
+    for i, (key, name, value, _) in enumerate(_RANKINGS, start=1):
+        rows = list(rc.get(key) or [])[::-1]   # plotly draws the first bar at the bottom
+        scale = 100.0 if key == "slices" else 1.0
+        fig.add_trace(go.Bar(x=[float(r[value]) * scale for r in rows], y=[str(r[name]) for r in rows],
+                             orientation="h", marker_color=RED if key != "features" else "#ff7f0e",
+                             showlegend=False, hovertemplate="%{y}: %{x:.3g}<extra></extra>"), row=1, col=i)
+    n = max([len(rc.get(k) or []) for k, *_ in _RANKINGS] + [1])
+    fig.update_layout(title="Root cause ranking", **{**_LAYOUT, "height": 160 + 30 * n, "margin": {
+        "l": 10, "r": 10, "t": 70, "b": 10}})
+    return fig
+
+
+def root_cause_rows(rc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rankings as a short table: rank, what, by how much, and the numbers behind it."""
+    out: list[dict[str, Any]] = []
+    for i, r in enumerate(rc.get("slices") or [], start=1):
+        out.append({"ranking": "accuracy cost", "rank": i, "name": r["slice"],
+                    "score": f"-{r['contribution'] * 100:.2f} pts" if r.get("metric", "accuracy") == "accuracy"
+                    else f"+{r['contribution']:.3g}",
+                    "why": f"{r['metric']} {r['value']:.3g} vs {r['baseline']:.3g} for the rest, "
+                           f"{r['share']:.0%} of labelled traffic ({r['source']})"})
+    for i, r in enumerate(rc.get("features") or [], start=1):
+        out.append({"ranking": "drift", "rank": i, "name": r["feature"], "score": f"{r['contribution']:.3g}",
+                    "why": f"{r['test']} {r['value']:.3g} = {r['drift']:.2g}× threshold {r['threshold']:.3g}, "
+                           f"importance {r['importance']:.3g}, {r['status']}"})
+    for i, r in enumerate(rc.get("burn") or [], start=1):
+        out.append({"ranking": "budget burn", "rank": i, "name": r["slice"], "score": f"{r['burn_rate']:.3g}×",
+                    "why": f"{r['bad_rate']:.2%} bad ({r['kind']}) of {r['total']:,.0f}, "
+                           f"{r['budget_share']:.0%} of the key's bad events"})
+    return out

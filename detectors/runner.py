@@ -18,6 +18,7 @@ from detectors.quality import QualityConfig, feature_freshness, quality_results
 from detectors.reference import Profile, load_profile, previous_window_reference
 from detectors.results import ERROR, Result, write_results
 from detectors.stattests import DEFAULT_REGISTRY, Registry
+from detectors.verdict import VerdictConfig, drift_verdict
 
 __all__ = ["DetectorConfig", "RunReport", "run_detectors", "PREVIOUS"]
 
@@ -30,12 +31,14 @@ class DetectorConfig:
     quality: QualityConfig = field(default_factory=QualityConfig)
     performance: PerformanceConfig = field(default_factory=PerformanceConfig)
     detectors: frozenset[str] = frozenset({"drift", "quality", "performance"})
+    verdict: VerdictConfig = field(default_factory=VerdictConfig)   # the model-level drift verdict
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> DetectorConfig:
         """``{"drift": {"tests": {"psi": 0.2}, "bins": 10}, "quality": {...}, "performance": {...}}``."""
         d = dict(d or {})
         drift = dict(d.get("drift") or {})
+        verdict = VerdictConfig.pop_from(drift)   # drift.importance, drift.drift_share
         kw: dict[str, Any] = {"drift": DriftConfig.parse(drift.pop("tests", None), **drift)}
         if "quality" in d:
             q = dict(d["quality"])
@@ -46,6 +49,7 @@ class DetectorConfig:
             kw["performance"] = PerformanceConfig(**d["performance"])
         if "detectors" in d:
             kw["detectors"] = frozenset(d["detectors"])
+        kw["verdict"] = verdict
         return cls(**kw)
 
 
@@ -127,6 +131,8 @@ def run_detectors(store: Store, model: str, window_end: _dt.datetime, window: _d
                     results += _guard("drift", lambda: drift_results(
                         profile, lab, cfg.drift, registry=registry,
                         features={f for f in profile.features if f.startswith("@label.")}, calibration=cal))
+                # the model-level verdict: the share of drifted features (detectors.verdict)
+                results += _guard("drift", lambda: [drift_verdict(results, cfg.verdict)])
             if "quality" in cfg.detectors:
                 results += _guard("quality", lambda: quality_results(profile, cur, window_end=window_end,
                                                                      config=cfg.quality))

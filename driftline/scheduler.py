@@ -112,15 +112,18 @@ def notifier_routes(*, store: Store, pagerduty_routing_key: str = "", slack_webh
     return {"page": page, "ticket": ticket}
 
 
-def slo_job(specs: Callable[[], Sequence[Any]], routes: dict[str, list[Any]]) -> Job:
-    """Evaluate the SLOs returned by ``specs()`` and notify; a summary of budgets and alerts."""
+def slo_job(specs: Callable[[], Sequence[Any]], routes: dict[str, list[Any]], *, root_cause: bool = True) -> Job:
+    """Evaluate the SLOs returned by ``specs()`` and notify; a summary of budgets and alerts. ``root_cause``:
+    attach the root-cause rankings to each trigger that goes out (``driftline.alert_context``)."""
+    from driftline.alert_context import root_cause_annotator
     from slo_engine import evaluate_and_notify
 
     def job(store: Store, now: _dt.datetime) -> dict[str, Any]:
         current = list(specs())
         if not current:
             return {"slos": 0}
-        res = evaluate_and_notify(store, current, now, routes)
+        res = evaluate_and_notify(store, current, now, routes,
+                                  annotate=root_cause_annotator(store) if root_cause else None)
         return {
             "slos": len(current),
             "changed": [(a.alert_key, a.state) for a in res.changed],

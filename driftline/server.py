@@ -180,6 +180,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(drift_router(store, limits=DetectorLimits(
         max_upload_rows=settings.max_upload_rows, max_upload_columns=settings.max_upload_columns,
         max_report_cells=settings.max_report_cells)))
+    from detectors.rootcause_api import rootcause_router
+
+    app.include_router(rootcause_router(store))
     from collector.ops_api import ops_router
 
     app.include_router(ops_router(store, cost_models=cost_models))

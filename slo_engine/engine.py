@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from collector.schema import SLO_ALERT_STATE
 from collector.sql import sql
@@ -25,7 +26,7 @@ from slo_engine.notifiers import Notification, Notifier
 from slo_engine.router import AlertState, Condition, route, route_conditions
 from slo_engine.silences import list_silences, ms_precision
 
-__all__ = ["EvaluationResult", "evaluate_and_notify", "load_alert_states", "notify_conditions", "Routes"]
+__all__ = ["EvaluationResult", "evaluate_and_notify", "load_alert_states", "notify_conditions", "Routes", "Annotator"]
 
 _log = logging.getLogger(__name__)
 
@@ -76,17 +77,44 @@ def _targets(routes: Routes, severity: str) -> Sequence[Notifier]:
     return routes
 
 
-def evaluate_and_notify(store: Store, specs: Sequence[Slo], now: _dt.datetime, notifiers: Routes) -> EvaluationResult:
+#: Context for a trigger about to be sent: ``annotate(notification, status)`` (``status``: the SLO's evaluation,
+#: None for an alert whose SLO produced no status); what it returns goes into ``details["root_cause"]``.
+Annotator = Callable[[Notification, SloStatus | None], Mapping[str, Any]]
+
+
+def evaluate_and_notify(store: Store, specs: Sequence[Slo], now: _dt.datetime, notifiers: Routes, *,
+                        annotate: Annotator | None = None) -> EvaluationResult:
     """One scheduler tick: evaluate ``specs`` at ``now``, route against stored state and silences, send, persist.
 
     ``specs`` should be the whole set: alerts of SLOs missing from it are left as they are.
+    ``annotate``: called for each trigger that goes out (not on every evaluation), its answer attached to the
+    notification as ``details["root_cause"]``; an annotator that fails never holds the alert back (the
+    detail then says why).
     """
     now = _utc(now)
     statuses = evaluate(store, specs, now)
     prior = load_alert_states(store)
     changed, notes = route(statuses, prior, list_silences(store, now=now), now)
+    if annotate is not None:
+        notes = _annotated(notes, statuses, annotate)
     final, sent, failed = _deliver_and_save(store, prior, changed, notes, notifiers, now)
     return EvaluationResult(statuses=statuses, changed=final, sent=sent, failed=failed)
+
+
+def _annotated(notes: Sequence[Notification], statuses: Sequence[SloStatus], annotate: Annotator
+               ) -> list[Notification]:
+    by_alert = {(s.slo.name, s.model_version): s for s in statuses}
+    out = []
+    for n in notes:
+        if n.action == "trigger":
+            try:
+                extra: Mapping[str, Any] = annotate(n, by_alert.get((n.slo, n.model_version)))
+            except Exception as exc:  # noqa: BLE001 - the alert goes out without its context
+                _log.warning("root cause of %s failed: %s", n.dedup_key, exc)
+                extra = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+            n = replace(n, details={**n.details, "root_cause": dict(extra)})
+        out.append(n)
+    return out
 
 
 def notify_conditions(store: Store, conditions: Sequence[Condition], now: _dt.datetime, notifiers: Routes, *,

@@ -22,7 +22,7 @@ from slo_engine.delivery import HttpSender
 from slo_engine.exceptions import DeliveryFailed, NotifierError
 
 __all__ = ["Notification", "Notifier", "PagerDutyNotifier", "SlackNotifier", "WebhookNotifier", "verify_signature",
-           "sign_body", "PAGERDUTY_EVENTS_URL"]
+           "sign_body", "PAGERDUTY_EVENTS_URL", "root_cause_text"]
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 _PD_SEVERITY = {"page": "critical", "ticket": "warning"}
@@ -119,6 +119,9 @@ class SlackNotifier:
                 ":rotating_light: PAGE" if n.severity == "page" else ":warning: TICKET")
             link = " ".join(f"<{h}|{t}>" for t, h in n.links)
             lines.append(f"{icon} *{n.slo}*: {n.summary}{(' ' + link) if link else ''}")
+            cause = root_cause_text(n.details.get("root_cause"))
+            if cause:
+                lines.append(f"    _root cause_: {cause}")
         return {"text": f"Driftline SLO alerts for {head}: " + "; ".join(f"{n.slo} {n.action}" for n in group),
                 "blocks": [{"type": "header", "text": {"type": "plain_text", "text": f"SLO alerts: {head}"[:150]}},
                            {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}}]}
@@ -127,6 +130,32 @@ class SlackNotifier:
         if group:
             self.sender.post(self.url, _dumps(self.message(group)), {}, notifier=self.name,
                              dedup_key=",".join(n.dedup_key for n in group), action=group[0].action)
+
+
+def _cost(x: Mapping[str, Any]) -> str:
+    c = float(x["contribution"])
+    return f"-{c * 100:.1f} pts" if x.get("metric", "accuracy") == "accuracy" else f"+{c:.3g}"
+
+
+def root_cause_text(rc: Any, top: int = 3) -> str:
+    """A notification's ``details["root_cause"]`` in one line: the first slices by accuracy cost, features by
+    drift and slices by burn rate ("" when there is nothing to say)."""
+    if not isinstance(rc, Mapping):
+        return ""
+    parts = []
+    slices = [f"{x['slice']} ({_cost(x)} {x.get('metric', 'accuracy')}: {x['value']:.3g} vs rest "
+              f"{x['baseline']:.3g})" for x in (rc.get("slices") or [])[:top]]
+    if slices:
+        parts.append("slices " + ", ".join(slices))
+    feats = [f"{x['feature']} ({x['drift']:.2g}x threshold)" for x in (rc.get("features") or [])[:top]]
+    if feats:
+        parts.append("drifted features " + ", ".join(feats))
+    burn = [f"{x['slice']} ({x['burn_rate']:.3g}x budget)" for x in (rc.get("burn") or [])[:top]]
+    if burn:
+        parts.append("fastest burn " + ", ".join(burn))
+    if rc.get("error"):
+        parts.append(f"not computed ({rc['error']})")
+    return "; ".join(parts)
 
 
 def sign_body(secret: bytes, body: bytes, timestamp: int) -> str:

@@ -17,9 +17,10 @@ T0 = (_dt.datetime.now(_dt.UTC) - _dt.timedelta(days=1)).replace(minute=0, secon
 def insert_predictions(store: Store, *, start: _dt.datetime, seconds: float, features: Sequence[Mapping[str, Any]],
                        model: str = "m1", version: str = "v1", preds: Sequence[Mapping[str, Any]] | None = None,
                        slices: Sequence[Mapping[str, str]] | None = None, request_ids: Sequence[str] | None = None,
-                       event_ids: Sequence[str] | None = None, subjects: Sequence[str] | None = None) -> list[str]:
+                       event_ids: Sequence[str] | None = None, subjects: Sequence[str] | None = None,
+                       statuses: Sequence[str] | None = None) -> list[str]:
     """One prediction per item of ``features`` (name to float, str or None), spread over ``seconds``
-    (``subjects``: their subject hashes, '' for none)."""
+    (``subjects``: their subject hashes, '' for none; ``statuses``: "ok" or "error", default "ok")."""
     n = len(features)
     step = seconds / max(n, 1)
     rids = list(request_ids) if request_ids is not None else [f"r-{uuid.uuid4().hex}" for _ in range(n)]
@@ -42,8 +43,9 @@ def insert_predictions(store: Store, *, start: _dt.datetime, seconds: float, fea
         cols["pred_probs"].append({})
         cols["slices"].append(dict(slices[i]) if slices is not None else {})
         cols["latency_ms"].append(1.0)
-        cols["status"].append("ok")
-        cols["error_type"].append("")
+        status = statuses[i] if statuses is not None else "ok"
+        cols["status"].append(status)
+        cols["error_type"].append("timeout" if status == "error" else "")
         cols["schema_version"].append(1)
         if subjects is not None:
             cols["subject_hash"].append(subjects[i])

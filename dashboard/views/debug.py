@@ -1,5 +1,6 @@
-"""Debug: drift heatmap (features × windows), a feature's reference and current distributions, per-slice
-performance with intervals, sampled (redacted) inputs with predictions and labels, recent errors and dead letters."""
+"""Debug: root cause (model-level drift verdict, slices and features ranked), drift heatmap (features × windows),
+a feature's reference and current distributions, per-slice performance with intervals, sampled (redacted) inputs
+with predictions and labels, recent errors and dead letters."""
 
 from __future__ import annotations
 
@@ -184,9 +185,33 @@ def samples_and_errors(ctx: Ctx) -> None:
         st.success("No rejected events.")
 
 
+def root_cause(ctx: Ctx) -> None:
+    """The model-level drift verdict and the root-cause rankings of the range (``GET /v1/root-cause``)."""
+    st.subheader("Root cause")
+    start = ctx.start.replace(second=0, microsecond=0)   # to the minute: one cached call per minute
+    rc = ctx.get("/v1/root-cause", model=ctx.model, version=ctx.version or None, start=start.isoformat(),
+                 burn="errors", objective=0.99, top=5)
+    v = rc.get("verdict")
+    if v and v.get("value") is not None:
+        drifted = ", ".join(d["feature"] for d in v.get("drifted") or []) or "none"
+        say = st.warning if v["status"] == "alert" else st.success
+        say(f"Model-level drift: {v['value']:.0%} of features drifted (threshold {v['threshold']:.0%}); "
+            f"drifted: {drifted}.")
+    if not any(rc.get(k) for k in ("slices", "features", "burn")):
+        st.info("Nothing to rank in range: the rankings need per-slice performance (labels or CBPE), drift results "
+                "or predictions with `slices`.")
+        return
+    st.caption("Slices by the accuracy points they cost (their accuracy against the rest of the traffic, times "
+               "their share), features by drift in units of their threshold times importance, slices by how fast "
+               "they burn a 99% error budget.")
+    st.plotly_chart(charts.root_cause(rc), key="dbg_rootcause")
+    st.table(charts.root_cause_rows(rc))
+
+
 def render(ctx: Ctx) -> None:
     results = _in_version(ctx, ctx.get("/v1/detectors/results", model=ctx.model, minutes=ctx.minutes))
-    drift_rows = [r for r in results if r["detector"] == "drift"]
+    drift_rows = [r for r in results if r["detector"] == "drift" and r["subject"]]
+    root_cause(ctx)
     drift(ctx, drift_rows)
     distribution(ctx, drift_rows)
     slices(ctx, [r for r in results if r["detector"] == "performance"])

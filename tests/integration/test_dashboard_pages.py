@@ -115,6 +115,13 @@ def test_debug(api: str) -> None:
     assert dist[0]["y"] == [0.5, 0.5] and dist[1]["y"] == [0.6, 0.4]
     sl = charts["accuracy per slice (95% interval)"]["data"][0]
     assert sl["y"] == ["region=eu", "region=us"] and sl["x"] == [0.82, 0.61]
+    # root cause: us costs (0.82 - 0.61) x half the traffic; y drifts most; eu's errors burn the budget
+    rc = charts["Root cause ranking"]["data"]
+    assert rc[0]["y"] == ["region=us"] and rc[0]["x"] == [pytest.approx((0.82 - 0.61) * 0.5 * 100)]
+    assert rc[1]["y"] == ["region", "x", "y"] and rc[1]["x"][-1] == pytest.approx(0.35 / 0.2)
+    assert rc[2]["y"] == ["region=eu"]
+    table = at.table[0].value
+    assert list(table["name"]) == ["region=us", "y", "x", "region", "region=eu"]
     samples, dead = at.dataframe[0].value, at.dataframe[-1].value
     assert len(samples) == 200 and set(samples["label"].dropna()) == {"yes", "no"}
     assert samples["f.region"].notna().all()

@@ -279,7 +279,7 @@ def adjust_results(results: list[Result], method: str, registry: Registry = DEFA
            and r.test in registry and registry.get(r.test).pvalue]
     if method == "none" or not idx:
         return results
-    adj = adjust_pvalues([results[i].value for i in idx], method)
+    adj = adjust_pvalues([float(results[i].value or 0.0) for i in idx], method)   # idx: values not None
     out = list(results)
     for i, pa in zip(idx, adj, strict=True):
         r = results[i]

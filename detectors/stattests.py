@@ -375,7 +375,7 @@ DEFAULT_REGISTRY = Registry([
     StatTest(name="ks", fn=ks, rows=ks_rows, kinds=_NUM, default_threshold=0.1, min_effect=0.05,
              description="Kolmogorov-Smirnov statistic at the bin edges"),
     StatTest(name="wasserstein", fn=wasserstein, rows=wasserstein_rows, kinds=_NUM, default_threshold=0.1,
-             min_effect=0.1,
+             min_effect=0.05,
              description="Wasserstein-1 distance in reference standard deviations"),
     StatTest(name="chisquare", fn=chisquare, rows=chisquare_rows, kinds=_CAT, default_threshold=0.05,
              alert_when="below", effect=psi, min_effect=0.05,

@@ -1,0 +1,95 @@
+"""What calibrated thresholds add to a detector run: 1M rows x 20 features, fixed vs calibrated thresholds.
+
+    python bench/detector_overhead.py                  # 1M reference + 1M current rows, 20 features
+    python bench/detector_overhead.py --rows 200000    # smaller
+
+The data and its loading are bench/drift.py's (reference in one hour, current window in the next). In one
+process on that store, with the reference stored (``reference_from_window``), ``run_detectors`` (drift only, the
+scheduler's default tests) is timed:
+
+- ``fixed``: fixed thresholds (the median of ``--repeat`` runs);
+- ``calibrated cold``: ``{"threshold": "calibrated"}``, the first run (the reference's chunks counted, when it has
+  enough of them, and cached);
+- ``calibrated warm``: the same again (the cached chunks; the median of ``--repeat`` runs).
+
+Two windows: the whole current hour (as many rows as the reference: one chunk, so the calibration is the sampling
+floor and the history query) and its first tenth (the reference makes 10 chunks of that size: the chunk scan).
+The ratios are calibrated / fixed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench.drift import MODEL, _store, _sub, generate  # noqa: E402 - after the path
+
+H = _dt.timedelta(hours=1)
+
+
+def _timed(fn) -> float:  # type: ignore[no-untyped-def]
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def measure(store_path: str, t0: _dt.datetime, repeat: int) -> list[tuple[str, float, float, float, str]]:
+    from detectors import calibration
+    from detectors.reference import reference_from_window
+    from detectors.runner import run_detectors
+
+    s = _store(store_path)
+    reference_from_window(s, MODEL, t0, t0 + H, name="ref", labels=False)
+    out = []
+    for label, window in (("whole hour", H), ("tenth of the hour", H / 10)):
+        end = t0 + H + window
+
+        def run(cfg: dict, s=s, end=end, window=window) -> list:
+            return run_detectors(s, MODEL, end, window, reference="ref", write=False,
+                                 config={"detectors": ["drift"], "drift": cfg}).results
+
+        run({})                                                  # warm the engine's caches on this window
+        fixed = sorted(_timed(lambda: run({})) for _ in range(repeat))[repeat // 2]
+        calibration._CACHE.clear()
+        res: list = []
+        cold = _timed(lambda res=res: res.extend(run({"threshold": "calibrated"})))
+        warm = sorted(_timed(lambda: run({"threshold": "calibrated"})) for _ in range(repeat))[repeat // 2]
+        methods = sorted({r.detail.get("threshold_method", "") for r in res if r.value is not None})
+        out.append((label, fixed, cold, warm, ",".join(methods)))
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--features", type=int, default=20)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--seed", type=int, default=42)
+    a = p.parse_args()
+    work = tempfile.mkdtemp(prefix="driftline-overhead-")
+    t0 = (_dt.datetime.now(_dt.UTC) - _dt.timedelta(hours=6)).replace(minute=0, second=0, microsecond=0)
+    generate(os.path.join(work, "ref.parquet"), a.rows, a.features, 0, 0.0, a.seed)
+    generate(os.path.join(work, "cur.parquet"), a.rows, a.features, 0, 0.0, a.seed + 1)
+    load = _sub("--part", "load", "--rows", str(a.rows), "--features", str(a.features), "--store",
+                os.path.join(work, "store"), "--data", work, "--t0", t0.isoformat())
+    print(f"loaded {load['stored_rows']} rows ({a.features} features) in {load['load_s']:.1f}s", flush=True)
+    rows = measure(os.path.join(work, "store"), t0, a.repeat)
+    for label, fixed, cold, warm, methods in rows:
+        print(f"{label}: fixed {fixed:.3f}s, calibrated cold {cold:.3f}s ({cold / fixed:.2f}x), "
+              f"warm {warm:.3f}s ({warm / fixed:.2f}x); methods {methods}", flush=True)
+    (_, f1, c1, w1, _), (_, f2, c2, w2, _) = rows
+    print(f"detector_overhead rows={a.rows} features={a.features} fixed_s={f1:.3f} calibrated_cold_s={c1:.3f} "
+          f"calibrated_warm_s={w1:.3f} warm_ratio={w1 / f1:.3f} cold_ratio={c1 / f1:.3f} "
+          f"chunked_fixed_s={f2:.3f} chunked_cold_ratio={c2 / f2:.3f} chunked_warm_ratio={w2 / f2:.3f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -174,9 +174,11 @@ def slice_burn(store: Store, model: str, start: _dt.datetime, end: _dt.datetime,
                     "WHERE %(of)s)", of=of)
         match = sql("abs(p.pred_value - l.label_value) <= %(tol)s", tol=tolerance) if tolerance is not None \
             else sql("p.pred_label = l.label_class")
-        query = sql("""SELECT k, v, count() AS n, toFloat64(count()) AS total,
-                              toFloat64(countIf(NOT ifNull(%(match)s, false))) AS bad
-                       FROM %(joined)s ARRAY JOIN mapKeys(p.slices) AS k, mapValues(p.slices) AS v
+        # counted per distinct slice map first (a few hundred rows), then spread over its keys
+        query = sql("""SELECT k, v, sum(c) AS n, toFloat64(sum(c)) AS total, toFloat64(sum(b)) AS bad
+                       FROM (SELECT p.slices AS s, count() AS c, countIf(NOT ifNull(%(match)s, false)) AS b
+                             FROM %(joined)s GROUP BY s)
+                       ARRAY JOIN mapKeys(s) AS k, mapValues(s) AS v
                        GROUP BY k, v""", match=match, joined=join_latest_label(preds, of, inner=True))
     else:
         rate = _sampling_rate(store, model, start, end, version)
@@ -185,10 +187,13 @@ def slice_burn(store: Store, model: str, start: _dt.datetime, end: _dt.datetime,
                 else sql("status = 'error'")
         else:
             bad = sql("ifNull(latency_ms > %(t)s, false)", t=float(threshold_ms or 0))
-        query = sql("""SELECT k, v, count() AS n, sum(w) AS total, sum(w * (%(bad)s)) AS bad
-                       FROM (SELECT slices, status, error_type, latency_ms, if(status = 'error', 1.0, %(inv)s) AS w
-                             FROM {db}.predictions FINAL WHERE %(of)s)
-                       ARRAY JOIN mapKeys(slices) AS k, mapValues(slices) AS v
+        query = sql("""SELECT k, v, sum(c) AS n, sum(t) AS total, sum(b) AS bad
+                       FROM (SELECT slices AS s, count() AS c, sum(w) AS t, sum(w * (%(bad)s)) AS b
+                             FROM (SELECT slices, status, error_type, latency_ms,
+                                          if(status = 'error', 1.0, %(inv)s) AS w
+                                   FROM {db}.predictions FINAL WHERE %(of)s)
+                             GROUP BY s)
+                       ARRAY JOIN mapKeys(s) AS k, mapValues(s) AS v
                        GROUP BY k, v""", bad=bad, inv=1.0 / rate, of=of)
     rows = store.rows(query)
     budget = 1.0 - objective

@@ -82,3 +82,29 @@ def test_rate_axes_stay_within_0_and_100_percent() -> None:
     fig = json.loads(charts.timeseries(points, {"e": "error rate"}, title="Error rate", y_title="",
                                        percent=True).to_json())
     assert fig["layout"]["yaxis"]["range"] == [0.0, 0.01]
+
+
+RC: dict[str, Any] = {
+    "slices": [{"slice": "region=eu", "contribution": 0.04, "metric": "accuracy", "value": 0.5, "baseline": 0.9,
+                "share": 0.1, "n": 300, "source": "performance"},
+               {"slice": "plan=pro", "contribution": 0.002, "metric": "accuracy", "value": 0.85, "baseline": 0.87,
+                "share": 0.1, "n": 300, "source": "performance"}],
+    "features": [{"feature": "x", "contribution": 2.4, "drift": 1.2, "importance": 2.0, "test": "psi",
+                  "value": 0.24, "threshold": 0.2, "status": "alert"}],
+    "burn": [{"slice": "region=eu", "burn_rate": 50.0, "burn_rate_low": 44.0, "bad_rate": 0.5, "bad": 150.0,
+              "total": 300.0, "share": 0.1, "budget_share": 0.6, "kind": "accuracy", "events": 300}],
+}
+
+
+def test_root_cause_bars_and_table() -> None:
+    fig = charts.root_cause(RC)
+    slices, feats, burn = fig.data
+    assert list(slices.y) == ["plan=pro", "region=eu"] and list(slices.x) == pytest.approx([0.2, 4.0])  # points
+    assert list(feats.y) == ["x"] and list(burn.x) == [50.0]
+    rows = charts.root_cause_rows(RC)
+    assert [(r["ranking"], r["rank"], r["name"]) for r in rows] == [
+        ("accuracy cost", 1, "region=eu"), ("accuracy cost", 2, "plan=pro"), ("drift", 1, "x"),
+        ("budget burn", 1, "region=eu")]
+    assert rows[0]["score"] == "-4.00 pts" and "0.5 vs 0.9 for the rest, 10% of labelled traffic" in rows[0]["why"]
+    assert charts.root_cause_rows({}) == [] and len(charts.root_cause({}).data) == 3
+

@@ -165,7 +165,8 @@ def measure(quick: bool = False, *, chunk_size: int = 5000, datasets: tuple[str,
         per[name] = {"chunks": len(chunks), "kind": dl["kind"], "calibrated": dl["calibrated"],
                      **{f"{m}_abs_err_pp_mean": _mean(d_err[m]) for m in METRICS},
                      "accuracy_abs_err_pp_max": max(d_err["accuracy"], default=float("nan")),
-                     "fit_s": dl["fit_s"], "chunk_s": dl["chunk_s"], "load_s": dl["load_s"], "nannyml_s": nml["seconds"]}
+                     "fit_s": dl["fit_s"], "chunk_s": dl["chunk_s"], "load_s": dl["load_s"],
+                     "nannyml_s": nml["seconds"]}
         fit_s += dl["fit_s"]
         chunk_s += dl["chunk_s"] / len(names)
         nml_s += nml["seconds"]

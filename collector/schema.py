@@ -277,7 +277,7 @@ CBPE_CALIBRATIONS = Table(
      Column("class", "String"), Column("calibrated", "UInt8"), Column("cells", "UInt32"),
      Column("values", "Array(Float64)"), Column("blocks", "Array(UInt32)"), Column("variances", "Array(Float64)"),
      Column("window_start", _TS), Column("window_end", _TS), Column("model_version", "String"),
-     Column("rows", "UInt64")),
+     Column("rows", "UInt64"), Column("extra_variance", "Float64")),
     engine="ReplacingMergeTree(built_at)", order_by="(model, name, built_at, class)")
 
 # ---------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ per row (as NannyML does), F1 and AUC are macro averages (AUC one-vs-rest). The 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import math
 from collections.abc import Mapping
@@ -46,6 +47,8 @@ __all__ = ["CBPEConfig", "Calibration", "fit_calibration", "load_calibration", "
 
 DETECTOR = "estimated_performance"
 _FOLDS = 10
+_CHUNKS = 20            # reference chunks for the extra variance
+_MIN_CHUNK_ROWS = 200
 MAX_CLASSES = 50
 
 
@@ -85,6 +88,8 @@ class Calibration:
     maps: tuple[ClassCalibration, ...]
     rows: int
     built_at: _dt.datetime | None = None
+    #: accuracy variance beyond independent outcomes, seen across reference chunks (added to every band)
+    extra_variance: float = 0.0
 
     @property
     def binary(self) -> bool:
@@ -92,7 +97,7 @@ class Calibration:
 
 
 def _preds(of: SQL) -> SQL:
-    return sql("""(SELECT model, request_id, pred_label, pred_score, pred_probs,
+    return sql("""(SELECT model, request_id, ts, pred_label, pred_score, pred_probs,
                           arrayConcat([''], arrayMap((k, v) -> concat(k, '=', v), mapKeys(slices), mapValues(slices)))
                           AS ss
                    FROM {db}.predictions FINAL WHERE %(of)s)""", of=of)
@@ -116,7 +121,8 @@ def _class_rows(of: SQL, kind: str, pos: str, classes: list[str], cells: int, *,
     if kind == "binary":
         on = bool(cal and cal.maps[0].calibrated)
         vals = cal.maps[0].values.tolist() if cal and on else [0.0]
-        row = sql("""SELECT p.ss AS ss, p.request_id AS rid, l.label_class AS truth, [assumeNotNull(%(s)s)] AS xs,
+        row = sql("""SELECT p.ss AS ss, p.request_id AS rid, p.ts AS ts, l.label_class AS truth,
+                            [assumeNotNull(%(s)s)] AS xs,
                             [if(p.pred_label IS NULL, xs[1] >= 0.5, p.pred_label = %(pos)s)] AS flags,
                             arrayMap(x -> %(cell)s, xs) AS cs,
                             [if(%(on)s, %(vals)s[cs[1] + 1], xs[1])] AS qs, [%(pos)s] AS cls
@@ -125,7 +131,7 @@ def _class_rows(of: SQL, kind: str, pos: str, classes: list[str], cells: int, *,
     else:
         on = [int(m.calibrated) for m in cal.maps] if cal else [0] * len(classes)
         vals = [m.values.tolist() if m.calibrated else [0.0] for m in cal.maps] if cal else [[0.0] for _ in classes]
-        row = sql("""SELECT p.ss AS ss, p.request_id AS rid, l.label_class AS truth,
+        row = sql("""SELECT p.ss AS ss, p.request_id AS rid, p.ts AS ts, l.label_class AS truth,
                             arrayMap(c -> greatest(0., least(1., p.pred_probs[c])), %(cls)s) AS xs,
                             ifNull(p.pred_label, %(cls)s[indexOf(xs, arrayMax(xs))]) AS predicted,
                             arrayMap(c -> c = predicted, %(cls)s) AS flags,
@@ -135,7 +141,7 @@ def _class_rows(of: SQL, kind: str, pos: str, classes: list[str], cells: int, *,
                             arrayMap(u -> if(su > 0, u / su, 1 / %(k)s), us) AS qs, %(cls)s AS cls
                      FROM %(j)s WHERE notEmpty(p.pred_probs)""",
                   cls=classes, cell=_cell("x", cells), on=on, vals=vals, k=len(classes), j=joined)
-    return sql("""(SELECT ss, rid, truth, ci, xs[ci] AS x, cs[ci] AS cell, qs[ci] AS q, flags[ci] AS flag,
+    return sql("""(SELECT ss, rid, ts, truth, ci, xs[ci] AS x, cs[ci] AS cell, qs[ci] AS q, flags[ci] AS flag,
                           cls[ci] AS klass
                    FROM (%(row)s) ARRAY JOIN arrayEnumerate(xs) AS ci)""", row=row)
 
@@ -200,6 +206,7 @@ def fit_calibration(store: Store, model: str, start: _dt.datetime, end: _dt.date
     cal = Calibration(model=model, name=name, kind=kind, positive_class=pos,
                       classes=tuple(classes) if kind == "multiclass" else (), cells=cells, maps=tuple(maps),
                       rows=total, built_at=_dt.datetime.now(_dt.UTC))
+    cal = dataclasses.replace(cal, extra_variance=_extra_variance(store, cal, of, start, end))
     if save:
         store.insert(CBPE_CALIBRATIONS, {
             "model": [model] * k, "name": [name] * k, "built_at": [cal.built_at] * k, "kind": [kind] * k,
@@ -207,7 +214,8 @@ def fit_calibration(store: Store, model: str, start: _dt.datetime, end: _dt.date
             "calibrated": [int(m.calibrated) for m in maps], "cells": [cells] * k,
             "values": [m.values.tolist() for m in maps], "blocks": [m.blocks.tolist() for m in maps],
             "variances": [m.variances.tolist() for m in maps], "window_start": [start] * k,
-            "window_end": [end] * k, "model_version": [version or "*"] * k, "rows": [total] * k})
+            "window_end": [end] * k, "model_version": [version or "*"] * k, "rows": [total] * k,
+            "extra_variance": [cal.extra_variance] * k})
     return cal
 
 
@@ -229,20 +237,59 @@ def load_calibration(store: Store, model: str, name: str = "default") -> Calibra
                                   calibrated=bool(by_class[c]["calibrated"])) for c in order)
     return Calibration(model=model, name=name, kind=r0["kind"], positive_class=r0["positive_class"],
                        classes=tuple(r0["classes"]), cells=int(r0["cells"]), maps=maps, rows=int(r0["rows"]),
-                       built_at=r0["built_at"])
+                       built_at=r0["built_at"], extra_variance=float(r0["extra_variance"]))
 
 
-def _window_rows(store: Store, cal: Calibration, of: SQL, slices: bool) -> list[dict[str, Any]]:
+def _window_rows(store: Store, cal: Calibration, of: SQL, groups: SQL) -> list[dict[str, Any]]:
+    """Per group (``groups``: an array expression per row, e.g. its slices), class, predicted-or-not and cell:
+    rows, sums of the calibrated probability and its square, labelled rows, true positives."""
     classes = list(cal.classes) or [cal.positive_class]
     rows = _class_rows(of, cal.kind, cal.positive_class, classes, cal.cells, inner=False, cal=cal)
-    sel = sql("ss") if slices else sql("['']")
     return store.rows(sql(
         """SELECT slice, ci, flag, groupArray(cell) AS cells, groupArray(n) AS n, groupArray(sq) AS sq,
                   groupArray(sq2) AS sq2, groupArray(nl) AS nl, groupArray(npos) AS npos
            FROM (SELECT slice, ci, flag, cell, count() AS n, sum(q) AS sq, sum(q * q) AS sq2,
                         countIf(truth IS NOT NULL) AS nl, countIf(truth = klass) AS npos
-                 FROM %(r)s ARRAY JOIN %(sel)s AS slice GROUP BY slice, ci, flag, cell)
-           GROUP BY slice, ci, flag""", r=rows, sel=sel))
+                 FROM %(r)s ARRAY JOIN %(g)s AS slice GROUP BY slice, ci, flag, cell)
+           GROUP BY slice, ci, flag""", r=rows, g=groups))
+
+
+def _aggregates(store: Store, cal: Calibration, of: SQL, groups: SQL) -> dict[str, np.ndarray]:
+    """{group: array (n, sq, sq2, nl, npos) x class x predicted x cell} of :func:`_window_rows`."""
+    k, g = len(cal.maps), cal.cells
+    per: dict[str, np.ndarray] = {}
+    for r in _window_rows(store, cal, of, groups):
+        a = per.setdefault(r["slice"], np.zeros((5, k, 2, g)))
+        idx = np.asarray(r["cells"], np.int64)
+        for j, col in enumerate(("n", "sq", "sq2", "nl", "npos")):
+            a[j, int(r["ci"]) - 1, int(r["flag"]), idx] = np.asarray(r[col], float)
+    return per
+
+
+def _extra_variance(store: Store, cal: Calibration, of: SQL, start: _dt.datetime, end: _dt.datetime) -> float:
+    """The variance of a window's accuracy beyond independent outcomes, as the reference shows it: split into
+    equal time chunks, ``var(realized - estimated) - mean(sum q(1-q) / n^2)`` (method of moments, >= 0).
+    Real data wobble from chunk to chunk more than Bernoulli draws do; the band takes that in."""
+    k = max(5, min(_CHUNKS, cal.rows // 2000))
+    if cal.rows < 5 * _MIN_CHUNK_ROWS:
+        return 0.0
+    ms0 = int(start.timestamp() * 1000)
+    width = max(1, -(-(int(end.timestamp() * 1000) - ms0) // k))
+    groups = sql("[toString(least(%(k1)s, intDiv(toUnixTimestamp64Milli(ts) - %(t0)s, %(w)s)))]", k1=k - 1, t0=ms0,
+                 w=width)
+    resid, pbv = [], []
+    for a in _aggregates(store, cal, of, groups).values():
+        n, sq, sq2, nl, npos = a
+        total = float(n[0].sum())
+        if float(nl[0].sum()) < max(_MIN_CHUNK_ROWS, 0.95 * total):    # a chunk whose labels have all arrived
+            continue
+        est = cm.metrics(n, sq, binary=cal.binary)["accuracy"]
+        real = cm.metrics(nl, npos, binary=cal.binary)["accuracy"]
+        resid.append(float(real) - float(est))
+        pbv.append(float((sq - sq2)[0].sum() if cal.binary else (sq - sq2)[:, 1].sum()) / total ** 2)
+    if len(resid) < 5:
+        return 0.0
+    return max(0.0, float(np.var(resid, ddof=1)) - float(np.mean(pbv)))
 
 
 def cbpe_results(store: Store, model: str, start: _dt.datetime, end: _dt.datetime, *, version: str | None = None,
@@ -255,13 +302,7 @@ def cbpe_results(store: Store, model: str, start: _dt.datetime, end: _dt.datetim
         return [Result.no_data(DETECTOR, "", "calibration", f"no cbpe calibration {cfg.calibration!r} for model "
                                f"{model!r} (fit one on a labelled window)")] if required else []
     of = model_window(model, start, end, version=version)
-    k, g = len(cal.maps), cal.cells
-    per: dict[str, np.ndarray] = {}
-    for r in _window_rows(store, cal, of, cfg.slices):
-        a = per.setdefault(r["slice"], np.zeros((5, k, 2, g)))
-        idx = np.asarray(r["cells"], np.int64)
-        for j, col in enumerate(("n", "sq", "sq2", "nl", "npos")):
-            a[j, int(r["ci"]) - 1, int(r["flag"]), idx] = np.asarray(r[col], float)
+    per = _aggregates(store, cal, of, sql("ss") if cfg.slices else sql("['']"))
     out: list[Result] = []
     if not per:
         return [Result.no_data(DETECTOR, "", m, "no scored predictions in the window", calibration=cal.name)
@@ -283,10 +324,16 @@ def _slice_results(subject: str, a: np.ndarray, cal: Calibration, cfg: CBPEConfi
     labelled = float(nl[0].sum())
     real = cm.metrics(nl, npos, binary=binary) if labelled else None
     pb = float((sq - sq2)[:, 1].sum() if not binary else (sq - sq2)[0].sum())
-    acc_lo, acc_hi, acc_sd = cm.accuracy_band(float(est["accuracy"]), total, pb,
-                                           cm.calibration_variance(n, list(cal.maps), binary=binary), cfg.confidence)
+    cal_var = cm.calibration_variance(n, list(cal.maps), binary=binary)
+    acc_lo, acc_hi, acc_sd = cm.accuracy_band(float(est["accuracy"]), total, pb, cal_var + cal.extra_variance,
+                                              cfg.confidence)
     bands = cm.draw_band(n, sq, sq2, list(cal.maps), binary=binary, draws=cfg.draws, confidence=cfg.confidence,
-                      seed=cfg.seed)
+                         seed=cfg.seed)
+    if cal.extra_variance > 0:  # F1 and AUC bands widen as the accuracy band does
+        inner = math.sqrt(pb / total ** 2 + cal_var)
+        f = acc_sd / inner if inner > 0 else 1.0
+        bands = {m: (float(est[m]) - f * (float(est[m]) - lo), float(est[m]) + f * (hi - float(est[m])))
+                 for m, (lo, hi) in bands.items()}
     bands["accuracy"] = (acc_lo, acc_hi)
     out = []
     for m in METRICS:

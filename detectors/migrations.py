@@ -139,7 +139,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                 window_start DateTime64(3, 'UTC'),
                 window_end DateTime64(3, 'UTC'),
                 model_version String,
-                rows UInt64
+                rows UInt64,
+                extra_variance Float64                -- accuracy variance beyond independent outcomes
             ) ENGINE = ReplacingMergeTree(built_at)
             ORDER BY (model, name, built_at, class)
             """,

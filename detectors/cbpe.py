@@ -114,24 +114,29 @@ def _cell(x: str, cells: int) -> SQL:
 
 
 def _class_rows(of: SQL, kind: str, pos: str, classes: list[str], cells: int, *, inner: bool,
-                cal: Calibration | None) -> SQL:
+                cal: Calibration | None, labels: bool = True) -> SQL:
     """Per prediction and evaluated class: ``ci`` (1-based), raw score ``x``, its ``cell``, calibrated ``q``
-    (raw without ``cal``), ``flag`` (predicted as the class), ``truth`` (NULL: no label) and ``ss`` (slices)."""
-    joined = join_latest_label(_preds(of), of, inner=inner)
+    (raw without ``cal``), ``flag`` (predicted as the class), ``truth`` (NULL: no label) and ``ss`` (slices).
+    ``labels`` False: the window has no label (no join; ``truth`` is NULL)."""
+    if labels:
+        joined = sql("%(j)s", j=join_latest_label(_preds(of), of, inner=inner))
+        truth = sql("l.label_class")
+    else:
+        joined = sql("%(p)s AS p", p=_preds(of))
+        truth = sql("CAST(NULL AS Nullable(String))")
     if kind == "binary":
         on = bool(cal and cal.maps[0].calibrated)
         vals = cal.maps[0].values.tolist() if cal and on else [0.0]
-        row = sql("""SELECT p.ss AS ss, p.request_id AS rid, p.ts AS ts, l.label_class AS truth,
-                            [assumeNotNull(%(s)s)] AS xs,
-                            [if(p.pred_label IS NULL, xs[1] >= 0.5, p.pred_label = %(pos)s)] AS flags,
-                            arrayMap(x -> %(cell)s, xs) AS cs,
-                            [if(%(on)s, %(vals)s[cs[1] + 1], xs[1])] AS qs, [%(pos)s] AS cls
-                     FROM %(j)s WHERE %(s)s IS NOT NULL""",
-                  s=_score(pos), pos=pos, cell=_cell("x", cells), on=on, vals=vals, j=joined)
+        # one evaluated class: plain columns, no arrays
+        return sql("""(SELECT p.ss AS ss, p.request_id AS rid, p.ts AS ts, %(truth)s AS truth, 1 AS ci,
+                              assumeNotNull(%(s)s) AS x, %(cell)s AS cell, if(%(on)s, %(vals)s[cell + 1], x) AS q,
+                              if(p.pred_label IS NULL, x >= 0.5, p.pred_label = %(pos)s) AS flag, %(pos)s AS klass
+                       FROM %(j)s WHERE %(s)s IS NOT NULL)""",
+                   s=_score(pos), pos=pos, cell=_cell("x", cells), on=on, vals=vals, j=joined, truth=truth)
     else:
         on = [int(m.calibrated) for m in cal.maps] if cal else [0] * len(classes)
         vals = [m.values.tolist() if m.calibrated else [0.0] for m in cal.maps] if cal else [[0.0] for _ in classes]
-        row = sql("""SELECT p.ss AS ss, p.request_id AS rid, p.ts AS ts, l.label_class AS truth,
+        row = sql("""SELECT p.ss AS ss, p.request_id AS rid, p.ts AS ts, %(truth)s AS truth,
                             arrayMap(c -> greatest(0., least(1., p.pred_probs[c])), %(cls)s) AS xs,
                             ifNull(p.pred_label, %(cls)s[indexOf(xs, arrayMax(xs))]) AS predicted,
                             arrayMap(c -> c = predicted, %(cls)s) AS flags,
@@ -140,7 +145,7 @@ def _class_rows(of: SQL, kind: str, pos: str, classes: list[str], cells: int, *,
                             arraySum(us) AS su,
                             arrayMap(u -> if(su > 0, u / su, 1 / %(k)s), us) AS qs, %(cls)s AS cls
                      FROM %(j)s WHERE notEmpty(p.pred_probs)""",
-                  cls=classes, cell=_cell("x", cells), on=on, vals=vals, k=len(classes), j=joined)
+                  cls=classes, cell=_cell("x", cells), on=on, vals=vals, k=len(classes), j=joined, truth=truth)
     return sql("""(SELECT ss, rid, ts, truth, ci, xs[ci] AS x, cs[ci] AS cell, qs[ci] AS q, flags[ci] AS flag,
                           cls[ci] AS klass
                    FROM (%(row)s) ARRAY JOIN arrayEnumerate(xs) AS ci)""", row=row)
@@ -242,15 +247,23 @@ def load_calibration(store: Store, model: str, name: str = "default") -> Calibra
 
 def _window_rows(store: Store, cal: Calibration, of: SQL, groups: SQL) -> list[dict[str, Any]]:
     """Per group (``groups``: an array expression per row, e.g. its slices), class, predicted-or-not and cell:
-    rows, sums of the calibrated probability and its square, labelled rows, true positives."""
+    rows, sums of the calibrated probability and its square, labelled rows, true positives. Rows are summed
+    per set of groups first, then spread over their groups (a few rows per slice, not one per prediction).
+    A window without any label skips the label join."""
     classes = list(cal.classes) or [cal.positive_class]
-    rows = _class_rows(of, cal.kind, cal.positive_class, classes, cal.cells, inner=False, cal=cal)
+    labelled = store.scalar(sql("SELECT count() FROM %(j)s", j=join_latest_label(
+        sql("(SELECT model, request_id FROM {db}.predictions WHERE %(of)s)", of=of), of, inner=True)))
+    rows = _class_rows(of, cal.kind, cal.positive_class, classes, cal.cells, inner=False, cal=cal,
+                       labels=bool(labelled))
     return store.rows(sql(
         """SELECT slice, ci, flag, groupArray(cell) AS cells, groupArray(n) AS n, groupArray(sq) AS sq,
                   groupArray(sq2) AS sq2, groupArray(nl) AS nl, groupArray(npos) AS npos
-           FROM (SELECT slice, ci, flag, cell, count() AS n, sum(q) AS sq, sum(q * q) AS sq2,
-                        countIf(truth IS NOT NULL) AS nl, countIf(truth = klass) AS npos
-                 FROM %(r)s ARRAY JOIN %(g)s AS slice GROUP BY slice, ci, flag, cell)
+           FROM (SELECT slice, ci, flag, cell, sum(n0) AS n, sum(sq0) AS sq, sum(sq20) AS sq2, sum(nl0) AS nl,
+                        sum(npos0) AS npos
+                 FROM (SELECT g, ci, flag, cell, count() AS n0, sum(q) AS sq0, sum(q * q) AS sq20,
+                              countIf(truth IS NOT NULL) AS nl0, countIf(truth = klass) AS npos0
+                       FROM (SELECT *, %(g)s AS g FROM %(r)s) GROUP BY g, ci, flag, cell)
+                 ARRAY JOIN g AS slice GROUP BY slice, ci, flag, cell)
            GROUP BY slice, ci, flag""", r=rows, g=groups))
 
 

@@ -105,6 +105,8 @@ ROUTES: Mapping[tuple[str, str], Rule] = {
     ("POST", "/v1/references/upload"): Rule(_W, QUERY, body="upload"),
     ("GET", "/v1/reports/evidently"): Rule(_R, QUERY),
     ("GET", "/v1/root-cause"): Rule(_R, QUERY),
+    ("POST", "/v1/cbpe/calibration"): Rule(_W, BODY),
+    ("GET", "/v1/performance/estimated"): Rule(_R, QUERY),
     # slo_engine
     ("GET", "/v1/slo/specs"): Rule(_R, LISTED),
     ("POST", "/v1/slo/validate"): Rule(_R, NONE),

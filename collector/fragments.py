@@ -62,11 +62,25 @@ def latest_labels(predictions: SQL) -> SQL:
     """A subquery: one row per ``(model, request_id)`` among the predictions matching ``predictions`` (a
     condition on the ``predictions`` table), with its latest label (see the module docstring):
     ``label_value``, ``label_class`` and ``label_ts`` (its event time)."""
+    return _latest_labels(sql("(model, request_id) IN (SELECT model, request_id FROM {db}.predictions WHERE %(p)s)",
+                              p=predictions))
+
+
+def _latest_labels(which: SQL) -> SQL:
     return sql("""(SELECT model, request_id, lab.1 AS label_value, lab.2 AS label_class, lab.3 AS label_ts
           FROM (SELECT model, request_id, argMax((label_value, label_class, ts), %(order)s) AS lab
-                FROM {db}.labels FINAL
-                WHERE (model, request_id) IN (SELECT model, request_id FROM {db}.predictions WHERE %(p)s)
-                GROUP BY model, request_id))""", order=LABEL_ORDER, p=predictions)
+                FROM {db}.labels FINAL WHERE %(which)s
+                GROUP BY model, request_id))""", order=LABEL_ORDER, which=which)
+
+
+def _hashed_labels(predictions: SQL) -> SQL:
+    """The labels of the requests matching ``predictions``, found through a set of 64-bit hashes of
+    ``(model, request_id)``: a 1M-request window builds its set about five times faster than a set of
+    string tuples. A colliding hash lets a stray request through this filter only: a join on the ids
+    themselves (:func:`join_latest_label`) drops it, so the result is exact."""
+    return _latest_labels(sql("cityHash64(model, request_id) IN "
+                              "(SELECT cityHash64(model, request_id) FROM {db}.predictions WHERE %(p)s)",
+                              p=predictions))
 
 
 def join_latest_label(p: SQL, predictions: SQL, *, inner: bool = False) -> SQL:
@@ -75,4 +89,4 @@ def join_latest_label(p: SQL, predictions: SQL, *, inner: bool = False) -> SQL:
     In a left join a request without a label has ``l.request_id = ''`` and a NULL value and class (ClickHouse's
     default ``join_use_nulls = 0``)."""
     return sql("%(p)s AS p %(kind)s JOIN %(l)s AS l ON p.model = l.model AND p.request_id = l.request_id",
-               p=p, kind=sql("INNER" if inner else "LEFT"), l=latest_labels(predictions))
+               p=p, kind=sql("INNER" if inner else "LEFT"), l=_hashed_labels(predictions))

@@ -266,6 +266,20 @@ REFERENCE_ROWS = Table(
      Column("label_class", "Nullable(String)"), Column("loaded_at", "DateTime", "DEFAULT now()"), _NUM_LAYOUT),
     engine="MergeTree", order_by="upload_id", ttl="loaded_at + toIntervalDay(1)")
 
+#: CBPE calibration maps (detectors.cbpe): one row per (model, name, build, class), a step function on
+#: ``cells`` equal score cells, fitted on a labelled window, so a scheduled run never refits
+CBPE_CALIBRATIONS = Table(
+    "detectors", "cbpe_calibrations",
+    (Column("model", _LC), Column("name", "String"), Column("built_at", _TS),
+     Column("kind", _LC),                       # binary | multiclass
+     Column("positive_class", "String"),        # binary: the class the score is the probability of
+     Column("classes", "Array(String)"),        # multiclass: every class, in probability order
+     Column("class", "String"), Column("calibrated", "UInt8"), Column("cells", "UInt32"),
+     Column("values", "Array(Float64)"), Column("blocks", "Array(UInt32)"), Column("variances", "Array(Float64)"),
+     Column("window_start", _TS), Column("window_end", _TS), Column("model_version", "String"),
+     Column("rows", "UInt64"), Column("extra_variance", "Float64")),
+    engine="ReplacingMergeTree(built_at)", order_by="(model, name, built_at, class)")
+
 # ---------------------------------------------------------------------------------------------
 # slo_engine (slo_engine.migrations)
 
@@ -309,7 +323,7 @@ AUDIT_LOG = Table(
 
 TABLES: tuple[Table, ...] = (
     PREDICTIONS, LABELS, METRIC_WINDOWS, DEPLOYS, DEAD_LETTERS, API_KEYS, SCHEMA_MIGRATIONS,
-    DETECTOR_RESULTS, DETECTOR_REFERENCES, REFERENCE_ROWS,
+    DETECTOR_RESULTS, DETECTOR_REFERENCES, REFERENCE_ROWS, CBPE_CALIBRATIONS,
     SLO_ALERT_STATE, SLO_SILENCES, SLO_DELIVERIES, AUDIT_LOG,
 )
 
@@ -318,7 +332,7 @@ VIEWS: tuple[View, ...] = (
 )
 
 #: per component, the last migration a fresh install's DDL (:func:`ddl_of`) stands for
-BASELINE: dict[str, int] = {"collector": 5, "detectors": 4, "slo_engine": 1}
+BASELINE: dict[str, int] = {"collector": 5, "detectors": 5, "slo_engine": 1}
 
 _BY_NAME = {t.name: t for t in TABLES}
 

@@ -10,7 +10,8 @@ from typing import Any
 import plotly.graph_objects as go
 
 __all__ = ["clamped_range", "timeseries", "budget_bars", "burn_rates", "drift_heatmap", "distributions",
-           "slice_intervals", "burn_down", "errors_by_type", "detail_of", "root_cause", "root_cause_rows"]
+           "slice_intervals", "burn_down", "errors_by_type", "detail_of", "root_cause", "root_cause_rows",
+           "estimated_performance"]
 
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "height": 320, "legend": {"orientation": "h", "y": -0.2}}
 RED, GREEN, GREY = "#d62728", "#2ca02c", "#7f7f7f"
@@ -219,3 +220,30 @@ def root_cause_rows(rc: Mapping[str, Any]) -> list[dict[str, Any]]:
                     "why": f"{r['bad_rate']:.2%} bad ({r['kind']}) of {r['total']:,.0f}, "
                            f"{r['budget_share']:.0%} of the key's bad events"})
     return out
+
+
+def estimated_performance(rows: Sequence[Mapping[str, Any]], metric: str,
+                          threshold: float | None = None) -> go.Figure:
+    """CBPE per window (rows of ``/v1/performance/estimated``): the estimate as a line inside its 95% band,
+    and the realized metric as dots once the window's labels have arrived (hover: label coverage)."""
+    rows = [r for r in rows if r.get("estimate") is not None]
+    x = [_ts(r["window_end"]) for r in rows]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=x, y=[r.get("high") for r in rows], mode="lines", line={"width": 0},
+                             showlegend=False, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=x, y=[r.get("low") for r in rows], mode="lines", line={"width": 0},
+                             fill="tonexty", fillcolor="rgba(31,119,180,0.2)", name="95% band"))
+    fig.add_trace(go.Scatter(x=x, y=[r["estimate"] for r in rows], mode="lines+markers", name="estimated (CBPE)",
+                             marker={"size": 4}))
+    real = [r for r in rows if r.get("realized") is not None]
+    fig.add_trace(go.Scatter(x=[_ts(r["window_end"]) for r in real], y=[r["realized"] for r in real],
+                             mode="markers", name="realized", marker={"size": 8, "color": GREEN},
+                             text=[f"labels {float(r.get('label_coverage') or 0):.0%}" for r in real],
+                             hovertemplate="%{y:.3f} (%{text})<extra></extra>"))
+    if threshold is not None:
+        fig.add_hline(y=threshold, line={"color": RED, "dash": "dash"}, annotation_text=f"threshold {threshold:g}")
+    fig.update_layout(title=f"{metric}: estimated before labels (CBPE) and realized", yaxis_title=metric, **_LAYOUT)
+    y_range = clamped_range([v for r in rows for v in (r.get("low"), r.get("high"), r.get("realized"))], 0.0, 1.0)
+    if y_range is not None:
+        fig.update_yaxes(range=y_range)
+    return fig

@@ -116,4 +116,34 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE {db}.reference_rows MODIFY COLUMN features_num CODEC(LZ4)",
         ),
     ),
+    Migration(
+        component="detectors",
+        number=5,
+        name="cbpe calibration maps",
+        statements=(
+            # One row per (model, calibration name, build, class): a step function on equal score cells.
+            """
+            CREATE TABLE IF NOT EXISTS {db}.cbpe_calibrations (
+                model LowCardinality(String),
+                name String,
+                built_at DateTime64(3, 'UTC'),
+                kind LowCardinality(String),          -- binary | multiclass
+                positive_class String,
+                classes Array(String),
+                class String,
+                calibrated UInt8,                     -- 0: scores used as they are
+                cells UInt32,
+                values Array(Float64),                -- calibrated probability per cell
+                blocks Array(UInt32),                 -- isotonic block per cell
+                variances Array(Float64),             -- variance of the block's rate per cell
+                window_start DateTime64(3, 'UTC'),
+                window_end DateTime64(3, 'UTC'),
+                model_version String,
+                rows UInt64,
+                extra_variance Float64                -- accuracy variance beyond independent outcomes
+            ) ENGINE = ReplacingMergeTree(built_at)
+            ORDER BY (model, name, built_at, class)
+            """,
+        ),
+    ),
 )

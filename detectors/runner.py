@@ -11,6 +11,8 @@ from typing import Any
 
 from collector.store import Store
 from detectors.calibration import gather
+from detectors.cbpe import DETECTOR as CBPE
+from detectors.cbpe import CBPEConfig, cbpe_results
 from detectors.drift import DriftConfig, WindowSummary, drift_results, summarize_window
 from detectors.drift_sql import labels_source, window_source
 from detectors.performance import PerformanceConfig, performance_results
@@ -32,6 +34,9 @@ class DetectorConfig:
     performance: PerformanceConfig = field(default_factory=PerformanceConfig)
     detectors: frozenset[str] = frozenset({"drift", "quality", "performance"})
     verdict: VerdictConfig = field(default_factory=VerdictConfig)   # the model-level drift verdict
+    #: performance estimation before labels: runs when the model has a stored calibration (detectors.cbpe),
+    #: or always (a "not enough data" result without one) when "estimated_performance" is in ``detectors``
+    cbpe: CBPEConfig = field(default_factory=CBPEConfig)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> DetectorConfig:
@@ -50,6 +55,8 @@ class DetectorConfig:
         if "detectors" in d:
             kw["detectors"] = frozenset(d["detectors"])
         kw["verdict"] = verdict
+        if "cbpe" in d:
+            kw["cbpe"] = CBPEConfig(**d["cbpe"])
         return cls(**kw)
 
 
@@ -142,6 +149,8 @@ def run_detectors(store: Store, model: str, window_end: _dt.datetime, window: _d
     if "performance" in cfg.detectors:
         results += _guard("performance", lambda: performance_results(store, model, start, window_end,
                                                                      version=model_version, config=cfg.performance))
+    results += _guard(CBPE, lambda: cbpe_results(store, model, start, window_end, version=model_version,
+                                                 config=cfg.cbpe, required=CBPE in cfg.detectors))
     if write:
         write_results(store, results, run_id=run_id, model=model, model_version=version_label,
                       window_start=start, window_end=window_end)

@@ -190,6 +190,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
 
     app.include_router(lifecycle_router(store, grace_s=settings.version_grace_s, recent_s=settings.version_recent_s,
                                         cost_models=cost_models))
+    from detectors.cbpe_api import cbpe_router
+
+    app.include_router(cbpe_router(store))
 
     from collector.governance_api import governance_router
     from collector.subjects import SubjectHasher, Subjects

@@ -111,6 +111,10 @@ def detector_rows(store: Store, t: _dt.datetime) -> None:
         add(ws, "drift", "y", "psi", 0.35 if y_alert else 0.05, 0.2, "alert" if y_alert else "ok", {})
         add(ws, "drift", "region", "psi", 0.01, 0.2, "ok",
             {"categories": ["eu", "us"], "reference_share": [0.5, 0.5], "current_share": [0.6, 0.4]})
+        # CBPE: accuracy estimated in every window, realized once its labels arrived (the first three)
+        add(ws, "estimated_performance", "", "accuracy", 0.9 - 0.02 * w, 0.0, "ok",
+            {"low": 0.86 - 0.02 * w, "high": 0.94 - 0.02 * w, "method": "cbpe", "label_coverage": 1.0 if w < 3 else 0.0,
+             **({"realized": 0.91 - 0.02 * w} if w < 3 else {})})
     ws = t - _dt.timedelta(minutes=10)
     add(ws, "performance", "region=eu", "accuracy", 0.82, 0.7, "ok", {"low": 0.74, "high": 0.88, "confidence": 0.95})
     add(ws, "performance", "region=us", "accuracy", 0.61, 0.7, "alert", {"low": 0.52, "high": 0.69, "confidence": 0.95})

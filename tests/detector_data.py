@@ -40,7 +40,7 @@ def insert_predictions(store: Store, *, start: _dt.datetime, seconds: float, fea
         cols["pred_value"].append(p.get("value"))
         cols["pred_label"].append(p.get("label"))
         cols["pred_score"].append(p.get("score"))
-        cols["pred_probs"].append({})
+        cols["pred_probs"].append(dict(p.get("probabilities") or {}))
         cols["slices"].append(dict(slices[i]) if slices is not None else {})
         cols["latency_ms"].append(1.0)
         status = statuses[i] if statuses is not None else "ok"

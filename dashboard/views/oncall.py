@@ -1,5 +1,6 @@
-"""On-call: latency quantiles and error rate with deploy markers, serving against expected version, burn
-rates per SLO with their alert thresholds, and the firing alerts."""
+"""On-call: latency quantiles and error rate with deploy markers, serving against expected version, accuracy
+estimated before labels (CBPE) beside the realized one, burn rates per SLO with their alert thresholds, and the
+firing alerts."""
 
 from __future__ import annotations
 
@@ -23,6 +24,23 @@ def _versions(ctx: Ctx) -> None:
         c[2].info("Send deploy events (`/v1/deploys`) to check the serving version against the expected one.")
 
 
+def _estimated(ctx: Ctx) -> None:
+    st.subheader("Performance before labels")
+    rows = [r for r in ctx.get("/v1/performance/estimated", model=ctx.model, minutes=ctx.minutes)
+            if not ctx.version or r["model_version"] in ("*", ctx.version)]
+    if not rows:
+        st.info("No estimated accuracy yet. Calibrate on a window whose labels have arrived "
+                "(`POST /v1/cbpe/calibration`): later detector runs estimate accuracy, F1 and ROC AUC before labels.")
+        return
+    last = rows[-1]
+    c = st.columns(3)
+    c[0].metric("Estimated accuracy", fmt_pct(last["estimate"]),
+                help=f"last window, 95% band {fmt_pct(last['low'])} to {fmt_pct(last['high'])}")
+    c[1].metric("Realized accuracy", fmt_pct(last["realized"]), help="from the labels that have arrived")
+    c[2].metric("Label coverage", fmt_pct(last["label_coverage"]))
+    st.plotly_chart(charts.estimated_performance(rows, "accuracy", last["threshold"]), key="oncall_estimated")
+
+
 def render(ctx: Ctx) -> None:
     _versions(ctx)
     ts = ctx.get("/v1/ops/latency", model=ctx.model, version=ctx.version, minutes=ctx.minutes)
@@ -43,6 +61,7 @@ def render(ctx: Ctx) -> None:
     else:
         st.info("No metric windows in range. Latency and error rate come from the counts of every request: "
                 "post `metric_window` events to `/v1/metric-windows` (the SDK does it every 10 s).")
+    _estimated(ctx)
     st.subheader("Burn rates")
     statuses = [s for s in ctx.get("/v1/slo/status") if s["model"] == ctx.model
                 and (not ctx.version or s["model_version"] in ("", ctx.version))]

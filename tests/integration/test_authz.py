@@ -241,3 +241,34 @@ def test_a_scoped_key_with_unreadable_bodies_gets_4xx(app: FastAPI) -> None:
             for path in ("/v1/detectors/run", "/v1/references/window", "/v1/slo/silences"):
                 r = c.post(path, content=body, headers={**keys["write_a"], "Content-Type": "application/json"})
                 assert 400 <= r.status_code < 500, (path, body[:20], r.status_code, r.text[:200])
+
+
+def test_cbpe_routes_check_scope_and_model(app: FastAPI, store: ChdbStore) -> None:
+    from tests.detector_data import T0, insert_labels
+
+    keys = _keys(app)
+    rng = np.random.default_rng(2)
+    for m in (A, B):
+        s = rng.beta(2, 2, 300)
+        rids = insert_predictions(store, start=T0, seconds=3000, model=m, features=[{"x": 1.0}] * 300,
+                                  preds=[{"score": float(v), "label": "1" if v >= 0.5 else "0"} for v in s])
+        insert_labels(store, rids, model=m, classes=["1" if v else "0" for v in rng.random(300) < s])
+    window = {"start": T0.isoformat(), "end": (T0 + H).isoformat()}
+    with TestClient(app) as c:
+        r = c.post("/v1/cbpe/calibration", json={"model": B, **window}, headers=keys["write_a"])
+        assert r.status_code == 403 and "calibrated" not in r.text
+        assert c.post("/v1/cbpe/calibration", json={"model": A, **window}, headers=keys["read_a"]).status_code == 403
+        r = c.post("/v1/cbpe/calibration", json={"model": A, **window}, headers=keys["write_a"])
+        assert r.status_code == 200 and r.json()["kind"] == "binary" and r.json()["rows"] == 300
+        run = {"window_end": (T0 + H).isoformat(), "window_s": 3600}
+        assert c.post("/v1/detectors/run", json={"model": A, **run}, headers=keys["write_a"]).status_code == 200
+        assert c.post("/v1/detectors/run", json={"model": B, **run}, headers=keys["root"]).status_code == 200
+        r = c.get("/v1/performance/estimated", params={"model": B}, headers=keys["read_a"])
+        assert r.status_code == 403 and "estimate" not in r.text
+        r = c.get("/v1/performance/estimated", params={"model": A}, headers=keys["read_a"])
+        (w,) = r.json()
+        assert w["realized"] is not None and w["label_coverage"] == 1.0 and w["low"] <= w["estimate"] <= w["high"]
+        # B has no calibration: its run gave no estimate
+        assert c.get("/v1/performance/estimated", params={"model": B}, headers=keys["root"]).json() == []
+        assert c.get("/v1/performance/estimated", params={"model": A, "test": "auc"},
+                     headers=keys["read_a"]).status_code == 422

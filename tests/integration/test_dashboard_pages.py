@@ -102,6 +102,11 @@ def test_oncall(api: str) -> None:
     assert "FIRING" in burn["layout"]["title"]["text"]
     assert burn["data"][2]["name"] == "alert threshold" and burn["data"][2]["y"] == [14.4, 6.0, 1.0]
     assert len(at.dataframe) == 1 and "firing" in set(at.dataframe[0].value["state"])
+    assert (m["Estimated accuracy"], m["Realized accuracy"], m["Label coverage"]) == ("80.00%", "–", "0.00%")
+    est = charts["accuracy: estimated before labels (CBPE) and realized"]["data"]
+    assert [t.get("name") for t in est[1:]] == ["95% band", "estimated (CBPE)", "realized"]
+    assert est[2]["y"] == pytest.approx([0.9, 0.88, 0.86, 0.84, 0.82, 0.8])
+    assert est[3]["y"] == pytest.approx([0.91, 0.89, 0.87]) and est[1]["y"][0] == pytest.approx(0.86)
 
 
 def test_debug(api: str) -> None:

@@ -182,8 +182,8 @@ def test_the_route_checks_scope_and_model(store: ChdbStore) -> None:
     app = create_app(Settings(scheduler=False), store=store)
     keys = app.state.keys
     own, other = ({"X-API-Key": keys.create(scope="read", models=(m,))} for m in ("m1", "m2"))
-    q: dict[str, str | float] = {"model": "m1", "start": (T0 + H).isoformat(), "end": (T0 + 2 * H).isoformat(), "burn": "accuracy",
-         "objective": 0.9}
+    q: dict[str, str | float] = {"model": "m1", "start": (T0 + H).isoformat(), "end": (T0 + 2 * H).isoformat(),
+                                 "burn": "accuracy", "objective": 0.9}
     with TestClient(app) as c:
         r = c.get("/v1/root-cause", params=q, headers=own)
         assert r.status_code == 200, r.text

@@ -108,9 +108,17 @@ def sampling_floor(test: StatTest, b: Binned, params: Mapping[str, Any], *, draw
     mean, var = float(s.mean()), float(s.var())
     if mean <= 0 or var <= 0:
         return float(np.quantile(s, q)) if s.size else math.nan
-    from scipy import stats
+    return float(max(_gamma_quantile(q, mean * mean / var, var / mean), np.quantile(s, q)))
 
-    return float(max(stats.gamma.ppf(q, mean * mean / var, scale=var / mean), np.quantile(s, q)))
+
+def _gamma_quantile(q: float, shape: float, scale: float) -> float:
+    """The ``q`` quantile of a gamma distribution, Wilson-Hilferty's cube-root normal approximation (within 1% of
+    scipy's ``gamma.ppf`` at q = 0.995 for shape >= 0.5, a hundred times cheaper)."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(q)
+    c = 1 / (9 * shape)
+    return shape * scale * max(1 - c + z * math.sqrt(c), 0.0) ** 3
 
 
 #: Above this expected count in every non-empty bin, multinomial draws are taken from their normal

@@ -7,9 +7,10 @@ threshold of the last resort) gets its threshold from, in this order:
    chunk's statistic against the whole reference, threshold = mean + k·σ. Needs a reference whose rows are still
    in the store (a fixed time window: :func:`reference_chunks` counts every chunk's bins in one scan, sliced by
    time into chunks of about the window's row count, the row count rounded to a power of √2 so one count serves
-   every window of about that size; cached per reference, chunk size and bins) and at least
-   :data:`MIN_CHUNKS` chunks. An uploaded reference (its rows are not kept) or a rolling previous window (one
-   chunk) falls through.
+   every window of about that size; at most the first :data:`MAX_CHUNKS`; cached in this process per reference,
+   chunk size and bins, so a scheduled run rescans nothing) and at least :data:`MIN_CHUNKS` chunks. The chunks
+   are time slices: their row counts follow the reference's traffic, and they hold every model version. An
+   uploaded reference (its rows are not kept) or a rolling previous window (one chunk) falls through.
 2. ``calibrated:history``: the same rule over the model's own last :data:`HISTORY` windows of that feature and
    test in ``detector_results`` that did not alert (at least :data:`MIN_HISTORY` of them).
 3. ``calibrated:sampling``: the statistic's null distribution at this window size, by resampling: reference and
@@ -28,6 +29,10 @@ distances of 0.02-0.04 between years). p-value tests apply their minimum to the 
 The sampling quantile is also a *floor* under the chunk and history thresholds: threshold = max(mean + k·σ,
 floor). σ from 5 to 20 chunks is noisy, and a chunk threshold below what sampling noise alone reaches at this
 window size gives false alerts on a stationary feature (measured: bench/alert_quality.py).
+
+In short: threshold = max(mean + k·σ of chunks, else of history, sampling floor, min_effect), or the sampling
+floor alone (not under min_effect), or the fixed fallback; ``detail["threshold_method"]`` says which, and
+``detail["calibration"]`` what it came from (chunks or windows, chunk size, window size, mean, σ, floor).
 
 p-value tests (chi-square, KS p-value, z) are calibrated on the score -log10(p) (a larger score is more drift,
 as for the distance tests) and the threshold is given back as a p-value.

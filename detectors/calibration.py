@@ -65,6 +65,9 @@ __all__ = ["K", "MIN_CHUNKS", "MAX_CHUNKS", "MIN_HISTORY", "HISTORY", "DRAWS", "
 K = 3.0
 MIN_CHUNKS = 5
 MAX_CHUNKS = 100
+#: Up to this many chunks, features with a reference grid are counted on its cells (a state of 8192 counts per
+#: feature and chunk; faster per value than comparing with 100 edges)
+GRID_CHUNKS = 16
 MIN_HISTORY = 8
 HISTORY = 30
 DRAWS = 200
@@ -281,7 +284,9 @@ def reference_chunks(store: Store, profile: Profile, window_rows: int, edges: Ma
     chunk = sql("intDiv(toUnixTimestamp64Milli(ts) - %(t0)s, %(w)s)",
                 t0=int(start.timestamp() * 1000), w=slice_ms)
     feats = {f: e for f, e in edges.items() if not f.startswith("@label.")}
-    num = chunk_bins(store, src, feats, chunk)
+    grids = {f: g for f in feats if (fp := profile.features.get(f)) is not None and (g := fp.grid) is not None} \
+        if count <= GRID_CHUNKS else None
+    num = chunk_bins(store, src, feats, chunk, grids=grids)
     cats = [f for f, fp in profile.features.items() if fp.kind == "categorical" and not f.startswith("@label.")]
     cat = category_chunk_counts(store, src, chunk, cats) if cats else {}
     out = Chunks(size=size, count=count, edges=dict(feats), categorical=cat,

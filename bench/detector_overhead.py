@@ -10,7 +10,11 @@ scheduler's default tests) is timed:
 - ``fixed``: fixed thresholds (the median of ``--repeat`` runs);
 - ``calibrated cold``: ``{"threshold": "calibrated"}``, the first run (the reference's chunks counted, when it has
   enough of them, and cached);
-- ``calibrated warm``: the same again (the cached chunks; the median of ``--repeat`` runs).
+- ``calibrated warm``: the same again (the cached chunks; the median of ``--repeat`` runs, interleaved with the
+  fixed ones).
+
+Wall seconds and CPU seconds of this process (chDB's threads included) are both printed: on a shared machine
+the CPU ratio is the steadier one.
 
 Two windows: the whole current hour (as many rows as the reference: one chunk, so the calibration is the sampling
 floor and the history query) and its first tenth (the reference makes 10 chunks of that size: the chunk scan).
@@ -34,13 +38,18 @@ from bench.drift import MODEL, _store, _sub, generate  # noqa: E402 - after the 
 H = _dt.timedelta(hours=1)
 
 
-def _timed(fn) -> float:  # type: ignore[no-untyped-def]
-    t = time.perf_counter()
+def _timed(fn) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Wall and CPU seconds (this process, chDB's threads included: less disturbed by a busy machine)."""
+    t, c = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - c
 
 
-def measure(store_path: str, t0: _dt.datetime, repeat: int) -> list[tuple[str, float, float, float, str]]:
+def _median(xs: list[tuple[float, float]]) -> tuple[float, float]:
+    return sorted(x[0] for x in xs)[len(xs) // 2], sorted(x[1] for x in xs)[len(xs) // 2]
+
+
+def measure(store_path: str, t0: _dt.datetime, repeat: int) -> list[tuple[str, tuple, tuple, tuple, str]]:
     from detectors import calibration
     from detectors.reference import reference_from_window
     from detectors.runner import run_detectors
@@ -56,13 +65,15 @@ def measure(store_path: str, t0: _dt.datetime, repeat: int) -> list[tuple[str, f
                                  config={"detectors": ["drift"], "drift": cfg}).results
 
         run({})                                                  # warm the engine's caches on this window
-        fixed = sorted(_timed(lambda: run({})) for _ in range(repeat))[repeat // 2]
         calibration._CACHE.clear()
         res: list = []
         cold = _timed(lambda res=res: res.extend(run({"threshold": "calibrated"})))
-        warm = sorted(_timed(lambda: run({"threshold": "calibrated"})) for _ in range(repeat))[repeat // 2]
+        fixed, warm = [], []
+        for _ in range(repeat):                                  # interleaved: the machine's load hits both
+            fixed.append(_timed(lambda: run({})))
+            warm.append(_timed(lambda: run({"threshold": "calibrated"})))
         methods = sorted({r.detail.get("threshold_method", "") for r in res if r.value is not None})
-        out.append((label, fixed, cold, warm, ",".join(methods)))
+        out.append((label, _median(fixed), cold, _median(warm), ",".join(methods)))
     return out
 
 
@@ -70,7 +81,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--features", type=int, default=20)
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--seed", type=int, default=42)
     a = p.parse_args()
     work = tempfile.mkdtemp(prefix="driftline-overhead-")
@@ -82,12 +93,16 @@ def main() -> int:
     print(f"loaded {load['stored_rows']} rows ({a.features} features) in {load['load_s']:.1f}s", flush=True)
     rows = measure(os.path.join(work, "store"), t0, a.repeat)
     for label, fixed, cold, warm, methods in rows:
-        print(f"{label}: fixed {fixed:.3f}s, calibrated cold {cold:.3f}s ({cold / fixed:.2f}x), "
-              f"warm {warm:.3f}s ({warm / fixed:.2f}x); methods {methods}", flush=True)
+        print(f"{label}: fixed {fixed[0]:.3f}s wall / {fixed[1]:.3f}s CPU; calibrated cold {cold[0]:.3f}s / "
+              f"{cold[1]:.3f}s ({cold[0] / fixed[0]:.2f}x wall, {cold[1] / fixed[1]:.2f}x CPU), warm {warm[0]:.3f}s / "
+              f"{warm[1]:.3f}s ({warm[0] / fixed[0]:.2f}x wall, {warm[1] / fixed[1]:.2f}x CPU); methods {methods}",
+              flush=True)
     (_, f1, c1, w1, _), (_, f2, c2, w2, _) = rows
-    print(f"detector_overhead rows={a.rows} features={a.features} fixed_s={f1:.3f} calibrated_cold_s={c1:.3f} "
-          f"calibrated_warm_s={w1:.3f} warm_ratio={w1 / f1:.3f} cold_ratio={c1 / f1:.3f} "
-          f"chunked_fixed_s={f2:.3f} chunked_cold_ratio={c2 / f2:.3f} chunked_warm_ratio={w2 / f2:.3f}", flush=True)
+    print(f"detector_overhead rows={a.rows} features={a.features} fixed_s={f1[0]:.3f} calibrated_cold_s={c1[0]:.3f} "
+          f"calibrated_warm_s={w1[0]:.3f} warm_ratio={w1[0] / f1[0]:.3f} cold_ratio={c1[0] / f1[0]:.3f} "
+          f"warm_cpu_ratio={w1[1] / f1[1]:.3f} cold_cpu_ratio={c1[1] / f1[1]:.3f} chunked_fixed_s={f2[0]:.3f} "
+          f"chunked_cold_ratio={c2[0] / f2[0]:.3f} chunked_warm_ratio={w2[0] / f2[0]:.3f} "
+          f"chunked_cold_cpu_ratio={c2[1] / f2[1]:.3f} chunked_warm_cpu_ratio={w2[1] / f2[1]:.3f}", flush=True)
     return 0
 
 

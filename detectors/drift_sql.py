@@ -523,16 +523,18 @@ def bins_and_stats(store: Store, src: Source, edges: Mapping[str, np.ndarray], p
 
 
 def chunk_bins(store: Store, src: Source, edges: Mapping[str, np.ndarray], chunk: SQL, *,
-               layouts: Layouts | None = None) -> dict[str, dict[int, np.ndarray]]:
+               layouts: Layouts | None = None, grids: Mapping[str, Grid] | None = None
+               ) -> dict[str, dict[int, np.ndarray]]:
     """Per feature and value of the chunk key ``chunk`` (an expression over the source's rows): the counts per bin
-    ``[-inf, e0), ..., [e_last, inf)`` of its non-null values, in one scan (bins by comparisons with the edges:
-    small aggregation states, however many chunks)."""
+    ``[-inf, e0), ..., [e_last, inf)`` of its non-null values, in one scan. A feature of ``grids`` is counted with
+    its grid's code (cheapest per value, but a state of the grid's cells per chunk: for a few chunks), the others by
+    comparisons with the edges (small states, however many chunks)."""
     feats = [f for f in edges if f in src.pseudo_num or src.maps]
     if not feats:
         return {}
     if src.maps and layouts is None:
         layouts = key_layouts(store, src)
-    plans = {f: _edge_codes(np.asarray(edges[f], dtype=float), None) for f in feats}
+    plans = {f: _edge_codes(np.asarray(edges[f], dtype=float), (grids or {}).get(f)) for f in feats}
     statement = scan_statement(src, plans, (), layouts, group=chunk)
     if statement is None:
         return {}

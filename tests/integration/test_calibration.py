@@ -100,3 +100,19 @@ def test_without_chunks_history_then_sampling_calibrate(store: ChdbStore) -> Non
     assert r.detail["calibration"]["history"] >= calibration.MIN_HISTORY
     # the history threshold never goes under the sampling floor
     assert r.threshold >= r.detail["calibration"]["floor"] - 1e-12
+
+
+def test_chunk_counts_on_the_grid_equal_counts_by_comparison(store: ChdbStore, reference: _dt.datetime) -> None:
+    from collector.sql import sql
+    from detectors.drift_sql import chunk_bins, window_source
+    from detectors.reference import load_profile
+
+    prof = load_profile(store, "m1", "ref")
+    fp = prof.features["x"]
+    assert fp.grid is not None
+    src = window_source("m1", prof.window_start, prof.window_end)
+    chunk = sql("toHour(ts) % 5")
+    by_grid = chunk_bins(store, src, {"x": fp.edges}, chunk, grids={"x": fp.grid})["x"]
+    by_edges = chunk_bins(store, src, {"x": fp.edges}, chunk)["x"]
+    assert sorted(by_grid) == list(range(5)) and sum(c.sum() for c in by_grid.values()) == len(HOUR_SHIFTS) * PER_HOUR
+    assert all(np.array_equal(by_grid[k], by_edges[k]) for k in by_grid)

@@ -62,6 +62,13 @@ def test_sampling_floor_keeps_stationary_false_alerts_near_half_a_percent() -> N
     assert np.mean(t.rows(_num(ref, windows[0]), windows) >= floor) <= 0.01
 
 
+@pytest.mark.parametrize("shape", [0.5, 1.0, 4.5, 50.0])
+def test_the_gamma_quantile_approximation_is_within_one_percent(shape: float) -> None:
+    from detectors.calibration import _gamma_quantile
+
+    assert _gamma_quantile(0.995, shape, 2.0) == pytest.approx(stats.gamma.ppf(0.995, shape, scale=2.0), rel=0.01)
+
+
 def test_the_calibration_rule_chunks_then_history_then_sampling_then_fixed() -> None:
     t = DEFAULT_REGISTRY.get("psi")
     rng = np.random.default_rng(2)

@@ -41,6 +41,7 @@ from collector.store import Store
 from detectors import cbpe_math as cm
 from detectors.cbpe_math import METRICS, ClassCalibration
 from detectors.results import ALERT, OK, Result
+from serving_shim.contract import as_utc
 
 __all__ = ["CBPEConfig", "Calibration", "fit_calibration", "load_calibration", "cbpe_results", "cbpe_run",
            "DETECTOR"]
@@ -190,6 +191,9 @@ def fit_calibration(store: Store, model: str, start: _dt.datetime, end: _dt.date
     """Calibrate on the labelled predictions of ``model`` in ``[start, end)`` and store the map as ``name``."""
     if not 10 <= cells <= 5000:
         raise ValueError(f"cells: {cells} is not in [10, 5000]")
+    start, end = as_utc(start), as_utc(end)
+    if end <= start:
+        raise ValueError("end: must be after start")
     of = model_window(model, start, end, version=version)
     kind, pos, classes = _detect_kind(store, of, positive_class)
     rows = store.rows(sql(

@@ -110,3 +110,20 @@ def test_no_calibration_no_results_unless_asked(store: ChdbStore) -> None:
         fit_calibration(store, "m1", T0, T0 + H)
     with pytest.raises(ValueError, match="thresholds"):
         CBPEConfig(thresholds={"auc": 0.9})
+
+
+def test_binary_model_sending_probabilities_only(store: ChdbStore) -> None:
+    rng = np.random.default_rng(13)
+    s = rng.beta(2, 2, 3000)
+    truth = rng.random(3000) < s
+    rids = insert_predictions(store, start=T0, seconds=3000, features=[{"x": 1.0}] * 3000,
+                              preds=[{"probabilities": {"churn": float(v), "stay": float(1 - v)}} for v in s])
+    insert_labels(store, rids, classes=["churn" if t else "stay" for t in truth])
+    cal = fit_calibration(store, "m1", T0.replace(tzinfo=None), (T0 + H).replace(tzinfo=None),
+                          positive_class="churn")
+    assert (cal.kind, cal.positive_class) == ("binary", "churn")
+    res = {r.test: r for r in cbpe_results(store, "m1", T0, T0 + H, config=CBPEConfig(slices=False))}
+    pred = s >= 0.5                                       # no pred_label: the score decides
+    assert res["accuracy"].detail["realized"] == pytest.approx(accuracy_score(truth, pred), abs=1e-12)
+    assert res["f1"].detail["realized"] == pytest.approx(f1_score(truth, pred), abs=1e-12)
+    assert abs(res["accuracy"].value - accuracy_score(truth, pred)) < 0.03

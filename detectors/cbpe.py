@@ -170,6 +170,8 @@ def _detect_kind(store: Store, of: SQL, positive_class: str | None) -> tuple[str
         if len(set(classes)) > 2:
             raise ValueError(f"cbpe: a score-only model needs 2 classes; the reference has {classes[:10]}")
         pos = positive_class
+        if pos is not None and pos not in classes:
+            raise ValueError(f"positive_class: {pos!r} is not a class of the reference ({classes})")
         if pos is None:
             # the class the score rises with: the label class with the higher mean score
             rows = store.rows(sql("""SELECT l.label_class AS c, avg(%(s)s) AS m FROM %(j)s

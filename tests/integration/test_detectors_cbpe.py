@@ -122,6 +122,8 @@ def test_binary_model_sending_probabilities_only(store: ChdbStore) -> None:
     cal = fit_calibration(store, "m1", T0.replace(tzinfo=None), (T0 + H).replace(tzinfo=None),
                           positive_class="churn")
     assert (cal.kind, cal.positive_class) == ("binary", "churn")
+    with pytest.raises(ValueError, match="positive_class: 'Churn' is not a class"):
+        fit_calibration(store, "m1", T0, T0 + H, positive_class="Churn")
     res = {r.test: r for r in cbpe_results(store, "m1", T0, T0 + H, config=CBPEConfig(slices=False))}
     pred = s >= 0.5                                       # no pred_label: the score decides
     assert res["accuracy"].detail["realized"] == pytest.approx(accuracy_score(truth, pred), abs=1e-12)

@@ -135,8 +135,8 @@ def _class_rows(of: SQL, kind: str, pos: str, classes: list[str], cells: int, *,
                        FROM %(j)s WHERE %(s)s IS NOT NULL)""",
                    s=_score(pos), pos=pos, cell=_cell("x", cells), on=on, vals=vals, j=joined, truth=truth)
     else:
-        on = [int(m.calibrated) for m in cal.maps] if cal else [0] * len(classes)
-        vals = [m.values.tolist() if m.calibrated else [0.0] for m in cal.maps] if cal else [[0.0] for _ in classes]
+        ons = [int(m.calibrated) for m in cal.maps] if cal else [0] * len(classes)
+        mvals = [m.values.tolist() if m.calibrated else [0.0] for m in cal.maps] if cal else [[0.0] for _ in classes]
         row = sql("""SELECT p.ss AS ss, p.request_id AS rid, p.ts AS ts, %(truth)s AS truth,
                             arrayMap(c -> greatest(0., least(1., p.pred_probs[c])), %(cls)s) AS xs,
                             ifNull(p.pred_label, %(cls)s[indexOf(xs, arrayMax(xs))]) AS predicted,
@@ -146,7 +146,7 @@ def _class_rows(of: SQL, kind: str, pos: str, classes: list[str], cells: int, *,
                             arraySum(us) AS su,
                             arrayMap(u -> if(su > 0, u / su, 1 / %(k)s), us) AS qs, %(cls)s AS cls
                      FROM %(j)s WHERE notEmpty(p.pred_probs)""",
-                  cls=classes, cell=_cell("x", cells), on=on, vals=vals, k=len(classes), j=joined, truth=truth)
+                  cls=classes, cell=_cell("x", cells), on=ons, vals=mvals, k=len(classes), j=joined, truth=truth)
     return sql("""(SELECT ss, rid, ts, truth, ci, xs[ci] AS x, cs[ci] AS cell, qs[ci] AS q, flags[ci] AS flag,
                           cls[ci] AS klass
                    FROM (%(row)s) ARRAY JOIN arrayEnumerate(xs) AS ci)""", row=row)

@@ -35,7 +35,9 @@ def test_binary_estimate_before_labels_then_realized_beside_it(store: ChdbStore)
     _binary(store, rng, T0, 6000, 2, 2, labels=True)
     cal = fit_calibration(store, "m1", T0, T0 + H)
     assert cal.kind == "binary" and cal.positive_class == "yes" and cal.maps[0].calibrated
-    assert load_calibration(store, "m1").maps[0].values.tolist() == pytest.approx(cal.maps[0].values.tolist())
+    stored = load_calibration(store, "m1")
+    assert stored is not None and stored.extra_variance == cal.extra_variance
+    assert stored.maps[0].values.tolist() == pytest.approx(cal.maps[0].values.tolist())
     rids, score, truth, region = _binary(store, rng, T0 + H, 4000, 3, 1.5, labels=False)   # shifted scores
     rep = run_detectors(store, "m1", T0 + 2 * H, H, config={"cbpe": {"thresholds": {"accuracy": 0.9}}})
     est = {(r.subject, r.test): r for r in rep.results if r.detector == "estimated_performance"}

@@ -14,7 +14,7 @@ import sys
 import time
 import warnings
 
-import nannyml as nml
+import nannyml as nml  # type: ignore[import-not-found]  # only in NannyML's venv
 import pandas as pd
 
 DATASETS = {
@@ -43,7 +43,8 @@ def main(name: str, chunk_size: int) -> dict:
     seconds = time.perf_counter() - t0
     chunks = []
     for _, row in res.iterrows():
-        c = {"start": int(row[("chunk", "start_index")]), "end": int(row[("chunk", "end_index")])}
+        c: dict[str, float | None] = {"start": int(row[("chunk", "start_index")]),
+                                      "end": int(row[("chunk", "end_index")])}
         for m in metrics:
             c[m] = float(row[(m, "value")])
             c[f"{m}_realized"] = None if pd.isna(row[(m, "realized")]) else float(row[(m, "realized")])

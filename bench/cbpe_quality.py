@@ -153,7 +153,7 @@ def measure(quick: bool = False, *, chunk_size: int = 5000, datasets: tuple[str,
         nml = _run_json([_venv_python(), os.path.join(ROOT, "bench", "_nannyml_cbpe.py"), name, str(chunk_size)])
         chunks = [(c["start"], c["end"]) for c in nml["chunks"]]
         dl = _run_json([sys.executable, os.path.abspath(__file__), "--worker", name, json.dumps(chunks)])
-        d_err = {m: [] for m in METRICS}
+        d_err: dict[str, list[float]] = {m: [] for m in METRICS}
         for ours, theirs in zip(dl["chunks"], nml["chunks"], strict=True):
             for m in METRICS:
                 if m in ours and ours[m]["value"] is not None:

@@ -41,6 +41,7 @@ from collector.store import Store
 from detectors import cbpe_math as cm
 from detectors.cbpe_math import METRICS, ClassCalibration
 from detectors.results import ALERT, OK, Result
+from serving_shim.contract import as_utc
 
 __all__ = ["CBPEConfig", "Calibration", "fit_calibration", "load_calibration", "cbpe_results", "cbpe_run",
            "DETECTOR"]
@@ -134,8 +135,8 @@ def _class_rows(of: SQL, kind: str, pos: str, classes: list[str], cells: int, *,
                        FROM %(j)s WHERE %(s)s IS NOT NULL)""",
                    s=_score(pos), pos=pos, cell=_cell("x", cells), on=on, vals=vals, j=joined, truth=truth)
     else:
-        on = [int(m.calibrated) for m in cal.maps] if cal else [0] * len(classes)
-        vals = [m.values.tolist() if m.calibrated else [0.0] for m in cal.maps] if cal else [[0.0] for _ in classes]
+        ons = [int(m.calibrated) for m in cal.maps] if cal else [0] * len(classes)
+        mvals = [m.values.tolist() if m.calibrated else [0.0] for m in cal.maps] if cal else [[0.0] for _ in classes]
         row = sql("""SELECT p.ss AS ss, p.request_id AS rid, p.ts AS ts, %(truth)s AS truth,
                             arrayMap(c -> greatest(0., least(1., p.pred_probs[c])), %(cls)s) AS xs,
                             ifNull(p.pred_label, %(cls)s[indexOf(xs, arrayMax(xs))]) AS predicted,
@@ -145,7 +146,7 @@ def _class_rows(of: SQL, kind: str, pos: str, classes: list[str], cells: int, *,
                             arraySum(us) AS su,
                             arrayMap(u -> if(su > 0, u / su, 1 / %(k)s), us) AS qs, %(cls)s AS cls
                      FROM %(j)s WHERE notEmpty(p.pred_probs)""",
-                  cls=classes, cell=_cell("x", cells), on=on, vals=vals, k=len(classes), j=joined, truth=truth)
+                  cls=classes, cell=_cell("x", cells), on=ons, vals=mvals, k=len(classes), j=joined, truth=truth)
     return sql("""(SELECT ss, rid, ts, truth, ci, xs[ci] AS x, cs[ci] AS cell, qs[ci] AS q, flags[ci] AS flag,
                           cls[ci] AS klass
                    FROM (%(row)s) ARRAY JOIN arrayEnumerate(xs) AS ci)""", row=row)
@@ -169,6 +170,8 @@ def _detect_kind(store: Store, of: SQL, positive_class: str | None) -> tuple[str
         if len(set(classes)) > 2:
             raise ValueError(f"cbpe: a score-only model needs 2 classes; the reference has {classes[:10]}")
         pos = positive_class
+        if pos is not None and pos not in classes:
+            raise ValueError(f"positive_class: {pos!r} is not a class of the reference ({classes})")
         if pos is None:
             # the class the score rises with: the label class with the higher mean score
             rows = store.rows(sql("""SELECT l.label_class AS c, avg(%(s)s) AS m FROM %(j)s
@@ -190,6 +193,9 @@ def fit_calibration(store: Store, model: str, start: _dt.datetime, end: _dt.date
     """Calibrate on the labelled predictions of ``model`` in ``[start, end)`` and store the map as ``name``."""
     if not 10 <= cells <= 5000:
         raise ValueError(f"cells: {cells} is not in [10, 5000]")
+    start, end = as_utc(start), as_utc(end)
+    if end <= start:
+        raise ValueError("end: must be after start")
     of = model_window(model, start, end, version=version)
     kind, pos, classes = _detect_kind(store, of, positive_class)
     rows = store.rows(sql(

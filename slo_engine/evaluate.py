@@ -20,7 +20,7 @@ from collector.fragments import join_latest_label
 from collector.sql import SQL, join, sql
 from collector.store import Store
 from serving_shim.contract import LATENCY_BUCKETS_MS, as_utc
-from slo_engine.model import Slo
+from slo_engine.model import Sli, Slo
 from slo_engine.rules import AlertRule, alert_rules, windows_needed
 
 __all__ = ["WindowValue", "RuleResult", "SloStatus", "evaluate"]
@@ -116,7 +116,7 @@ def _source_id(s: Slo) -> str:
     if sli.kind == "drift":
         return f"drift:{sli.detector}:{sli.subject}"
     if sli.kind == "accuracy":
-        return f"accuracy:{sli.slice}:{sli.tolerance}"
+        return f"accuracy:{sli.slice}:{sli.tolerance}:{sli.estimate_below_coverage}"
     return "metric_windows"
 
 
@@ -216,11 +216,49 @@ def _other_bands(store: Store, s: Slo, group: Sequence[Slo], windows: Sequence[i
     for r in store.rows(query):
         if r["band"] < len(windows):
             out[(r["model"], r["model_version"])][r["band"]] = [float(r["good"]), float(r["total"])]
+    if sli.kind == "accuracy" and sli.estimate_below_coverage is not None:
+        _estimates(store, sli, of, params, windows, now, out)
     if sli.kind == "freshness":  # total = minutes in the band
         for bands in out.values():
             for i, b in enumerate(bands):
                 b[1] = (windows[i] - (windows[i - 1] if i else 0)) / 60.0
     return out
+
+
+def _estimates(store: Store, sli: Sli, of: SQL, params: dict[str, Any], windows: Sequence[int], now: _dt.datetime,
+               out: dict[_Key, list[list[float]]]) -> None:
+    """A band whose labelled share of predictions is below ``estimate_below_coverage`` counts its predictions
+    at the accuracy estimated before labels: the mean of the model's ``estimated_performance`` accuracy results
+    (of the SLI's slice) whose detector windows overlap the band, weighted by their rows and the overlap."""
+    counts = store.rows(sql("""SELECT model, model_version, %(band)s AS band, count() AS n
+                               FROM {db}.predictions FINAL WHERE %(of)s GROUP BY model, model_version, band""",
+                            band=_band_expr(sql("ts"), windows, now), of=of))
+    rows = store.rows(sql(
+        """SELECT model, window_start, window_end, value, sample_size FROM {db}.detector_results FINAL
+           WHERE model IN %(models)s AND detector = 'estimated_performance' AND test = 'accuracy'
+             AND subject = %(subject)s AND value IS NOT NULL AND sample_size > 0
+             AND window_end > %(start)s AND window_start < %(now)s""", models=params["models"],
+        subject="=".join(sli.slice[0]) if sli.slice else "", start=params["start"], now=now))
+    bounds = [(now - _dt.timedelta(seconds=w), now - _dt.timedelta(seconds=windows[i - 1] if i else 0))
+              for i, w in enumerate(windows)]                   # band i: (now - windows[i], now - windows[i-1]]
+    est: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for r in rows:
+        ws, we = as_utc(r["window_start"]), as_utc(r["window_end"])
+        span = max((we - ws).total_seconds(), 1e-3)
+        for i, (lo, hi) in enumerate(bounds):
+            overlap = (min(we, hi) - max(ws, lo)).total_seconds()
+            if overlap > 0:
+                w = float(r["sample_size"]) * overlap / span
+                e = est[(r["model"], i)]
+                e[0] += float(r["value"]) * w
+                e[1] += w
+    level = float(sli.estimate_below_coverage or 0.0)
+    for r in counts:
+        b, n = int(r["band"]), float(r["n"])
+        key = (r["model"], r["model_version"])
+        got = est.get((r["model"], b))
+        if b < len(windows) and got is not None and got[1] > 0 and n > 0 and out[key][b][1] / n < level:
+            out[key][b] = [got[0] / got[1] * n, n]
 
 
 def _statuses(s: Slo, per_key: dict[_Key, list[list[float]]], windows: Sequence[int], now: _dt.datetime

@@ -89,7 +89,9 @@ class Sli:
     - ``freshness``: minutes in which a metric window started no more than ``max_age_s`` earlier.
     - ``drift``: detector windows without an ``alert`` (``detector``, optionally one ``subject``).
     - ``accuracy``: labelled predictions whose label matches (``tolerance`` for numeric predictions),
-      optionally in one ``slice``.
+      optionally in one ``slice``; with ``estimate_below_coverage``, a time band whose share of labelled
+      predictions is below it counts its predictions at the accuracy estimated before labels (the
+      ``estimated_performance`` detector results, CBPE) instead.
     """
 
     kind: SliKind
@@ -101,6 +103,7 @@ class Sli:
     subject: str | None = None
     slice: tuple[tuple[str, str], ...] = ()
     tolerance: float | None = None
+    estimate_below_coverage: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -228,7 +228,7 @@ _SLI_FIELDS = {
     "latency": ("threshold_ms", "interpolate"),
     "freshness": ("max_age",),
     "drift": ("detector", "subject"),
-    "accuracy": ("slice", "tolerance"),
+    "accuracy": ("slice", "tolerance", "estimate_below_coverage"),
 }
 
 
@@ -280,7 +280,14 @@ def _sli(r: _Reader, n: _Node, path: str) -> Sli | None:
     tol = r.get(b, "tolerance", p, body.line, float)
     if tol is not None and tol < 0:
         r.err(b["tolerance"][0].line, f"{p}.tolerance", "must be >= 0")
-    return Sli(kind="accuracy", slice=tuple((str(k), str(v[0].value)) for k, v in sl.items()), tolerance=tol)
+    est = r.get(b, "estimate_below_coverage", p, body.line, float)
+    if est is not None and not 0 < est <= 1:
+        r.err(b["estimate_below_coverage"][0].line, f"{p}.estimate_below_coverage", "must be in (0, 1]")
+    elif est is not None and tol is not None:
+        r.err(b["estimate_below_coverage"][0].line, f"{p}.estimate_below_coverage",
+              "estimates exist for classifiers only (no tolerance)")
+    return Sli(kind="accuracy", slice=tuple((str(k), str(v[0].value)) for k, v in sl.items()), tolerance=tol,
+               estimate_below_coverage=est)
 
 
 def _alerting(r: _Reader, m: dict[str, tuple[_Node, int]], path: str, line: int, window: int | None) -> Alerting | None:

@@ -35,7 +35,9 @@ def test_binary_estimate_before_labels_then_realized_beside_it(store: ChdbStore)
     _binary(store, rng, T0, 6000, 2, 2, labels=True)
     cal = fit_calibration(store, "m1", T0, T0 + H)
     assert cal.kind == "binary" and cal.positive_class == "yes" and cal.maps[0].calibrated
-    assert load_calibration(store, "m1").maps[0].values.tolist() == pytest.approx(cal.maps[0].values.tolist())
+    stored = load_calibration(store, "m1")
+    assert stored is not None and stored.extra_variance == cal.extra_variance
+    assert stored.maps[0].values.tolist() == pytest.approx(cal.maps[0].values.tolist())
     rids, score, truth, region = _binary(store, rng, T0 + H, 4000, 3, 1.5, labels=False)   # shifted scores
     rep = run_detectors(store, "m1", T0 + 2 * H, H, config={"cbpe": {"thresholds": {"accuracy": 0.9}}})
     est = {(r.subject, r.test): r for r in rep.results if r.detector == "estimated_performance"}
@@ -110,3 +112,22 @@ def test_no_calibration_no_results_unless_asked(store: ChdbStore) -> None:
         fit_calibration(store, "m1", T0, T0 + H)
     with pytest.raises(ValueError, match="thresholds"):
         CBPEConfig(thresholds={"auc": 0.9})
+
+
+def test_binary_model_sending_probabilities_only(store: ChdbStore) -> None:
+    rng = np.random.default_rng(13)
+    s = rng.beta(2, 2, 3000)
+    truth = rng.random(3000) < s
+    rids = insert_predictions(store, start=T0, seconds=3000, features=[{"x": 1.0}] * 3000,
+                              preds=[{"probabilities": {"churn": float(v), "stay": float(1 - v)}} for v in s])
+    insert_labels(store, rids, classes=["churn" if t else "stay" for t in truth])
+    cal = fit_calibration(store, "m1", T0.replace(tzinfo=None), (T0 + H).replace(tzinfo=None),
+                          positive_class="churn")
+    assert (cal.kind, cal.positive_class) == ("binary", "churn")
+    with pytest.raises(ValueError, match="positive_class: 'Churn' is not a class"):
+        fit_calibration(store, "m1", T0, T0 + H, positive_class="Churn")
+    res = {r.test: r for r in cbpe_results(store, "m1", T0, T0 + H, config=CBPEConfig(slices=False))}
+    pred = s >= 0.5                                       # no pred_label: the score decides
+    assert res["accuracy"].detail["realized"] == pytest.approx(accuracy_score(truth, pred), abs=1e-12)
+    assert res["f1"].detail["realized"] == pytest.approx(f1_score(truth, pred), abs=1e-12)
+    assert abs(res["accuracy"].value - accuracy_score(truth, pred)) < 0.03

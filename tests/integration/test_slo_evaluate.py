@@ -110,3 +110,28 @@ def test_accuracy_against_latest_labels(store: ChdbStore) -> None:
     assert (st.good, st.total) == (3, 6)
     (eu,) = evaluate(store, [_slo(Sli(kind="accuracy", slice=(("region", "eu"),)), objective=0.9)], now)
     assert (eu.good, eu.total) == (3, 5)
+
+
+def test_accuracy_on_the_estimate_while_labels_are_few(store: ChdbStore) -> None:
+    import json
+
+    now = _dt.datetime.now(_dt.UTC).replace(second=0, microsecond=0)
+    n = 20
+    store.insert("predictions", {
+        "event_id": [f"p{i}" for i in range(n)], "ts": [now - _dt.timedelta(minutes=30)] * n, "model": ["m1"] * n,
+        "model_version": ["v1"] * n, "request_id": [f"r{i}" for i in range(n)], "pred_label": ["yes"] * n,
+        "slices": [{}] * n, "status": ["ok"] * n})
+    store.insert("labels", {"event_id": ["l0", "l1"], "ts": [now - _dt.timedelta(minutes=5)] * 2, "model": ["m1"] * 2,
+                            "request_id": ["r0", "r1"], "label_class": ["yes", "no"], "schema_version": [1, 1]})
+    ws = now - _dt.timedelta(minutes=40)
+    store.insert("detector_results", {
+        "run_id": ["x"], "run_at": [now], "model": ["m1"], "model_version": ["*"], "window_start": [ws],
+        "window_end": [ws + _dt.timedelta(minutes=15)], "detector": ["estimated_performance"], "subject": [""],
+        "test": ["accuracy"], "value": [0.8], "threshold": [None], "status": ["ok"], "sample_size": [20],
+        "detail": [json.dumps({"low": 0.7, "high": 0.9})]})
+    (labelled,) = evaluate(store, [_slo(Sli(kind="accuracy"), objective=0.9)], now)
+    assert (labelled.good, labelled.total) == (1, 2)
+    (est,) = evaluate(store, [_slo(Sli(kind="accuracy", estimate_below_coverage=0.5), objective=0.9)], now)
+    assert (est.good, est.total) == pytest.approx((16, 20))            # 2 of 20 labelled: the estimate counts
+    (enough,) = evaluate(store, [_slo(Sli(kind="accuracy", estimate_below_coverage=0.05), objective=0.9)], now)
+    assert (enough.good, enough.total) == (1, 2)                       # 10% labelled >= 5%: the labels count

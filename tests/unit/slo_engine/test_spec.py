@@ -150,3 +150,16 @@ def test_the_default_tiers_are_read_on_first_use_not_at_import() -> None:
             "DEFAULT_TIERS is m.DEFAULT_TIERS)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["0", "1", "3", "True"]
+
+
+def test_accuracy_may_run_on_the_estimate_below_a_label_coverage() -> None:
+    head = "version: driftline/v1\nslos:\n"
+    (s,) = parse_specs(head + "- {name: a, model: m, objective: 90, window: 30d,\n"
+                              "   sli: {accuracy: {estimate_below_coverage: 0.5}}}\n")
+    assert s.sli.estimate_below_coverage == 0.5 and s.sli.tolerance is None
+    for body, fragment in (("{estimate_below_coverage: 1.5}", "must be in (0, 1]"),
+                           ("{estimate_below_coverage: 0.5, tolerance: 1}", "classifiers only")):
+        with pytest.raises(SpecError) as ei:
+            parse_specs(head + f"- {{name: a, model: m, objective: 90, window: 30d, sli: {{accuracy: {body}}}}}\n")
+        (p,) = ei.value.problems
+        assert "estimate_below_coverage" in p.path and fragment in str(p)

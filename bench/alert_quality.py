@@ -89,6 +89,8 @@ def census() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _psi(ref: pd.Series, cur: pd.Series) -> float:
     """PSI on the reference deciles (numeric) or categories: what the injection aims at."""
+    r: np.ndarray
+    c: np.ndarray
     if ref.dtype.kind == "f":
         edges = np.unique(np.quantile(ref, np.linspace(0.1, 0.9, 9)))
         r = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=edges.size + 1)
@@ -121,7 +123,7 @@ def inject(rng: np.random.Generator, ref: pd.DataFrame, win: pd.DataFrame, featu
 
 
 def _load(store: Any, model: str, start: _dt.datetime, frame: pd.DataFrame) -> None:
-    rows = frame.to_dict("records")
+    rows: list[dict[str, Any]] = [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
     for i in range(0, len(rows), 20_000):
         part = rows[i:i + 20_000]
         insert_predictions(store, start=start + H * i / len(rows), seconds=3599 * len(part) / len(rows),

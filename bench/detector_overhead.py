@@ -29,6 +29,7 @@ import os
 import sys
 import tempfile
 import time
+from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -60,7 +61,7 @@ def measure(store_path: str, t0: _dt.datetime, repeat: int) -> list[tuple[str, t
     for label, window in (("whole hour", H), ("tenth of the hour", H / 10)):
         end = t0 + H + window
 
-        def run(cfg: dict, s=s, end=end, window=window) -> list:
+        def run(cfg: dict, s: Any = s, end: _dt.datetime = end, window: _dt.timedelta = window) -> list:
             return run_detectors(s, MODEL, end, window, reference="ref", write=False,
                                  config={"detectors": ["drift"], "drift": cfg}).results
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from collector.store import ChdbStore
 from detectors import calibration
 from detectors.reference import reference_from_window
-from detectors.runner import run_detectors
+from detectors.runner import RunReport, run_detectors
 from tests.detector_data import T0, insert_predictions
 
 H = _dt.timedelta(hours=1)
@@ -38,8 +39,8 @@ def reference(store: ChdbStore) -> _dt.datetime:
     return T0
 
 
-def _by(rep: object, test: str, subject: str) -> object:
-    return next(r for r in rep.results if r.test == test and r.subject == subject)  # type: ignore[attr-defined]
+def _by(rep: RunReport, test: str, subject: str) -> Any:
+    return next(r for r in rep.results if r.test == test and r.subject == subject)
 
 
 def test_a_stable_window_alerts_with_fixed_p_values_not_with_calibrated_thresholds(store: ChdbStore,
@@ -75,9 +76,14 @@ def test_an_injected_psi_shift_alerts_and_the_chunks_are_cached(store: ChdbStore
     x = _by(rep, "psi", "x")
     assert x.value >= 0.2 and x.status == "alert" and x.detail["threshold_method"] == "calibrated:chunks"
     assert _by(rep, "psi", "c").status == "alert"
-    scans = []
+    scans: list[int] = []
     real = calibration.chunk_bins
-    monkeypatch.setattr(calibration, "chunk_bins", lambda *a, **k: scans.append(1) or real(*a, **k))
+
+    def counted(*a: Any, **k: Any) -> Any:
+        scans.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(calibration, "chunk_bins", counted)
     again = run_detectors(store, "m1", reference + H, H, reference="ref", write=False, config=cfg)
     assert not scans and _by(again, "psi", "x").threshold == x.threshold      # the second run reads no chunks
 
@@ -108,6 +114,7 @@ def test_chunk_counts_on_the_grid_equal_counts_by_comparison(store: ChdbStore, r
     from detectors.reference import load_profile
 
     prof = load_profile(store, "m1", "ref")
+    assert prof is not None
     fp = prof.features["x"]
     assert fp.grid is not None
     src = window_source("m1", prof.window_start, prof.window_end)

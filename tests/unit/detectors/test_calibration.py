@@ -27,6 +27,7 @@ def test_row_forms_equal_the_single_value_functions(name: str) -> None:
     rows = rng.integers(0, 300, (6, 12)).astype(float)
     kind = "categorical" if name == "chisquare" else "numeric"
     b = _num(ref, rows[0]) if kind == "numeric" else Binned(reference=ref, current=rows[0], kind="categorical")
+    assert t.rows is not None
     got = t.rows(b, rows)
     for i, row in enumerate(rows):
         one = t.fn(_num(ref, row) if kind == "numeric" else Binned(reference=ref, current=row, kind="categorical"))
@@ -59,6 +60,7 @@ def test_sampling_floor_keeps_stationary_false_alerts_near_half_a_percent() -> N
     # chi-square approximation: PSI ~ (1/n + 1/N) chi2(B - 1); the 99.5% quantile within 15%
     assert floor == pytest.approx((1 / 2000 + 1 / 50_000) * stats.chi2.ppf(0.995, 9), rel=0.15)
     windows = rng.multinomial(2000, props, size=4000).astype(float)
+    assert t.rows is not None
     assert np.mean(t.rows(_num(ref, windows[0]), windows) >= floor) <= 0.01
 
 
@@ -78,6 +80,7 @@ def test_the_calibration_rule_chunks_then_history_then_sampling_then_fixed() -> 
     # chunks that vary a lot more than sampling noise: mean + 3 sigma of their PSI
     chunks = np.array([rng.multinomial(5000, rng.dirichlet(props * 400)) for _ in range(12)], dtype=float)
     th = calibrate(t, b, {}, fallback=0.2, chunks=chunks, chunk_size=5000)
+    assert t.rows is not None
     s = t.rows(b, chunks)
     assert th.method == "calibrated:chunks" and th.detail["chunks"] == 12 and th.detail["chunk_size"] == 5000
     assert th.value == pytest.approx(s.mean() + 3 * s.std(ddof=1))
@@ -134,7 +137,7 @@ def test_a_significant_p_value_with_a_small_effect_does_not_alert() -> None:
     cur = _cat_window({"a": 51_500, "b": 29_000, "c": 19_500})          # significant, PSI about 0.0005
     cfg = DriftConfig.parse({"chisquare": None}, multiple_testing="none")
     (r,) = drift_results(prof, cur, cfg)
-    assert r.value < 1e-6 and r.status == "ok" and r.detail["effect_size"] < 0.01
+    assert r.value is not None and r.value < 1e-6 and r.status == "ok" and r.detail["effect_size"] < 0.01
     assert r.detail["gated"] and r.detail["min_effect"] == 0.05 and r.detail["primary"] is True
     (r,) = drift_results(prof, cur, DriftConfig.parse({"chisquare": {"min_effect": 0}}, multiple_testing="none"))
     assert r.status == "alert" and "gated" not in r.detail

@@ -19,8 +19,8 @@ any test of the scheduler's default tests with fixed thresholds alerts (no multi
 minimum effect: the behaviour before calibration). ``detection_rate``: share of windows with one feature shifted
 (its PSI on the reference deciles >= 0.2) whose shifted feature's primary result alerts, in that window.
 
-The last line gathers the figures of every part (``FIGURES``: the drift half here; the CBPE half adds its own
-function to the list).
+The last line gathers the figures of every part (``FIGURES``): the drift half, then the CBPE half
+(:func:`cbpe_figures`, :mod:`bench.cbpe_quality`; NannyML runs in its own venv, made by ``scripts/bench_env.sh``).
 """
 
 from __future__ import annotations
@@ -223,8 +223,23 @@ def _census_windows(count: int) -> tuple[pd.DataFrame, int, list[pd.DataFrame]]:
     return ref, 14, wins
 
 
+def cbpe_figures(a: argparse.Namespace) -> dict[str, str]:
+    """CBPE half: Driftline's estimated accuracy against NannyML's CBPE on the same chunks of NannyML's datasets
+    (:mod:`bench.cbpe_quality`, NannyML in its own venv: ``scripts/bench_env.sh``), and the share of chunks whose
+    95% band covers the realized accuracy."""
+    from bench.cbpe_quality import measure
+
+    m = measure(quick=a.quick)
+    print(f"cbpe: {m['chunks']} chunks: |estimated - NannyML| mean {m['cbpe_abs_err_pp']:.4f} pp, max "
+          f"{m['cbpe_max_abs_err_pp']:.4f} pp; band covers the realized accuracy in {m['band_coverage']:.1%} of "
+          f"chunks (NannyML's band {m['nannyml_band_coverage']:.1%}; {m['band_coverage_no_concept_drift']:.1%} of "
+          f"the {m['chunks'] - m['concept_drift_chunks']} chunks where NannyML's band holds, i.e. without concept "
+          "drift)", flush=True)
+    return {"cbpe_abs_err_pp": f"{m['cbpe_abs_err_pp']:.4f}", "band_coverage": f"{m['band_coverage']:.4f}"}
+
+
 #: The parts whose figures make the last line, in order (each returns ``{key: printed value}``).
-FIGURES: list[Callable[[argparse.Namespace], dict[str, str]]] = [drift_quality]
+FIGURES: list[Callable[[argparse.Namespace], dict[str, str]]] = [drift_quality, cbpe_figures]
 
 
 def main() -> int:

@@ -12,6 +12,7 @@ from typing import Any
 from collector.store import Store
 from detectors.drift import DriftConfig, WindowSummary, drift_results, summarize_window
 from detectors.drift_sql import labels_source, window_source
+from detectors.multivariate import MultivariateConfig, multivariate_results
 from detectors.performance import PerformanceConfig, performance_results
 from detectors.quality import QualityConfig, feature_freshness, quality_results
 from detectors.reference import Profile, load_profile, previous_window_reference
@@ -29,6 +30,7 @@ class DetectorConfig:
     quality: QualityConfig = field(default_factory=QualityConfig)
     performance: PerformanceConfig = field(default_factory=PerformanceConfig)
     detectors: frozenset[str] = frozenset({"drift", "quality", "performance"})
+    multivariate: MultivariateConfig = field(default_factory=MultivariateConfig)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> DetectorConfig:
@@ -45,6 +47,8 @@ class DetectorConfig:
             kw["performance"] = PerformanceConfig(**d["performance"])
         if "detectors" in d:
             kw["detectors"] = frozenset(d["detectors"])
+        if "multivariate" in d:
+            kw["multivariate"] = MultivariateConfig(**d["multivariate"])
         return cls(**kw)
 
 
@@ -129,6 +133,9 @@ def run_detectors(store: Store, model: str, window_end: _dt.datetime, window: _d
                 if cfg.quality.timestamp_features:
                     results += _guard("quality", lambda: feature_freshness(
                         store, src, cfg.quality.timestamp_features, threshold_s=cfg.quality.feature_age_s))
+        if "multivariate" in cfg.detectors:
+            results += _guard("multivariate", lambda: multivariate_results(store, profile, src, cfg.multivariate,
+                                                                           version=model_version))
     if "performance" in cfg.detectors:
         results += _guard("performance", lambda: performance_results(store, model, start, window_end,
                                                                      version=model_version, config=cfg.performance))

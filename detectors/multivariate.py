@@ -39,18 +39,19 @@ import numpy as np
 
 from collector.sql import SQL, ident, join, sql
 from collector.store import Store
-from detectors.drift_sql import Source, window_source
+from detectors.drift_sql import Source, upload_source, window_source
 from detectors.reference import Profile
 from detectors.results import ALERT, OK, Result
 
-__all__ = ["MultivariateConfig", "Sample", "read_sample", "reference_sample_source", "Encoding", "encoding_of",
-           "encode", "PcaModel", "fit_pca", "Band", "calibrate", "out_of_fold_errors", "domain_auc", "auc_threshold",
-           "multivariate_results", "score_samples", "TESTS", "DETECTOR"]
+__all__ = ["MultivariateConfig", "Sample", "read_sample", "reference_sample_source", "save_upload_sample",
+           "Encoding", "encoding_of", "encode", "PcaModel", "fit_pca", "Band", "calibrate", "out_of_fold_errors",
+           "domain_auc", "auc_threshold", "multivariate_results", "score_samples", "TESTS", "DETECTOR"]
 
 DETECTOR = "multivariate"
 TESTS = ("pca_reconstruction", "domain_classifier")
 MAX_SAMPLE = 200_000
 MAX_FEATURES = 200
+UPLOAD_SAMPLE_ROWS = 50_000        # rows of an uploaded baseline kept for multivariate drift
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,10 +108,28 @@ class Sample:
 
 def reference_sample_source(profile: Profile, version: str | None) -> Source | None:
     """Where the rows of a stored reference are: the predictions of its time window (a fixed window or the
-    previous one), None for an uploaded baseline (its staged rows are deleted once profiled)."""
+    previous one), the row sample kept with an uploaded baseline's build (:func:`save_upload_sample`; its
+    staged rows are deleted once profiled); None when neither is known."""
     if profile.source in ("window", "previous") and profile.window_end > profile.window_start:
         return window_source(profile.model, profile.window_start, profile.window_end, version)
+    if profile.source == "upload" and profile.built_at is not None:
+        # built_at as stored (milliseconds) or as the build returned it (microseconds): the same build
+        return Source(sql("{db}.reference_samples"),
+                      sql("model = %(m)s AND name = %(n)s AND abs(dateDiff('millisecond', built_at, %(b)s)) <= 1",
+                          m=profile.model, n=profile.name, b=profile.built_at), has_ts=False)
     return None
+
+
+def save_upload_sample(store: Store, upload_id: str, profile: Profile, *, rows: int | None = None) -> None:
+    """Keep at most ``rows`` (default :data:`UPLOAD_SAMPLE_ROWS`) staged rows of an uploaded baseline (the
+    smallest hashes, as :func:`read_sample` orders them) with its stored build ``profile``."""
+    store.execute(sql(
+        """INSERT INTO {db}.reference_samples (model, name, built_at, row_key, features_num, features_cat,
+                                               features_null)
+           SELECT %(m)s, %(n)s, %(b)s, %(key)s AS k, features_num, features_cat, features_null
+           FROM {db}.reference_rows WHERE upload_id = %(u)s ORDER BY k LIMIT %(rows)s""",
+        m=profile.model, n=profile.name, b=profile.built_at, key=_key(upload_source(upload_id)), u=upload_id,
+        rows=int(UPLOAD_SAMPLE_ROWS if rows is None else rows)))
 
 
 def _key(src: Source) -> SQL:
@@ -291,24 +310,28 @@ def domain_auc(ref: np.ndarray, cur: np.ndarray, *, folds: int, seed: int, colum
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
+    from threadpoolctl import threadpool_limits
 
     x = np.vstack([ref, cur])
     y = np.concatenate([np.zeros(len(ref)), np.ones(len(cur))])
     scores = np.empty(len(y))
     first: tuple[Any, np.ndarray] | None = None
-    for train, test in StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y):
-        clf = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_leaf_nodes=15,
-                                             early_stopping=False, random_state=seed)
-        clf.fit(x[train], y[train])
-        scores[test] = clf.predict_proba(x[test])[:, 1]
-        first = first or (clf, test)
+    # one thread: OpenMP's spinning threads on a CPU shared with the store's queries cost 2-5x the time (measured)
+    with threadpool_limits(limits=1):
+        for train, test in StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y):
+            clf = HistGradientBoostingClassifier(max_iter=50, learning_rate=0.2, max_leaf_nodes=15,
+                                                 early_stopping=False, random_state=seed)
+            clf.fit(x[train], y[train])
+            scores[test] = clf.predict_proba(x[test])[:, 1]
+            first = first or (clf, test)
     auc = float(roc_auc_score(y, scores))
     top: list[dict[str, Any]] = []
     if explain_above is not None and auc >= explain_above and first is not None and columns:
         from sklearn.inspection import permutation_importance
 
         clf, test = first
-        imp = permutation_importance(clf, x[test], y[test], scoring="roc_auc", n_repeats=3, random_state=seed)
+        with threadpool_limits(limits=1):
+            imp = permutation_importance(clf, x[test], y[test], scoring="roc_auc", n_repeats=3, random_state=seed)
         order = np.argsort(-imp.importances_mean)[:5]
         top = [{"feature": columns[i], "auc_drop": float(imp.importances_mean[i])} for i in order
                if imp.importances_mean[i] > 0]
@@ -327,7 +350,7 @@ def multivariate_results(store: Store, profile: Profile, window: Source, config:
     ref_src = reference if reference is not None else reference_sample_source(profile, version)
     if ref_src is None:
         why = (f"reference {profile.name!r} ({profile.source}) keeps no rows to sample: multivariate drift needs a "
-               "time-window reference (a fixed window or the previous window)")
+               "time-window reference (a fixed window or the previous window) or an uploaded baseline")
         return [Result.no_data(DETECTOR, "", t, why) for t in tests]
     feats = sorted(f for f, fp in profile.features.items() if not f.startswith("@") and fp.kind != "null")
     numeric = [f for f in feats if profile.features[f].kind == "numeric"][:MAX_FEATURES]

@@ -4,17 +4,21 @@ the same distribution is not; results are written and read back."""
 from __future__ import annotations
 
 import datetime as _dt
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from collector.store import ChdbStore
+from detectors import multivariate
 from detectors.drift_sql import upload_source, window_source
-from detectors.multivariate import MultivariateConfig, multivariate_results, read_sample
-from detectors.reference import Profile, reference_from_window
+from detectors.multivariate import MultivariateConfig, multivariate_results, read_sample, reference_sample_source
+from detectors.reference import Profile, load_profile, reference_from_window
 from detectors.results import query_results
 from detectors.runner import run_detectors
+from detectors.upload import upload_reference
 from tests.detector_data import T0, insert_predictions
 
 H = _dt.timedelta(hours=1)
@@ -84,7 +88,30 @@ def test_samples_are_deterministic_and_bounded(store: ChdbStore, windows: None) 
     assert full.rows == N
 
 
-def test_an_uploaded_reference_without_rows_is_not_enough_data(store: ChdbStore, windows: None) -> None:
+def test_an_uploaded_baseline_keeps_a_bounded_sample(store: ChdbStore, windows: None, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(multivariate, "UPLOAD_SAMPLE_ROWS", 1000)
+    rows = _rows(np.random.default_rng(12), N, broken=False)
+    pd.DataFrame(rows).to_csv(tmp_path / "base.csv", index=False)
+    prof = upload_reference(store, "m1", "trained", str(tmp_path / "base.csv"), progress=False)
+    again = upload_reference(store, "m1", "trained", str(tmp_path / "base.csv"), progress=False)   # a second build
+    assert store.scalar("SELECT count() FROM {db}.reference_rows") == 0
+    assert store.scalar("SELECT count() FROM {db}.reference_samples") == 2000
+    loaded = load_profile(store, "m1", "trained")
+    assert loaded is not None and loaded.built_at is not None and prof.built_at is not None
+    src = reference_sample_source(loaded, None)
+    assert src is not None
+    sample = read_sample(store, src, ["x1", "x2"], ["c"], 5000)
+    assert sample.rows == 1000                                   # one build's rows, bounded
+    assert set(sample.numeric["x1"].round(6)) <= {round(r["x1"], 6) for r in rows}
+    same = run_detectors(store, "m1", T0 + 2 * H, H, reference="trained", config=CONFIG, write=False)
+    broken = run_detectors(store, "m1", T0 + 3 * H, H, reference="trained", config=CONFIG, write=False)
+    assert [r.status for r in same.results if r.detector == "multivariate"] == ["ok", "ok"]
+    assert [r.status for r in broken.results if r.detector == "multivariate"] == ["alert", "alert"]
+    assert again.built_at != prof.built_at
+
+
+def test_a_reference_without_rows_is_not_enough_data(store: ChdbStore, windows: None) -> None:
     prof = Profile(model="m1", name="up", source="upload", rows=10, features={})
     res = multivariate_results(store, prof, window_source("m1", T0, T0 + H), MultivariateConfig())
     assert [r.status for r in res] == ["not enough data"] * 2 and "keeps no rows" in res[0].detail["reason"]

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,7 @@ DETECTOR = "multivariate"
 TESTS = ("pca_reconstruction", "domain_classifier")
 MAX_SAMPLE = 200_000
 MAX_FEATURES = 200
+MAX_CELLS = 2_000_000              # rows × features of one sample (16 MB as floats): wide models get fewer rows
 UPLOAD_SAMPLE_ROWS = 50_000        # rows of an uploaded baseline kept for multivariate drift
 
 
@@ -67,6 +68,19 @@ class MultivariateConfig:
     folds: int = 5
     max_categories: int = 20           # per categorical feature, encoded by frequency
     seed: int = 0
+
+    @classmethod
+    def parse(cls, d: Mapping[str, Any] | None) -> MultivariateConfig:
+        """The ``multivariate`` block of a detector config; an unknown key is an error naming it."""
+        if d is None:
+            return cls()
+        if not isinstance(d, Mapping):
+            raise ValueError(f"multivariate: {d!r} is not a mapping of settings")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(str(k) for k in d if k not in known)
+        if unknown:
+            raise ValueError(f"multivariate.{unknown[0]}: unknown setting; known: {sorted(known)}")
+        return cls(**d)
 
     def __post_init__(self) -> None:
         tests = (self.tests,) if isinstance(self.tests, str) else tuple(self.tests)
@@ -316,8 +330,7 @@ def domain_auc(ref: np.ndarray, cur: np.ndarray, *, folds: int, seed: int, colum
     y = np.concatenate([np.zeros(len(ref)), np.ones(len(cur))])
     scores = np.empty(len(y))
     first: tuple[Any, np.ndarray] | None = None
-    # one thread: OpenMP's spinning threads on a CPU shared with the store's queries cost 2-5x the time (measured)
-    with threadpool_limits(limits=1):
+    with threadpool_limits(limits=1):                  # see score_samples
         for train, test in StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y):
             clf = HistGradientBoostingClassifier(max_iter=50, learning_rate=0.2, max_leaf_nodes=15,
                                                  early_stopping=False, random_state=seed)
@@ -355,13 +368,26 @@ def multivariate_results(store: Store, profile: Profile, window: Source, config:
     feats = sorted(f for f, fp in profile.features.items() if not f.startswith("@") and fp.kind != "null")
     numeric = [f for f in feats if profile.features[f].kind == "numeric"][:MAX_FEATURES]
     categorical = [f for f in feats if profile.features[f].kind == "categorical"][:MAX_FEATURES - len(numeric)]
-    ref = read_sample(store, ref_src, numeric, categorical, config.sample)
-    cur = read_sample(store, window, numeric, categorical, config.sample)
-    return score_samples(ref, cur, config)
+    n = max(2, min(config.sample, MAX_CELLS // max(1, len(numeric) + len(categorical))))
+    ref = read_sample(store, ref_src, numeric, categorical, n)
+    cur = read_sample(store, window, numeric, categorical, n)
+    out = score_samples(ref, cur, config)
+    if n < config.sample:   # say so on every result: the samples are smaller than configured
+        out = [replace(r, detail={**r.detail, "sample_capped": n}) for r in out]
+    return out
 
 
 def score_samples(ref: Sample, cur: Sample, config: MultivariateConfig) -> list[Result]:
-    """The configured tests on two samples (pure: no store)."""
+    """The configured tests on two samples (pure: no store), on one BLAS/OpenMP thread: on a CPU shared with
+    the store's queries, idle threads spinning for work made the small SVDs and the classifier 2-10x slower
+    than one thread (measured)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _score(ref, cur, config)
+
+
+def _score(ref: Sample, cur: Sample, config: MultivariateConfig) -> list[Result]:
     tests = list(config.tests)
     sizes = {"reference_sample": ref.rows, "window_sample": cur.rows}
     small = [f"{k.replace('_', ' ')} has {v} rows (fewer than min_rows={config.min_rows})"

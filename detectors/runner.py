@@ -48,7 +48,7 @@ class DetectorConfig:
         if "detectors" in d:
             kw["detectors"] = frozenset(d["detectors"])
         if "multivariate" in d:
-            kw["multivariate"] = MultivariateConfig(**d["multivariate"])
+            kw["multivariate"] = MultivariateConfig.parse(d["multivariate"])
         return cls(**kw)
 
 

@@ -78,6 +78,13 @@ def test_previous_window_reference_and_a_small_sample(store: ChdbStore, windows:
     assert "fewer than min_rows=200" in small.results[0].detail["reason"]
 
 
+def test_wide_samples_are_capped_and_say_so(store: ChdbStore, windows: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(multivariate, "MAX_CELLS", 4 * 400)        # 4 features: 400 rows a sample
+    rep = run_detectors(store, "m1", T0 + 2 * H, H, config=CONFIG, write=False)
+    assert [(r.detail["sample_capped"], r.detail["window_sample"], r.sample_size) for r in rep.results] == \
+        [(400, 400, 400)] * 2
+
+
 def test_samples_are_deterministic_and_bounded(store: ChdbStore, windows: None) -> None:
     src = window_source("m1", T0, T0 + H)
     a = read_sample(store, src, ["x1", "x3"], ["c"], 300)

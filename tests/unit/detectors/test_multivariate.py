@@ -178,6 +178,13 @@ def test_bad_config_names_the_field(field: str, value: object) -> None:
         MultivariateConfig(**{field: value})
 
 
+def test_unknown_settings_are_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="multivariate.samples: unknown setting"):
+        DetectorConfig.from_dict({"multivariate": {"samples": 10}})
+    with pytest.raises(ValueError, match="not a mapping"):
+        DetectorConfig.from_dict({"multivariate": [1]})
+
+
 def test_detector_config_reads_the_multivariate_block() -> None:
     cfg = DetectorConfig.from_dict({"multivariate": {"sample": 1000, "variance": 0.8, "k": 2,
                                                      "tests": ["domain_classifier"]}})

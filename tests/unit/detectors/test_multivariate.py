@@ -15,6 +15,7 @@ from detectors.multivariate import (
     encoding_of,
     fit_pca,
     out_of_fold_errors,
+    reference_band,
     score_samples,
 )
 from detectors.runner import DetectorConfig
@@ -100,6 +101,24 @@ def test_stationary_windows_rarely_leave_the_calibrated_band() -> None:
     assert outside <= 9                                              # ≤ 3% of 300 (the target is 1%)
     broken = [model.row_errors(_correlated(rng, 1000, broken=True)).mean() for _ in range(20)]
     assert min(broken) > band.upper
+
+
+def test_heavy_tailed_stationary_windows_rarely_leave_the_band() -> None:
+    rng = np.random.default_rng(9)
+
+    def heavy(n: int) -> np.ndarray:
+        z = rng.normal(size=(n, 3))
+        return np.column_stack([np.exp(z[:, 0]), np.exp(z[:, 0] + 0.5 * z[:, 1]), rng.poisson(2, n),
+                                rng.integers(0, 2, n), rng.standard_t(3, n), z[:, 2] ** 2])
+
+    cfg = MultivariateConfig()
+    outside = 0
+    for _ in range(100):           # a new reference each time: out-of-fold errors alone left 43 of 100, fitted 6
+        ref = heavy(5000)
+        model = fit_pca(ref, cfg.variance)
+        band = reference_band(ref, model, 5000, cfg)
+        outside += not band.lower <= model.row_errors(heavy(5000)).mean() <= band.upper
+    assert outside <= 4
 
 
 def test_auc_threshold_is_the_mann_whitney_bound_or_the_minimum_effect() -> None:

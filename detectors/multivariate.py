@@ -176,10 +176,15 @@ def read_sample(store: Store, src: Source, numeric: Sequence[str], categorical: 
                           FROM (SELECT %(key)s AS k, %(inner)s FROM %(t)s WHERE %(cond)s ORDER BY k LIMIT %(n)s)""",
                        outer=outer, key=key, inner=inner, t=src.table, cond=cond, n=int(n)))[0]
     order = np.argsort(np.asarray(r["k"], dtype=np.uint64), kind="stable")   # groupArray's order is not fixed
-    num = {f: np.asarray(r[names[i]], dtype=float)[order] for i, f in enumerate(numeric)}
+    num = {f: _finite(np.asarray(r[names[i]], dtype=float)[order]) for i, f in enumerate(numeric)}
     cat = {f: [(v[0] if v else None) for v in np.asarray(r[names[len(numeric) + i]], dtype=object)[order]]
            for i, f in enumerate(categorical)}
     return Sample(len(order), num, cat)
+
+
+def _finite(a: np.ndarray) -> np.ndarray:
+    """Infinities are missing values here (they have no place on a principal axis)."""
+    return np.where(np.isfinite(a), a, np.nan)
 
 
 # ---------------------------------------------------------------------------------------------- encoding
@@ -212,12 +217,13 @@ def encoding_of(ref: Sample, max_categories: int) -> Encoding:
 
 
 def encode(s: Sample, enc: Encoding) -> np.ndarray:
-    """The ``rows × columns`` matrix of a sample (NaN: missing)."""
+    """The ``rows × columns`` matrix of a sample (NaN: a missing number)."""
     cols = [np.asarray(s.numeric.get(f, np.full(s.rows, np.nan)), dtype=float) for f in enc.numeric]
-    for f in enc.categorical:
+    for f in enc.categorical:           # a missing category is the commonest one (NannyML's most_frequent)
         top, rest = enc.frequencies[f]
+        mode = max(top.values())
         vals = s.categorical.get(f) or [None] * s.rows
-        cols.append(np.asarray([np.nan if v is None else top.get(v, rest) for v in vals], dtype=float))
+        cols.append(np.asarray([mode if v is None else top.get(v, rest) for v in vals], dtype=float))
     return np.column_stack(cols) if cols else np.zeros((s.rows, 0))
 
 

@@ -156,7 +156,7 @@ def test_categories_are_encoded_by_reference_frequency() -> None:
     assert enc.columns == ("x1", "c")
     cur = Sample(4, {"x1": np.array([0.0, 1.0, np.nan, 2.0])}, {"c": ["b", "new", None, "a"]})
     m = encode(cur, enc)
-    np.testing.assert_allclose(m[:, 1], [0.2, 0.2, np.nan, 0.6])      # 'new' and 'z' share the rest (1 of 5)
+    np.testing.assert_allclose(m[:, 1], [0.2, 0.2, 0.6, 0.6])   # 'new' and 'z' share the rest; None: the mode
     assert np.isnan(m[2, 0])
 
 

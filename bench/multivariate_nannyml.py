@@ -7,7 +7,9 @@ NannyML (its own environment: its pins clash with ours) fits on the whole refere
 set in chunks of 5000 rows; Driftline fits on the same reference and scores the same chunks: ``max_abs_diff``
 is the largest difference of the chunk values. Then Driftline's detector as it runs (a 5000-row reference
 sample, frequency-encoded categories, the calibrated band): how many reference chunks fall outside its
-band (stationary data) and which analysis chunks alert, beside NannyML's alerts.
+band (stationary data) and which analysis chunks alert, beside NannyML's alerts. Last, both tests as the
+detector runs them (``score_samples``) with a 5000-row sample of the reference's first half: alerts among the
+chunks of its second half (stationary) and among the analysis chunks.
 """
 
 from __future__ import annotations
@@ -68,7 +70,15 @@ def main() -> int:
     import numpy as np
     import pandas as pd
 
-    from detectors.multivariate import MultivariateConfig, Sample, encode, encoding_of, fit_pca, reference_band
+    from detectors.multivariate import (
+        MultivariateConfig,
+        Sample,
+        encode,
+        encoding_of,
+        fit_pca,
+        reference_band,
+        score_samples,
+    )
 
     nml, data = run_nannyml(a.nannyml_python)
     ref = pd.read_parquet(os.path.join(data, "employment_MA_reference.pq"))
@@ -98,8 +108,24 @@ def main() -> int:
     nml_alerts = [i for i, x in enumerate(nml["alerts"][:len(chunks)]) if x]
     print(f"chunks: {len(chunks)} analysis, {len(ref_chunks)} reference; band {band.lower:.4f}..{band.upper:.4f} "
           f"({band.method}); Driftline alerts {alerts}; NannyML alerts {nml_alerts}")
+    half = len(ref) // 2
+    first = sample(ref.iloc[:half].sample(cfg.sample, random_state=1))
+    second = [ref.iloc[half + i * CHUNK:half + (i + 1) * CHUNK] for i in range((len(ref) - half) // CHUNK)]
+    stationary = [{r.test: r for r in score_samples(first, sample(c), cfg)} for c in second]
+    analysis = [{r.test: r for r in score_samples(first, sample(c), cfg)} for c in chunks]
+    both = {}
+    for test in ("pca_reconstruction", "domain_classifier"):
+        st = [i for i, r in enumerate(stationary) if r[test].status == "alert"]
+        an = [i for i, r in enumerate(analysis) if r[test].status == "alert"]
+        both[test] = (st, an)
+        print(f"{test}: second-half reference chunks alerting {st} of {len(second)} (values "
+              f"{min(r[test].value for r in stationary):.4f}..{max(r[test].value for r in stationary):.4f}, "
+              f"threshold {stationary[0][test].threshold:.4f}); analysis chunks alerting {an}")
     print(f"multivariate_nannyml max_abs_diff={diff:.2e} reference_chunks_outside={outside_ref}/{len(ref_chunks)} "
-          f"analysis_alerts={len(alerts)} nannyml_alerts={len(nml_alerts)} same_alerts={alerts == nml_alerts}")
+          f"analysis_alerts={len(alerts)} nannyml_alerts={len(nml_alerts)} same_alerts={alerts == nml_alerts} "
+          f"pca_stationary_alerts={len(both['pca_reconstruction'][0])}/{len(second)} "
+          f"classifier_stationary_alerts={len(both['domain_classifier'][0])}/{len(second)} "
+          f"classifier_analysis_alerts={len(both['domain_classifier'][1])}/{len(chunks)}")
     return 0
 
 

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -41,7 +42,7 @@ def _median(xs: list[float]) -> float:
 
 def part_detect(store_path: str, t0: _dt.datetime, sample: int, repeat: int) -> dict:
     import numpy as np
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     from detectors.drift_sql import window_source
     from detectors.multivariate import (
@@ -104,7 +105,7 @@ def part_detect(store_path: str, t0: _dt.datetime, sample: int, repeat: int) -> 
             thr, _ = auc_threshold(len(xr), len(xc), false_alert_rate=cfg.false_alert_rate, min_auc=cfg.min_auc)
             domain_auc(xr, xc, folds=cfg.folds, seed=cfg.seed, columns=enc.columns, explain_above=thr)
             lap("classifier_s")
-    out = {k: _median(v) for k, v in parts.items()}
+    out: dict[str, Any] = {k: _median(v) for k, v in parts.items()}
     out["runs"] = parts
     out["results"] = statuses
     return out

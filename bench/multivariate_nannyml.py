@@ -118,8 +118,9 @@ def main() -> int:
         st = [i for i, r in enumerate(stationary) if r[test].status == "alert"]
         an = [i for i, r in enumerate(analysis) if r[test].status == "alert"]
         both[test] = (st, an)
+        vals = [float(v) for r in stationary if (v := r[test].value) is not None]
         print(f"{test}: second-half reference chunks alerting {st} of {len(second)} (values "
-              f"{min(r[test].value for r in stationary):.4f}..{max(r[test].value for r in stationary):.4f}, "
+              f"{min(vals):.4f}..{max(vals):.4f}, "
               f"threshold {stationary[0][test].threshold:.4f}); analysis chunks alerting {an}")
     print(f"multivariate_nannyml max_abs_diff={diff:.2e} reference_chunks_outside={outside_ref}/{len(ref_chunks)} "
           f"analysis_alerts={len(alerts)} nannyml_alerts={len(nml_alerts)} same_alerts={alerts == nml_alerts} "

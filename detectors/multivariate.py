@@ -63,7 +63,7 @@ class MultivariateConfig:
     sample: int = 5000                 # rows sampled from the reference and from the window, each
     variance: float = 0.65             # share of the reference's variance the kept components explain
     k: float = 3.0                     # chunk band: mean ± k·σ of the reference chunks' errors
-    tests: tuple[str, ...] = TESTS
+    tests: Sequence[str] = TESTS       # normalised to a tuple
     min_rows: int = 200                # fewer rows in a sample: not enough data
     false_alert_rate: float = 0.01     # the sampling floors of both thresholds
     min_auc: float = 0.55              # domain classifier: the smallest AUC that is an alert
@@ -349,7 +349,7 @@ def domain_auc(ref: np.ndarray, cur: np.ndarray, *, folds: int, seed: int, colum
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     x = np.vstack([ref, cur])
     y = np.concatenate([np.zeros(len(ref)), np.ones(len(cur))])
@@ -393,8 +393,15 @@ def multivariate_results(store: Store, profile: Profile, window: Source, config:
     feats = sorted(f for f, fp in profile.features.items() if not f.startswith("@") and fp.kind != "null")
     numeric = [f for f in feats if profile.features[f].kind == "numeric"][:MAX_FEATURES]
     categorical = [f for f in feats if profile.features[f].kind == "categorical"][:MAX_FEATURES - len(numeric)]
-    n = max(2, min(config.sample, MAX_CELLS // max(1, len(numeric) + len(categorical))))
+    if len(numeric) + len(categorical) < 2:
+        why = f"reference {profile.name!r} has {len(numeric) + len(categorical)} feature(s): multivariate drift needs 2"
+        return [Result.no_data(DETECTOR, "", t, why) for t in tests]
+    n = max(2, min(config.sample, MAX_CELLS // (len(numeric) + len(categorical))))
     ref = read_sample(store, ref_src, numeric, categorical, n)
+    if ref.rows == 0 and profile.source == "upload":
+        why = (f"uploaded reference {profile.name!r} has no stored row sample (built before samples were kept): "
+               "upload it again")
+        return [Result.no_data(DETECTOR, "", t, why) for t in tests]
     cur = read_sample(store, window, numeric, categorical, n)
     out = score_samples(ref, cur, config)
     if n < config.sample:   # say so on every result: the samples are smaller than configured

@@ -4,6 +4,7 @@ the same distribution is not; results are written and read back."""
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -119,12 +120,16 @@ def test_an_uploaded_baseline_keeps_a_bounded_sample(store: ChdbStore, windows: 
 
 
 def test_a_reference_without_rows_is_not_enough_data(store: ChdbStore, windows: None) -> None:
+    reference_from_window(store, "m1", T0, T0 + H, name="base", labels=False)
     prof = Profile(model="m1", name="up", source="upload", rows=10, features={})
     res = multivariate_results(store, prof, window_source("m1", T0, T0 + H), MultivariateConfig())
     assert [r.status for r in res] == ["not enough data"] * 2 and "keeps no rows" in res[0].detail["reason"]
     staged = multivariate_results(store, prof, window_source("m1", T0, T0 + H), MultivariateConfig(),
                                   reference=upload_source("nothing-staged"))
-    assert [r.status for r in staged] == ["not enough data"] * 2
+    assert [r.status for r in staged] == ["not enough data"] * 2 and "needs 2" in staged[0].detail["reason"]
+    built = replace(load_profile(store, "m1", "base") or prof, source="upload", built_at=T0)  # stored before samples
+    old = multivariate_results(store, built, window_source("m1", T0, T0 + H), MultivariateConfig())
+    assert [r.status for r in old] == ["not enough data"] * 2 and "no stored row sample" in old[0].detail["reason"]
 
 
 def test_a_failing_sample_is_an_error_result(store: ChdbStore, windows: None, monkeypatch: pytest.MonkeyPatch) -> None:

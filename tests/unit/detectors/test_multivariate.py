@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -29,9 +32,9 @@ def _correlated(rng: np.random.Generator, n: int, *, broken: bool = False, extra
     return np.column_stack([x1, x2, *(rng.normal(size=n) for _ in range(extra))])
 
 
-def _sample(x: np.ndarray, cats: list[str | None] | None = None) -> Sample:
+def _sample(x: np.ndarray, cats: Sequence[str | None] | None = None) -> Sample:
     num = {f"x{i + 1}": x[:, i] for i in range(x.shape[1])}
-    return Sample(len(x), num, {"c": cats} if cats is not None else {})
+    return Sample(len(x), num, {"c": list(cats)} if cats is not None else {})
 
 
 def test_reconstruction_error_matches_sklearn_scaler_and_pca() -> None:
@@ -194,7 +197,8 @@ def test_small_samples_and_single_features_are_not_enough_data() -> None:
                                               ("sample", "5000")])
 def test_bad_config_names_the_field(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=f"multivariate.{field}"):
-        MultivariateConfig(**{field: value})
+        kw: dict[str, Any] = {field: value}
+        MultivariateConfig(**kw)
 
 
 def test_unknown_settings_are_refused_by_name() -> None:

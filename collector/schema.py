@@ -280,6 +280,13 @@ CBPE_CALIBRATIONS = Table(
      Column("rows", "UInt64"), Column("extra_variance", "Float64")),
     engine="ReplacingMergeTree(built_at)", order_by="(model, name, built_at, class)")
 
+# a bounded sample of an uploaded baseline's rows, kept with its profile build (multivariate drift reads it)
+REFERENCE_SAMPLES = Table(
+    "detectors", "reference_samples",
+    (Column("model", _LC), Column("name", "String"), Column("built_at", _TS), Column("row_key", "UInt64"),
+     *_features("")),
+    engine="MergeTree", order_by="(model, name, built_at, row_key)")
+
 # ---------------------------------------------------------------------------------------------
 # slo_engine (slo_engine.migrations)
 
@@ -323,7 +330,7 @@ AUDIT_LOG = Table(
 
 TABLES: tuple[Table, ...] = (
     PREDICTIONS, LABELS, METRIC_WINDOWS, DEPLOYS, DEAD_LETTERS, API_KEYS, SCHEMA_MIGRATIONS,
-    DETECTOR_RESULTS, DETECTOR_REFERENCES, REFERENCE_ROWS, CBPE_CALIBRATIONS,
+    DETECTOR_RESULTS, DETECTOR_REFERENCES, REFERENCE_ROWS, CBPE_CALIBRATIONS, REFERENCE_SAMPLES,
     SLO_ALERT_STATE, SLO_SILENCES, SLO_DELIVERIES, AUDIT_LOG,
 )
 
@@ -332,7 +339,7 @@ VIEWS: tuple[View, ...] = (
 )
 
 #: per component, the last migration a fresh install's DDL (:func:`ddl_of`) stands for
-BASELINE: dict[str, int] = {"collector": 5, "detectors": 5, "slo_engine": 1}
+BASELINE: dict[str, int] = {"collector": 5, "detectors": 6, "slo_engine": 1}
 
 _BY_NAME = {t.name: t for t in TABLES}
 

@@ -146,4 +146,25 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        component="detectors",
+        number=6,
+        name="row samples of uploaded references",
+        statements=(
+            # At most detectors.upload.SAMPLE_ROWS rows per build of an uploaded baseline (its staged rows
+            # are deleted once profiled): the reference sample of multivariate drift.
+            """
+            CREATE TABLE IF NOT EXISTS {db}.reference_samples (
+                model LowCardinality(String),
+                name String,
+                built_at DateTime64(3, 'UTC'),
+                row_key UInt64,                       -- cityHash64 of the row's features: the sampling order
+                features_num Map(LowCardinality(String), Float64),
+                features_cat Map(LowCardinality(String), String),
+                features_null Array(LowCardinality(String))
+            ) ENGINE = MergeTree
+            ORDER BY (model, name, built_at, row_key)
+            """,
+        ),
+    ),
 )

@@ -15,6 +15,7 @@ from detectors.cbpe import DETECTOR as CBPE
 from detectors.cbpe import CBPEConfig, cbpe_results
 from detectors.drift import DriftConfig, WindowSummary, drift_results, summarize_window
 from detectors.drift_sql import labels_source, window_source
+from detectors.multivariate import MultivariateConfig, multivariate_results
 from detectors.performance import PerformanceConfig, performance_results
 from detectors.quality import QualityConfig, feature_freshness, quality_results
 from detectors.reference import Profile, load_profile, previous_window_reference
@@ -37,6 +38,7 @@ class DetectorConfig:
     #: performance estimation before labels: runs when the model has a stored calibration (detectors.cbpe),
     #: or always (a "not enough data" result without one) when "estimated_performance" is in ``detectors``
     cbpe: CBPEConfig = field(default_factory=CBPEConfig)
+    multivariate: MultivariateConfig = field(default_factory=MultivariateConfig)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> DetectorConfig:
@@ -57,6 +59,8 @@ class DetectorConfig:
         kw["verdict"] = verdict
         if "cbpe" in d:
             kw["cbpe"] = CBPEConfig(**d["cbpe"])
+        if "multivariate" in d:
+            kw["multivariate"] = MultivariateConfig.parse(d["multivariate"])
         return cls(**kw)
 
 
@@ -146,6 +150,9 @@ def run_detectors(store: Store, model: str, window_end: _dt.datetime, window: _d
                 if cfg.quality.timestamp_features:
                     results += _guard("quality", lambda: feature_freshness(
                         store, src, cfg.quality.timestamp_features, threshold_s=cfg.quality.feature_age_s))
+        if "multivariate" in cfg.detectors:
+            results += _guard("multivariate", lambda: multivariate_results(store, profile, src, cfg.multivariate,
+                                                                           version=model_version))
     if "performance" in cfg.detectors:
         results += _guard("performance", lambda: performance_results(store, model, start, window_end,
                                                                      version=model_version, config=cfg.performance))

@@ -22,6 +22,7 @@ from collector.schema import REFERENCE_ROWS
 from collector.sql import sql
 from collector.store import Store
 from detectors.drift_sql import upload_source
+from detectors.multivariate import save_upload_sample
 from detectors.reference import Profile, build_profile, save_profile
 
 __all__ = ["upload_reference", "read_batches", "UploadRefused", "UPLOAD_SUFFIXES"]
@@ -189,7 +190,9 @@ def upload_reference(store: Store, model: str, name: str, path: str, *, features
         bar.close()
         prof = build_profile(store, upload_source(uid), model=model, name=name, source="upload",
                              max_categories=max_categories)
-        return save_profile(store, prof)
+        saved = save_profile(store, prof)
+        save_upload_sample(store, uid, saved)       # the rows multivariate drift samples, once the staging is gone
+        return saved
     finally:
         bar.close()
         if rows:  # staged rows go, whether the profile was stored or the file failed half-way

@@ -31,7 +31,7 @@ __all__ = ["TABLES", "ALIASES", "MAX_DAYS", "MIN_DAYS", "retention", "set_retent
 TABLES: Mapping[str, str] = {
     "predictions": "ts", "labels": "ts", "metric_windows": "window_start", "deploys": "ts",
     "dead_letters_v2": "received_at", "detector_results": "window_start", "slo_deliveries": "ts",
-    "audit_log": "ts",
+    "audit_log": "ts", "reference_samples": "built_at",   # the raw rows kept of uploaded baselines (multivariate)
 }
 #: names users know (the dead letters are read through the ``dead_letters`` view of ``dead_letters_v2``)
 ALIASES: Mapping[str, str] = {"dead_letters": "dead_letters_v2"}

@@ -24,12 +24,11 @@ the default for the others)::
 from __future__ import annotations
 
 import datetime as _dt
-import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from collector.settings_doc import load_doc
 from collector.sql import sql
 from collector.store import Store
 
@@ -81,23 +80,10 @@ DEFAULT_COST = CostModel(kind="replica_hours")
 def load_cost_models(spec: str) -> dict[str, CostModel]:
     """Cost models from ``spec`` (inline JSON starting with ``{``, or a path to a JSON or YAML file; ''
     for none). Errors name the model and the field."""
-    if not spec.strip():
+    doc = load_doc(spec, "DRIFTLINE_COST_MODELS")
+    if doc is None:
         return {}
-    if spec.lstrip().startswith("{"):
-        text, where = spec, "DRIFTLINE_COST_MODELS"
-    else:
-        if not os.path.isfile(spec):
-            raise ValueError(f"cost models: no file {spec!r}")
-        with open(spec, encoding="utf-8") as fh:
-            text, where = fh.read(1_000_001), spec
-        if len(text) > 1_000_000:
-            raise ValueError(f"{where}: over 1 MB")
-    try:
-        import yaml
-
-        doc = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
-    except (ValueError, Exception) as exc:  # noqa: BLE001 - yaml's errors are not ValueErrors
-        raise ValueError(f"{where}: not valid JSON/YAML ({type(exc).__name__})") from None
+    where = "DRIFTLINE_COST_MODELS" if spec.lstrip().startswith("{") else spec
     if not isinstance(doc, Mapping):
         raise ValueError(f"{where}: must map model names to cost models")
     out = {}

@@ -23,7 +23,7 @@ from detectors.results import ERROR, Result, write_results
 from detectors.stattests import DEFAULT_REGISTRY, Registry
 from detectors.verdict import VerdictConfig, drift_verdict
 
-__all__ = ["DetectorConfig", "RunReport", "run_detectors", "PREVIOUS"]
+__all__ = ["DetectorConfig", "RunReport", "run_detectors", "check_config", "PREVIOUS"]
 
 PREVIOUS = "previous"
 
@@ -79,6 +79,15 @@ class RunReport:
         return [r for r in self.results if r.status == "alert"]
 
 
+def check_config(config: DetectorConfig | Mapping[str, Any] | None,
+                 registry: Registry = DEFAULT_REGISTRY) -> DetectorConfig:
+    """The configuration of a run, checked: its parts parse and every named test is in ``registry``."""
+    cfg = config if isinstance(config, DetectorConfig) else DetectorConfig.from_dict(config)
+    for name in cfg.drift.tests:
+        registry.get(name)
+    return cfg
+
+
 def run_detectors(store: Store, model: str, window_end: _dt.datetime, window: _dt.timedelta, *,
                   reference: str | Profile = PREVIOUS, model_version: str | None = None,
                   config: DetectorConfig | Mapping[str, Any] | None = None, registry: Registry = DEFAULT_REGISTRY,
@@ -93,9 +102,7 @@ def run_detectors(store: Store, model: str, window_end: _dt.datetime, window: _d
     """
     if window.total_seconds() <= 0:
         raise ValueError("window must be positive")
-    cfg = config if isinstance(config, DetectorConfig) else DetectorConfig.from_dict(config)
-    for name in cfg.drift.tests:
-        registry.get(name)  # an unknown test is a configuration error: raise before any work
+    cfg = check_config(config, registry)  # a configuration error raises before any work
     if window_end.tzinfo is None:
         window_end = window_end.replace(tzinfo=_dt.UTC)
     start = window_end - window

@@ -37,6 +37,7 @@ class Settings:
     detector_window_s: float = 3600.0      # each detector run looks at this much time
     detector_every_s: float = 300.0        # and runs this often (windows end on multiples of it)
     detector_reference: str = ""           # '' = the model's 'baseline' upload if any, else the previous window
+    detector_config: str = ""              # the scheduled detector runs' settings: inline JSON or a JSON/YAML file
     slo_files: str = ""                    # comma-separated SLO spec files (version: driftline/v1)
     version_grace_s: float = 600.0         # a version other than the deployed one may serve this long (rollouts)
     version_recent_s: float = 120.0        # "still serving": traffic within this long (metric windows arrive late)
@@ -83,7 +84,7 @@ class Settings:
         vals: dict[str, Any] = {}  # field -> value of its type (checked by replace() below)
         for f in ("store_url", "database", "host", "kafka_bootstrap", "topic_prefix", "slo_files",
                   "detector_reference", "pagerduty_routing_key", "slack_webhook_url", "webhook_url", "webhook_secret",
-                  "notify_allow", "redaction", "redaction_salt", "cost_models"):
+                  "notify_allow", "redaction", "redaction_salt", "cost_models", "detector_config"):
             if f"DRIFTLINE_{f.upper()}" in env:
                 vals[f] = env[f"DRIFTLINE_{f.upper()}"]
         if "DRIFTLINE_PORT" in env:
@@ -122,6 +123,7 @@ class Settings:
         out = replace(s, **vals)
         out.event_window()  # a negative window is refused at start
         out.cost()          # and so is a cost model that cannot be read
+        out.detectors()     # and a detector configuration
         return out
 
     def ingest_redaction(self) -> IngestRedaction:
@@ -143,6 +145,25 @@ class Settings:
         from collector.cost import load_cost_models
 
         return load_cost_models(self.cost_models)
+
+    def detectors(self) -> dict[str, Any] | None:
+        """The scheduled detector runs' configuration (``DRIFTLINE_DETECTOR_CONFIG``; the document
+        :meth:`detectors.runner.DetectorConfig.from_dict` reads, e.g. ``{"drift": {"threshold": "calibrated"},
+        "detectors": ["drift", "quality", "performance", "multivariate"]}``), checked; None: the defaults."""
+        from collector.settings_doc import load_doc
+
+        doc = load_doc(self.detector_config, "DRIFTLINE_DETECTOR_CONFIG")
+        if doc is None:
+            return None
+        if not isinstance(doc, Mapping):
+            raise ValueError("DRIFTLINE_DETECTOR_CONFIG: must be a mapping (drift, quality, performance, ...)")
+        from detectors.runner import check_config
+
+        try:
+            check_config(doc)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"DRIFTLINE_DETECTOR_CONFIG: {str(exc).strip(chr(34) + chr(39))}") from None
+        return dict(doc)
 
     def event_window(self) -> TimeWindow:
         """The event times ingest and collectors accept, around the server's clock."""

@@ -30,7 +30,7 @@ def build_scheduler(store: Store, settings: Settings, specs: Any) -> Scheduler:
     )
     jobs = {
         "detectors": detectors_job(window_s=settings.detector_window_s, every_s=settings.detector_every_s,
-                                   reference=settings.detector_reference),
+                                   reference=settings.detector_reference, config=settings.detectors()),
         "slo": slo_job(specs, routes),   # after the detectors: drift SLIs read this tick's results
         "version": version_job(routes, grace_s=settings.version_grace_s, recent_s=settings.version_recent_s),
         "cost_budget": cost_budget_job(settings.cost(), routes),
@@ -83,7 +83,8 @@ def _audit_configuration(store: Store, settings: Settings, specs: list[Any],
                           after={"files": settings.slo_files, "specs": rules_document(specs)["slos"]})
     record_if_changed(store, actor=actor, action="detectors.settings", target="scheduler",
                       after={"window_s": settings.detector_window_s, "every_s": settings.detector_every_s,
-                             "reference": settings.detector_reference, "scheduler": settings.scheduler})
+                             "reference": settings.detector_reference, "scheduler": settings.scheduler,
+                             "config": settings.detectors()})
     record_if_changed(store, actor=actor, action="notifiers.settings", target="notifiers",
                       after=_notifier_settings(settings))
     record_if_changed(store, actor=actor, action="cost.models", target="cost_models",

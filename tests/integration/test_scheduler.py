@@ -107,6 +107,54 @@ def test_detectors_job_runs_each_model_once_per_window_and_finds_the_drift(store
     assert {r["subject"]: r["status"] for r in rows}.get("x") == "alert"
 
 
+def test_the_served_scheduler_runs_the_detectors_with_the_configured_settings(store: ChdbStore,
+                                                                              tmp_path: Path) -> None:
+    import json
+    import random
+
+    from collector.writer import EventWriter
+    from serving_shim.contract import validate_events
+    from tests import factories as f
+
+    conf = tmp_path / "detectors.yaml"
+    conf.write_text("drift: {threshold: calibrated, tests: {psi: null}}\ndetectors: [drift]\n")
+    settings = Settings.from_env({"DRIFTLINE_DETECTOR_CONFIG": str(conf), "DRIFTLINE_DETECTOR_WINDOW_S": "60",
+                                  "DRIFTLINE_DETECTOR_EVERY_S": "60"})
+    assert settings.detectors() == {"drift": {"threshold": "calibrated", "tests": {"psi": None}},
+                                    "detectors": ["drift"]}
+    app = create_app(settings, store=store)
+    now = _dt.datetime.now(_dt.UTC)
+    end = _dt.datetime.fromtimestamp(now.timestamp() - now.timestamp() % 60, _dt.UTC)
+    rng = random.Random(5)
+    raw = []
+    for i in range(600):
+        ev = f.prediction(i, ts=end - _dt.timedelta(seconds=rng.uniform(1, 59) + (0 if i % 2 else 60)))
+        ev["features"] = {"x": rng.gauss(0, 1)}
+        raw.append(ev)
+    good, errors = validate_events("prediction", raw)
+    assert not errors
+    EventWriter(store).write("prediction", good)
+    out = app.state.scheduler.tick(now)
+    assert out["detectors"]["m1"]["results"] >= 1, out
+    rows = store.rows("SELECT test, detail FROM {db}.detector_results FINAL WHERE detector = 'drift' "
+                      "AND subject = 'x'")
+    assert {r["test"] for r in rows} == {"psi"}                              # the configured tests only
+    assert json.loads(rows[0]["detail"])["threshold_method"].startswith("calibrated:"), rows[0]["detail"]
+
+
+@pytest.mark.parametrize(("doc", "named"), [('{"drift": {"tests": {"nope": 1}}}', "nope"),
+                                            ('{"multivariate": {"bogus": 1}}', "bogus"),
+                                            ('{"drift": {"multiple_testing": "maybe"}}', "multiple_testing"),
+                                            ("[1, 2]", "DRIFTLINE_DETECTOR_CONFIG")])
+def test_a_bad_detector_configuration_is_refused_at_start_naming_the_field(doc: str, named: str,
+                                                                          tmp_path: Path) -> None:
+    spec = doc if doc.startswith("{") else str(tmp_path / "d.yaml")
+    if not doc.startswith("{"):
+        (tmp_path / "d.yaml").write_text(doc)
+    with pytest.raises(ValueError, match=named):
+        Settings.from_env({"DRIFTLINE_DETECTOR_CONFIG": spec})
+
+
 def test_serve_with_an_internal_webhook_url_says_why_and_exits_without_a_traceback(tmp_path: Path) -> None:
     import os
     import subprocess

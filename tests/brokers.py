@@ -56,6 +56,10 @@ class DedicatedBroker:
     def stop(self) -> None:
         self._run("stop")
 
+    def is_up(self) -> bool:
+        return subprocess.run(["bash", str(SCRIPT), "status"], env=self.env, capture_output=True,
+                              timeout=60).returncode == 0
+
 
 def produce_predictions(bootstrap: str, prefix: str, events: list[dict[str, Any]], per_msg: int = 100, *,
                         kind: str = "prediction") -> None:

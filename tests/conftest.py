@@ -13,6 +13,7 @@ import pytest
 from collector.migrations import migrate
 from collector.store import ChdbStore
 from driftline.server import all_migrations
+from tests.brokers import DedicatedBroker
 from tests.clickhouse import ClickHouseServer, port_open, server_binary
 
 _CHDB_PATH = tempfile.mkdtemp(prefix="driftline-test-chdb-")
@@ -36,6 +37,25 @@ def kafka_bootstrap() -> str:
         pytest.fail(f"Kafka broker not reachable at {boot}: start it with `scripts/kafka.sh start` "
                     "(scripts/test.sh does this)", pytrace=False)
     return boot
+
+
+@pytest.fixture(scope="session")
+def _dedicated_broker_of_the_session() -> Iterator[DedicatedBroker]:
+    broker = DedicatedBroker()
+    yield broker
+    if broker.is_up():
+        broker.stop()
+
+
+@pytest.fixture
+def dedicated_broker(_dedicated_broker_of_the_session: DedicatedBroker) -> DedicatedBroker:
+    """A real broker of the tests' own (never the shared one) that a test may stop and start again: up when the
+    test starts. One per session (formatting and starting a broker takes seconds): topics and groups of earlier
+    tests remain on it, so each test uses names of its own."""
+    broker = _dedicated_broker_of_the_session
+    if not broker.is_up():
+        broker.start()
+    return broker
 
 
 @pytest.fixture

@@ -100,12 +100,42 @@ def _variants(entity: str, value: str) -> tuple[list[str], str | None]:
     return [value], _digits(value)  # card, ssn
 
 
-def _digit_runs(text: str) -> list[tuple[int, str]]:
-    """Every run of digits and separators in ``text`` (a phone or card written any way): where, and its digits."""
-    return [(m.start(), _digits(m.group())) for m in _RUN.finditer(text)]
+class _Haystack:
+    """A text to look for many values in, at a cost that does not grow with its length per value: the runs of
+    digits and separators in it (a phone or card written any way) indexed by their last digits, and its
+    substrings of ``GRAM`` characters (a value none of whose ends shows cannot be in the text)."""
+
+    GRAM = 8
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._runs = [(m.start(), _digits(m.group())) for m in _RUN.finditer(text)]
+        self._by_end: dict[int, dict[str, list[tuple[int, int]]]] = {}  # core length -> last digits -> (at, len)
+        self._grams: set[str] | None = None
+
+    def find(self, sub: str) -> int:
+        """``text.find(sub)``."""
+        if len(sub) >= self.GRAM:
+            if self._grams is None:
+                g, t = self.GRAM, self.text
+                self._grams = {t[i:i + g] for i in range(len(t) - g + 1)}
+            if sub[:self.GRAM] not in self._grams or sub[-self.GRAM:] not in self._grams:
+                return -1
+        return self.text.find(sub)
+
+    def run_ending_with(self, core: str, limit: int) -> int:
+        """Where the first run shows that ends with ``core`` and has at most ``limit`` digits; -1 if none."""
+        n = len(core)
+        index = self._by_end.get(n)
+        if index is None:
+            index = self._by_end[n] = {}
+            for at, digits in self._runs:
+                if len(digits) >= n:
+                    index.setdefault(digits[-n:], []).append((at, len(digits)))
+        return next((at for at, length in index.get(core, ()) if length <= limit), -1)
 
 
-def _found_at(entity: str, value: str, text: str, runs: list[tuple[int, str]]) -> int:
+def _found_at(entity: str, value: str, text: _Haystack) -> int:
     """Where ``value`` shows in ``text``: as written, or as a digit run that ends with its digit core (the same
     digits with other separators, or behind a prefix); -1 if nowhere. A run must *end* with the core and be
     no longer than the value's digits and a short prefix: a core inside a longer run (a timestamp's seconds and
@@ -115,32 +145,29 @@ def _found_at(entity: str, value: str, text: str, runs: list[tuple[int, str]]) -
         if sub and (at := text.find(sub)) >= 0:
             return at
     if core:
-        limit = len(_digits(value)) + 4
-        for at, digits in runs:
-            if len(digits) <= limit and digits.endswith(core):
-                return at
+        return text.run_ending_with(core, len(_digits(value)) + 4)
     return -1
 
 
 def count_leaks(text: str, records: list[Record]) -> dict[str, list[str]]:
     """For each pattern entity, the values of ``records`` found in ``text`` (as written, or as digits)."""
-    runs = _digit_runs(text)
+    hay = _Haystack(text)
     leaks: dict[str, list[str]] = {e: [] for e in PATTERN_ENTITIES}
     for rec in records:
         for entity, values in rec.pii.items():
             for value in values:
-                if _found_at(entity, value, text, runs) >= 0:
+                if _found_at(entity, value, hay) >= 0:
                     leaks[entity].append(value)
     return leaks
 
 
 def leak_context(text: str, leaks: dict[str, list[str]], width: int = 80) -> list[str]:
     """Where each leaked value shows in ``text``: for the failure message."""
-    runs = _digit_runs(text)
+    hay = _Haystack(text)
     out = []
     for entity, values in leaks.items():
         for value in values:
-            at = _found_at(entity, value, text, runs)
+            at = _found_at(entity, value, hay)
             out.append(f"{entity} {value!r}: ...{text[max(0, at - width):at + width]!r}...")
     return out
 

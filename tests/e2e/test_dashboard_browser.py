@@ -111,7 +111,6 @@ def _rendered(driver: WebDriver, title: str, charts: int) -> bool:
     return not running and any(title in h for h in heads) and len(plots) >= charts
 
 
-@pytest.mark.slow
 def test_every_page_renders_without_error(dashboard: str, browser: WebDriver) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -136,7 +135,6 @@ def test_every_page_renders_without_error(dashboard: str, browser: WebDriver) ->
     print("first render (s):", {k: round(v, 2) for k, v in timings.items()})
 
 
-@pytest.mark.slow
 def test_empty_store_and_unreachable_api(store: ChdbStore, browser: WebDriver) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait

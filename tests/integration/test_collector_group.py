@@ -223,10 +223,11 @@ class _StopsTheBrokerAfterTheFirstStore:
         return getattr(self._store, name)
 
 
-def test_a_failed_commit_is_retried_until_the_partition_is_committed(store: ChdbStore) -> None:
-    broker = DedicatedBroker()
-    broker.start()
-    prefix, group = "commitretry", "commitretry-g"
+def test_a_failed_commit_is_retried_until_the_partition_is_committed(store: ChdbStore,
+                                                                     dedicated_broker: DedicatedBroker,
+                                                                     topic_prefix: str) -> None:
+    broker = dedicated_broker
+    prefix, group = topic_prefix, f"{topic_prefix}-g"
     events = [f.prediction(i, model=f"m{(i // 100) % 4}") for i in range(1000)]   # 10 messages over the partitions
     flaky = _StopsTheBrokerAfterTheFirstStore(store, broker)
     try:
@@ -247,8 +248,9 @@ def test_a_failed_commit_is_retried_until_the_partition_is_committed(store: Chdb
             assert int(store.scalar("SELECT count() FROM {db}.predictions FINAL")) == len(events)
         finally:
             c.close()
-    finally:
-        broker.stop()
+    finally:  # the next test finds the broker up, and no restart still to come
+        if flaky.inserts:
+            flaky.restarted.wait(timeout=120)
 
 
 def test_collect_on_a_server_store_loads_neither_chdb_nor_the_analytics_stack(clickhouse_server: tuple[str, int],

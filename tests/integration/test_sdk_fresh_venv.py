@@ -13,14 +13,11 @@ import re
 import subprocess
 
 import httpx
-import pytest
 
 from bench.sdk_footprint import make_sdk_venv
 from driftline.config import Settings
 from driftline.server import create_app
 from tests.servers import running
-
-pytestmark = pytest.mark.slow
 
 EMAILS = ["jane.doe@example.com", "li.wei@mail.example.org", "o'brien@example.co.uk"]
 PHONES = ["+1 (415) 555-0134", "020 7946 0958", "+49 30 901820"]

@@ -4,6 +4,8 @@ Two properties, for every generated event (valid ones, and ones broken in the wa
 1. the fast path accepts exactly the events the models accept (it hands the ones it is unsure of to
    the models, so the verdicts and the error messages are the models');
 2. an accepted event becomes the same stored columns either way.
+
+The suite draws fewer examples than the full run (``scripts/test.sh --slow``, see tests/sizes.py).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collector.ingest import DecodeLimits, decode_message
 from collector.writer import DeadLetter, to_columns
 from serving_shim.codec import decode_batch, encode_batch, loads
 from serving_shim.contract import TimeWindow, validate_events
+from tests.sizes import size
 
 #: the generated times span 1970-2200: a window from 1970 to 2150 accepts most and refuses some
 WINDOW = TimeWindow(clock=lambda: dt.datetime(2100, 1, 1, tzinfo=dt.UTC), max_age_s=130 * 365.25 * 86400,
@@ -98,39 +101,53 @@ def _mutated(draw: Any, e: dict[str, Any], broken: dict[str, Any]) -> dict[str, 
     return e
 
 
+# the strategies are built once (a strategy built inside a draw is built and validated again for every example)
+PREDICTION = st.fixed_dictionaries({}, optional={
+    "value": st.one_of(st.none(), NUMBERS), "label": st.one_of(st.none(), st.text(max_size=5)),
+    "score": st.one_of(st.none(), NUMBERS),
+    "probabilities": st.one_of(st.none(), st.dictionaries(GOOD_KEYS, NUMBERS, max_size=3)),
+}).filter(lambda p: any(v for v in p.values() if v is not None) or p.get("value") == 0)
+PREDICTION_OPTIONAL = (("features", st.dictionaries(GOOD_KEYS, GOOD_VALUES, max_size=6)),
+                       ("slices", st.dictionaries(GOOD_KEYS, st.text(max_size=5), max_size=3)),
+                       ("latency_ms", st.one_of(st.none(), st.floats(0, 1e9))), ("status", st.just("ok")),
+                       ("kind", st.just("prediction")))
+PREDICTION_BROKEN = {
+    "schema_version": st.sampled_from([2, True, 1.0, "1"]), "event_id": st.sampled_from(["", "x" * 257]),
+    "ts": TIMES, "model": NAMES, "model_version": NAMES, "request_id": st.sampled_from(["", 5]),
+    "features": st.one_of(st.dictionaries(KEYS, FEATURE_VALUES, max_size=5), LIMIT_MAPS(1000, 1, 0.5)),
+    "prediction": st.fixed_dictionaries({}, optional={
+        "value": st.one_of(st.none(), NUMBERS, st.booleans(), TEXT), "label": st.one_of(st.none(), TEXT, NUMBERS),
+        "score": st.one_of(st.none(), NUMBERS),
+        "probabilities": st.one_of(st.dictionaries(KEYS, st.one_of(NUMBERS, TEXT), max_size=3),
+                                   LIMIT_MAPS(1000, 0.5, 0.1)),
+        "extra": st.just(1)}),
+    "slices": st.one_of(st.dictionaries(KEYS, st.one_of(TEXT, NUMBERS), max_size=3), LIMIT_MAPS(64, "a", "b")),
+    "latency_ms": st.one_of(NUMBERS, TEXT, st.booleans()), "status": st.sampled_from(["error", "OK", ""]),
+    "error_type": NAMES, "kind": st.sampled_from(["label", "prediction"]),
+}
+
+
 @st.composite
 def predictions(draw: Any) -> dict[str, Any]:
     e: dict[str, Any] = {
         "schema_version": 1, "event_id": draw(st.sampled_from(["e1", "x" * 256])), "ts": draw(GOOD_TIMES),
         "model": draw(GOOD_NAMES), "model_version": draw(GOOD_NAMES), "request_id": "r1",
-        "prediction": draw(st.fixed_dictionaries({}, optional={
-            "value": st.one_of(st.none(), NUMBERS), "label": st.one_of(st.none(), st.text(max_size=5)),
-            "score": st.one_of(st.none(), NUMBERS),
-            "probabilities": st.one_of(st.none(), st.dictionaries(GOOD_KEYS, NUMBERS, max_size=3)),
-        }).filter(lambda p: any(v for v in p.values() if v is not None) or p.get("value") == 0)),
+        "prediction": draw(PREDICTION),
     }
-    for name, strat in (("features", st.dictionaries(GOOD_KEYS, GOOD_VALUES, max_size=6)),
-                        ("slices", st.dictionaries(GOOD_KEYS, st.text(max_size=5), max_size=3)),
-                        ("latency_ms", st.one_of(st.none(), st.floats(0, 1e9))), ("status", st.just("ok")),
-                        ("kind", st.just("prediction"))):
+    for name, strat in PREDICTION_OPTIONAL:
         if draw(st.booleans()):
             e[name] = draw(strat)
     if draw(st.integers(0, 4)) == 0:
         e["status"], e["error_type"] = "error", draw(GOOD_NAMES)
-    return draw(_mutated(e, {
-        "schema_version": st.sampled_from([2, True, 1.0, "1"]), "event_id": st.sampled_from(["", "x" * 257]),
-        "ts": TIMES, "model": NAMES, "model_version": NAMES, "request_id": st.sampled_from(["", 5]),
-        "features": st.one_of(st.dictionaries(KEYS, FEATURE_VALUES, max_size=5), LIMIT_MAPS(1000, 1, 0.5)),
-        "prediction": st.fixed_dictionaries({}, optional={
-            "value": st.one_of(st.none(), NUMBERS, st.booleans(), TEXT), "label": st.one_of(st.none(), TEXT, NUMBERS),
-            "score": st.one_of(st.none(), NUMBERS),
-            "probabilities": st.one_of(st.dictionaries(KEYS, st.one_of(NUMBERS, TEXT), max_size=3),
-                                       LIMIT_MAPS(1000, 0.5, 0.1)),
-            "extra": st.just(1)}),
-        "slices": st.one_of(st.dictionaries(KEYS, st.one_of(TEXT, NUMBERS), max_size=3), LIMIT_MAPS(64, "a", "b")),
-        "latency_ms": st.one_of(NUMBERS, TEXT, st.booleans()), "status": st.sampled_from(["error", "OK", ""]),
-        "error_type": NAMES, "kind": st.sampled_from(["label", "prediction"]),
-    }))
+    return draw(_mutated(e, PREDICTION_BROKEN))
+
+
+LABEL_BROKEN = {
+    "schema_version": st.sampled_from([2, True, 1.0, "1"]), "event_id": st.sampled_from(["", "x" * 257]),
+    "ts": TIMES, "model": NAMES, "request_id": st.sampled_from(["", 5]),
+    "value": st.one_of(st.none(), NUMBERS, st.booleans(), TEXT), "label": st.one_of(st.none(), TEXT, NUMBERS),
+    "kind": st.sampled_from(["label", "prediction"]),
+}
 
 
 @st.composite
@@ -144,12 +161,7 @@ def labels(draw: Any) -> dict[str, Any]:
         e["label"] = draw(st.text(max_size=6))
     if draw(st.booleans()):
         e["kind"] = "label"
-    return draw(_mutated(e, {
-        "schema_version": st.sampled_from([2, True, 1.0, "1"]), "event_id": st.sampled_from(["", "x" * 257]),
-        "ts": TIMES, "model": NAMES, "request_id": st.sampled_from(["", 5]),
-        "value": st.one_of(st.none(), NUMBERS, st.booleans(), TEXT), "label": st.one_of(st.none(), TEXT, NUMBERS),
-        "kind": st.sampled_from(["label", "prediction"]),
-    }))
+    return draw(_mutated(e, LABEL_BROKEN))
 
 
 def _raw(e: dict[str, Any], number: str | None) -> bytes:
@@ -186,7 +198,7 @@ def _same_verdict_and_columns(kind: str, raw: bytes, in_hypothesis: bool = True)
                 assert type(a) is type(b) or isinstance(a, dict), (name, a, b, raw)
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=size(ci=600, full=1500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(predictions(), st.one_of(st.none(), RAW_NUMBERS))
 def test_prediction_fast_path_matches_the_models(e: dict[str, Any], number: str | None) -> None:
     if number is not None:
@@ -194,7 +206,7 @@ def test_prediction_fast_path_matches_the_models(e: dict[str, Any], number: str 
     _same_verdict_and_columns("prediction", _raw(e, number))
 
 
-@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=size(ci=300, full=800), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(labels())
 def test_label_fast_path_matches_the_models(e: dict[str, Any]) -> None:
     _same_verdict_and_columns("label", _raw(e, None))
@@ -207,7 +219,7 @@ def _old_decode(data: bytes, kind: str) -> tuple[list[Any], list[Any]]:
     return good, errors
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=size(ci=80, full=200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(predictions(), min_size=1, max_size=8))
 def test_a_mixed_batch_decodes_as_before(events: list[dict[str, Any]]) -> None:
     data = encode_batch("prediction", events)

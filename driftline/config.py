@@ -14,11 +14,16 @@ if TYPE_CHECKING:
     from collector.ingest import DecodeLimits
     from collector.redaction import IngestRedaction
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "SCHEDULED_DETECTORS"]
 
 #: Integer limits read from ``DRIFTLINE_<NAME>`` (positive whole numbers; ``_`` separators allowed).
 _INT_FIELDS = ("max_header_bytes", "max_key_chars", "key_cache_entries", "max_body_bytes", "max_ingest_bytes",
                "max_upload_bytes", "max_upload_rows", "max_upload_columns", "max_yaml_nodes", "max_report_cells")
+
+
+#: The scheduled detector runs' settings when ``DRIFTLINE_DETECTOR_CONFIG`` gives none: one test per feature
+#: chosen by kind, cardinality and window size, each with a calibrated threshold (detectors.drift, .calibration)
+SCHEDULED_DETECTORS: Mapping[str, Any] = {"drift": {"tests": "auto", "threshold": "calibrated"}}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,15 +151,16 @@ class Settings:
 
         return load_cost_models(self.cost_models)
 
-    def detectors(self) -> dict[str, Any] | None:
+    def detectors(self) -> dict[str, Any]:
         """The scheduled detector runs' configuration (``DRIFTLINE_DETECTOR_CONFIG``; the document
         :meth:`detectors.runner.DetectorConfig.from_dict` reads, e.g. ``{"drift": {"threshold": "calibrated"},
-        "detectors": ["drift", "quality", "performance", "multivariate"]}``), checked; None: the defaults."""
+        "detectors": ["drift", "quality", "performance", "multivariate"]}``), checked;
+        :data:`SCHEDULED_DETECTORS` when none is given."""
         from collector.settings_doc import load_doc
 
         doc = load_doc(self.detector_config, "DRIFTLINE_DETECTOR_CONFIG")
         if doc is None:
-            return None
+            return dict(SCHEDULED_DETECTORS)
         if not isinstance(doc, Mapping):
             raise ValueError("DRIFTLINE_DETECTOR_CONFIG: must be a mapping (drift, quality, performance, ...)")
         from detectors.runner import check_config

@@ -142,6 +142,13 @@ def test_the_served_scheduler_runs_the_detectors_with_the_configured_settings(st
     assert json.loads(rows[0]["detail"])["threshold_method"].startswith("calibrated:"), rows[0]["detail"]
 
 
+def test_scheduled_runs_default_to_size_aware_tests_with_calibrated_thresholds() -> None:
+    from detectors.runner import check_config
+
+    cfg = check_config(Settings.from_env({}).detectors())
+    assert cfg.drift.auto and cfg.drift.calibrate and cfg.drift.multiple_testing == "bh"
+
+
 @pytest.mark.parametrize(("doc", "named"), [('{"drift": {"tests": {"nope": 1}}}', "nope"),
                                             ('{"multivariate": {"bogus": 1}}', "bogus"),
                                             ('{"drift": {"multiple_testing": "maybe"}}', "multiple_testing"),

@@ -39,7 +39,10 @@ class _Demo:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "driftline", "demo", "--no-dashboard", "--port", str(self.port),
              "--store", self.store, *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            # as in a terminal: a run started in the background by a shell without job control ignores SIGINT,
+            # the demo would inherit that (and Python then sets no KeyboardInterrupt handler): restore the default
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         stream = self.proc.stdout
         assert stream is not None
         self.lines: list[str] = []

@@ -98,9 +98,7 @@ class Calibration:
 
 
 def _preds(of: SQL) -> SQL:
-    return sql("""(SELECT model, request_id, ts, pred_label, pred_score, pred_probs,
-                          arrayConcat([''], arrayMap((k, v) -> concat(k, '=', v), mapKeys(slices), mapValues(slices)))
-                          AS ss
+    return sql("""(SELECT model, request_id, ts, pred_label, pred_score, pred_probs, slices
                    FROM {db}.predictions FINAL WHERE %(of)s)""", of=of)
 
 
@@ -117,7 +115,7 @@ def _cell(x: str, cells: int) -> SQL:
 def _class_rows(of: SQL, kind: str, pos: str, classes: list[str], cells: int, *, inner: bool,
                 cal: Calibration | None, labels: bool = True) -> SQL:
     """Per prediction and evaluated class: ``ci`` (1-based), raw score ``x``, its ``cell``, calibrated ``q``
-    (raw without ``cal``), ``flag`` (predicted as the class), ``truth`` (NULL: no label) and ``ss`` (slices).
+    (raw without ``cal``), ``flag`` (predicted as the class), ``truth`` (NULL: no label) and ``sl`` (slices map).
     ``labels`` False: the window has no label (no join; ``truth`` is NULL)."""
     if labels:
         joined = sql("%(j)s", j=join_latest_label(_preds(of), of, inner=inner))
@@ -129,7 +127,7 @@ def _class_rows(of: SQL, kind: str, pos: str, classes: list[str], cells: int, *,
         on = bool(cal and cal.maps[0].calibrated)
         vals = cal.maps[0].values.tolist() if cal and on else [0.0]
         # one evaluated class: plain columns, no arrays
-        return sql("""(SELECT p.ss AS ss, p.request_id AS rid, p.ts AS ts, %(truth)s AS truth, 1 AS ci,
+        return sql("""(SELECT p.slices AS sl, p.request_id AS rid, p.ts AS ts, %(truth)s AS truth, 1 AS ci,
                               assumeNotNull(%(s)s) AS x, %(cell)s AS cell, if(%(on)s, %(vals)s[cell + 1], x) AS q,
                               if(p.pred_label IS NULL, x >= 0.5, p.pred_label = %(pos)s) AS flag, %(pos)s AS klass
                        FROM %(j)s WHERE %(s)s IS NOT NULL)""",
@@ -137,7 +135,7 @@ def _class_rows(of: SQL, kind: str, pos: str, classes: list[str], cells: int, *,
     else:
         ons = [int(m.calibrated) for m in cal.maps] if cal else [0] * len(classes)
         mvals = [m.values.tolist() if m.calibrated else [0.0] for m in cal.maps] if cal else [[0.0] for _ in classes]
-        row = sql("""SELECT p.ss AS ss, p.request_id AS rid, p.ts AS ts, %(truth)s AS truth,
+        row = sql("""SELECT p.slices AS sl, p.request_id AS rid, p.ts AS ts, %(truth)s AS truth,
                             arrayMap(c -> greatest(0., least(1., p.pred_probs[c])), %(cls)s) AS xs,
                             ifNull(p.pred_label, %(cls)s[indexOf(xs, arrayMax(xs))]) AS predicted,
                             arrayMap(c -> c = predicted, %(cls)s) AS flags,
@@ -147,7 +145,7 @@ def _class_rows(of: SQL, kind: str, pos: str, classes: list[str], cells: int, *,
                             arrayMap(u -> if(su > 0, u / su, 1 / %(k)s), us) AS qs, %(cls)s AS cls
                      FROM %(j)s WHERE notEmpty(p.pred_probs)""",
                   cls=classes, cell=_cell("x", cells), on=ons, vals=mvals, k=len(classes), j=joined, truth=truth)
-    return sql("""(SELECT ss, rid, ts, truth, ci, xs[ci] AS x, cs[ci] AS cell, qs[ci] AS q, flags[ci] AS flag,
+    return sql("""(SELECT sl, rid, ts, truth, ci, xs[ci] AS x, cs[ci] AS cell, qs[ci] AS q, flags[ci] AS flag,
                           cls[ci] AS klass
                    FROM (%(row)s) ARRAY JOIN arrayEnumerate(xs) AS ci)""", row=row)
 
@@ -251,11 +249,16 @@ def load_calibration(store: Store, model: str, name: str = "default") -> Calibra
                        built_at=r0["built_at"], extra_variance=float(r0["extra_variance"]))
 
 
-def _window_rows(store: Store, cal: Calibration, of: SQL, groups: SQL) -> list[dict[str, Any]]:
-    """Per group (``groups``: an array expression per row, e.g. its slices), class, predicted-or-not and cell:
-    rows, sums of the calibrated probability and its square, labelled rows, true positives. Rows are summed
-    per set of groups first, then spread over their groups (a few rows per slice, not one per prediction).
-    A window without any label skips the label join."""
+#: A row's groups for per-slice results, from its slices map ``key``: all traffic ('') and ``k=v`` per slice
+SLICE_GROUPS = sql("arrayConcat([''], arrayMap((k, v) -> concat(k, '=', v), mapKeys(key), mapValues(key)))")
+
+
+def _window_rows(store: Store, cal: Calibration, of: SQL, key: SQL, groups: SQL) -> list[dict[str, Any]]:
+    """Per group, class, predicted-or-not and cell: rows, sums of the calibrated probability and its square,
+    labelled rows, true positives. Rows are summed per ``key`` first (an expression per row: its slices map
+    ``sl``, a time chunk of ``ts``), then ``groups`` (an array expression of ``key``) spreads the sums over
+    their groups: a few rows per slice, and no string built per prediction. A window without any label skips
+    the label join."""
     classes = list(cal.classes) or [cal.positive_class]
     # whether any label of the window's requests has arrived: a probe by hash, no latest-label join (a collision
     # only makes a window without labels take the join, which then finds none)
@@ -269,18 +272,19 @@ def _window_rows(store: Store, cal: Calibration, of: SQL, groups: SQL) -> list[d
                   groupArray(sq2) AS sq2, groupArray(nl) AS nl, groupArray(npos) AS npos
            FROM (SELECT slice, ci, flag, cell, sum(n0) AS n, sum(sq0) AS sq, sum(sq20) AS sq2, sum(nl0) AS nl,
                         sum(npos0) AS npos
-                 FROM (SELECT g, ci, flag, cell, count() AS n0, sum(q) AS sq0, sum(q * q) AS sq20,
-                              countIf(truth IS NOT NULL) AS nl0, countIf(truth = klass) AS npos0
-                       FROM (SELECT *, %(g)s AS g FROM %(r)s) GROUP BY g, ci, flag, cell)
+                 FROM (SELECT %(g)s AS g, ci, flag, cell, n0, sq0, sq20, nl0, npos0
+                       FROM (SELECT %(key)s AS key, ci, flag, cell, count() AS n0, sum(q) AS sq0, sum(q * q) AS sq20,
+                                    countIf(truth IS NOT NULL) AS nl0, countIf(truth = klass) AS npos0
+                             FROM %(r)s GROUP BY key, ci, flag, cell))
                  ARRAY JOIN g AS slice GROUP BY slice, ci, flag, cell)
-           GROUP BY slice, ci, flag""", r=rows, g=groups))
+           GROUP BY slice, ci, flag""", r=rows, g=groups, key=key))
 
 
-def _aggregates(store: Store, cal: Calibration, of: SQL, groups: SQL) -> dict[str, np.ndarray]:
+def _aggregates(store: Store, cal: Calibration, of: SQL, key: SQL, groups: SQL) -> dict[str, np.ndarray]:
     """{group: array (n, sq, sq2, nl, npos) x class x predicted x cell} of :func:`_window_rows`."""
     k, g = len(cal.maps), cal.cells
     per: dict[str, np.ndarray] = {}
-    for r in _window_rows(store, cal, of, groups):
+    for r in _window_rows(store, cal, of, key, groups):
         a = per.setdefault(r["slice"], np.zeros((5, k, 2, g)))
         idx = np.asarray(r["cells"], np.int64)
         for j, col in enumerate(("n", "sq", "sq2", "nl", "npos")):
@@ -297,10 +301,9 @@ def _extra_variance(store: Store, cal: Calibration, of: SQL, start: _dt.datetime
         return 0.0
     ms0 = int(start.timestamp() * 1000)
     width = max(1, -(-(int(end.timestamp() * 1000) - ms0) // k))
-    groups = sql("[toString(least(%(k1)s, intDiv(toUnixTimestamp64Milli(ts) - %(t0)s, %(w)s)))]", k1=k - 1, t0=ms0,
-                 w=width)
+    chunk = sql("least(%(k1)s, intDiv(toUnixTimestamp64Milli(ts) - %(t0)s, %(w)s))", k1=k - 1, t0=ms0, w=width)
     resid, pbv = [], []
-    for a in _aggregates(store, cal, of, groups).values():
+    for a in _aggregates(store, cal, of, chunk, sql("[toString(key)]")).values():
         n, sq, sq2, nl, npos = a
         total = float(n[0].sum())
         if float(nl[0].sum()) < max(_MIN_CHUNK_ROWS, 0.95 * total):    # a chunk whose labels have all arrived
@@ -324,7 +327,8 @@ def cbpe_results(store: Store, model: str, start: _dt.datetime, end: _dt.datetim
         return [Result.no_data(DETECTOR, "", "calibration", f"no cbpe calibration {cfg.calibration!r} for model "
                                f"{model!r} (fit one on a labelled window)")] if required else []
     of = model_window(model, start, end, version=version)
-    per = _aggregates(store, cal, of, sql("ss") if cfg.slices else sql("['']"))
+    per = _aggregates(store, cal, of, sql("sl"), SLICE_GROUPS) if cfg.slices else \
+        _aggregates(store, cal, of, sql("0"), sql("['']"))
     out: list[Result] = []
     if not per:
         return [Result.no_data(DETECTOR, "", m, "no scored predictions in the window", calibration=cal.name)
